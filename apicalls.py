@@ -1,0 +1,73 @@
+"""Call every endpoint of the running API and write the answers together to apireturns.txt.
+
+Reads nothing but the API (default: `api_url` in config.json, or --url). Writes apireturns.txt to the model
+folder. Exits 1 with one line when the server is down. Run: python apicalls.py [--config PATH] [--url URL]
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import requests
+
+from risk import cli
+from risk.config import Config
+from risk.errors import RiskError
+from risk.files import atomic_write_text
+from scoring import testdata_file
+
+logger = logging.getLogger(__name__)
+RETURNS = "apireturns.txt"
+TIMEOUT = (3, 300)  # connect, read (diagnostics times a training run)
+
+
+class ServerDown(RiskError):
+    """The API did not answer at all."""
+
+
+def calls(config: Config) -> list[tuple[str, str, dict | None]]:
+    dataset = os.path.relpath(testdata_file(config), config.root)
+    return [
+        ("POST", "/prediction", {"dataset_path": dataset}),
+        ("GET", "/scoring", None),
+        ("GET", "/summarystats", None),
+        ("GET", "/diagnostics", None),
+    ]
+
+
+def call(session: requests.Session, url: str, method: str, route: str, body: dict | None) -> dict:
+    try:
+        answer = session.request(method, url + route, json=body, timeout=TIMEOUT)
+    except requests.ConnectionError:
+        raise ServerDown(f"{url}: the API is not reachable (is `make serve` running?)") from None
+    except requests.Timeout:
+        raise ServerDown(f"{url}{route}: no answer within {TIMEOUT[1]} s") from None
+    try:
+        payload = answer.json()
+    except ValueError:
+        payload = {"non_json_body": answer.text[:200]}
+    return {"request": f"{method} {route}", "status": answer.status_code, "body": payload}
+
+
+def run_apicalls(config: Config, url: str | None = None) -> list[dict]:
+    """Call each endpoint; write all answers to apireturns.txt (only when every call got an answer)."""
+    url = (url or config.api_url).rstrip("/")
+    with requests.Session() as session:
+        answers = [call(session, url, *spec) for spec in calls(config)]
+    atomic_write_text(config.model_folder / RETURNS, json.dumps(answers, indent=2) + "\n")
+    failed = [a["request"] for a in answers if a["status"] >= 400]
+    logger.info("apicalls: %d call(s) to %s, %d failed %s -> %s", len(answers), url, len(failed), failed or "",
+                config.model_folder / RETURNS)
+    return answers
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = cli.parser(__doc__)
+    parser.add_argument("--url", help="base URL of the API (default: api_url in config.json)")
+    args = parser.parse_args(argv)
+    return cli.run(args, lambda config: run_apicalls(config, args.url))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,114 @@
+"""Load and check config.json into a frozen Config of absolute paths.
+
+Folder paths resolve relative to the config file's folder, never the current directory, so cron and
+tests work from anywhere. Stdlib only: the idle cron tick imports this.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from risk.errors import ConfigError
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.json"
+
+PATH_KEYS = (
+    "input_folder_path",
+    "output_folder_path",
+    "test_data_path",
+    "output_model_path",
+    "prod_deployment_path",
+)
+DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
+DEFAULT_API_URL = "http://127.0.0.1:8000"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Absolute paths and settings of one project."""
+
+    config_path: Path
+    input_folder: Path
+    output_folder: Path
+    test_data: Path
+    model_folder: Path
+    prod_folder: Path
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    api_url: str = DEFAULT_API_URL
+
+    @property
+    def root(self) -> Path:
+        return self.config_path.parent
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.output_folder / "ledger.sqlite"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.output_folder / ".pipeline.lock"
+
+    def data_folders(self) -> tuple[Path, ...]:
+        """Folders a client may name a dataset in (the API's dataset_path is confined to these)."""
+        return (self.input_folder, self.output_folder, self.test_data)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a JSON object of settings, got {type(data).__name__}")
+    return data
+
+
+def _folder(data: dict, key: str, root: Path, path: Path) -> Path:
+    value = data.get(key)
+    if value is None:
+        raise ConfigError(f"{path}: missing key {key!r} (a folder path, relative to the config's folder)")
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{path}: key {key!r} must be a non-empty string path, got {value!r}")
+    return (root / value).resolve()
+
+
+def _positive_int(data: dict, key: str, default: int, path: Path) -> int:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{path}: key {key!r} must be a positive integer, got {value!r}")
+    return value
+
+
+def _url(data: dict, key: str, default: str, path: Path) -> str:
+    value = data.get(key, default)
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        raise ConfigError(f"{path}: key {key!r} must be an http(s) URL, got {value!r}")
+    return value.rstrip("/")
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read config.json at `path` (default: the one beside the scripts) and resolve its folders."""
+    config_path = Path(path if path is not None else DEFAULT_CONFIG).resolve()
+    data = _read_json(config_path)
+    root = config_path.parent
+    folders = [_folder(data, key, root, config_path) for key in PATH_KEYS]
+    return Config(
+        config_path,
+        *folders,
+        max_request_bytes=_positive_int(data, "max_request_bytes", DEFAULT_MAX_REQUEST_BYTES, config_path),
+        api_url=_url(data, "api_url", DEFAULT_API_URL, config_path),
+    )
+
+
+def require_folder(folder: Path, key: str) -> Path:
+    """The folder must exist; otherwise a ConfigError naming the key."""
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: folder named by {key!r} does not exist")
+    return folder

@@ -1,0 +1,21 @@
+"""The expected failures of the pipeline: each message names the file, key or field and what was expected."""
+
+
+class RiskError(Exception):
+    """An expected failure; `main()` turns it into one log line and exit 1."""
+
+
+class ConfigError(RiskError):
+    """config.json is missing, unreadable or has a bad key."""
+
+
+class ContractError(RiskError):
+    """Data does not match the data contract (columns, types, ranges)."""
+
+
+class MissingInputError(RiskError):
+    """An input that a stage needs (a file, a folder, a model) is not there."""
+
+
+class IntegrityError(RiskError):
+    """A deployed file does not match its manifest (tampered or truncated)."""

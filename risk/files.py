@@ -1,0 +1,102 @@
+"""Atomic file writes, content hashes and the single-flight pipeline lock. Stdlib only.
+
+A write goes to a temp file in the same folder, is flushed and fsynced, then `os.replace`d over the
+target and the folder is fsynced (pip's pattern), so a reader sees the old file or the new, never half.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+TEMP_PREFIX = ".tmp-"
+CHUNK = 1 << 20
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or a new entry in `folder` durable."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_open(target: Path, mode: str = "wb", **kwargs: object) -> Iterator:
+    """Open a temp file beside `target`; on a clean exit it replaces `target`, else it is removed."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX + target.name + ".", dir=target.parent)
+    try:
+        with os.fdopen(fd, mode, **kwargs) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(target.parent)
+
+
+def atomic_write_bytes(target: Path, data: bytes) -> None:
+    with atomic_open(target, "wb") as handle:
+        handle.write(data)
+
+
+def atomic_write_text(target: Path, text: str) -> None:
+    with atomic_open(target, "w", encoding="utf-8", newline="") as handle:
+        handle.write(text)
+
+
+def atomic_copy(source: Path, target: Path) -> None:
+    """Copy `source` to `target` so that `target` is never seen half-written."""
+    with open(source, "rb") as src, atomic_open(target, "wb") as dst:
+        shutil.copyfileobj(src, dst, CHUNK)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def remove_temp_files(folder: Path) -> int:
+    """Delete temp files left in `folder` by a killed writer; returns how many."""
+    removed = 0
+    if folder.is_dir():
+        for leftover in folder.glob(TEMP_PREFIX + "*"):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+                removed += 1
+    return removed
+
+
+@contextlib.contextmanager
+def single_flight(lock_path: Path) -> Iterator[bool]:
+    """Hold an exclusive kernel lock on `lock_path` if free; yields False when another run holds it.
+
+    flock dies with its process, so a killed run never leaves a stale lock behind.
+    """
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield True
+    finally:
+        os.close(fd)

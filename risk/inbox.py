@@ -1,0 +1,62 @@
+"""What is new in the input folder: CSV entries whose (name, content) the ledger has not seen. Stdlib only.
+
+A file is hashed only when its (name, size, mtime) is not already in the ledger, so an idle tick reads
+no file contents.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from risk.files import sha256_file
+from risk.ledger import Ledger
+
+NOT_A_FILE = "-"
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    path: Path
+    size: int
+    mtime_ns: int
+    sha256: str
+    problem: str | None = None  # why it cannot be read as a file, if it cannot
+
+
+def _problem(path: Path, folder: Path) -> str | None:
+    if path.is_symlink():
+        target = path.resolve()
+        if not target.is_relative_to(folder.resolve()):
+            return "a link that points outside the input folder"
+    if not path.exists():
+        return "a broken link"
+    if not path.is_file():
+        return "not a regular file"
+    return None
+
+
+def _entry(path: Path, folder: Path, ledger: Ledger) -> Entry:
+    problem = _problem(path, folder)
+    if problem:
+        return Entry(path.name, path, 0, 0, NOT_A_FILE, problem)
+    stat = path.stat()
+    sha = ledger.sha_by_stat(path.name, stat.st_size, stat.st_mtime_ns)
+    try:
+        sha = sha or sha256_file(path)
+    except OSError as exc:
+        return Entry(path.name, path, stat.st_size, stat.st_mtime_ns, NOT_A_FILE, f"unreadable ({exc.strerror})")
+    return Entry(path.name, path, stat.st_size, stat.st_mtime_ns, sha)
+
+
+def csv_paths(folder: Path) -> list[Path]:
+    """Every entry named *.csv in `folder` (not recursive), sorted by name."""
+    with os.scandir(folder) as entries:
+        return sorted(Path(e.path) for e in entries if e.name.lower().endswith(".csv"))
+
+
+def new_entries(folder: Path, ledger: Ledger) -> list[Entry]:
+    """CSV entries whose (name, sha256) the ledger has not recorded."""
+    found = (_entry(path, folder, ledger) for path in csv_paths(folder))
+    return [entry for entry in found if not ledger.file_seen(entry.name, entry.sha256)]

@@ -1,0 +1,190 @@
+"""The run ledger: one SQLite file (WAL) that records every stage run, file, score, decision and deployment.
+
+It is the source of truth; ingestedfiles.txt and latestscore.txt are views written for the course's readers.
+The schema version lives in `PRAGMA user_version`. Stdlib only: the idle cron tick opens it.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES runs(id), stage TEXT NOT NULL,
+    started_at TEXT NOT NULL, ended_at TEXT, outcome TEXT, detail TEXT);
+CREATE TABLE files (
+    id INTEGER PRIMARY KEY, run_id INTEGER REFERENCES runs(id), name TEXT NOT NULL,
+    sha256 TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('ingested', 'rejected', 'duplicate')),
+    reason TEXT, rows INTEGER, part TEXT, decided_run INTEGER, seen_at TEXT NOT NULL);
+CREATE INDEX files_by_name ON files (name, sha256);
+CREATE TABLE scores (
+    id INTEGER PRIMARY KEY, run_id INTEGER, model_sha256 TEXT NOT NULL, dataset TEXT NOT NULL,
+    f1 REAL NOT NULL, n INTEGER NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE decisions (
+    id INTEGER PRIMARY KEY, run_id INTEGER, created_at TEXT NOT NULL, verdict TEXT NOT NULL,
+    action TEXT NOT NULL, evidence TEXT NOT NULL);
+CREATE TABLE deployments (
+    id INTEGER PRIMARY KEY, run_id INTEGER, version INTEGER NOT NULL, created_at TEXT NOT NULL,
+    model_sha256 TEXT NOT NULL, score REAL NOT NULL);
+"""
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class Ledger:
+    """A thin wrapper over one SQLite connection; each write is its own transaction."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.db = sqlite3.connect(path, timeout=30)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self._migrate()
+
+    def _version(self) -> int:
+        return self.db.execute("PRAGMA user_version").fetchone()[0]
+
+    def _migrate(self) -> None:
+        if self._version() == SCHEMA_VERSION:
+            return
+        self.db.execute("BEGIN IMMEDIATE")  # two first runs at once: one creates, the other waits
+        try:
+            version = self._version()
+            if version == 0:
+                for statement in filter(str.strip, SCHEMA.split(";")):
+                    self.db.execute(statement)
+                self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            elif version > SCHEMA_VERSION:
+                raise RuntimeError(f"{self.path}: ledger schema {version} is newer than this code's {SCHEMA_VERSION}")
+            self.db.commit()
+        except BaseException:
+            self.db.rollback()
+            raise
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _insert(self, sql: str, *args: object) -> int:
+        with self.db:
+            return self.db.execute(sql, args).lastrowid
+
+    # runs
+    def start_run(self, stage: str, parent_id: int | None = None) -> int:
+        return self._insert("INSERT INTO runs (parent_id, stage, started_at) VALUES (?, ?, ?)", parent_id, stage, now())
+
+    def end_run(self, run_id: int, outcome: str, detail: dict | None = None) -> None:
+        with self.db:
+            self.db.execute(
+                "UPDATE runs SET ended_at = ?, outcome = ?, detail = ? WHERE id = ?",
+                (now(), outcome, json.dumps(detail or {}, default=str), run_id),
+            )
+
+    def runs(self, limit: int = 20) -> list[dict]:
+        rows = self.db.execute("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [dict(row) for row in rows]
+
+    # files
+    def sha_by_stat(self, name: str, size: int, mtime_ns: int) -> str | None:
+        row = self.db.execute(
+            "SELECT sha256 FROM files WHERE name = ? AND size = ? AND mtime_ns = ? ORDER BY id DESC LIMIT 1",
+            (name, size, mtime_ns),
+        ).fetchone()
+        return row[0] if row else None
+
+    def file_seen(self, name: str, sha256: str) -> bool:
+        row = self.db.execute("SELECT 1 FROM files WHERE name = ? AND sha256 = ?", (name, sha256)).fetchone()
+        return row is not None
+
+    def ingested_sha(self, sha256: str) -> str | None:
+        """The name under which these bytes were ingested, if they were."""
+        row = self.db.execute(
+            "SELECT name FROM files WHERE sha256 = ? AND status = 'ingested' ORDER BY id LIMIT 1", (sha256,)
+        ).fetchone()
+        return row[0] if row else None
+
+    def record_file(self, run_id: int, name: str, sha256: str, size: int, mtime_ns: int, status: str,
+                    reason: str | None = None, rows: int | None = None, part: str | None = None) -> int:
+        return self._insert(
+            "INSERT INTO files (run_id, name, sha256, size, mtime_ns, status, reason, rows, part, seen_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            run_id, name, sha256, size, mtime_ns, status, reason, rows, part, now(),
+        )
+
+    def files(self, status: str | None = None, pending: bool = False) -> list[dict]:
+        sql, args = "SELECT * FROM files WHERE 1 = 1", []
+        if status:
+            sql, args = sql + " AND status = ?", [status]
+        if pending:
+            sql += " AND decided_run IS NULL"
+        return [dict(row) for row in self.db.execute(sql + " ORDER BY id", args).fetchall()]
+
+    def has_pending(self) -> bool:
+        row = self.db.execute("SELECT 1 FROM files WHERE status = 'ingested' AND decided_run IS NULL").fetchone()
+        return row is not None
+
+    # scores, decisions, deployments
+    def record_score(self, run_id: int | None, model_sha256: str, dataset: str, f1: float, n: int) -> int:
+        return self._insert(
+            "INSERT INTO scores (run_id, model_sha256, dataset, f1, n, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            run_id, model_sha256, dataset, f1, n, now(),
+        )
+
+    def score_for(self, model_sha256: str, dataset: str = "testdata") -> float | None:
+        """The latest recorded score of this model file on `dataset`, if any."""
+        row = self.db.execute(
+            "SELECT f1 FROM scores WHERE model_sha256 = ? AND dataset = ? ORDER BY id DESC LIMIT 1",
+            (model_sha256, dataset),
+        ).fetchone()
+        return row[0] if row else None
+
+    def record_decision(self, run_id: int, verdict: str, action: str, evidence: dict, file_ids: list[int]) -> int:
+        """Record a decision and mark the files it covered as decided, in one transaction."""
+        with self.db:
+            self.db.executemany("UPDATE files SET decided_run = ? WHERE id = ?", [(run_id, i) for i in file_ids])
+            return self.db.execute(
+                "INSERT INTO decisions (run_id, created_at, verdict, action, evidence) VALUES (?, ?, ?, ?, ?)",
+                (run_id, now(), verdict, action, json.dumps(evidence, default=str)),
+            ).lastrowid
+
+    def decisions(self, limit: int = 20) -> list[dict]:
+        rows = self.db.execute("SELECT * FROM decisions ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [{**dict(row), "evidence": json.loads(row["evidence"])} for row in rows]
+
+    def record_deployment(self, run_id: int | None, version: int, model_sha256: str, score: float) -> int:
+        return self._insert(
+            "INSERT INTO deployments (run_id, version, created_at, model_sha256, score) VALUES (?, ?, ?, ?, ?)",
+            run_id, version, now(), model_sha256, score,
+        )
+
+    def deployments(self) -> list[dict]:
+        return [dict(row) for row in self.db.execute("SELECT * FROM deployments ORDER BY id").fetchall()]
+
+
+@contextlib.contextmanager
+def recorded(path: Path, stage: str, parent_run: int | None = None) -> Iterator[tuple[Ledger, int, dict]]:
+    """Open the ledger and record one stage run; the caller fills `detail`, the outcome is set on exit."""
+    with Ledger(path) as ledger:
+        run_id = ledger.start_run(stage, parent_run)
+        detail: dict = {}
+        try:
+            yield ledger, run_id, detail
+        except BaseException as exc:
+            ledger.end_run(run_id, "failed", {**detail, "error": f"{type(exc).__name__}: {exc}"})
+            raise
+        ledger.end_run(run_id, "ok", detail)

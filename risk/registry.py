@@ -1,0 +1,136 @@
+"""The model registry: numbered, immutable versions in the production folder, one `current` pointer.
+
+Layout: versions/<N>/{trainedmodel.pkl, latestscore.txt, ingestedfiles.txt, manifest.json}; `current`
+holds N and is replaced atomically; the course's flat files mirror the current version. A version without
+a manifest is unfinished (a killed deploy) and is removed by `recover`. Stdlib only.
+"""
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from risk.errors import IntegrityError, MissingInputError
+from risk.files import atomic_copy, atomic_write_text, remove_temp_files, sha256_file
+from risk.ledger import now
+
+MODEL = "trainedmodel.pkl"
+SCORE = "latestscore.txt"
+FILES = "ingestedfiles.txt"
+MANIFEST = "manifest.json"
+CURRENT = "current"
+PAYLOAD = (MODEL, SCORE, FILES)
+
+
+@dataclass(frozen=True)
+class Version:
+    number: int
+    folder: Path
+    manifest: dict
+
+    @property
+    def model_path(self) -> Path:
+        return self.folder / MODEL
+
+    @property
+    def label(self) -> str:
+        return str(self.number)
+
+
+def versions_folder(prod: Path) -> Path:
+    return prod / "versions"
+
+
+def current_number(prod: Path) -> int | None:
+    """The current version number, or None when nothing is deployed."""
+    try:
+        text = (prod / CURRENT).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    if not text.isdigit():
+        raise IntegrityError(f"{prod / CURRENT}: expected a version number, got {text[:40]!r}")
+    return int(text)
+
+
+def _finished(prod: Path) -> list[int]:
+    folder = versions_folder(prod)
+    if not folder.is_dir():
+        return []
+    return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit() and (p / MANIFEST).is_file())
+
+
+def verify(prod: Path, number: int) -> Version:
+    """Check every file of a version against its manifest; raise IntegrityError naming the bad file."""
+    folder = versions_folder(prod) / str(number)
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MissingInputError(f"{folder}: version {number} has no manifest (not deployed)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise IntegrityError(f"{folder / MANIFEST}: manifest is not valid JSON") from None
+    for name, expected in manifest.get("sha256", {}).items():
+        path = folder / name
+        if not path.is_file():
+            raise IntegrityError(f"{path}: file listed in the manifest is missing")
+        if sha256_file(path) != expected:
+            raise IntegrityError(f"{path}: sha256 does not match the manifest (tampered or truncated)")
+    return Version(number, folder, manifest)
+
+
+def current(prod: Path) -> Version:
+    """The verified current version; MissingInputError when nothing is deployed."""
+    number = current_number(prod)
+    if number is None:
+        raise MissingInputError(f"{prod}: no model deployed yet (run deployment.py or fullprocess.py)")
+    return verify(prod, number)
+
+
+def load_model(version: Version) -> object:
+    """Unpickle a verified version's model (only files whose hash matched the manifest are loaded)."""
+    with open(version.model_path, "rb") as handle:
+        return pickle.load(handle)
+
+
+def recover(prod: Path) -> list[str]:
+    """Remove what a killed deploy left: temp files and version folders without a manifest."""
+    temps = remove_temp_files(prod)
+    removed = [f"{temps} temp file(s)"] if temps else []
+    folder = versions_folder(prod)
+    if folder.is_dir():
+        for child in folder.iterdir():
+            if child.is_dir() and not (child / MANIFEST).is_file() and child.name != str(current_number(prod)):
+                shutil.rmtree(child)
+                removed.append(f"unfinished version {child.name}")
+    return removed
+
+
+def _write_version(prod: Path, number: int, sources: dict[str, Path], info: dict) -> Version:
+    folder = versions_folder(prod) / str(number)
+    folder.mkdir(parents=True)
+    for name, source in sources.items():
+        atomic_copy(source, folder / name)
+    manifest = {"version": number, "created_at": now(), **info,
+                "sha256": {name: sha256_file(folder / name) for name in sources}}
+    atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=2) + "\n")  # the record, last
+    return verify(prod, number)
+
+
+def sync_mirror(prod: Path, version: Version) -> None:
+    """Write the course's flat production files as copies of the current version."""
+    for name in PAYLOAD:
+        atomic_copy(version.folder / name, prod / name)
+
+
+def deploy(prod: Path, sources: dict[str, Path], info: dict) -> Version:
+    """Write a new verified version from `sources` ({payload name: path}), then make it current."""
+    missing = [str(path) for path in sources.values() if not Path(path).is_file()]
+    if missing:
+        raise MissingInputError(f"cannot deploy: missing {', '.join(missing)}")
+    recover(prod)
+    numbers = _finished(prod)
+    version = _write_version(prod, (numbers[-1] if numbers else 0) + 1, sources, info)
+    atomic_write_text(prod / CURRENT, f"{version.number}\n")
+    sync_mirror(prod, version)
+    return version

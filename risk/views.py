@@ -1,0 +1,25 @@
+"""The course's view files of the ingested data, and whether they agree with the ledger. Stdlib only.
+
+finaldata.csv is written before ingestedfiles.txt, so a current ingestedfiles.txt means both are current.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from risk.ledger import Ledger
+
+FINALDATA = "finaldata.csv"
+INGESTEDFILES = "ingestedfiles.txt"
+
+
+def ingested_names(ledger: Ledger) -> list[str]:
+    return [f["name"] for f in ledger.files(status="ingested")]
+
+
+def views_current(output_folder: Path, ledger: Ledger) -> bool:
+    """True when ingestedfiles.txt lists exactly the files the ledger says were ingested."""
+    try:
+        listed = (output_folder / INGESTEDFILES).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        listed = []
+    return listed == ingested_names(ledger)
