@@ -176,7 +176,7 @@ def create_app(config: Config | str | Path | None = None) -> Flask:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Serve the scoring API (development server; use gunicorn in production).")
+    parser = argparse.ArgumentParser(description="Serve the scoring API (dev server; gunicorn in production).")
     parser.add_argument("--config", metavar="PATH", help="config.json to use")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000)

@@ -31,6 +31,7 @@ from scoring import read_labelled_csv, testdata_file
 
 logger = logging.getLogger(__name__)
 REPORT = "diagnostics.json"
+REQUIREMENTS = Path(__file__).resolve().parent / "requirements.txt"
 PIP_TIMEOUT_SECONDS = 20
 LATEST_CACHE_SECONDS = 3600
 
@@ -110,7 +111,7 @@ def dependencies(requirements: Path, latest: object = latest_version) -> list[di
     """Installed, pinned and latest version of each pinned dependency."""
     pins = pinned_requirements(requirements)
     with ThreadPoolExecutor(max_workers=4) as pool:
-        newest = dict(zip(pins, pool.map(latest, pins)))
+        newest = dict(zip(pins, pool.map(latest, pins), strict=False))
     return [{"name": n, "installed": installed_version(n), "pinned": v, "latest": newest[n]} for n, v in pins.items()]
 
 
@@ -132,7 +133,7 @@ def diagnose(config: Config, timings: bool = True, latest: object = latest_versi
         "summary_statistics": summary_statistics(contract.validate_frame(raw, FINALDATA)),
         "missing_share": missing_share(raw),
         "execution_time": execution_time(config) if timings else None,
-        "dependencies": dependencies(config.root / "requirements.txt", latest),
+        "dependencies": dependencies(REQUIREMENTS, latest),
     }
 
 

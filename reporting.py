@@ -53,7 +53,8 @@ def run_reporting(config: Config, parent_run: int | None = None) -> dict:
         counts = confusion_counts(registry.load_model(version), frame)
         title = f"Model version {version.label} on {len(frame)} test rows"
         atomic_write_bytes(config.model_folder / PLOT, plot_confusion(counts, title))
-        detail.update({"model_version": version.label, "confusion_matrix": counts, "path": str(config.model_folder / PLOT)})
+        detail.update({"model_version": version.label, "confusion_matrix": counts,
+                       "path": str(config.model_folder / PLOT)})
     logger.info("reporting: confusion matrix %s -> %s", counts, config.model_folder / PLOT)
     return dict(detail)
 

@@ -31,7 +31,8 @@ def train_model(frame: pd.DataFrame, seed: int = 0) -> LogisticRegression:
     """Fit a logistic regression on a validated frame; needs both classes present."""
     x, y = contract.split_xy(frame)
     if y.nunique() < 2:
-        raise ContractError(f"training data has only class {sorted(y.unique())}; need both 0 and 1 in {contract.TARGET!r}")
+        classes = sorted(y.unique().tolist())
+        raise ContractError(f"training data has only class {classes} in {contract.TARGET!r}; need both 0 and 1")
     model = LogisticRegression(max_iter=1000, random_state=seed)
     return model.fit(x, y)
 
@@ -73,7 +74,8 @@ def run_training(config: Config, parent_run: int | None = None) -> dict:
         card["model_sha256"] = sha256_file(config.model_folder / MODEL)
         atomic_write_text(config.model_folder / CARD, json.dumps(card, indent=2) + "\n")
         detail.update(card)
-    logger.info("training: fitted on %d rows (%d exited) -> %s", card["rows"], card["positives"], config.model_folder / MODEL)
+    logger.info("training: fitted on %d rows (%d exited) -> %s", card["rows"], card["positives"],
+                config.model_folder / MODEL)
     return card
 
 

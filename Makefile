@@ -1,0 +1,50 @@
+# The front door. `make run` and `make test` set everything up on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEVSTAMP := $(VENV)/.installed-dev
+PORT ?= 8000
+CRONLINE = sed "s|/path/to/repo|$(CURDIR)|g" cronjob.txt | grep -v '^\#'
+
+.PHONY: run test lint serve cron cron-install bench clean
+
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(DEVSTAMP): $(STAMP) requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+# The course story on the shipped data: a first model from the practice data, then new source data arrives.
+run: $(STAMP)
+	$(PY) fullprocess.py --config config.practice.json
+	$(PY) fullprocess.py --config config.json
+
+test: $(DEVSTAMP)
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+lint: $(DEVSTAMP)
+	$(PY) -m ruff check .
+
+serve: $(STAMP)
+	$(VENV)/bin/gunicorn --workers 2 --bind 127.0.0.1:$(PORT) --access-logfile - 'app:create_app()'
+
+cron:
+	@$(CRONLINE)
+
+cron-install: $(STAMP)
+	@command -v crontab >/dev/null || { echo "crontab not found: install cron (apt-get install cron)"; exit 1; }
+	@mkdir -p logs
+	@{ crontab -l 2>/dev/null | grep -vF "$(CURDIR)/fullprocess.py" || true; $(CRONLINE); } | crontab -
+	@echo "installed in the crontab:"; crontab -l | grep -F "$(CURDIR)/fullprocess.py"
+
+bench: $(DEVSTAMP)
+	$(PY) bench/run.py
+
+clean:
+	rm -rf ingesteddata/* practicemodels/* production_deployment/* logs/*.log
+	git checkout -- ingesteddata/.gitkeep practicemodels/.gitkeep production_deployment/.gitkeep logs/.gitkeep

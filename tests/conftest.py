@@ -1,0 +1,90 @@
+"""Fixtures: a miniature project in tmp_path (config + folders + course CSVs), and an app on it."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import deployment
+import ingestion
+import scoring
+import training
+from app import create_app
+from risk.config import Config, load_config
+from risk.contract import COLUMNS
+
+REPO = Path(__file__).resolve().parent.parent
+FOLDERS = {
+    "input_folder_path": "sourcedata",
+    "output_folder_path": "ingesteddata",
+    "test_data_path": "testdata",
+    "output_model_path": "practicemodels",
+    "prod_deployment_path": "production_deployment",
+}
+
+
+def synthetic_frame(n: int, seed: int = 0, flip: bool = False) -> pd.DataFrame:
+    """Client rows shaped like the course data; `flip` inverts the label rule (concept drift)."""
+    rng = np.random.default_rng(seed)
+    month = rng.integers(0, 300, n)
+    year = rng.integers(0, 3000, n)
+    employees = rng.integers(1, 1000, n)
+    risk = 1 / (1 + np.exp(-(month - 120) / 40))
+    exited = (rng.random(n) < (1 - risk if flip else risk)).astype(int)
+    ids = [f"c{seed}x{i}" for i in range(n)]
+    return pd.DataFrame(dict(zip(COLUMNS, [ids, month, year, employees, exited], strict=True)))
+
+
+def write_frame(frame: pd.DataFrame, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
+    return path
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder` with its bytes, to assert inputs are untouched."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A project root with config.json, the course's practice files as input and its test data."""
+    root = tmp_path / "project"
+    for folder in FOLDERS.values():
+        (root / folder).mkdir(parents=True)
+    for source in sorted((REPO / "practicedata").glob("*.csv")):
+        shutil.copy(source, root / "sourcedata" / source.name)
+    shutil.copy(REPO / "testdata" / "testdata.csv", root / "testdata" / "testdata.csv")
+    (root / "config.json").write_text(json.dumps({**FOLDERS, "api_url": "http://127.0.0.1:9"}), encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def config(project: Path) -> Config:
+    return load_config(project / "config.json")
+
+
+@pytest.fixture
+def deployed(config: Config) -> Config:
+    """The project with its input ingested and a first model trained, scored and deployed."""
+    ingestion.run_ingestion(config)
+    training.run_training(config)
+    scoring.run_scoring(config)
+    deployment.run_deployment(config)
+    return config
+
+
+@pytest.fixture
+def app(deployed: Config):
+    application = create_app(deployed)
+    application.config["TESTING"] = True
+    return application
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
