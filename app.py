@@ -81,24 +81,33 @@ def parse_json_object() -> dict:
     return body
 
 
+def confined_csv(config: Config, candidate: Path) -> Path | None:
+    """The resolved CSV file inside a data folder, or None (also for names the OS refuses: too long, loops)."""
+    try:
+        path = candidate.resolve()
+        inside = any(path.is_relative_to(folder) for folder in config.data_folders())
+        return path if inside and path.suffix.lower() == ".csv" and path.is_file() else None
+    except (OSError, RuntimeError):  # ENAMETOOLONG from is_file; RuntimeError: symlink loop (Python 3.11)
+        return None
+
+
 def resolve_dataset(config: Config, value: object) -> Path:
     """A CSV path confined to the data folders; anything else is one 404 that says nothing of existence."""
     if not isinstance(value, str) or not value or len(value) > MAX_PATH_CHARS or "\0" in value:
         raise ApiError(400, "bad_body", "dataset_path must be a non-empty string path")
-    path = (config.root / value).resolve()
-    inside = any(path.is_relative_to(folder) for folder in config.data_folders())
-    if not (inside and path.suffix.lower() == ".csv" and path.is_file()):
+    path = confined_csv(config, config.root / value)
+    if path is None:
         folders = ", ".join(folder.name for folder in config.data_folders())
         raise ApiError(404, "dataset_not_found", f"dataset_path must name a CSV file inside one of: {folders}")
     return path
 
 
-def features_from(config: Config, body: dict):  # -> pd.DataFrame
+def features_from(config: Config, body: dict):  # -> np.ndarray (rows x contract.FEATURES)
     if "records" in body:
         return contract.validate_records(body["records"])
     if "dataset_path" in body:
         path = resolve_dataset(config, body["dataset_path"])
-        return contract.features(contract.read_csv(path, labelled=False, source=body["dataset_path"]))
+        return contract.matrix(contract.read_csv(path, labelled=False, source=body["dataset_path"]))
     raise ApiError(400, "bad_body", "expected a JSON object with 'records' or 'dataset_path'")
 
 
@@ -110,6 +119,11 @@ def register_errors(app: Flask, config: Config) -> None:
     @app.errorhandler(ContractError)
     def contract_error(exc: ContractError) -> tuple[Response, int]:
         return error_response(422, "invalid_values", str(exc))
+
+    @app.errorhandler(IntegrityError)
+    def integrity_error(exc: IntegrityError) -> tuple[Response, int]:
+        logger.error("%s", exc)
+        return error_response(503, "model_unverified", "the deployed model failed verification; see the server log")
 
     @app.errorhandler(MissingInputError)
     def missing_input(exc: MissingInputError) -> tuple[Response, int]:

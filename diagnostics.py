@@ -6,7 +6,6 @@ Run: python diagnostics.py [--config PATH] [--json]
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import importlib.metadata
 import json
@@ -37,7 +36,7 @@ LATEST_CACHE_SECONDS = 3600
 
 
 def model_predictions(model: object, frame: pd.DataFrame) -> list[int]:
-    return [int(p) for p in model.predict(contract.features(frame))]
+    return [int(p) for p in model.predict(contract.matrix(frame))]
 
 
 def summary_statistics(frame: pd.DataFrame) -> dict:
@@ -64,8 +63,8 @@ def execution_time(config: Config) -> dict:
 
     with tempfile.TemporaryDirectory(prefix="diagnostics-") as scratch:
         root = Path(scratch)
-        copy = dataclasses.replace(config, config_path=root / "config.json", output_folder=root / "ingesteddata",
-                                   model_folder=root / "models", prod_folder=root / "production")
+        copy = config._replace(config_path=root / "config.json", output_folder=root / "ingesteddata",
+                               model_folder=root / "models", prod_folder=root / "production")
         try:
             ingest = _timed(ingestion.run_ingestion, copy)
             train = _timed(training.run_training, copy)

@@ -29,7 +29,7 @@ def pending_work(config: Config) -> list[str]:
         if not views.views_current(config.output_folder, ledger):
             reasons.append("ingested-data views are behind the ledger")
         if not reasons:
-            ledger.end_run(ledger.start_run("fullprocess"), "idle", {"reason": "nothing new"})
+            ledger.record_idle("fullprocess", {"reason": "nothing new"})
     return reasons
 
 

@@ -30,8 +30,8 @@ FINALDATA = "finaldata.csv"
 def train_model(frame: pd.DataFrame, seed: int = 0) -> LogisticRegression:
     """Fit a logistic regression on a validated frame; needs both classes present."""
     x, y = contract.split_xy(frame)
-    if y.nunique() < 2:
-        classes = sorted(y.unique().tolist())
+    classes = sorted(set(y.tolist()))
+    if len(classes) < 2:
         raise ContractError(f"training data has only class {classes} in {contract.TARGET!r}; need both 0 and 1")
     model = LogisticRegression(max_iter=1000, random_state=seed)
     return model.fit(x, y)

@@ -77,9 +77,18 @@ def validate_frame(frame: pd.DataFrame, source: str, *, labelled: bool = True) -
     return out.reset_index(drop=True)
 
 
-def split_xy(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
-    """Features and target of a validated frame."""
-    return frame.loc[:, list(FEATURES)], frame[TARGET]
+def matrix(frame: pd.DataFrame) -> np.ndarray:
+    """The feature matrix (rows x FEATURES, float64) that models are fitted on and predict from.
+
+    Models are fitted on arrays, not DataFrames: scikit-learn's DataFrame checks cost more than the
+    prediction itself on the API's one-record path. The column order is FEATURES (also in the model card).
+    """
+    return frame.loc[:, list(FEATURES)].to_numpy(dtype="float64")
+
+
+def split_xy(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Feature matrix and target vector of a validated frame."""
+    return matrix(frame), frame[TARGET].to_numpy(dtype="int64")
 
 
 def features(frame: pd.DataFrame) -> pd.DataFrame:
@@ -101,8 +110,8 @@ def _record_value(record: dict, column: str, index: int) -> float:
     return number
 
 
-def validate_records(records: object) -> pd.DataFrame:
-    """JSON records (a list of objects with the feature fields) as a validated feature frame."""
+def validate_records(records: object) -> np.ndarray:
+    """JSON records (a list of objects with the feature fields) as a validated feature matrix."""
     if not isinstance(records, list) or not records:
         raise ContractError(f"records: expected a non-empty list of objects, got {type(records).__name__}")
     rows = []
@@ -110,7 +119,7 @@ def validate_records(records: object) -> pd.DataFrame:
         if not isinstance(record, dict):
             raise ContractError(f"records[{index}]: expected an object, got {type(record).__name__}")
         rows.append([_record_value(record, column, index) for column in FEATURES])
-    return pd.DataFrame(rows, columns=list(FEATURES), dtype="float64")
+    return np.array(rows, dtype="float64").reshape(len(rows), len(FEATURES))
 
 
 def read_csv(path: Path, *, labelled: bool = True, source: str | None = None) -> pd.DataFrame:

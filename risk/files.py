@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +27,8 @@ def fsync_dir(folder: Path) -> None:
 @contextlib.contextmanager
 def atomic_open(target: Path, mode: str = "wb", **kwargs: object) -> Iterator:
     """Open a temp file beside `target`; on a clean exit it replaces `target`, else it is removed."""
+    import tempfile
+
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX + target.name + ".", dir=target.parent)
@@ -58,11 +57,15 @@ def atomic_write_text(target: Path, text: str) -> None:
 
 def atomic_copy(source: Path, target: Path) -> None:
     """Copy `source` to `target` so that `target` is never seen half-written."""
+    import shutil
+
     with open(source, "rb") as src, atomic_open(target, "wb") as dst:
         shutil.copyfileobj(src, dst, CHUNK)
 
 
 def sha256_file(path: Path) -> str:
+    import hashlib
+
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(CHUNK), b""):

@@ -6,7 +6,7 @@ no file contents.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections import namedtuple
 from pathlib import Path
 
 from risk.files import sha256_file
@@ -15,14 +15,10 @@ from risk.ledger import Ledger
 NOT_A_FILE = "-"
 
 
-@dataclass(frozen=True)
-class Entry:
-    name: str
-    path: Path
-    size: int
-    mtime_ns: int
-    sha256: str
-    problem: str | None = None  # why it cannot be read as a file, if it cannot
+class Entry(namedtuple("_Entry", "name path size mtime_ns sha256 problem", defaults=(None,))):
+    """One CSV entry of the input folder; `problem` says why it cannot be read as a file, if it cannot."""
+
+    __slots__ = ()
 
 
 def _problem(path: Path, folder: Path) -> str | None:

@@ -7,9 +7,7 @@ a manifest is unfinished (a killed deploy) and is removed by `recover`. Stdlib o
 from __future__ import annotations
 
 import json
-import pickle
-import shutil
-from dataclasses import dataclass
+from collections import namedtuple
 from pathlib import Path
 
 from risk.errors import IntegrityError, MissingInputError
@@ -24,11 +22,10 @@ CURRENT = "current"
 PAYLOAD = (MODEL, SCORE, FILES)
 
 
-@dataclass(frozen=True)
-class Version:
-    number: int
-    folder: Path
-    manifest: dict
+class Version(namedtuple("_Version", "number folder manifest")):
+    """A verified version: its number, folder and manifest (a namedtuple: cheap to import on the idle path)."""
+
+    __slots__ = ()
 
     @property
     def model_path(self) -> Path:
@@ -89,6 +86,8 @@ def current(prod: Path) -> Version:
 
 def load_model(version: Version) -> object:
     """Unpickle a verified version's model (only files whose hash matched the manifest are loaded)."""
+    import pickle
+
     with open(version.model_path, "rb") as handle:
         return pickle.load(handle)
 
@@ -101,6 +100,8 @@ def recover(prod: Path) -> list[str]:
     if folder.is_dir():
         for child in folder.iterdir():
             if child.is_dir() and not (child / MANIFEST).is_file() and child.name != str(current_number(prod)):
+                import shutil
+
                 shutil.rmtree(child)
                 removed.append(f"unfinished version {child.name}")
     return removed

@@ -1,0 +1,42 @@
+"""Run every benchmark, print medians and ratios to their same-run baselines, save bench/results/latest.json.
+
+Exit 1 when a target is missed. Run: make bench (or .venv/bin/python bench/run.py [--quick]).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import bench_idle
+import bench_serve
+
+RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
+
+
+def show(result: dict) -> None:
+    print(f"\n{result['name']}  [{'PASS' if result['pass'] else 'FAIL'}; target {result['target']}]")
+    for key, value in result.items():
+        if key not in ("name", "pass", "target"):
+            print(f"  {key:>20}: {value:.3f}" if isinstance(value, float) else f"  {key:>20}: {value}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer runs and shorter loads")
+    args = parser.parse_args(argv)
+    results = [
+        bench_idle.measure(runs=5 if args.quick else bench_idle.RUNS),
+        bench_serve.measure(rounds=1 if args.quick else bench_serve.ROUNDS,
+                            seconds=1.0 if args.quick else bench_serve.SECONDS),
+    ]
+    for result in results:
+        show(result)
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return 0 if all(r["pass"] for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
