@@ -31,7 +31,7 @@ from scoring import read_labelled_csv, testdata_file
 logger = logging.getLogger(__name__)
 REPORT = "diagnostics.json"
 REQUIREMENTS = Path(__file__).resolve().parent / "requirements.txt"
-PIP_TIMEOUT_SECONDS = 20
+PIP_TIMEOUT_SECONDS = 10
 LATEST_CACHE_SECONDS = 3600
 
 
