@@ -14,7 +14,7 @@ from risk.config import Config, load_config
 from risk.errors import RiskError
 
 logger = logging.getLogger(__name__)
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"  # each stage's outcome line starts with the stage
 
 
 def parser(description: str | None) -> argparse.ArgumentParser:
