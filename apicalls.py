@@ -5,6 +5,7 @@ folder. Exits 1 with one line when the server is down. Run: python apicalls.py [
 """
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -43,6 +44,8 @@ def call(session: requests.Session, url: str, method: str, route: str, body: dic
         raise ServerDown(f"{url}: the API is not reachable (is `make serve` running?)") from None
     except requests.Timeout:
         raise ServerDown(f"{url}{route}: no answer within {TIMEOUT[1]} s") from None
+    except requests.RequestException as exc:  # e.g. the connection dropped mid-answer
+        raise ServerDown(f"{url}{route}: no complete answer ({type(exc).__name__})") from None
     try:
         payload = answer.json()
     except ValueError:
@@ -62,9 +65,15 @@ def run_apicalls(config: Config, url: str | None = None) -> list[dict]:
     return answers
 
 
+def base_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(f"expected an http(s):// URL, got {value!r}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = cli.parser(__doc__)
-    parser.add_argument("--url", help="base URL of the API (default: api_url in config.json)")
+    parser.add_argument("--url", type=base_url, help="base URL of the API (default: api_url in config.json)")
     args = parser.parse_args(argv)
     return cli.run(args, lambda config: run_apicalls(config, args.url))
 

@@ -30,8 +30,19 @@ def sources(config: Config) -> dict:
     }
 
 
-def version_info(config: Config, score: float) -> dict:
-    card = json.loads((config.model_folder / CARD).read_text(encoding="utf-8"))
+def read_card(config: Config, model_sha: str) -> dict:
+    """The model card, which must describe the model file being deployed (training writes it second)."""
+    path = config.model_folder / CARD
+    if not path.is_file():
+        raise MissingInputError(f"{path}: model card not found (run training.py first)")
+    card = json.loads(path.read_text(encoding="utf-8"))
+    if card.get("model_sha256") != model_sha:
+        raise MissingInputError(f"{path}: card is for model {str(card.get('model_sha256'))[:12]}, not the trained"
+                                f" model {model_sha[:12]} (run training.py again)")
+    return card
+
+
+def version_info(card: dict, score: float) -> dict:
     return {"score": score, "data_sha256": card.get("data_sha256"), "rows": card.get("rows"),
             "sklearn_version": card.get("sklearn_version")}
 
@@ -46,7 +57,8 @@ def run_deployment(config: Config, parent_run: int | None = None) -> dict:
         score = ledger.score_for(model_sha)
         if score is None:
             raise MissingInputError(f"{model_path}: this model has no score on record (run scoring.py first)")
-        version = registry.deploy(config.prod_folder, sources(config), version_info(config, score))
+        info = version_info(read_card(config, model_sha), score)
+        version = registry.deploy(config.prod_folder, sources(config), info)
         ledger.record_deployment(run_id, version.number, model_sha, score)
         detail.update({"version": version.number, "score": score, "model_sha256": model_sha})
     logger.info("deployment: version %d (F1 %.4f) is current in %s", version.number, score, config.prod_folder)

@@ -39,6 +39,8 @@ def _entry(path: Path, folder: Path, ledger: Ledger) -> Entry:
         return Entry(path.name, path, 0, 0, NOT_A_FILE, problem)
     stat = path.stat()
     sha = ledger.sha_by_stat(path.name, stat.st_size, stat.st_mtime_ns)
+    if sha == NOT_A_FILE:  # unreadable last time: read it again (a chmod does not change the mtime)
+        sha = None
     try:
         sha = sha or sha256_file(path)
     except OSError as exc:

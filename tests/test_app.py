@@ -1,0 +1,266 @@
+"""The scoring API through Flask's test client: every route, every error status, hot reload, read-only GETs."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import snapshot
+from sklearn.metrics import f1_score
+
+import deployment
+import diagnostics
+from app import create_app
+from risk import contract, registry
+from risk.config import Config, load_config
+
+RECORD = {"lastmonth_activity": 10, "lastyear_activity": 100, "number_of_employees": 5}
+
+
+def assert_error(answer, status: int, kind: str | None = None) -> dict:
+    """The answer is a JSON error with exactly the keys error and detail."""
+    assert answer.status_code == status, answer.data
+    assert answer.is_json
+    body = answer.get_json()
+    assert set(body) == {"error", "detail"}
+    assert body["detail"]
+    if kind is not None:
+        assert body["error"] == kind
+    return body
+
+
+def deployed_model(config: Config) -> object:
+    return registry.load_model(registry.current(config.prod_folder))
+
+
+@pytest.fixture
+def fake_latest(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Diagnostics ask for the newest release of each pin without calling pip."""
+    monkeypatch.setattr(diagnostics, "_latest_cached", lambda name, bucket: "99.0")
+    return "99.0"
+
+
+def flip_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+# --- the routes ---------------------------------------------------------------------------------------------
+
+
+def test_prediction_from_records(client, deployed: Config) -> None:
+    records = [RECORD, {"lastmonth_activity": 250.5, "lastyear_activity": 0, "number_of_employees": 1}]
+    answer = client.post("/prediction", json={"records": records})
+    assert answer.status_code == 200
+    expected = deployed_model(deployed).predict(np.array([[r[c] for c in contract.FEATURES] for r in records]))
+    assert answer.json["predictions"] == [int(p) for p in expected]
+    assert answer.json["model_version"] == "1"
+
+
+def test_prediction_from_dataset_path(client, deployed: Config) -> None:
+    answer = client.post("/prediction", json={"dataset_path": "testdata/testdata.csv"})
+    assert answer.status_code == 200
+    test = pd.read_csv(deployed.test_data / "testdata.csv")
+    expected = deployed_model(deployed).predict(test[list(contract.FEATURES)].to_numpy(dtype="float64"))
+    assert answer.json["predictions"] == [int(p) for p in expected]
+    assert len(answer.json["predictions"]) == len(test) > 0
+
+
+def test_scoring_is_sklearns_f1_of_the_deployed_model(client, deployed: Config) -> None:
+    answer = client.get("/scoring")
+    assert answer.status_code == 200
+    raw = pd.read_csv(deployed.test_data / "testdata.csv")
+    x, y = raw[list(contract.FEATURES)].to_numpy(dtype="float64"), raw[contract.TARGET]
+    expected = f1_score(y, deployed_model(deployed).predict(x))
+    assert answer.json == {"f1": pytest.approx(expected, abs=1e-12), "rows": len(raw), "model_version": "1"}
+
+
+def test_summarystats_are_the_ingested_datas(client, deployed: Config) -> None:
+    answer = client.get("/summarystats")
+    assert answer.status_code == 200
+    raw = pd.read_csv(deployed.output_folder / "finaldata.csv")
+    assert list(answer.json) == list(contract.FEATURES)
+    for column in contract.FEATURES:
+        assert answer.json[column]["mean"] == pytest.approx(raw[column].mean())
+        assert answer.json[column]["median"] == pytest.approx(raw[column].median())
+        assert answer.json[column]["std"] == pytest.approx(raw[column].std())
+
+
+def test_diagnostics_pass_through(client, deployed: Config, fake_latest: str) -> None:
+    answer = client.get("/diagnostics")
+    assert answer.status_code == 200
+    body = answer.json
+    assert body["model_version"] == "1"
+    assert len(body["predictions"]) == len(pd.read_csv(deployed.test_data / "testdata.csv"))
+    assert set(body["summary_statistics"]) == set(contract.FEATURES)
+    assert body["execution_time"]["ingestion_seconds"] >= 0
+    assert body["execution_time"]["training_seconds"] >= 0
+    assert body["dependencies"]
+    assert {d["latest"] for d in body["dependencies"]} == {fake_latest}
+
+
+def test_health_and_ready(client) -> None:
+    assert client.get("/health").json == {"status": "ok"}
+    ready = client.get("/ready")
+    assert ready.status_code == 200
+    assert ready.json == {"status": "ready", "model_version": "1"}
+
+
+# --- request errors -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "kind"),
+    [
+        (b"{not json", "bad_json"),
+        (b'{"records": [1, 2,', "bad_json"),
+        (b"\xff\xfe", "bad_json"),
+        (b"[1, 2]", "bad_body"),
+        (b'"records"', "bad_body"),
+        (b"", "bad_body"),
+        (b"{}", "bad_body"),
+        (b'{"record": []}', "bad_body"),
+    ],
+)
+def test_bad_bodies_are_400(client, body: bytes, kind: str) -> None:
+    assert_error(client.post("/prediction", data=body, content_type="application/json"), 400, kind)
+
+
+def test_unknown_route_is_404(client) -> None:
+    body = assert_error(client.get("/no/such/route"), 404, "not_found")
+    assert "no/such" not in body["error"]
+
+
+@pytest.mark.parametrize(("method", "route"), [("GET", "/prediction"), ("POST", "/scoring"), ("DELETE", "/health")])
+def test_wrong_method_is_405(client, method: str, route: str) -> None:
+    assert_error(client.open(route, method=method), 405, "method_not_allowed")
+
+
+def test_body_over_the_limit_is_413(deployed: Config) -> None:
+    settings = json.loads(deployed.config_path.read_text(encoding="utf-8"))
+    deployed.config_path.write_text(json.dumps({**settings, "max_request_bytes": 200}), encoding="utf-8")
+    client = create_app(load_config(deployed.config_path)).test_client()
+    small = client.post("/prediction", json={"records": [RECORD]})
+    assert small.status_code == 200
+    big = client.post("/prediction", json={"records": [RECORD] * 10})
+    assert_error(big, 413)
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "text/csv"])
+def test_non_json_content_type_is_415(client, content_type: str) -> None:
+    answer = client.post("/prediction", data=json.dumps({"records": [RECORD]}), content_type=content_type)
+    assert_error(answer, 415, "unsupported_media_type")
+
+
+def test_json_with_charset_is_accepted(client) -> None:
+    answer = client.post("/prediction", data=json.dumps({"records": [RECORD]}),
+                         content_type="application/json; charset=utf-8")
+    assert answer.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("-1", "-1"),
+        ('"12"', "'str'"),
+        ("NaN", "nan"),
+        ("Infinity", "inf"),
+        ("true", "True"),
+        ("null", "None"),
+        ("[1]", "'list'"),
+        (str(10**400), "10000"),
+    ],
+)
+def test_invalid_record_value_is_422_naming_row_and_field(client, value: str, shown: str) -> None:
+    body = ('{"records": [{"lastmonth_activity": 1, "lastyear_activity": 2, "number_of_employees": 3}, '
+            f'{{"lastmonth_activity": 1, "lastyear_activity": {value}, "number_of_employees": 3}}]}}')
+    answer = client.post("/prediction", data=body, content_type="application/json")
+    detail = assert_error(answer, 422, "invalid_values")["detail"]
+    assert "records[1].lastyear_activity" in detail
+    assert shown in detail
+
+
+def test_missing_field_is_422_naming_row_and_field(client) -> None:
+    records = [RECORD, RECORD, {"lastmonth_activity": 1, "lastyear_activity": 2}]
+    detail = assert_error(client.post("/prediction", json={"records": records}), 422, "invalid_values")["detail"]
+    assert "records[2]" in detail
+    assert "number_of_employees" in detail
+
+
+@pytest.mark.parametrize("records", [[], {}, "rows", 7, None, [RECORD, 3]])
+def test_records_of_the_wrong_shape_are_422(client, records: object) -> None:
+    assert_error(client.post("/prediction", json={"records": records}), 422, "invalid_values")
+
+
+def test_dataset_outside_the_data_folders_is_404(client) -> None:
+    assert_error(client.post("/prediction", json={"dataset_path": "config.json"}), 404, "dataset_not_found")
+
+
+# --- model states -------------------------------------------------------------------------------------------
+
+
+def test_no_model_deployed_is_503(config: Config) -> None:
+    client = create_app(config).test_client()
+    for answer in (client.post("/prediction", json={"records": [RECORD]}), client.get("/scoring"),
+                   client.get("/ready"), client.get("/diagnostics")):
+        assert_error(answer, 503, "no_model")
+    assert client.get("/health").status_code == 200
+
+
+def test_summarystats_without_ingested_data_is_503_without_the_project_path(config: Config) -> None:
+    body = assert_error(create_app(config).test_client().get("/summarystats"), 503, "not_ready")
+    assert str(config.root) not in body["detail"]
+
+
+def test_tampered_model_is_refused_before_first_load(deployed: Config) -> None:
+    flip_byte(registry.versions_folder(deployed.prod_folder) / "1" / registry.MODEL)
+    client = create_app(deployed).test_client()
+    assert_error(client.post("/prediction", json={"records": [RECORD]}), 503, "model_unverified")
+    assert_error(client.get("/ready"), 503, "model_unverified")
+
+
+def test_a_corrupt_current_pointer_is_503_not_500(deployed: Config) -> None:
+    (deployed.prod_folder / registry.CURRENT).write_text("garbage\n", encoding="utf-8")
+    client = create_app(deployed).test_client()
+    for answer in (client.post("/prediction", json={"records": [RECORD]}), client.get("/ready")):
+        body = assert_error(answer, 503, "model_unverified")
+        assert str(deployed.root) not in body["detail"]
+
+
+def test_diagnostics_of_a_model_tampered_after_loading_is_503(client, deployed: Config, fake_latest: str) -> None:
+    assert client.get("/ready").status_code == 200
+    flip_byte(registry.versions_folder(deployed.prod_folder) / "1" / registry.MODEL)
+    assert_error(client.get("/diagnostics"), 503, "model_unverified")
+
+
+def test_a_new_deployment_is_served_on_the_next_request(client, deployed: Config) -> None:
+    assert client.post("/prediction", json={"records": [RECORD]}).json["model_version"] == "1"
+    deployment.run_deployment(deployed)
+    answer = client.post("/prediction", json={"records": [RECORD]})
+    assert answer.json["model_version"] == "2" == answer.headers["X-Model-Version"]
+    assert client.get("/ready").json["model_version"] == "2"
+
+
+def test_a_tampered_new_deployment_keeps_the_verified_one_serving(client, deployed: Config) -> None:
+    assert client.get("/ready").json["model_version"] == "1"
+    deployment.run_deployment(deployed)
+    flip_byte(registry.versions_folder(deployed.prod_folder) / "2" / registry.MODEL)
+    answer = client.post("/prediction", json={"records": [RECORD]})
+    assert answer.status_code == 200
+    assert answer.json["model_version"] == "1"
+
+
+# --- GET is read-only ---------------------------------------------------------------------------------------
+
+
+def test_get_routes_write_no_pipeline_files(client, deployed: Config, fake_latest: str) -> None:
+    root = deployed.root
+    before, paths_before = snapshot(root), sorted(root.rglob("*"))
+    statuses = [client.get(route).status_code for route in
+                ("/scoring", "/summarystats", "/diagnostics", "/health", "/ready")]
+    assert statuses == [200] * 5
+    assert sorted(root.rglob("*")) == paths_before
+    assert snapshot(root) == before

@@ -1,0 +1,78 @@
+"""The cron line: `make cron` prints it, it runs in cron's bare environment, `make cron-install` adds it once."""
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+from risk import registry
+from risk.config import Config
+
+pytestmark = pytest.mark.system
+TIMEOUT = 180
+SCHEDULE = "*/10 * * * *"
+FAKE_CRONTAB = """#!/bin/sh
+# A stand-in for crontab(1) that keeps "the crontab" in $FAKE_CRONTAB_FILE, never the user's real one.
+# Like the real one, it reads all of stdin before it replaces the table.
+case "$1" in
+  -l) [ -f "$FAKE_CRONTAB_FILE" ] || { echo "no crontab for $USER" >&2; exit 1; }; cat "$FAKE_CRONTAB_FILE" ;;
+  -) cat > "$FAKE_CRONTAB_FILE.new" && mv "$FAKE_CRONTAB_FILE.new" "$FAKE_CRONTAB_FILE" ;;
+  *) echo "fake crontab: unexpected arguments $*" >&2; exit 2 ;;
+esac
+"""
+
+
+def make(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["make", "-s", *args], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=TIMEOUT, check=False)
+
+
+def cron_line() -> str:
+    done = make("cron")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_make_cron_prints_one_line_with_cd_and_an_absolute_interpreter() -> None:
+    line = cron_line()
+    assert line.startswith(SCHEDULE + " ")
+    assert f"cd {REPO} && " in line
+    assert f"{REPO}/.venv/bin/python {REPO}/fullprocess.py" in line
+    assert "/path/to/repo" not in line
+
+
+def test_the_cron_command_runs_in_a_bare_environment(config: Config, tmp_path: Path) -> None:
+    command = cron_line().split(maxsplit=5)[5]
+    script = f"{REPO}/fullprocess.py"
+    log = tmp_path / "cron.log"
+    assert script in command
+    assert f"{REPO}/logs/cron.log" in command
+    command = command.replace(script, f"{script} --config {shlex.quote(str(config.config_path))}")
+    command = command.replace(f"{REPO}/logs/cron.log", shlex.quote(str(log)))
+    bare = ["env", "-i", "PATH=/usr/bin:/bin", "HOME=/nonexistent", "PIP_NO_INDEX=1", f"PIP_CONFIG_FILE={os.devnull}"]
+    done = subprocess.run([*bare, "sh", "-c", command], cwd="/", capture_output=True, text=True,
+                          timeout=TIMEOUT, check=False)
+    assert done.returncode == 0, log.read_text() if log.exists() else done.stderr
+    assert registry.current(config.prod_folder).number == 1
+    assert "fullprocess: deployed version 1" in log.read_text()
+
+
+def test_make_cron_install_adds_the_line_once(tmp_path: Path) -> None:
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "crontab").write_text(FAKE_CRONTAB)
+    (fake_bin / "crontab").chmod(0o755)
+    table = tmp_path / "crontab.txt"
+    table.write_text("0 3 * * * /usr/local/bin/backup\n")
+    env = {**os.environ, "PATH": f"{fake_bin}:{os.environ['PATH']}", "FAKE_CRONTAB_FILE": str(table)}
+    for _ in range(2):
+        done = make("-o", ".venv/.installed", "cron-install", env=env)  # -o: never reinstall the venv here
+        assert done.returncode == 0, done.stderr
+        assert cron_line() in done.stdout
+    assert table.read_text().splitlines() == ["0 3 * * * /usr/local/bin/backup", cron_line()]

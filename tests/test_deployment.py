@@ -1,0 +1,168 @@
+"""deployment.py and risk.registry: numbered verified versions, an atomic `current`, crash recovery."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from conftest import synthetic_frame, write_frame
+
+import deployment
+import ingestion
+import scoring
+import training
+from risk import contract, registry
+from risk.config import Config
+from risk.errors import IntegrityError, MissingInputError
+from risk.files import TEMP_PREFIX, atomic_write_text, sha256_file
+
+
+def version_folder(config: Config, number: int) -> Path:
+    return registry.versions_folder(config.prod_folder) / str(number)
+
+
+def retrain_on_new_data(config: Config, seed: int) -> None:
+    write_frame(synthetic_frame(40, seed=seed), config.input_folder / f"new{seed}.csv")
+    ingestion.run_ingestion(config)
+    training.run_training(config)
+
+
+def predicts(version: registry.Version) -> bool:
+    model = registry.load_model(version)
+    x, _ = contract.split_xy(synthetic_frame(3, seed=9))
+    return set(model.predict(x)) <= {0, 1}
+
+
+def test_first_deploy_creates_version_1_with_a_manifest(deployed):
+    folder = version_folder(deployed, 1)
+    manifest = json.loads((folder / registry.MANIFEST).read_text(encoding="utf-8"))
+    assert set(manifest["sha256"]) == {*registry.PAYLOAD, deployment.CARD}
+    for name, digest in manifest["sha256"].items():
+        assert sha256_file(folder / name) == digest
+    assert manifest["version"] == 1
+    score = float((deployed.model_folder / scoring.SCORE).read_text(encoding="utf-8"))
+    assert manifest["score"] == pytest.approx(score, abs=1e-6)
+    assert (deployed.prod_folder / registry.CURRENT).read_text(encoding="utf-8").strip() == "1"
+
+
+def test_flat_course_files_equal_the_current_version(deployed):
+    for name in registry.PAYLOAD:
+        assert (deployed.prod_folder / name).read_bytes() == (version_folder(deployed, 1) / name).read_bytes()
+    assert (deployed.prod_folder / registry.MODEL).read_bytes() == (
+        deployed.model_folder / training.MODEL).read_bytes()
+
+
+def test_a_second_deploy_makes_version_2_and_keeps_version_1(deployed):
+    retrain_on_new_data(deployed, seed=11)
+    scoring.run_scoring(deployed)
+    manifest = deployment.run_deployment(deployed)
+    assert manifest["version"] == 2
+    assert registry.current_number(deployed.prod_folder) == 2
+    assert registry.verify(deployed.prod_folder, 1).number == 1
+    assert (deployed.prod_folder / registry.FILES).read_text(encoding="utf-8").splitlines()[-1] == "new11.csv"
+
+
+def test_a_model_without_a_recorded_score_is_refused(deployed, caplog):
+    retrain_on_new_data(deployed, seed=12)
+    with pytest.raises(MissingInputError, match="this model has no score on record"):
+        deployment.run_deployment(deployed)
+    with caplog.at_level(logging.INFO):
+        assert deployment.main(["--config", str(deployed.config_path)]) == 1
+    assert any("no score on record" in r.getMessage() for r in caplog.records)
+    assert registry.current_number(deployed.prod_folder) == 1
+    assert not version_folder(deployed, 2).exists()
+
+
+def test_deploy_without_a_model_exits_1(config, caplog):
+    with caplog.at_level(logging.INFO):
+        assert deployment.main(["--config", str(config.config_path)]) == 1
+    assert any("no trained model to deploy" in r.getMessage() for r in caplog.records)
+    assert registry.current_number(config.prod_folder) is None
+
+
+def scored(config: Config) -> Config:
+    ingestion.run_ingestion(config)
+    training.run_training(config)
+    scoring.run_scoring(config)
+    return config
+
+
+def test_deploy_without_a_model_card_exits_1(config, caplog):
+    (scored(config).model_folder / deployment.CARD).unlink()
+    with caplog.at_level(logging.INFO):
+        assert deployment.main(["--config", str(config.config_path)]) == 1
+    assert any("model card not found" in r.getMessage() for r in caplog.records)
+    assert registry.current_number(config.prod_folder) is None
+
+
+def test_a_card_of_another_model_is_refused(config):
+    card = scored(config).model_folder / deployment.CARD
+    other = {**json.loads(card.read_text(encoding="utf-8")), "model_sha256": "ab" * 32}
+    card.write_text(json.dumps(other), encoding="utf-8")
+    with pytest.raises(MissingInputError, match=r"card is for model abababababab, not the trained model"):
+        deployment.run_deployment(config)
+    assert not registry.versions_folder(config.prod_folder).exists()
+
+
+def test_verify_refuses_a_flipped_byte_naming_the_file(deployed):
+    model = version_folder(deployed, 1) / registry.MODEL
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    model.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match="sha256 does not match the manifest") as err:
+        registry.verify(deployed.prod_folder, 1)
+    assert str(model) in str(err.value)
+    with pytest.raises(IntegrityError):
+        registry.current(deployed.prod_folder)
+
+
+def test_verify_refuses_a_missing_file_naming_it(deployed):
+    score = version_folder(deployed, 1) / registry.SCORE
+    score.unlink()
+    with pytest.raises(IntegrityError, match="listed in the manifest is missing") as err:
+        registry.verify(deployed.prod_folder, 1)
+    assert str(score) in str(err.value)
+
+
+def test_recover_removes_an_unfinished_version_and_temp_files(deployed):
+    unfinished = version_folder(deployed, 2)
+    unfinished.mkdir()
+    (unfinished / registry.MODEL).write_bytes(b"half")
+    temp = deployed.prod_folder / f"{TEMP_PREFIX}current.abc"
+    temp.write_text("2\n", encoding="utf-8")
+    removed = registry.recover(deployed.prod_folder)
+    assert removed == ["1 temp file(s)", "unfinished version 2"]
+    assert not unfinished.exists()
+    assert not temp.exists()
+    assert version_folder(deployed, 1).is_dir()
+    assert registry.recover(deployed.prod_folder) == []
+
+
+def crash_when_writing(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    def failing(target: Path, text: str) -> None:
+        if Path(target).name == name:
+            raise OSError(28, "No space left on device")
+        atomic_write_text(target, text)
+
+    monkeypatch.setattr(registry, "atomic_write_text", failing)
+
+
+@pytest.mark.parametrize("name", [registry.MANIFEST, registry.CURRENT])
+def test_a_crash_mid_deploy_leaves_the_previous_version_current(deployed, monkeypatch, name):
+    flat_before = {n: (deployed.prod_folder / n).read_bytes() for n in registry.PAYLOAD}
+    retrain_on_new_data(deployed, seed=13)
+    scoring.run_scoring(deployed)
+    crash_when_writing(monkeypatch, name)
+    with pytest.raises(OSError, match="No space left"):
+        deployment.run_deployment(deployed)
+    version = registry.current(deployed.prod_folder)
+    assert version.number == 1
+    assert predicts(version)
+    assert {n: (deployed.prod_folder / n).read_bytes() for n in registry.PAYLOAD} == flat_before
+    assert not list(deployed.prod_folder.rglob(TEMP_PREFIX + "*"))
+    monkeypatch.undo()
+    manifest = deployment.run_deployment(deployed)
+    assert registry.current(deployed.prod_folder).number == manifest["version"] > 1
+    assert predicts(registry.current(deployed.prod_folder))
+    assert (deployed.prod_folder / registry.MODEL).read_bytes() == (deployed.model_folder / training.MODEL).read_bytes()

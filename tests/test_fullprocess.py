@@ -1,0 +1,207 @@
+"""fullprocess.py: the course story (bootstrap, idle, drift, no drift), single flight, recovery, a light idle tick."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from conftest import REPO, snapshot, synthetic_frame, write_frame
+
+import diagnostics
+import fullprocess
+import ingestion
+import reporting
+from risk import contract, registry
+from risk.config import Config
+from risk.files import single_flight
+from risk.ledger import Ledger
+
+HEAVY = ("pandas", "numpy", "sklearn", "flask", "matplotlib")
+OFFLINE_PIP = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "", "PIP_CONFIG_FILE": os.devnull}
+TIMEOUT = 180
+
+
+@pytest.fixture(autouse=True)
+def offline_latest(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Diagnostics after a deploy asks pip for the latest versions; keep that off the network."""
+    monkeypatch.setattr(diagnostics, "_latest_cached", lambda name, bucket: "unknown")
+
+
+def decisions(config: Config) -> list[dict]:
+    """The ledger's decisions, oldest first."""
+    with Ledger(config.ledger_path) as ledger:
+        return ledger.decisions()[::-1]
+
+
+def last_run(config: Config, stage: str) -> dict:
+    with Ledger(config.ledger_path) as ledger:
+        return next(run for run in ledger.runs(limit=100) if run["stage"] == stage)
+
+
+def versions(config: Config) -> list[str]:
+    return sorted(p.name for p in registry.versions_folder(config.prod_folder).iterdir())
+
+
+def judged_rows(config: Config, seed: int, agree: bool) -> pd.DataFrame:
+    """New client rows labelled with the deployed model's own answers (agree) or with their opposite."""
+    frame = synthetic_frame(60, seed=seed)
+    model = registry.load_model(registry.current(config.prod_folder))
+    predicted = model.predict(contract.split_xy(contract.validate_frame(frame, "new rows"))[0])
+    assert 0 < predicted.sum() < len(predicted), "the rows must get both answers for F1 to mean something"
+    frame[contract.TARGET] = predicted if agree else 1 - predicted
+    return frame
+
+
+def offline_env() -> dict[str, str]:
+    return {**os.environ, **OFFLINE_PIP}
+
+
+def test_course_story_bootstrap_idle_drift_then_no_drift(config: Config) -> None:
+    assert fullprocess.run_fullprocess(config)["action"] == "deployed version 1"
+    assert registry.current_number(config.prod_folder) == 1
+    [bootstrap] = decisions(config)
+    assert bootstrap["verdict"] == "BOOTSTRAP"
+    assert bootstrap["evidence"]["files"] == ["dataset1.csv", "dataset2.csv"]
+
+    assert fullprocess.run_fullprocess(config) == {"action": "nothing new"}
+    assert last_run(config, "fullprocess")["outcome"] == "idle"
+
+    deployed_f1 = float(registry.current(config.prod_folder).manifest["score"])
+    assert deployed_f1 > 0, "a drift needs a deployed score to fall below"
+    write_frame(judged_rows(config, seed=1, agree=False), config.input_folder / "dataset5.csv")
+    inputs = snapshot(config.input_folder)
+    assert fullprocess.run_fullprocess(config)["action"] == "deployed version 2"
+    drift = decisions(config)[-1]
+    assert drift["verdict"] == "DRIFT"
+    assert drift["evidence"]["new_f1"] < drift["evidence"]["deployed_f1"] == pytest.approx(deployed_f1)
+    assert drift["evidence"]["files"] == ["dataset5.csv"]
+    assert registry.current(config.prod_folder).number == 2
+    assert versions(config) == ["1", "2"]
+    assert json.loads((config.model_folder / diagnostics.REPORT).read_text())["model_version"] == "2"
+    assert (config.model_folder / reporting.PLOT).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert snapshot(config.input_folder) == inputs
+
+    write_frame(judged_rows(config, seed=2, agree=True), config.input_folder / "dataset6.csv")
+    assert fullprocess.run_fullprocess(config)["action"] == "kept the deployed model"
+    calm = decisions(config)[-1]
+    assert calm["verdict"] == "NO DRIFT"
+    assert calm["evidence"]["new_f1"] >= calm["evidence"]["deployed_f1"]
+    assert calm["evidence"]["files"] == ["dataset6.csv"]
+    assert registry.current_number(config.prod_folder) == 2
+    assert versions(config) == ["1", "2"]
+    assert [d["verdict"] for d in decisions(config)] == ["BOOTSTRAP", "DRIFT", "NO DRIFT"]
+
+
+def test_empty_input_folder_with_a_model_deployed_is_idle(config: Config, capsys: pytest.CaptureFixture) -> None:
+    assert fullprocess.main(["--config", str(config.config_path)]) == 0
+    for path in config.input_folder.glob("*.csv"):
+        path.unlink()  # the operator moved the files away
+    capsys.readouterr()
+    assert fullprocess.main(["--config", str(config.config_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"action": "nothing new"}
+    assert registry.current_number(config.prod_folder) == 1
+    assert last_run(config, "fullprocess")["outcome"] == "idle"
+
+
+def test_no_model_and_empty_input_exits_1_with_one_clear_line(config: Config,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    for path in config.input_folder.glob("*.csv"):
+        path.unlink()
+    assert fullprocess.main(["--config", str(config.config_path)]) == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert str(config.input_folder) in errors[0]
+    assert "nothing to train on" in errors[0]
+    assert registry.current_number(config.prod_folder) is None
+    assert last_run(config, "fullprocess")["outcome"] == "failed"
+
+
+def test_a_held_lock_makes_the_run_leave_at_once(config: Config) -> None:
+    with single_flight(config.lock_path) as mine:
+        assert mine
+        assert fullprocess.run_fullprocess(config) == {"action": "another run is in progress"}
+    assert registry.current_number(config.prod_folder) is None
+    assert not config.ledger_path.exists()
+
+
+def test_five_overlapping_runs_deploy_exactly_once(config: Config) -> None:
+    command = [sys.executable, str(REPO / "fullprocess.py"), "--config", str(config.config_path), "--json"]
+    runs = [subprocess.Popen(command, cwd=config.root, env=offline_env(), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(5)]
+    try:
+        outputs = [run.communicate(timeout=TIMEOUT) for run in runs]
+    finally:
+        for run in runs:
+            run.kill()
+    assert [run.returncode for run in runs] == [0] * 5, [err for _, err in outputs]
+    actions = [json.loads(out)["action"] for out, _ in outputs]
+    assert actions.count("deployed version 1") == 1
+    assert set(actions) <= {"deployed version 1", "another run is in progress", "nothing new"}
+    assert versions(config) == ["1"]
+    assert [d["verdict"] for d in decisions(config)] == ["BOOTSTRAP"]
+
+
+def test_a_crash_before_the_decision_is_decided_by_the_next_run(config: Config,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    original = fullprocess.retrain_and_deploy
+    fullprocess.run_fullprocess(config)
+    write_frame(judged_rows(config, seed=3, agree=False), config.input_folder / "dataset5.csv")
+
+    def crash(config: Config, run_id: int) -> dict:
+        assert registry.current(config.prod_folder).number == 1
+        raise RuntimeError("killed during retraining")
+
+    monkeypatch.setattr(fullprocess, "retrain_and_deploy", crash)
+    with pytest.raises(RuntimeError, match="killed during retraining"):
+        fullprocess.run_fullprocess(config)
+    assert registry.current(config.prod_folder).number == 1
+    assert [d["verdict"] for d in decisions(config)] == ["BOOTSTRAP"]
+    assert last_run(config, "fullprocess")["outcome"] == "failed"
+    with Ledger(config.ledger_path) as ledger:
+        assert [f["name"] for f in ledger.files(status="ingested", pending=True)] == ["dataset5.csv"]
+
+    serving = []
+
+    def retrain(config: Config, run_id: int) -> dict:
+        serving.append(registry.current(config.prod_folder).number)
+        return original(config, run_id)
+
+    monkeypatch.setattr(fullprocess, "retrain_and_deploy", retrain)
+    assert fullprocess.pending_work(config) == ["ingested data awaits a drift decision"]
+    assert fullprocess.run_fullprocess(config)["action"] == "deployed version 2"
+    assert serving == [1]
+    drift = decisions(config)[-1]
+    assert (drift["verdict"], drift["evidence"]["files"]) == ("DRIFT", ["dataset5.csv"])
+    assert registry.current(config.prod_folder).number == 2
+    with Ledger(config.ledger_path) as ledger:
+        assert not ledger.has_pending()
+
+
+def test_data_ingested_outside_fullprocess_is_decided_on_the_next_tick(config: Config) -> None:
+    fullprocess.run_fullprocess(config)
+    write_frame(judged_rows(config, seed=4, agree=True), config.input_folder / "dataset5.csv")
+    ingestion.run_ingestion(config)
+    assert fullprocess.pending_work(config) == ["ingested data awaits a drift decision"]
+    assert fullprocess.run_fullprocess(config)["action"] == "kept the deployed model"
+    decision = decisions(config)[-1]
+    assert (decision["verdict"], decision["evidence"]["files"]) == ("NO DRIFT", ["dataset5.csv"])
+    assert registry.current(config.prod_folder).number == 1
+    assert fullprocess.run_fullprocess(config) == {"action": "nothing new"}
+
+
+def test_the_idle_tick_imports_no_heavy_library(config: Config) -> None:
+    fullprocess.run_fullprocess(config)
+    script = ("import json, sys, fullprocess; code = fullprocess.main(['--config', sys.argv[1]]); "
+              "print(json.dumps(sorted(sys.modules))); raise SystemExit(code)")
+    done = subprocess.run([sys.executable, "-c", script, str(config.config_path)], cwd=REPO, env=offline_env(),
+                          capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "nothing new" in done.stderr
+    modules = {name.split(".")[0] for name in json.loads(done.stdout.splitlines()[-1])}
+    assert "fullprocess" in modules
+    assert modules.isdisjoint(HEAVY), sorted(modules & set(HEAVY))
+    assert last_run(config, "fullprocess")["outcome"] == "idle"

@@ -1,0 +1,91 @@
+"""scoring.py: F1 of the trained model on the test data, in latestscore.txt and in the ledger."""
+from __future__ import annotations
+
+import logging
+import pickle
+
+import pandas as pd
+import pytest
+from sklearn.metrics import f1_score
+
+import ingestion
+import scoring
+import training
+from risk import contract
+from risk.config import Config
+from risk.contract import TARGET
+from risk.files import sha256_file
+from risk.ledger import Ledger
+
+
+def args(config: Config) -> list[str]:
+    return ["--config", str(config.config_path)]
+
+
+@pytest.fixture
+def trained(config: Config) -> Config:
+    ingestion.run_ingestion(config)
+    training.run_training(config)
+    return config
+
+
+def expected_f1(config: Config) -> float:
+    with open(config.model_folder / training.MODEL, "rb") as handle:
+        model = pickle.load(handle)
+    test = pd.read_csv(config.test_data / scoring.TESTDATA)
+    x, _ = contract.split_xy(scoring.read_labelled_csv(config.test_data / scoring.TESTDATA))
+    return f1_score(test[TARGET], model.predict(x))
+
+
+def test_latestscore_is_the_sklearn_f1_on_the_test_data(trained):
+    result = scoring.run_scoring(trained)
+    text = (trained.model_folder / scoring.SCORE).read_text(encoding="utf-8")
+    assert float(text) == pytest.approx(expected_f1(trained), abs=1e-6)
+    assert result["f1"] == pytest.approx(expected_f1(trained))
+    assert result["rows"] == len(pd.read_csv(trained.test_data / scoring.TESTDATA))
+    assert 0.0 <= float(text) <= 1.0
+
+
+def test_the_score_is_recorded_in_the_ledger_for_this_model(trained):
+    result = scoring.run_scoring(trained)
+    model_sha = sha256_file(trained.model_folder / training.MODEL)
+    assert result["model_sha256"] == model_sha
+    with Ledger(trained.ledger_path) as ledger:
+        assert ledger.score_for(model_sha) == pytest.approx(result["f1"])
+        assert ledger.score_for("0" * 64) is None
+        assert ledger.runs(1)[0]["stage"] == "scoring"
+        assert ledger.runs(1)[0]["outcome"] == "ok"
+
+
+def test_main_exits_1_without_a_model(config, caplog):
+    ingestion.run_ingestion(config)
+    with caplog.at_level(logging.INFO):
+        assert scoring.main(args(config)) == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [f"{config.model_folder / training.MODEL}: model not found (run training.py first)"]
+    assert not (config.model_folder / scoring.SCORE).exists()
+
+
+def test_main_exits_1_without_test_data(trained, caplog):
+    (trained.test_data / scoring.TESTDATA).unlink()
+    with caplog.at_level(logging.INFO):
+        assert scoring.main(args(trained)) == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert str(trained.test_data / scoring.TESTDATA) in errors[0]
+    with Ledger(trained.ledger_path) as ledger:
+        assert ledger.runs(1)[0]["outcome"] == "failed"
+
+
+def test_main_exits_0_when_scored(trained):
+    assert scoring.main(args(trained)) == 0
+    assert (trained.model_folder / scoring.SCORE).is_file()
+
+
+def test_f1_of_a_model_that_predicts_no_positive_is_zero(trained):
+    class Never:
+        def predict(self, x: pd.DataFrame) -> list[int]:
+            return [0] * len(x)
+
+    frame = scoring.read_labelled_csv(trained.test_data / scoring.TESTDATA)
+    assert scoring.f1_of(Never(), frame) == 0.0

@@ -1,0 +1,137 @@
+"""The API as it runs in production: a real gunicorn on loopback, called by apicalls.py; and app.py's CLI."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+import apicalls
+from risk.config import Config
+
+pytestmark = pytest.mark.system
+
+REPO = Path(__file__).resolve().parent.parent
+GUNICORN = Path(sys.executable).parent / "gunicorn"
+START_SECONDS = 20
+RECORD = {"lastmonth_activity": 10, "lastyear_activity": 100, "number_of_employees": 5}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def server_env() -> dict[str, str]:
+    """The test's environment, minus any config override, with pip kept off the network (diagnostics asks it)."""
+    env = {k: v for k, v in os.environ.items() if k != "RISK_CONFIG"}
+    return {**env, "PIP_NO_INDEX": "1", "PIP_NO_INPUT": "1", "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
+
+
+def wait_for_health(url: str, process: subprocess.Popen) -> None:
+    """Poll /health until it answers 200; fail if the server exits or START_SECONDS pass."""
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"gunicorn exited with {process.returncode} before answering"
+        try:
+            if requests.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or workers still importing
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"{url}/health did not answer within {START_SECONDS} s")
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Terminate gunicorn (it stops its workers) and reap it; kill it if it does not stop in time."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+@pytest.fixture
+def server(deployed: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, subprocess.Popen]]:
+    """A real gunicorn with two workers serving the deployed miniature project on a free loopback port."""
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    url = f"http://127.0.0.1:{free_port()}"
+    command = [str(GUNICORN), "--workers", "2", "--bind", url.removeprefix("http://"), "--no-control-socket",
+               "--graceful-timeout", "5", f'app:create_app("{deployed.config_path}")']
+    with open(tmp_path / "gunicorn.log", "wb") as log:
+        process = subprocess.Popen(command, cwd=REPO, env=server_env(), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for_health(url, process)
+        yield url, process
+    finally:
+        stop(process)
+
+
+def test_gunicorn_serves_predictions_and_apicalls_records_every_call(server, deployed: Config) -> None:
+    url, _ = server
+    answer = requests.post(f"{url}/prediction", json={"records": [RECORD, RECORD]}, timeout=30)
+    assert answer.status_code == 200
+    assert answer.json()["model_version"] == "1"
+    assert len(answer.json()["predictions"]) == 2
+
+    assert apicalls.main(["--config", str(deployed.config_path), "--url", url]) == 0
+    returns = json.loads((deployed.model_folder / apicalls.RETURNS).read_text(encoding="utf-8"))
+    requested = [entry["request"] for entry in returns]
+    assert requested == ["POST /prediction", "GET /scoring", "GET /summarystats", "GET /diagnostics"]
+    assert [entry["status"] for entry in returns] == [200] * 4
+    assert returns[1]["body"]["model_version"] == returns[3]["body"]["model_version"] == "1"
+    assert 0 <= returns[1]["body"]["f1"] <= 1
+
+
+def test_apicalls_reports_a_stopped_server_in_one_line(server, deployed: Config,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    url, process = server
+    assert requests.get(f"{url}/ready", timeout=10).status_code == 200
+    stop(process)
+    assert process.returncode is not None
+    caplog.set_level(logging.INFO)
+    assert apicalls.main(["--config", str(deployed.config_path), "--url", url]) == 1
+    errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert url in errors[0].getMessage()
+    assert "\n" not in errors[0].getMessage()
+    assert not (deployed.model_folder / apicalls.RETURNS).exists()
+
+
+def test_apicalls_rejects_a_url_without_a_scheme(deployed: Config, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        apicalls.main(["--config", str(deployed.config_path), "--url", "127.0.0.1:8000"])
+    assert exit_info.value.code == 2
+    assert "expected an http(s):// URL, got '127.0.0.1:8000'" in capsys.readouterr().err
+
+
+def test_apicalls_reports_an_answer_cut_short_in_one_line(deployed: Config, monkeypatch: pytest.MonkeyPatch,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    def cut_short(*args: object, **kwargs: object) -> None:
+        raise requests.exceptions.ChunkedEncodingError("connection broken")
+
+    monkeypatch.setattr(requests.Session, "request", cut_short)
+    assert apicalls.main(["--config", str(deployed.config_path), "--url", "http://127.0.0.1:9"]) == 1
+    errors = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+    assert errors == ["http://127.0.0.1:9/prediction: no complete answer (ChunkedEncodingError)"]
+
+
+def test_app_help_runs_from_another_folder(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, str(REPO / "app.py"), "--help"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "--config" in done.stdout
+    assert "--port" in done.stdout
+    assert list(tmp_path.iterdir()) == []

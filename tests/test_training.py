@@ -1,0 +1,101 @@
+"""training.py: a plain pickled model and its card, written after a fit on finaldata.csv."""
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+
+import pandas as pd
+import pytest
+from conftest import synthetic_frame, write_frame
+from sklearn.linear_model import LogisticRegression
+
+import ingestion
+import training
+from risk import contract
+from risk.config import Config
+from risk.contract import FEATURES, TARGET
+from risk.errors import ContractError
+from risk.files import sha256_file
+
+
+def args(config: Config) -> list[str]:
+    return ["--config", str(config.config_path)]
+
+
+def one_class_project(config: Config) -> None:
+    for path in config.input_folder.iterdir():
+        path.unlink()
+    frame = synthetic_frame(20, seed=7).assign(**{TARGET: 0})
+    write_frame(frame, config.input_folder / "zeros.csv")
+    ingestion.run_ingestion(config)
+
+
+def test_model_is_a_plain_pickle_that_predicts(config):
+    ingestion.run_ingestion(config)
+    training.run_training(config)
+    with open(config.model_folder / training.MODEL, "rb") as handle:
+        model = pickle.load(handle)
+    assert isinstance(model, LogisticRegression)
+    assert model.n_features_in_ == len(FEATURES)
+    x, _ = contract.split_xy(synthetic_frame(5, seed=8))
+    assert len(model.predict(x)) == 5
+    assert set(model.predict(x)) <= {0, 1}
+
+
+def test_model_card_describes_the_data_and_the_model(config):
+    ingestion.run_ingestion(config)
+    returned = training.run_training(config)
+    card = json.loads((config.model_folder / training.CARD).read_text(encoding="utf-8"))
+    finaldata = config.output_folder / training.FINALDATA
+    assert card == returned
+    assert card["rows"] == len(pd.read_csv(finaldata)) == 26
+    assert card["data_sha256"] == sha256_file(finaldata)
+    assert card["model_sha256"] == sha256_file(config.model_folder / training.MODEL)
+    assert card["features"] == list(FEATURES)
+
+
+def test_training_is_deterministic(config):
+    ingestion.run_ingestion(config)
+    first = training.run_training(config)["model_sha256"]
+    assert training.run_training(config)["model_sha256"] == first
+
+
+def test_one_class_data_is_a_contract_error(config):
+    one_class_project(config)
+    with pytest.raises(ContractError, match=r"only class \[0\] in 'exited'; need both 0 and 1"):
+        training.run_training(config)
+    assert not (config.model_folder / training.MODEL).exists()
+
+
+def test_main_exits_1_on_one_class_data(config, caplog):
+    one_class_project(config)
+    with caplog.at_level(logging.INFO):
+        assert training.main(args(config)) == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert "need both 0 and 1" in errors[0]
+
+
+def test_main_exits_1_without_finaldata(config, caplog):
+    with caplog.at_level(logging.INFO):
+        assert training.main(args(config)) == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [f"{config.output_folder / training.FINALDATA}: training data not found (run ingestion.py first)"]
+    assert not (config.model_folder / training.CARD).exists()
+
+
+def test_main_exits_0_and_prints_the_card_with_json(config, capsys):
+    ingestion.run_ingestion(config)
+    assert training.main([*args(config), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == 26
+
+
+def test_a_failed_fit_leaves_the_previous_model(config):
+    ingestion.run_ingestion(config)
+    training.run_training(config)
+    before = (config.model_folder / training.MODEL).read_bytes()
+    write_frame(synthetic_frame(20, seed=7).assign(**{TARGET: 1}), config.output_folder / training.FINALDATA)
+    with pytest.raises(ContractError):
+        training.run_training(config)
+    assert (config.model_folder / training.MODEL).read_bytes() == before
