@@ -31,7 +31,7 @@ lint: $(DEVSTAMP)
 	$(PY) -m ruff check .
 
 serve: $(STAMP)
-	$(VENV)/bin/gunicorn --workers 2 --bind 127.0.0.1:$(PORT) --timeout 120 --access-logfile - 'app:create_app()'
+	$(VENV)/bin/gunicorn --workers 2 --bind 127.0.0.1:$(PORT) --timeout 120 --no-control-socket --access-logfile - 'app:create_app()'
 
 cron:
 	@$(CRONLINE)

@@ -41,13 +41,15 @@ class ModelHolder:
         self.prod = prod
         self.lock = threading.Lock()
         self.loaded: tuple[registry.Version, object] | None = None
+        self.refused: int | None = None  # a version that failed verification: not re-read on every request
 
     def get(self) -> tuple[registry.Version, object]:
         number = registry.current_number(self.prod)
         if number is None:
             raise ApiError(503, "no_model", "no model deployed yet: run fullprocess.py or deployment.py")
         with self.lock:
-            if self.loaded is None or self.loaded[0].number != number:
+            stale = self.loaded is None or self.loaded[0].number != number
+            if stale and not (self.loaded and number == self.refused):
                 self._swap(number)
             return self.loaded
 
@@ -57,6 +59,7 @@ class ModelHolder:
             model = registry.load_model(version)
         except (IntegrityError, MissingInputError) as exc:
             logger.error("refusing version %d: %s", number, exc)
+            self.refused = number
             if self.loaded is None:
                 raise ApiError(503, "model_unverified", f"version {number} failed verification") from None
             return

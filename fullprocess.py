@@ -11,7 +11,7 @@ import logging
 from risk import cli, inbox, registry, views
 from risk.config import Config, require_folder
 from risk.errors import MissingInputError
-from risk.files import single_flight
+from risk.files import remove_temp_files, single_flight
 from risk.ledger import Ledger, recorded
 
 logger = logging.getLogger(__name__)
@@ -31,6 +31,15 @@ def pending_work(config: Config) -> list[str]:
         if not reasons:
             ledger.record_idle("fullprocess", {"reason": "nothing new"})
     return reasons
+
+
+def recover(config: Config) -> list[str]:
+    """Clean what a killed run left (temp files, unfinished versions); only under the lock."""
+    import ingestion
+
+    folders = (config.output_folder, ingestion.parts_folder(config), config.model_folder)
+    removed = [f"{n} temp file(s) in {f}" for f in folders if (n := remove_temp_files(f))]
+    return removed + registry.recover(config.prod_folder)
 
 
 def retrain_and_deploy(config: Config, run_id: int) -> dict:
@@ -102,7 +111,7 @@ def process(config: Config) -> dict:
     import ingestion
 
     with recorded(config.ledger_path, "fullprocess") as (ledger, run_id, detail):
-        for leftover in registry.recover(config.prod_folder):
+        for leftover in recover(config):
             logger.info("recovered: removed %s", leftover)
         if inbox.csv_paths(config.input_folder):
             detail["ingestion"] = ingestion.run_ingestion(config, run_id)

@@ -14,7 +14,7 @@ import pandas as pd
 from risk import cli, contract, inbox, views
 from risk.config import Config, require_folder
 from risk.errors import ContractError, MissingInputError
-from risk.files import atomic_open, atomic_write_text, remove_temp_files
+from risk.files import atomic_open, atomic_write_text
 from risk.ledger import Ledger, recorded
 
 logger = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def read_part(path: Path) -> pd.DataFrame:
 
 def write_csv(frame: pd.DataFrame, target: Path) -> None:
     with atomic_open(target, "w", encoding="utf-8", newline="") as handle:
-        frame.to_csv(handle, index=False)
+        frame.to_csv(handle, index=False, float_format="%.15g")  # counts read back as written: 100, not 100.0
 
 
 def write_views(config: Config, ledger: Ledger) -> pd.DataFrame:
@@ -131,8 +131,6 @@ def run_ingestion(config: Config, parent_run: int | None = None) -> dict:
     require_folder(config.input_folder, "input_folder_path")
     if not inbox.csv_paths(config.input_folder):
         raise MissingInputError(f"{config.input_folder}: no .csv files in the input folder")
-    remove_temp_files(config.output_folder)
-    remove_temp_files(parts_folder(config))
     with recorded(config.ledger_path, "ingestion", parent_run) as (ledger, run_id, detail):
         summary = summarise(ingest_new(config, ledger, run_id))
         detail.update(summary)

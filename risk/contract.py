@@ -105,8 +105,8 @@ def _record_value(record: dict, column: str, index: int) -> float:
     except OverflowError:
         number = math.inf
     if not math.isfinite(number) or number < 0:
-        shown = value if not isinstance(value, (str, list, dict)) else type(value).__name__
-        raise ContractError(f"records[{index}].{column}: expected a finite number >= 0, got {shown!r}")
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise ContractError(f"records[{index}].{column}: expected a finite number >= 0, got {shown}")
     return number
 
 

@@ -12,6 +12,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from risk.errors import RiskError
+
 SCHEMA_VERSION = 1
 SCHEMA = """
 CREATE TABLE runs (
@@ -67,7 +69,7 @@ class Ledger:
                     self.db.execute(statement)
                 self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             elif version > SCHEMA_VERSION:
-                raise RuntimeError(f"{self.path}: ledger schema {version} is newer than this code's {SCHEMA_VERSION}")
+                raise RiskError(f"{self.path}: ledger schema {version} is newer than this code's {SCHEMA_VERSION}")
             self.db.commit()
         except BaseException:
             self.db.rollback()

@@ -51,11 +51,12 @@ def current_number(prod: Path) -> int | None:
     return int(text)
 
 
-def _finished(prod: Path) -> list[int]:
+def _numbers(prod: Path) -> list[int]:
+    """Every version folder's number, finished or not (a new version never reuses one)."""
     folder = versions_folder(prod)
     if not folder.is_dir():
         return []
-    return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit() and (p / MANIFEST).is_file())
+    return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit())
 
 
 def verify(prod: Path, number: int) -> Version:
@@ -93,7 +94,10 @@ def load_model(version: Version) -> object:
 
 
 def recover(prod: Path) -> list[str]:
-    """Remove what a killed deploy left: temp files and version folders without a manifest."""
+    """Remove what a killed deploy left: temp files and version folders without a manifest.
+
+    Only under the pipeline lock (fullprocess): a deploy by hand at the same time would lose its files.
+    """
     temps = remove_temp_files(prod)
     removed = [f"{temps} temp file(s)"] if temps else []
     folder = versions_folder(prod)
@@ -129,8 +133,7 @@ def deploy(prod: Path, sources: dict[str, Path], info: dict) -> Version:
     missing = [str(path) for path in sources.values() if not Path(path).is_file()]
     if missing:
         raise MissingInputError(f"cannot deploy: missing {', '.join(missing)}")
-    recover(prod)
-    numbers = _finished(prod)
+    numbers = _numbers(prod)
     version = _write_version(prod, (numbers[-1] if numbers else 0) + 1, sources, info)
     atomic_write_text(prod / CURRENT, f"{version.number}\n")
     sync_mirror(prod, version)

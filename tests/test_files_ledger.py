@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from risk.errors import RiskError
 from risk.files import TEMP_PREFIX, atomic_open, atomic_write_text, remove_temp_files, single_flight
 from risk.ledger import SCHEMA_VERSION, Ledger
 
@@ -115,7 +116,7 @@ def test_a_ledger_from_newer_code_is_refused(tmp_path):
     db = sqlite3.connect(path)
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     db.close()
-    with pytest.raises(RuntimeError, match=f"ledger schema {SCHEMA_VERSION + 1} is newer"):
+    with pytest.raises(RiskError, match=f"ledger schema {SCHEMA_VERSION + 1} is newer"):
         Ledger(path)
 
 

@@ -193,6 +193,22 @@ def test_data_ingested_outside_fullprocess_is_decided_on_the_next_tick(config: C
     assert fullprocess.run_fullprocess(config) == {"action": "nothing new"}
 
 
+def test_leftovers_of_a_killed_run_are_cleaned_by_the_next_run(config: Config) -> None:
+    fullprocess.run_fullprocess(config)
+    unfinished = registry.versions_folder(config.prod_folder) / "2"
+    unfinished.mkdir()
+    (unfinished / "trainedmodel.pkl").write_bytes(b"half a model")
+    temps = [config.prod_folder / ".tmp-current.x", config.output_folder / ".tmp-finaldata.csv.x",
+             config.model_folder / ".tmp-trainedmodel.pkl.x"]
+    for temp in temps:
+        temp.write_bytes(b"partial")
+    write_frame(judged_rows(config, seed=3, agree=False), config.input_folder / "dataset5.csv")
+    assert fullprocess.run_fullprocess(config)["action"] == "deployed version 2"  # the half one was removed first
+    assert not any(temp.exists() for temp in temps)
+    assert (unfinished / "trainedmodel.pkl").read_bytes() != b"half a model"
+    assert registry.current(config.prod_folder).number == 2  # verified: every file matches the manifest
+
+
 def test_the_idle_tick_imports_no_heavy_library(config: Config) -> None:
     fullprocess.run_fullprocess(config)
     script = ("import json, sys, fullprocess; code = fullprocess.main(['--config', sys.argv[1]]); "
