@@ -1,7 +1,8 @@
 """Call every endpoint of the running API and write the answers together to apireturns.txt.
 
 Reads nothing but the API (default: `api_url` in config.json, or --url). Writes apireturns.txt to the model
-folder. Exits 1 with one line when the server is down. Run: python apicalls.py [--config PATH] [--url URL]
+folder. Exits 1 with one line when the server is down or any call got an error status.
+Run: python apicalls.py [--config PATH] [--url URL]
 """
 from __future__ import annotations
 
@@ -75,7 +76,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = cli.parser(__doc__)
     parser.add_argument("--url", type=base_url, help="base URL of the API (default: api_url in config.json)")
     args = parser.parse_args(argv)
-    return cli.run(args, lambda config: run_apicalls(config, args.url))
+
+    def stage(config: Config) -> list[dict]:
+        answers = run_apicalls(config, args.url)
+        failed = [f"{a['request']} -> {a['status']}" for a in answers if a["status"] >= 400]
+        if failed:
+            raise RiskError(f"{len(failed)} of {len(answers)} call(s) failed: {', '.join(failed)} (see {RETURNS})")
+        return answers
+
+    return cli.run(args, stage)
 
 
 if __name__ == "__main__":

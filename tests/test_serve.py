@@ -128,6 +128,19 @@ def test_apicalls_reports_an_answer_cut_short_in_one_line(deployed: Config, monk
     assert errors == ["http://127.0.0.1:9/prediction: no complete answer (ChunkedEncodingError)"]
 
 
+def test_apicalls_exits_1_when_a_call_gets_an_error_status(deployed: Config, monkeypatch: pytest.MonkeyPatch,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    def not_ready(session: object, url: str, method: str, route: str, body: object) -> dict:
+        return {"request": f"{method} {route}", "status": 503 if route == "/scoring" else 200, "body": {}}
+
+    monkeypatch.setattr(apicalls, "call", not_ready)
+    assert apicalls.main(["--config", str(deployed.config_path), "--url", "http://127.0.0.1:9"]) == 1
+    errors = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+    assert errors == ["1 of 4 call(s) failed: GET /scoring -> 503 (see apireturns.txt)"]
+    written = json.loads((deployed.model_folder / apicalls.RETURNS).read_text())
+    assert [answer["status"] for answer in written] == [200, 503, 200, 200]
+
+
 def test_app_help_runs_from_another_folder(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, str(REPO / "app.py"), "--help"], cwd=tmp_path, capture_output=True,
                           text=True, timeout=60, check=False)
