@@ -14,8 +14,9 @@ from pathlib import Path
 
 from risk.errors import RiskError
 
-SCHEMA_VERSION = 1
-SCHEMA = """
+# One entry per schema version, applied in order; the file's `PRAGMA user_version` says how many ran.
+MIGRATIONS = (
+    """
 CREATE TABLE runs (
     id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES runs(id), stage TEXT NOT NULL,
     started_at TEXT NOT NULL, ended_at TEXT, outcome TEXT, detail TEXT);
@@ -34,7 +35,18 @@ CREATE TABLE decisions (
 CREATE TABLE deployments (
     id INTEGER PRIMARY KEY, run_id INTEGER, version INTEGER NOT NULL, created_at TEXT NOT NULL,
     model_sha256 TEXT NOT NULL, score REAL NOT NULL);
-"""
+""",
+    """
+CREATE TABLE rejected_rows (
+    id INTEGER PRIMARY KEY, run_id INTEGER REFERENCES runs(id), file_id INTEGER REFERENCES files(id),
+    file TEXT NOT NULL, row INTEGER, column_name TEXT, value TEXT, reason TEXT NOT NULL);
+CREATE INDEX rejected_rows_by_file ON rejected_rows (file_id);
+ALTER TABLE deployments ADD COLUMN action TEXT NOT NULL DEFAULT 'deploy';
+ALTER TABLE deployments ADD COLUMN reason TEXT;
+ALTER TABLE deployments ADD COLUMN actor TEXT;
+""",
+)
+SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def now() -> str:
@@ -64,12 +76,12 @@ class Ledger:
         self.db.execute("BEGIN IMMEDIATE")  # two first runs at once: one creates, the other waits
         try:
             version = self._version()
-            if version == 0:
-                for statement in filter(str.strip, SCHEMA.split(";")):
-                    self.db.execute(statement)
-                self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            elif version > SCHEMA_VERSION:
+            if version > SCHEMA_VERSION:
                 raise RiskError(f"{self.path}: ledger schema {version} is newer than this code's {SCHEMA_VERSION}")
+            for script in MIGRATIONS[version:]:
+                for statement in filter(str.strip, script.split(";")):
+                    self.db.execute(statement)
+            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             self.db.commit()
         except BaseException:
             self.db.rollback()

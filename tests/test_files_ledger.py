@@ -11,7 +11,7 @@ import pytest
 
 from risk.errors import RiskError
 from risk.files import TEMP_PREFIX, atomic_open, atomic_write_text, remove_temp_files, single_flight
-from risk.ledger import SCHEMA_VERSION, Ledger
+from risk.ledger import MIGRATIONS, SCHEMA_VERSION, Ledger
 
 REPO = Path(__file__).resolve().parent.parent
 HOLD_LOCK = """
@@ -143,3 +143,19 @@ def test_a_failed_decision_marks_no_file(tmp_path):
             ledger.record_decision(run_id, None, "kept", {}, ids)
         assert [f["name"] for f in ledger.files(pending=True)] == ["a", "b"]
         assert ledger.decisions() == []
+
+
+def test_a_version_1_ledger_is_migrated_in_place_keeping_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    old = sqlite3.connect(path)
+    for statement in filter(str.strip, MIGRATIONS[0].split(";")):
+        old.execute(statement)
+    old.execute("INSERT INTO deployments (run_id, version, created_at, model_sha256, score)"
+                " VALUES (1, 1, 't', 'x', 0.5)")
+    old.execute("PRAGMA user_version = 1")
+    old.commit()
+    old.close()
+    with Ledger(path) as ledger:
+        assert ledger.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION > 1
+        assert [(d["version"], d["action"]) for d in ledger.deployments()] == [(1, "deploy")]
+        assert ledger.db.execute("SELECT count(*) FROM rejected_rows").fetchone()[0] == 0
