@@ -2,17 +2,22 @@
 
 Reads trainedmodel.pkl, its card and latestscore.txt (model folder) and ingestedfiles.txt (output folder).
 Writes production_deployment/versions/<N>/ with a manifest of sha256s, then the `current` pointer, then the
-course's flat copies (trainedmodel.pkl, latestscore.txt, ingestedfiles.txt). Run: python deployment.py
+course's flat copies (trainedmodel.pkl, latestscore.txt, ingestedfiles.txt); keeps the last `keep_versions`.
+Run: python deployment.py [--config PATH]; --list; --rollback [VERSION] --reason TEXT
 """
 from __future__ import annotations
 
+import argparse
+import getpass
 import json
 import logging
+import os
+from pathlib import Path
 
 from risk import cli, registry
 from risk.config import Config
-from risk.errors import MissingInputError
-from risk.files import sha256_file
+from risk.errors import MissingInputError, RiskError
+from risk.files import sha256_file, single_flight
 from risk.ledger import recorded
 
 logger = logging.getLogger(__name__)
@@ -43,8 +48,7 @@ def read_card(config: Config, model_sha: str) -> dict:
 
 
 def version_info(card: dict, score: float) -> dict:
-    return {"score": score, "data_sha256": card.get("data_sha256"), "rows": card.get("rows"),
-            "sklearn_version": card.get("sklearn_version")}
+    return {"score": score, "data_sha256": card.get("data_sha256"), "rows": card.get("rows")}
 
 
 def run_deployment(config: Config, parent_run: int | None = None) -> dict:
@@ -60,13 +64,82 @@ def run_deployment(config: Config, parent_run: int | None = None) -> dict:
         info = version_info(read_card(config, model_sha), score)
         version = registry.deploy(config.prod_folder, sources(config), info)
         ledger.record_deployment(run_id, version.number, model_sha, score)
-        detail.update({"version": version.number, "score": score, "model_sha256": model_sha})
-    logger.info("deployment: version %d (F1 %.4f) is current in %s", version.number, score, config.prod_folder)
+        pruned = registry.prune(config.prod_folder, config.keep_versions)
+        detail.update({"version": version.number, "score": score, "model_sha256": model_sha, "pruned": pruned})
+    logger.info("deployment: version %d (F1 %.4f) is current in %s%s", version.number, score, config.prod_folder,
+                f"; pruned old version(s) {pruned}" if pruned else "")
     return version.manifest
 
 
+def actor() -> str:
+    """Who is acting, for the ledger: the sudo caller if any, else the login name."""
+    return os.environ.get("SUDO_USER") or getpass.getuser()
+
+
+def rollback_target(prod: Path, live: int, target: int | None) -> int:
+    if target is None:
+        target = registry.predecessor(prod, live)
+        if target is None:
+            raise MissingInputError(f"{prod}: version {live} has no earlier version to roll back to")
+    if target == live:
+        raise RiskError(f"version {target} is already current")
+    return target
+
+
+def run_rollback(config: Config, target: int | None = None, reason: str | None = None) -> dict:
+    """Make an earlier (or the named) version current again, after verifying it; recorded with who and why."""
+    live = registry.current_number(config.prod_folder)
+    if live is None:
+        raise MissingInputError(f"{config.prod_folder}: nothing is deployed, nothing to roll back")
+    target = rollback_target(config.prod_folder, live, target)
+    with recorded(config.ledger_path, "rollback") as (ledger, run_id, detail):
+        version = registry.activate(config.prod_folder, target)  # refuses a version that fails verification
+        ledger.record_deployment(run_id, target, version.manifest["sha256"][registry.MODEL],
+                                 version.manifest["score"], action="rollback", reason=reason, actor=actor())
+        detail.update({"from": live, "to": target, "reason": reason, "actor": actor()})
+    logger.info("rollback: version %d -> %d by %s (%s)", live, target, actor(), reason or "no reason given")
+    return dict(detail)
+
+
+def version_table(rows: list[dict]) -> str:
+    lines = [f"{'':2}{'version':>7}  {'created (UTC)':<29}  {'F1':>6}  {'data sha256':<12}  status"]
+    for row in rows:
+        score = f"{row['score']:.4f}" if isinstance(row["score"], float) else "-"
+        status = "ok" if row["verified"] else f"REFUSED: {row['problem']}"
+        lines.append(f"{'*' if row['current'] else '':2}{row['version']:>7}  {row['created_at'] or '-':<29}  "
+                     f"{score:>6}  {(row['data_sha256'] or '-')[:12]:<12}  {status}")
+    return "\n".join(lines)
+
+
+def version_number(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a version number, got {text!r}")
+    return int(text)
+
+
 def main(argv: list[str] | None = None) -> int:
-    return cli.run(cli.parser(__doc__).parse_args(argv), run_deployment)
+    parser = cli.parser(__doc__)
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--list", action="store_true", help="list the versions (* marks the current one)")
+    action.add_argument("--rollback", nargs="?", const=0, type=version_number, metavar="VERSION",
+                        help="make VERSION (default: the one before the current) current again")
+    parser.add_argument("--reason", help="why, recorded in the ledger with who (for --rollback)")
+    args = parser.parse_args(argv)
+
+    def stage(config: Config) -> object:
+        if args.list:
+            rows = registry.describe(config.prod_folder)
+            if not args.json:
+                print(version_table(rows))
+            return rows
+        with single_flight(config.lock_path) as mine:
+            if not mine:
+                raise RiskError(f"{config.lock_path}: another pipeline run holds the lock; try again when it ends")
+            if args.rollback is not None:
+                return run_rollback(config, args.rollback or None, args.reason)
+            return run_deployment(config)
+
+    return cli.run(args, stage)
 
 
 if __name__ == "__main__":

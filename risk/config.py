@@ -22,12 +22,14 @@ PATH_KEYS = (
 )
 DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
 DEFAULT_API_URL = "http://127.0.0.1:8000"
+DEFAULT_KEEP_VERSIONS = 10
 
 
 _Fields = namedtuple(
     "_Fields",
-    "config_path input_folder output_folder test_data model_folder prod_folder max_request_bytes api_url",
-    defaults=(DEFAULT_MAX_REQUEST_BYTES, DEFAULT_API_URL),
+    "config_path input_folder output_folder test_data model_folder prod_folder max_request_bytes api_url"
+    " keep_versions",
+    defaults=(DEFAULT_MAX_REQUEST_BYTES, DEFAULT_API_URL, DEFAULT_KEEP_VERSIONS),
 )
 
 
@@ -36,7 +38,7 @@ class Config(_Fields):
 
     A namedtuple rather than a frozen dataclass: `dataclasses` costs the idle cron tick ~5 ms of imports.
     Fields: config_path, input_folder, output_folder, test_data, model_folder, prod_folder (Paths),
-    max_request_bytes (int), api_url (str). `config._replace(...)` gives a changed copy.
+    max_request_bytes (int), api_url (str), keep_versions (int). `config._replace(...)` gives a changed copy.
     """
 
     __slots__ = ()
@@ -108,6 +110,7 @@ def load_config(path: str | Path | None = None) -> Config:
         *folders,
         max_request_bytes=_positive_int(data, "max_request_bytes", DEFAULT_MAX_REQUEST_BYTES, config_path),
         api_url=_url(data, "api_url", DEFAULT_API_URL, config_path),
+        keep_versions=_positive_int(data, "keep_versions", DEFAULT_KEEP_VERSIONS, config_path),
     )
 
 

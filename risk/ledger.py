@@ -194,10 +194,13 @@ class Ledger:
         rows = self.db.execute("SELECT * FROM decisions ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
         return [{**dict(row), "evidence": json.loads(row["evidence"])} for row in rows]
 
-    def record_deployment(self, run_id: int | None, version: int, model_sha256: str, score: float) -> int:
+    def record_deployment(self, run_id: int | None, version: int, model_sha256: str, score: float,
+                          action: str = "deploy", reason: str | None = None, actor: str | None = None) -> int:
+        """A version made current: by a deploy, or by a rollback with who and why."""
         return self._insert(
-            "INSERT INTO deployments (run_id, version, created_at, model_sha256, score) VALUES (?, ?, ?, ?, ?)",
-            run_id, version, now(), model_sha256, score,
+            "INSERT INTO deployments (run_id, version, created_at, model_sha256, score, action, reason, actor)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            run_id, version, now(), model_sha256, score, action, reason, actor,
         )
 
     def deployments(self) -> list[dict]:

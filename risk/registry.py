@@ -7,6 +7,7 @@ a manifest is unfinished (a killed deploy) and is removed by `recover`. Stdlib o
 from __future__ import annotations
 
 import json
+import logging
 from collections import namedtuple
 from pathlib import Path
 
@@ -20,6 +21,7 @@ FILES = "ingestedfiles.txt"
 MANIFEST = "manifest.json"
 CURRENT = "current"
 PAYLOAD = (MODEL, SCORE, FILES)
+logger = logging.getLogger(__name__)
 
 
 class Version(namedtuple("_Version", "number folder manifest")):
@@ -68,7 +70,10 @@ def verify(prod: Path, number: int) -> Version:
         raise MissingInputError(f"{folder}: version {number} has no manifest (not deployed)") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise IntegrityError(f"{folder / MANIFEST}: manifest is not valid JSON") from None
-    for name, expected in manifest.get("sha256", {}).items():
+    hashes = manifest.get("sha256") if isinstance(manifest, dict) else None
+    if not isinstance(hashes, dict) or not set(PAYLOAD) <= set(hashes):
+        raise IntegrityError(f"{folder / MANIFEST}: manifest does not list the sha256 of {list(PAYLOAD)}")
+    for name, expected in hashes.items():
         path = folder / name
         if not path.is_file():
             raise IntegrityError(f"{path}: file listed in the manifest is missing")
@@ -85,12 +90,32 @@ def current(prod: Path) -> Version:
     return verify(prod, number)
 
 
-def load_model(version: Version) -> object:
-    """Unpickle a verified version's model (only files whose hash matched the manifest are loaded)."""
-    import pickle
+def library_versions() -> dict[str, str]:
+    """The versions that decide whether a pickled model loads the same: recorded in every manifest."""
+    import platform
 
-    with open(version.model_path, "rb") as handle:
-        return pickle.load(handle)
+    import numpy
+    import sklearn
+
+    return {"python": platform.python_version(), "sklearn": sklearn.__version__, "numpy": numpy.__version__}
+
+
+def load_model(version: Version) -> object:
+    """Unpickle a verified version's model; warn, naming both versions, if it was pickled by other libraries."""
+    import pickle
+    import warnings
+
+    pickled_with = version.manifest.get("libraries", {})
+    here = library_versions()
+    differ = {k: (v, here.get(k)) for k, v in pickled_with.items() if here.get(k) != v}
+    with warnings.catch_warnings(record=True) as caught, open(version.model_path, "rb") as handle:
+        warnings.simplefilter("always")
+        model = pickle.load(handle)
+    if differ or caught:
+        detail = ", ".join(f"{k} {old} (pickled) vs {new} (here)" for k, (old, new) in differ.items())
+        logger.warning("version %d was pickled with other library versions: %s%s", version.number,
+                       detail or "see below", "".join(f"; {w.message}" for w in caught))
+    return model
 
 
 def recover(prod: Path) -> list[str]:
@@ -116,10 +141,58 @@ def _write_version(prod: Path, number: int, sources: dict[str, Path], info: dict
     folder.mkdir(parents=True)
     for name, source in sources.items():
         atomic_copy(source, folder / name)
-    manifest = {"version": number, "created_at": now(), **info,
+    manifest = {"version": number, "created_at": now(), **info, "libraries": library_versions(),
                 "sha256": {name: sha256_file(folder / name) for name in sources}}
     atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=2) + "\n")  # the record, last
     return verify(prod, number)
+
+
+def finished(prod: Path) -> list[int]:
+    """Numbers of the complete versions (with a manifest), oldest first."""
+    return [n for n in _numbers(prod) if (versions_folder(prod) / str(n) / MANIFEST).is_file()]
+
+
+def describe(prod: Path) -> list[dict]:
+    """Every complete version: number, time, score, data fingerprint, whether current and whether it verifies."""
+    now_current = current_number(prod)
+    rows = []
+    for number in finished(prod):
+        try:
+            manifest, problem = verify(prod, number).manifest, None
+        except (IntegrityError, MissingInputError) as exc:
+            manifest, problem = {}, str(exc)
+        rows.append({"version": number, "created_at": manifest.get("created_at"), "score": manifest.get("score"),
+                     "data_sha256": manifest.get("data_sha256"), "current": number == now_current,
+                     "verified": problem is None, "problem": problem})
+    return rows
+
+
+def predecessor(prod: Path, number: int) -> int | None:
+    """The newest complete version older than `number` (what a plain rollback goes back to)."""
+    older = [n for n in finished(prod) if n < number]
+    return older[-1] if older else None
+
+
+def activate(prod: Path, number: int) -> Version:
+    """Verify a version, then make it current (one atomic pointer write) and refresh the flat copies."""
+    version = verify(prod, number)
+    atomic_write_text(prod / CURRENT, f"{version.number}\n")
+    sync_mirror(prod, version)
+    return version
+
+
+def prune(prod: Path, keep: int) -> list[int]:
+    """Delete the oldest complete versions beyond `keep`, never the current one or its predecessor."""
+    import shutil
+
+    live = current_number(prod)
+    protected = {live, predecessor(prod, live) if live is not None else None}
+    candidates = [n for n in finished(prod) if n not in protected]
+    excess = max(0, len(finished(prod)) - keep)
+    doomed = candidates[:excess]
+    for number in doomed:
+        shutil.rmtree(versions_folder(prod) / str(number))
+    return doomed
 
 
 def sync_mirror(prod: Path, version: Version) -> None:
@@ -135,6 +208,4 @@ def deploy(prod: Path, sources: dict[str, Path], info: dict) -> Version:
         raise MissingInputError(f"cannot deploy: missing {', '.join(missing)}")
     numbers = _numbers(prod)
     version = _write_version(prod, (numbers[-1] if numbers else 0) + 1, sources, info)
-    atomic_write_text(prod / CURRENT, f"{version.number}\n")
-    sync_mirror(prod, version)
-    return version
+    return activate(prod, version.number)

@@ -1,0 +1,138 @@
+"""Deployment as the operator uses it: --list, --rollback with who and why, pruning, version warnings, the lock."""
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+import deployment
+import scoring
+import training
+from risk import registry
+from risk.config import Config
+from risk.files import single_flight
+from risk.ledger import Ledger
+
+
+def redeploy(config: Config, times: int = 1) -> None:
+    """Deploy the same data again `times` times (each deployment is a new version)."""
+    for _ in range(times):
+        training.run_training(config)
+        scoring.run_scoring(config)
+        deployment.run_deployment(config)
+
+
+def flip_byte(path, offset: int = 100) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_list_shows_every_version_and_marks_the_current_one(deployed: Config, capsys) -> None:
+    redeploy(deployed)
+    assert deployment.main(["--config", str(deployed.config_path), "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:2] == ["version", "created"]
+    assert [line[:9].split() for line in lines[1:]] == [["1"], ["*", "2"]]
+    assert all(line.rstrip().endswith("ok") for line in lines[1:])
+
+
+def test_list_as_json_carries_score_and_data_fingerprint(deployed: Config, capsys) -> None:
+    assert deployment.main(["--config", str(deployed.config_path), "--list", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    manifest = registry.current(deployed.prod_folder).manifest
+    assert row == {"version": 1, "created_at": manifest["created_at"], "score": manifest["score"],
+                   "data_sha256": manifest["data_sha256"], "current": True, "verified": True, "problem": None}
+
+
+def test_rollback_goes_to_the_previous_version_and_records_who_and_why(deployed: Config) -> None:
+    redeploy(deployed, 2)
+    argv = ["--config", str(deployed.config_path), "--rollback", "--reason", "v3 looks wrong"]
+    assert deployment.main(argv) == 0
+    assert registry.current(deployed.prod_folder).number == 2
+    assert (deployed.prod_folder / "trainedmodel.pkl").read_bytes() == \
+        (registry.versions_folder(deployed.prod_folder) / "2" / "trainedmodel.pkl").read_bytes()
+    with Ledger(deployed.ledger_path) as ledger:
+        last = ledger.deployments()[-1]
+    assert (last["version"], last["action"], last["reason"]) == (2, "rollback", "v3 looks wrong")
+    assert last["actor"]
+    assert deployment.main(["--config", str(deployed.config_path), "--rollback"]) == 0
+    assert registry.current(deployed.prod_folder).number == 1
+
+
+def test_rollback_to_a_named_version_and_back_forward(deployed: Config) -> None:
+    redeploy(deployed, 2)
+    assert deployment.main(["--config", str(deployed.config_path), "--rollback", "1"]) == 0
+    assert registry.current(deployed.prod_folder).number == 1
+    assert deployment.main(["--config", str(deployed.config_path), "--rollback", "3"]) == 0
+    assert registry.current(deployed.prod_folder).number == 3
+
+
+@pytest.mark.parametrize("argv", [["--rollback"], ["--rollback", "1"], ["--rollback", "7"]])
+def test_impossible_rollbacks_exit_1_and_keep_the_current_version(deployed: Config, argv, caplog) -> None:
+    assert deployment.main(["--config", str(deployed.config_path), *argv]) == 1
+    assert registry.current(deployed.prod_folder).number == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+
+
+def test_rollback_to_a_tampered_version_is_refused_naming_the_file(deployed: Config, caplog) -> None:
+    redeploy(deployed)
+    bad = registry.versions_folder(deployed.prod_folder) / "1" / "trainedmodel.pkl"
+    flip_byte(bad)
+    assert deployment.main(["--config", str(deployed.config_path), "--rollback", "1"]) == 1
+    assert registry.current(deployed.prod_folder).number == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [f"{bad}: sha256 does not match the manifest (tampered or truncated)"]
+    with Ledger(deployed.ledger_path) as ledger:
+        assert [d["action"] for d in ledger.deployments()] == ["deploy", "deploy"]
+
+
+def test_pruning_keeps_the_last_n_but_never_the_current_or_its_predecessor(deployed: Config) -> None:
+    config = deployed._replace(keep_versions=3)
+    redeploy(config, 4)  # versions 1..5; keep 3 -> 3, 4, 5
+    assert registry.finished(config.prod_folder) == [3, 4, 5]
+    deployment.run_rollback(config, 3)  # current 3, its predecessor: none left older
+    redeploy(config)  # version 6; keep 3 but protect current (6) and its predecessor (5)
+    assert registry.finished(config.prod_folder) == [4, 5, 6]
+    deployment.run_rollback(config, 4)
+    redeploy(config, 2)  # 7, 8 deployed; then current 8 and predecessor 7
+    assert registry.finished(config.prod_folder) == [6, 7, 8]
+
+
+def test_pruning_never_removes_a_rolled_back_current_version(deployed: Config) -> None:
+    config = deployed._replace(keep_versions=2)
+    redeploy(config, 2)  # 1, 2, 3 -> keep 2, 3
+    deployment.run_rollback(config, 2)
+    assert registry.prune(config.prod_folder, 1) == [3]  # 2 is current; its predecessor is gone already
+    assert registry.current(config.prod_folder).number == 2
+
+
+def test_a_model_pickled_by_other_library_versions_warns_with_both(deployed: Config, caplog) -> None:
+    folder = registry.versions_folder(deployed.prod_folder) / "1"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["libraries"]["sklearn"] = "0.0.1"
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    caplog.set_level(logging.WARNING)
+    registry.load_model(registry.current(deployed.prod_folder))
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "sklearn 0.0.1 (pickled) vs" in warning
+    assert registry.library_versions()["sklearn"] in warning
+
+
+def test_a_manifest_without_the_model_hash_is_refused(deployed: Config) -> None:
+    folder = registry.versions_folder(deployed.prod_folder) / "1"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    del manifest["sha256"]["trainedmodel.pkl"]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(registry.IntegrityError, match="does not list the sha256"):
+        registry.current(deployed.prod_folder)
+
+
+def test_deploy_by_hand_while_the_pipeline_holds_the_lock_exits_1(deployed: Config, caplog) -> None:
+    with single_flight(deployed.lock_path) as mine:
+        assert mine
+        assert deployment.main(["--config", str(deployed.config_path), "--rollback", "1"]) == 1
+    assert any("another pipeline run holds the lock" in r.getMessage() for r in caplog.records)
+    assert registry.current(deployed.prod_folder).number == 1
