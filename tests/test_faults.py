@@ -1,0 +1,172 @@
+"""Kill the pipeline at random instants: production keeps serving a verified model and the next run recovers.
+
+Also: ten overlapping runs started together, of which exactly one does the work.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import REPO, synthetic_frame, write_frame
+
+from risk import contract, registry
+from risk.config import Config, load_config
+from risk.ledger import Ledger
+
+pytestmark = pytest.mark.system
+
+KILLS = 30  # runs actually killed mid-way (a run that ends before its instant does not count)
+MAX_RUNS = 60
+SEED = 20261125
+OFFLINE = {**os.environ, "PIP_NO_INDEX": "1", "PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": ""}
+COMMAND = [sys.executable, str(REPO / "fullprocess.py"), "--config"]
+
+
+def pinned_raw(config: Config) -> Config:
+    """Pin the course's drift rule, so that rows labelled against the model always mean a redeploy."""
+    data = json.loads(config.config_path.read_text())
+    config.config_path.write_text(json.dumps({**data, "drift_method": "raw"}))
+    return load_config(config.config_path)
+
+
+def against_the_model(config: Config, seed: int) -> pd.DataFrame:
+    """New rows labelled with the opposite of the deployed model's answers (random labels before a model)."""
+    frame = synthetic_frame(40, seed=seed)
+    if registry.current_number(config.prod_folder) is not None:
+        model = registry.load_model(registry.current(config.prod_folder))
+        frame[contract.TARGET] = 1 - model.predict(contract.matrix(contract.validate_frame(frame, "rows")))
+    return frame
+
+
+STAGES = ("ingestion", "training", "scoring", "deployment")
+
+
+def stage_windows(config: Config) -> dict[str, tuple[float, float]]:
+    """Seconds from spawn to the start and end of each stage, from one clean run that retrains and deploys."""
+    start = time.time()
+    subprocess.run([*COMMAND, str(config.config_path)], env=OFFLINE, check=True, capture_output=True, timeout=300)
+    with Ledger(config.ledger_path) as ledger:
+        runs = {run["stage"]: run for run in ledger.runs(limit=50)[::-1] if run["stage"] in STAGES}
+
+    def seconds(stamp: str) -> float:
+        return pd.Timestamp(stamp).timestamp() - start
+
+    return {s: (seconds(runs[s]["started_at"]), seconds(runs[s]["ended_at"])) for s in STAGES}
+
+
+def last_run_id(config: Config) -> int:
+    with Ledger(config.ledger_path) as ledger:
+        return ledger.db.execute("SELECT coalesce(max(id), 0) FROM runs").fetchone()[0]
+
+
+def stage_started(config: Config, stage: str, after: int) -> bool:
+    with Ledger(config.ledger_path) as ledger:
+        row = ledger.db.execute("SELECT 1 FROM runs WHERE stage = ? AND id > ?", (stage, after)).fetchone()
+    return row is not None
+
+
+def kill_during(config: Config, stage: str, delay: float) -> bool:
+    """Start a run; `delay` seconds after the ledger shows `stage` begun, SIGKILL it. True if it was running."""
+    after = last_run_id(config)
+    process = subprocess.Popen([*COMMAND, str(config.config_path)], env=OFFLINE, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline and not stage_started(config, stage, after):
+        time.sleep(0.002)
+    try:
+        process.wait(timeout=delay)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+        return True
+    return False
+
+
+def killed_stages(config: Config) -> dict[str, int]:
+    """How many runs of each stage never ended (killed mid-stage), from the ledger."""
+    with Ledger(config.ledger_path) as ledger:
+        rows = ledger.db.execute("SELECT stage, count(*) FROM runs WHERE ended_at IS NULL GROUP BY stage")
+        return dict(rows.fetchall())
+
+
+def assert_production_verifies(config: Config) -> None:
+    if registry.current_number(config.prod_folder) is None:
+        return
+    version = registry.current(config.prod_folder)  # every file matches its manifest
+    assert registry.load_model(version).predict(np.array([[1.0, 2.0, 3.0]])).shape == (1,)
+    flat = config.prod_folder / registry.MODEL
+    if flat.exists():  # the course's flat copy is some complete version's model, never a torn file
+        models = {p.read_bytes() for p in registry.versions_folder(config.prod_folder).glob("*/trainedmodel.pkl")}
+        assert flat.read_bytes() in models
+
+
+def assert_everything_agrees(config: Config, written: list[pd.DataFrame]) -> None:
+    expected = contract.validate_frame(pd.concat(written, ignore_index=True), "all").drop_duplicates()
+    final = contract.read_csv(config.output_folder / "finaldata.csv")
+    assert len(final) == len(final.drop_duplicates()) == len(expected)  # every good row exactly once
+    key = list(contract.COLUMNS)
+    assert final.sort_values(key).reset_index(drop=True).equals(expected.sort_values(key).reset_index(drop=True))
+    with Ledger(config.ledger_path) as ledger:
+        ingested = sorted(f["name"] for f in ledger.files(status="ingested"))
+        assert ingested == sorted(p.name for p in config.input_folder.glob("*.csv"))
+        assert not ledger.has_pending()
+        assert ledger.deployments()[-1]["version"] == registry.current(config.prod_folder).number
+    names = (config.output_folder / "ingestedfiles.txt").read_text().split()
+    assert sorted(names) == ingested
+    leftovers = [p for p in config.prod_folder.rglob(".tmp-*")] + [p for p in config.output_folder.rglob(".tmp-*")]
+    assert leftovers == []
+    assert registry.finished(config.prod_folder) == sorted(
+        int(p.name) for p in registry.versions_folder(config.prod_folder).iterdir())
+
+
+def test_sigkill_at_random_instants_never_breaks_production(config: Config, tmp_path: Path) -> None:
+    rng = random.Random(SEED)
+    config = pinned_raw(config)
+    written = [pd.read_csv(p) for p in sorted(config.input_folder.glob("*.csv"))]
+    stage_windows(config)  # bootstrap: version 1
+    written.append(against_the_model(config, seed=99))
+    write_frame(written[-1], config.input_folder / "reference.csv")
+    windows = stage_windows(config)  # a run that ingests, decides DRIFT, trains, scores and deploys
+    interrupted = runs = 0
+    while interrupted < KILLS and runs < MAX_RUNS:
+        frame = against_the_model(config, seed=100 + runs)
+        written.append(frame)
+        write_frame(frame, config.input_folder / f"batch{runs:02d}.csv")
+        stage = STAGES[runs % len(STAGES)]  # every stage in turn, at a random instant within it
+        begin, end = windows[stage]
+        interrupted += kill_during(config, stage, rng.uniform(0, end - begin))
+        runs += 1
+        assert_production_verifies(config)
+    assert interrupted == KILLS, f"only {interrupted} of {runs} runs were killed mid-way"
+    hit = killed_stages(config)
+    assert {"ingestion", "training", "scoring", "deployment"} <= set(hit), hit
+    print("runs killed mid-stage:", hit)
+    for _ in range(3):  # clean runs until idle: recovery, then the decision on everything pending
+        done = subprocess.run([*COMMAND, str(config.config_path)], env=OFFLINE, capture_output=True, text=True,
+                              timeout=300, check=False)
+        assert done.returncode == 0, done.stderr
+    assert "nothing new" in done.stderr
+    assert_everything_agrees(config, written)
+
+
+def test_ten_overlapping_runs_do_the_work_exactly_once(config: Config) -> None:
+    runs = [subprocess.Popen([*COMMAND, str(config.config_path)], env=OFFLINE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(10)]
+    outputs = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0] * 10
+    workers = [err for _, err in outputs if "deployed version" in err]
+    others = [err for _, err in outputs if "another run holds" in err or "nothing new" in err]
+    assert (len(workers), len(others)) == (1, 9)
+    assert registry.finished(config.prod_folder) == [1]
+    with Ledger(config.ledger_path) as ledger:
+        assert [d["verdict"] for d in ledger.decisions()] == ["BOOTSTRAP"]
+        assert len(ledger.files(status="ingested")) == 2
