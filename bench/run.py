@@ -9,6 +9,7 @@ import json
 import sys
 from pathlib import Path
 
+import bench_deploy
 import bench_idle
 import bench_serve
 
@@ -30,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         bench_idle.measure(runs=5 if args.quick else bench_idle.RUNS),
         bench_serve.measure(rounds=1 if args.quick else bench_serve.ROUNDS,
                             seconds=1.0 if args.quick else bench_serve.SECONDS),
+        bench_deploy.measure(seconds=8.0 if args.quick else bench_deploy.SECONDS),
     ]
     for result in results:
         show(result)
