@@ -7,6 +7,7 @@ every request that starts more than 1 s after a switch gets the new version (all
 from __future__ import annotations
 
 import http.client
+import itertools
 import multiprocessing
 import sys
 import threading
@@ -15,8 +16,6 @@ import time
 from common import REPO, gunicorn, median, project
 
 sys.path.insert(0, str(REPO))
-import itertools
-
 from risk.config import load_config  # the repo's package, once its folder is on the path
 
 SECONDS = 30.0
