@@ -1,118 +1,479 @@
-"""Ingest new client CSV files from the input folder into the ingested history.
+"""Ingest new client CSV files from the input folder, row by checked row, appending only what is new.
 
-Reads every *.csv in `input_folder_path` that the ledger has not seen (input files are never modified).
-Writes, in the output folder: parts/<sha256>.csv (each file's new rows), finaldata.csv, ingestedfiles.txt
-and the ledger. Run: python ingestion.py [--config PATH] [--json]
+Reads every *.csv in `input_folder_path` the ledger has not seen, in chunks (input files are never modified).
+Appends, in the output folder: new rows to finaldata.csv, rejected rows to rejects.csv and each file's row
+hashes to rowindex/, then records the file in the ledger; writes ingestedfiles.txt.
+Run: python ingestion.py [--config PATH] [--json] [-v]
 """
 from __future__ import annotations
 
+import codecs
+import csv
+import io
 import logging
+import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 
-from risk import cli, contract, inbox, views
+from risk import cli, contract, inbox, rowindex, views
 from risk.config import Config, require_folder
-from risk.errors import ContractError, MissingInputError
-from risk.files import atomic_open, atomic_write_text
+from risk.errors import ContractError, IntegrityError, MissingInputError, RiskError
+from risk.files import atomic_write_text, single_flight
 from risk.ledger import Ledger, recorded
 
 logger = logging.getLogger(__name__)
 FINALDATA = views.FINALDATA
 INGESTEDFILES = views.INGESTEDFILES
-PARTS = "parts"
+REJECTS = "rejects.csv"
+INDEX = "rowindex"
+PARTS = "parts"  # the layout before issue 4: one CSV per file; adopted once, then left alone
+LOCK = ".ingestion.lock"
+DATA_HEADER = (",".join(contract.COLUMNS) + "\n").encode()
+REJECTS_HEADER = b"file,row,column,value,reason\n"
+BLOCK_BYTES = 1 << 22  # one chunk: memory per file is bounded by this, not by the file's size
+HEAD_BYTES = 1 << 16
+COMPACT_AFTER = 16  # per-file index segments before they are merged into one
+OTHER_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
+SHOWN_VALUE = 200
 
 
-def row_keys(frame: pd.DataFrame) -> pd.Series:
-    """One 64-bit hash per row over the contract columns: the de-duplication key."""
-    return pd.util.hash_pandas_object(frame.loc[:, list(contract.COLUMNS)], index=False)
+class FileRejected(ContractError):
+    """The whole file is set aside (left in place) for the reason in the message."""
 
 
-def new_rows(frame: pd.DataFrame, seen: set[int]) -> pd.DataFrame:
-    """Rows of `frame` that are neither repeated within it nor in `seen`; adds their keys to `seen`."""
-    keys = row_keys(frame)
-    keep = ~keys.duplicated() & ~keys.isin(seen)
-    seen.update(keys[keep].tolist())
-    return frame.loc[keep.to_numpy()].reset_index(drop=True)
+# ---- file level: what a file must be before any row is read --------------------------------------------
+def sniff(path: Path) -> tuple[str, list[str]]:
+    """(encoding, header names) of a CSV; FileRejected says why it is not one we take."""
+    with open(path, "rb") as handle:
+        head = handle.read(HEAD_BYTES)
+    if not head.strip():
+        raise FileRejected("empty file; expected a CSV header and rows")
+    encoding = "utf-16" if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else "utf-8-sig"
+    try:
+        text = codecs.getincrementaldecoder(encoding)().decode(head, final=len(head) < HEAD_BYTES)
+    except UnicodeDecodeError as exc:
+        raise FileRejected(f"not UTF-8 text (byte {exc.start}); save it as UTF-8 "
+                           "(Latin-1 and other legacy encodings are not guessed)") from None
+    if "\x00" in text:
+        raise FileRejected("binary content (NUL bytes), not a CSV text file")
+    names = [name.strip() for name in next(csv.reader([text.splitlines()[0]]), [])]
+    return ("utf8" if encoding == "utf-8-sig" else encoding), names
 
 
-def parts_folder(config: Config) -> Path:
-    return config.output_folder / PARTS
+def check_header(names: list[str]) -> list[str]:
+    """The extra columns (to drop); FileRejected for a wrong delimiter, missing or duplicated columns."""
+    needed = contract.required()
+    missing = contract.missing_columns(names, needed)
+    if missing and len(names) == 1:
+        for delimiter, label in OTHER_DELIMITERS.items():
+            if not contract.missing_columns(names[0].split(delimiter), needed):
+                raise FileRejected(f"wrong delimiter: {label}-separated ({delimiter!r}); expected commas")
+    if missing:
+        raise FileRejected(f"missing required column(s) {missing}; expected {list(needed)}, found {names[:8]}")
+    dupes = sorted({name for name in names if names.count(name) > 1})
+    if dupes:
+        raise FileRejected(f"duplicated column(s) {dupes}")
+    return [name for name in names if name not in contract.BY_NAME]
 
 
-def part_path(config: Config, record: dict) -> Path:
-    return parts_folder(config) / record["part"]
+def batches(path: Path, encoding: str, names: list[str], invalid: list) -> Iterator[pa.RecordBatch]:
+    """The file's rows as string batches of the contract's columns; ragged rows go to `invalid`."""
+    present = [name for name in names if name in contract.BY_NAME]
+
+    def handler(row: pa_csv.InvalidRow) -> str:
+        invalid.append((row.number, row.actual_columns, row.text))
+        return "skip"
+
+    reader = pa_csv.open_csv(
+        path,
+        read_options=pa_csv.ReadOptions(column_names=names, skip_rows=1, use_threads=False,
+                                        block_size=BLOCK_BYTES, encoding=encoding),
+        parse_options=pa_csv.ParseOptions(invalid_row_handler=handler, ignore_empty_lines=False),
+        convert_options=pa_csv.ConvertOptions(include_columns=present, strings_can_be_null=False,
+                                              column_types=dict.fromkeys(present, pa.string())),
+    )
+    yield from reader
 
 
-def load_history(config: Config, ledger: Ledger) -> pd.DataFrame:
-    """Every ingested row, in ingestion order, read from the parts the ledger names."""
-    frames = [read_part(part_path(config, f)) for f in ledger.files(status="ingested")]
-    if not frames:
-        return pd.DataFrame({c: pd.Series(dtype="float64") for c in contract.COLUMNS})
-    return pd.concat(frames, ignore_index=True)
+# ---- row level: the contract on one chunk --------------------------------------------------------------
+def line_numbers(count: int, state: dict, invalid: list) -> np.ndarray:
+    """File line numbers of the next `count` good-shaped rows: the lines after the last, minus ragged ones."""
+    skipped = np.array([number for number, _, _ in invalid if number is not None], dtype=np.int64)
+    candidates = np.arange(state["next"], state["next"] + count + len(skipped), dtype=np.int64)
+    numbers = candidates[~np.isin(candidates, skipped)][:count]
+    state["next"] = int(numbers[-1]) + 1 if count else state["next"]
+    return numbers
 
 
-def read_part(path: Path) -> pd.DataFrame:
-    return contract.validate_frame(pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""]), path.name)
-
-
-def write_csv(frame: pd.DataFrame, target: Path) -> None:
-    with atomic_open(target, "w", encoding="utf-8", newline="") as handle:
-        frame.to_csv(handle, index=False, float_format="%.15g")  # counts read back as written: 100, not 100.0
-
-
-def write_views(config: Config, ledger: Ledger) -> pd.DataFrame:
-    """finaldata.csv then ingestedfiles.txt, from the ledger (the second is the record of the first)."""
-    history = load_history(config, ledger)
-    write_csv(history, config.output_folder / FINALDATA)
-    names = views.ingested_names(ledger)
-    atomic_write_text(config.output_folder / INGESTEDFILES, "".join(f"{n}\n" for n in names))
-    return history
-
-
-def ingest_entry(config: Config, ledger: Ledger, run_id: int, entry: inbox.Entry, seen: set[int]) -> dict:
-    """Take one new input file: reject it with a reason, note a duplicate, or write its new rows."""
-    record = {"name": entry.name, "sha256": entry.sha256, "size": entry.size, "mtime_ns": entry.mtime_ns}
-    earlier = ledger.ingested_sha(entry.sha256)
-    if entry.problem:
-        status, reason, rows, part = "rejected", entry.problem, None, None
-    elif earlier:
-        status, reason, rows, part = "duplicate", f"same bytes as {earlier}, already ingested", 0, None
-    else:
+def to_numbers(values: pa.Array) -> np.ndarray:
+    """float64, NaN where missing or not a number (Arrow's cast when it can, pandas' when a value is bad)."""
+    for attempt in (values, None):
         try:
-            fresh = new_rows(contract.read_csv(entry.path), seen)
-        except ContractError as exc:
-            status, reason, rows, part = "rejected", str(exc), None, None
-        else:
-            part = f"{entry.sha256}.csv"
-            write_csv(fresh, parts_folder(config) / part)  # the data, before the record of it
-            status, reason, rows = "ingested", None, len(fresh)
-    ledger.record_file(run_id, **record, status=status, reason=reason, rows=rows, part=part)
-    return {"name": entry.name, "status": status, "reason": reason, "rows": rows}
+            return pc.cast(attempt if attempt is not None else pc.utf8_trim_whitespace(values),
+                           pa.float64()).to_numpy(zero_copy_only=False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+    return contract.parse_numbers(pd.Series(values.to_numpy(zero_copy_only=False), dtype="string"))
 
 
-def _log_outcome(outcome: dict) -> None:
+def check_batch(batch: pa.RecordBatch) -> tuple[dict, dict, dict, np.ndarray]:
+    """(text, numbers, bad mask per column, blank rows) of one chunk, judged by the contract.
+
+    Only the id is trimmed up front; numbers are trimmed only when a plain cast fails (the common case pays
+    nothing), and blank lines are looked for only among the rows found bad."""
+    text = {name: batch.column(name) for name in batch.schema.names}
+    if contract.ID_COLUMN in text:
+        text[contract.ID_COLUMN] = pc.utf8_trim_whitespace(text[contract.ID_COLUMN])
+    numbers, bad = {}, {}
+    for column in contract.SCHEMA:
+        if column.role != "id":
+            numbers[column.name] = to_numbers(text[column.name])
+            bad[column.name] = contract.bad_numbers(column, numbers[column.name])
+    blank = np.zeros(batch.num_rows, dtype=bool)
+    suspects = np.flatnonzero(np.logical_or.reduce(list(bad.values())))
+    if len(suspects):
+        empty = np.ones(len(suspects), dtype=bool)
+        for values in text.values():
+            empty &= pc.equal(pc.utf8_trim_whitespace(values.take(suspects)), "").to_numpy(zero_copy_only=False)
+        blank[suspects] = empty
+    return text, numbers, bad, blank
+
+
+def rejections(text: dict, bad: dict, rows: np.ndarray, lines: np.ndarray) -> list[tuple]:
+    """(line, column, value, reason) for each broken value of the rejected `rows` (positions in the chunk)."""
+    found = []
+    for pos, line in zip(rows.tolist(), lines[rows].tolist(), strict=True):
+        values = {name: text[name][pos].as_py() for name in bad}
+        if all(values[name].strip() == name for name in contract.required()):
+            found.append((line, None, None, "the header repeated mid-file"))
+            continue
+        for name, mask in bad.items():
+            if mask[pos]:
+                found.append((line, name, values[name][:SHOWN_VALUE], contract.reason(contract.BY_NAME[name],
+                                                                                     values[name])))
+    return found
+
+
+def ragged(invalid: list, expected: int) -> list[tuple]:
+    return [(number, None, text[:SHOWN_VALUE], f"ragged row: {actual} field(s), expected {expected} as in the header")
+            for number, actual, text in invalid]
+
+
+# ---- normalised rows: the text written to finaldata.csv and the hashes that de-duplicate it -------------
+def number_text(values: np.ndarray) -> pa.Array:
+    """Counts as they were meant: 100, not 100.0 (fractions keep their shortest exact form)."""
+    integral = np.floor(values) == values
+    as_int = pc.cast(pa.array(np.where(integral, values, 0).astype(np.int64)), pa.string())
+    return as_int if integral.all() else pc.if_else(pa.array(integral), as_int, pc.cast(pa.array(values),
+                                                                                          pa.string()))
+
+
+def quoted(values: pa.Array) -> pa.Array:
+    """CSV quoting for the id text, only where it needs it."""
+    needs = pc.match_substring_regex(values, '[,"\r\n]')
+    if not pc.any(needs).as_py():
+        return values
+    escaped = pc.binary_join_element_wise('"', pc.replace_substring(values, '"', '""'), '"', "")
+    return pc.if_else(needs, escaped, values)
+
+
+def normalised(text: dict, numbers: dict, keep: np.ndarray) -> tuple[pa.Array, np.ndarray]:
+    """(CSV lines, row hashes) of the kept rows, in contract column order."""
+    mask = pa.array(keep)
+    ident = pc.filter(text[contract.ID_COLUMN], mask) if contract.ID_COLUMN in text else \
+        pa.array([""] * int(keep.sum()), pa.string())
+    cells, hashes = [quoted(ident)], [rowindex.hash_strings(ident)]
+    for name in (*contract.FEATURES, contract.TARGET):
+        values = numbers[name][keep]
+        cells.append(number_text(values))
+        hashes.append(rowindex.hash_numbers(values))
+    lines = pc.binary_join_element_wise(pc.binary_join_element_wise(*cells, ","), "\n", "")
+    return lines, rowindex.hash_rows(hashes)
+
+
+def text_bytes(lines: pa.Array) -> memoryview:
+    """The concatenated bytes of a string array, without copying it."""
+    lines = lines.cast(pa.large_string())
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset:lines.offset + len(lines) + 1]
+    if not len(lines) or offsets[-1] == offsets[0]:
+        return memoryview(b"")
+    return memoryview(lines.buffers()[2])[offsets[0]:offsets[-1]]
+
+
+def csv_lines(rows: list[tuple]) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue().encode()
+
+
+# ---- one run: the appended files, the index, the ledger ------------------------------------------------
+class Sink:
+    """What a run appends to: finaldata.csv and rejects.csv (opened at their committed ends) and the index."""
+
+    def __init__(self, config: Config, ledger: Ledger, run_id: int) -> None:
+        self.config, self.ledger, self.run_id = config, ledger, run_id
+        data_end, rejects_end = ledger.committed_ends()
+        self.data = open_at(config.output_folder / FINALDATA, DATA_HEADER, data_end)
+        self.rejects = open_at(config.output_folder / REJECTS, REJECTS_HEADER, rejects_end)
+        self.index = load_index(config, ledger)
+        self.progress = None
+
+    def close(self) -> None:
+        self.data.close()
+        self.rejects.close()
+        if self.progress is not None:
+            self.progress.close()
+
+    def reject(self, file: str, rows: list[tuple]) -> None:
+        """Stage rejected rows in the ledger's open transaction and append them to rejects.csv."""
+        if rows:
+            self.ledger.stage_rejected_rows(self.run_id, file, rows)
+            self.rejects.write(csv_lines([(file, *row) for row in rows]))
+
+    def ends(self) -> dict:
+        return {"data_end": self.data.tell(), "rejects_end": self.rejects.tell()}
+
+    def sync(self) -> None:
+        for handle in (self.data, self.rejects):
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def rollback(self, data_start: int, rejects_start: int) -> None:
+        """Forget a file taken half-way: its staged rows, and whatever it appended."""
+        self.ledger.discard_staged(self.run_id)
+        for handle, start in ((self.data, data_start), (self.rejects, rejects_start)):
+            handle.truncate(start)
+            handle.seek(start)
+
+
+def open_at(path: Path, header: bytes, committed: int | None):  # -> BinaryIO at the committed end
+    """Open an appended file, cutting whatever a killed run wrote after the ledger's record of it."""
+    committed = committed or len(header)
+    size = path.stat().st_size if path.exists() else 0
+    if size < committed and committed > len(header):
+        raise IntegrityError(f"{path}: {size} bytes but the ledger records {committed}; restore it from a backup")
+    if size < len(header):
+        atomic_write_text(path, header.decode())
+    handle = open(path, "r+b")  # closed by Sink.close
+    if size > committed:
+        logger.info("recovered: cut %d uncommitted byte(s) from %s", size - committed, path.name)
+        handle.truncate(committed)
+        os.fsync(handle.fileno())
+    handle.seek(committed)
+    return handle
+
+
+def index_folder(config: Config) -> Path:
+    return config.output_folder / INDEX
+
+
+def load_index(config: Config, ledger: Ledger) -> rowindex.SortedRuns:
+    """The live segments: the latest merged one, and those written since (named in the files' `part`)."""
+    merged = ledger.index_segment()
+    names = [merged["path"]] if merged else []
+    since = merged["max_file_id"] if merged else 0
+    names += [f["part"] for f in ledger.files(status="ingested")
+              if f["id"] > since and f["part"] and f["part"].endswith(".npy")]
+    return rowindex.SortedRuns([rowindex.load(index_folder(config) / name) for name in names])
+
+
+def compact(config: Config, ledger: Ledger, index: rowindex.SortedRuns) -> None:
+    """Merge the segments into one when there are many (an O(history) step, once per COMPACT_AFTER files)."""
+    if len(index.fixed) + bool(index.runs) < COMPACT_AFTER:
+        return
+    last = ledger.files(status="ingested")[-1]["id"]
+    name = f"merged-{last}.npy"
+    keys = index.keys()
+    rowindex.save(index_folder(config) / name, keys)  # the segment, before the record of it
+    ledger.record_index_segment(name, last, len(keys))
+    for old in index_folder(config).glob("*.npy"):
+        if old.name != name:
+            old.unlink()
+    logger.info("ingestion: merged the de-duplication index into %s (%d rows)", name, len(keys))
+
+
+def take_rows(sink: Sink, entry: inbox.Entry, encoding: str, names: list[str]) -> dict:
+    """Stream one file's rows: rejected ones recorded, new ones appended. Returns counts and the file's keys."""
+    invalid: list = []
+    state, keys = {"next": contract.HEADER_LINES + 1}, rowindex.SortedRuns()
+    counts = {"rows": 0, "duplicate_rows": 0, "rejected_rows": 0}
+    for batch in batches(entry.path, encoding, names, invalid):
+        lines = line_numbers(batch.num_rows, state, invalid)
+        text, numbers, bad, blank = check_batch(batch)
+        broken = np.logical_or.reduce(list(bad.values())) & ~blank
+        done = [row for row in invalid if row[0] is None or row[0] < state["next"]]
+        invalid[:] = [row for row in invalid if row not in done]  # read ahead: later chunks' ragged rows
+        sink.reject(entry.name, ragged(done, len(names)) + rejections(text, bad, np.flatnonzero(broken), lines))
+        counts["rejected_rows"] += int(broken.sum()) + len(done)
+        good = ~broken & ~blank
+        out, hashes = normalised(text, numbers, good)
+        fresh = rowindex.fresh(hashes, sink.index, keys)
+        sink.data.write(text_bytes(pc.filter(out, pa.array(fresh))))
+        keys.add(hashes[fresh])
+        counts["rows"] += int(fresh.sum())
+        counts["duplicate_rows"] += int((~fresh).sum())
+        if sink.progress is not None:
+            sink.progress.update(min(BLOCK_BYTES, entry.size))
+    sink.reject(entry.name, ragged(invalid, len(names)))
+    counts["rejected_rows"] += len(invalid)
+    return {**counts, "keys": keys}
+
+
+def read_file(sink: Sink, entry: inbox.Entry) -> dict:
+    """Check the file, then its rows; a file-level failure half-way undoes what the file appended."""
+    starts = sink.data.tell(), sink.rejects.tell()
+    try:
+        encoding, names = sniff(entry.path)
+        extras = check_header(names)
+        taken = take_rows(sink, entry, encoding, names)
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        sink.rollback(*starts)
+        detail = str(exc).strip().splitlines()[0]
+        raise FileRejected(f"not a readable UTF-8 CSV ({detail})") from None
+    except OSError as exc:
+        sink.rollback(*starts)
+        raise FileRejected(f"unreadable ({exc.strerror})") from None
+    if not taken["rows"] + taken["duplicate_rows"] + taken["rejected_rows"]:
+        raise FileRejected("header only, no data rows")
+    return {**taken, "extra_columns": extras, "data_start": starts[0]}
+
+
+def judge(sink: Sink, entry: inbox.Entry) -> tuple[dict, rowindex.SortedRuns | None]:
+    """(outcome, the file's new keys) for one new entry: rejected, duplicate, or taken."""
+    outcome = {"name": entry.name, "status": "ingested", "reason": None, "rows": 0, "duplicate_rows": 0,
+               "rejected_rows": 0, "extra_columns": []}
+    earlier = sink.ledger.ingested_sha(entry.sha256)
+    if entry.problem or earlier:
+        status = "rejected" if entry.problem else "duplicate"
+        reason = entry.problem or f"same bytes as {earlier}, already ingested"
+        return {**outcome, "status": status, "reason": reason, "rows": None if entry.problem else 0}, None
+    try:
+        taken = read_file(sink, entry)
+    except FileRejected as exc:
+        return {**outcome, "status": "rejected", "reason": f"{entry.name}: {exc}", "rows": None}, None
+    keys = taken.pop("keys")
+    outcome.update(taken)
+    if not taken["rows"] + taken["duplicate_rows"]:
+        outcome.update(status="rejected", rows=None,
+                       reason=f"{entry.name}: no valid row; {taken['rejected_rows']} row(s) broke the contract")
+    return outcome, keys
+
+
+def ingest_entry(sink: Sink, entry: inbox.Entry) -> tuple[dict, int]:
+    """Judge one entry and stage its record (rows and rejected rows); `commit` makes the group durable."""
+    outcome, keys = judge(sink, entry)
+    if outcome["status"] == "rejected":
+        sink.reject(entry.name, [(None, None, None, outcome["reason"])])
+    record = {"name": entry.name, "sha256": entry.sha256, "size": entry.size, "mtime_ns": entry.mtime_ns,
+              "status": outcome["status"], "reason": outcome["reason"], "rows": outcome["rows"],
+              "rejected_rows": outcome["rejected_rows"], "data_start": outcome.pop("data_start", None),
+              **sink.ends()}
+    file_id = sink.ledger.stage_file(sink.run_id, record)
+    if keys is not None and outcome["status"] == "ingested":
+        sink.index.absorb(keys)
+    return outcome, file_id
+
+
+def commit(sink: Sink, last_ingested: tuple[int, str] | None) -> None:
+    """The run's data, then its index segment, then the ledger's records of them, in that order."""
+    fresh = sink.index.fresh_keys()
+    if last_ingested and len(fresh):
+        name = f"{last_ingested[1]}.npy"
+        rowindex.save(index_folder(sink.config) / name, fresh)
+        sink.ledger.set_part(last_ingested[0], name)
+    sink.sync()
+    sink.ledger.commit()
+
+
+def _log_outcome(outcome: dict, changed: bool) -> None:
+    if changed:
+        logger.info("%s changed since it was last seen: taken as a new file", outcome["name"])
     if outcome["status"] == "rejected":
         logger.warning("rejected %s: %s", outcome["name"], outcome["reason"])
     elif outcome["status"] == "duplicate":
         logger.info("skipped %s: %s", outcome["name"], outcome["reason"])
     else:
-        logger.info("ingested %s: %d new row(s)", outcome["name"], outcome["rows"])
+        extra = f"; extra column(s) {outcome['extra_columns']} dropped" if outcome["extra_columns"] else ""
+        logger.info("ingested %s: %d new row(s), %d duplicate row(s), %d row(s) rejected%s", outcome["name"],
+                    outcome["rows"], outcome["duplicate_rows"], outcome["rejected_rows"], extra)
+
+
+def progress_bar(entries: list[inbox.Entry]):  # -> tqdm | None
+    """A tqdm bar over the bytes to read, only when a person watches stderr; cron gets log lines."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=sum(e.size for e in entries), unit="B", unit_scale=True, desc="ingestion", leave=False)
 
 
 def ingest_new(config: Config, ledger: Ledger, run_id: int) -> list[dict]:
-    """Ingest every new entry of the input folder, then refresh the views if anything changed."""
+    """Ingest every new entry of the input folder, then refresh ingestedfiles.txt if it is behind."""
     entries = inbox.new_entries(config.input_folder, ledger)
-    if entries and any(e.problem is None for e in entries):
-        seen = set(row_keys(load_history(config, ledger)).tolist())
-    else:
-        seen = set()
-    outcomes = [ingest_entry(config, ledger, run_id, entry, seen) for entry in entries]
-    for outcome in outcomes:
-        _log_outcome(outcome)
+    sink = Sink(config, ledger, run_id)
+    try:
+        adopt_parts(sink)
+        sink.progress = progress_bar(entries)
+        outcomes, last = [], None
+        for entry in entries:
+            changed = ledger.last_name_sha(entry.name) not in (None, entry.sha256)
+            outcome, file_id = ingest_entry(sink, entry)
+            last = (file_id, entry.sha256) if outcome["status"] == "ingested" else last
+            outcomes.append(outcome)
+            _log_outcome(outcome, changed)
+        commit(sink, last)
+        compact(config, ledger, sink.index)
+    except BaseException:
+        ledger.db.rollback()  # nothing staged may be committed by the run's "failed" record
+        raise
+    finally:
+        sink.close()
     if not views.views_current(config.output_folder, ledger):
         write_views(config, ledger)
     return outcomes
+
+
+def adopt_parts(sink: Sink) -> None:
+    """Once, after the upgrade from per-file parts: append the parts, in ledger order, to finaldata.csv."""
+    legacy = [f for f in sink.ledger.files(status="ingested") if f["data_end"] is None and f["part"]]
+    for record in legacy:
+        path = sink.config.output_folder / PARTS / record["part"]
+        part = inbox.Entry(record["name"], path, path.stat().st_size, 0, record["sha256"])
+        start = sink.data.tell()
+        taken = take_rows(sink, part, "utf8", list(contract.COLUMNS))
+        keys = taken["keys"].keys()
+        if len(keys):
+            rowindex.save(index_folder(sink.config) / f"{record['sha256']}.npy", keys)
+            sink.ledger.set_part(record["id"], f"{record['sha256']}.npy")
+        sink.sync()
+        sink.ledger.set_data_range(record["id"], taken["rows"], data_start=start, **sink.ends())
+        sink.index.fixed.append(keys)
+    if legacy:
+        logger.info("ingestion: adopted %d file(s) from %s/ into finaldata.csv", len(legacy), PARTS)
+
+
+def write_views(config: Config, ledger: Ledger) -> None:
+    """ingestedfiles.txt from the ledger (finaldata.csv is appended as files are taken)."""
+    names = views.ingested_names(ledger)
+    atomic_write_text(config.output_folder / INGESTEDFILES, "".join(f"{n}\n" for n in names))
+
+
+def read_ingested(config: Config, records: list[dict]) -> pd.DataFrame:
+    """The rows that `records` (ledger file rows) added to finaldata.csv, validated, in ingestion order."""
+    chunks = [DATA_HEADER]
+    with open(config.output_folder / FINALDATA, "rb") as handle:
+        for record in records:
+            handle.seek(record["data_start"])
+            chunks.append(handle.read(record["data_end"] - record["data_start"]))
+    raw = pd.read_csv(io.BytesIO(b"".join(chunks)), dtype=str, keep_default_na=False, na_values=[""])
+    return contract.validate_frame(raw, FINALDATA)
 
 
 def summarise(outcomes: list[dict]) -> dict:
@@ -121,21 +482,28 @@ def summarise(outcomes: list[dict]) -> dict:
         "files": outcomes,
         "ingested_files": len(by_status["ingested"]),
         "ingested_rows": sum(o["rows"] for o in by_status["ingested"]),
+        "duplicate_rows": sum(o["duplicate_rows"] for o in outcomes),
         "rejected_files": len(by_status["rejected"]),
+        "rejected_rows": sum(o["rejected_rows"] for o in outcomes),
         "duplicate_files": len(by_status["duplicate"]),
     }
 
 
 def run_ingestion(config: Config, parent_run: int | None = None) -> dict:
-    """Ingest what is new; raise when the input folder is empty or every new file was rejected."""
+    """Ingest what is new; raise when the input folder is empty or another ingestion is running."""
     require_folder(config.input_folder, "input_folder_path")
     if not inbox.csv_paths(config.input_folder):
         raise MissingInputError(f"{config.input_folder}: no .csv files in the input folder")
-    with recorded(config.ledger_path, "ingestion", parent_run) as (ledger, run_id, detail):
-        summary = summarise(ingest_new(config, ledger, run_id))
-        detail.update(summary)
-    logger.info("ingestion: %d file(s), %d new row(s); %d rejected, %d duplicate(s)", summary["ingested_files"],
-                summary["ingested_rows"], summary["rejected_files"], summary["duplicate_files"])
+    with single_flight(config.output_folder / LOCK) as mine:
+        if not mine:
+            raise RiskError(f"{config.output_folder / LOCK}: another ingestion is running")
+        with recorded(config.ledger_path, "ingestion", parent_run) as (ledger, run_id, detail):
+            summary = summarise(ingest_new(config, ledger, run_id))
+            detail.update(summary)
+    logger.info("ingestion: %d file(s), %d new row(s), %d duplicate row(s); rejected %d file(s) and %d row(s) "
+                "(see %s); %d duplicate file(s)", summary["ingested_files"], summary["ingested_rows"],
+                summary["duplicate_rows"], summary["rejected_files"], summary["rejected_rows"], REJECTS,
+                summary["duplicate_files"])
     return summary
 
 

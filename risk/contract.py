@@ -1,11 +1,13 @@
-"""The data contract: the one place that knows the columns, their types and ranges.
+"""The data contract: the one place that knows the columns, their types, ranges and what is tolerated.
 
-Every stage and the API split features from the target with `split_xy` and check data with
-`validate_frame` or `validate_records`; errors name the source, row and field and what was expected.
+`SCHEMA` declares each column once; every check below (a DataFrame, JSON records, ingestion's row checks)
+is driven by it. Stages split features from the target with `split_xy`; errors name the source, row, field.
 """
 from __future__ import annotations
 
 import math
+import re
+from collections import namedtuple
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,42 +16,112 @@ import pandas as pd
 
 from risk.errors import ContractError
 
-ID_COLUMN = "corporation"
-FEATURES = ("lastmonth_activity", "lastyear_activity", "number_of_employees")
-TARGET = "exited"
-COLUMNS = (ID_COLUMN, *FEATURES, TARGET)
+MAX_COUNT = float(2**53)  # the largest count a float64 holds exactly; beyond it two counts could merge
+
+
+class Column(namedtuple("_Column", "name role required nullable minimum maximum allowed",
+                        defaults=(True, False, None, None, None))):
+    """One column: its role (`id` text, `feature` number, `target` label), whether it must be present and
+    filled, and its range (`minimum`/`maximum`) or its `allowed` values."""
+
+    __slots__ = ()
+
+
+SCHEMA = (
+    Column("corporation", "id", required=False, nullable=True),
+    Column("lastmonth_activity", "feature", minimum=0.0, maximum=MAX_COUNT),
+    Column("lastyear_activity", "feature", minimum=0.0, maximum=MAX_COUNT),
+    Column("number_of_employees", "feature", minimum=0.0, maximum=MAX_COUNT),
+    Column("exited", "target", allowed=(0, 1)),
+)
+# What is tolerated, rather than rejected (README "Data contract"):
+TOLERATED = (
+    "columns in any order; surrounding whitespace in headers and values; quoted plain numbers",
+    "extra columns: dropped, and named in the file's outcome",
+    "a UTF-8 byte-order mark; UTF-16 with a byte-order mark (decoded); blank lines (skipped)",
+    "the target written as a number equal to 0 or 1 (0, 1, 1.0)",
+)
+BY_NAME = {column.name: column for column in SCHEMA}
+ID_COLUMN = next(c.name for c in SCHEMA if c.role == "id")
+FEATURES = tuple(c.name for c in SCHEMA if c.role == "feature")
+TARGET = next(c.name for c in SCHEMA if c.role == "target")
+COLUMNS = tuple(c.name for c in SCHEMA)
 HEADER_LINES = 1  # a CSV row number counts the header as line 1
+DELIMITER = ","
+THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$")
 
 
-def missing_columns(columns: Sequence[str], required: Sequence[str]) -> list[str]:
+def required(labelled: bool = True) -> tuple[str, ...]:
+    """The columns a file must have: every required column (without the target when not `labelled`)."""
+    return tuple(c.name for c in SCHEMA if c.required and (labelled or c.role != "target"))
+
+
+def missing_columns(columns: Sequence[str], needed: Sequence[str]) -> list[str]:
     """Required columns that are absent (headers compared without surrounding whitespace)."""
     present = {str(c).strip() for c in columns}
-    return [c for c in required if c not in present]
+    return [c for c in needed if c not in present]
 
 
-def _bad_value(source: str, row: int, column: str, value: object, expected: str) -> ContractError:
-    return ContractError(f"{source}: row {row}, column {column!r}: expected {expected}, got {value!r}")
+def expected(column: Column) -> str:
+    """What `column` must hold, in words, for error messages."""
+    if column.allowed is not None:
+        return " or ".join(str(v) for v in column.allowed)
+    return f"a finite number >= {column.minimum:g}"
 
 
-def _numeric_column(frame: pd.DataFrame, column: str, source: str, first_row: int) -> pd.Series:
-    raw = frame[column]
-    values = pd.to_numeric(raw, errors="coerce")
-    finite = np.isfinite(values.to_numpy(dtype="float64", na_value=np.nan))
-    bad = ~finite | (values.to_numpy(dtype="float64", na_value=np.nan) < 0)
+def bad_numbers(column: Column, values: np.ndarray) -> np.ndarray:
+    """True where a parsed value (float64, NaN for missing or unparseable) breaks `column`'s rule."""
+    with np.errstate(invalid="ignore"):
+        if column.allowed is not None:
+            return ~np.isin(values, np.asarray(column.allowed, dtype="float64"))
+        bad = ~np.isfinite(values)
+        if column.minimum is not None:
+            bad |= values < column.minimum
+        if column.maximum is not None:
+            bad |= values > column.maximum
+    return bad
+
+
+def reason(column: Column, raw: object) -> str:
+    """Why the raw text `raw` breaks `column` (called only for values already found bad)."""
+    text = "" if raw is None or (isinstance(raw, float) and math.isnan(raw)) else str(raw).strip()
+    if not text:
+        return "missing value"
+    if THOUSANDS.match(text):
+        return "a thousands separator; write the number without it"
+    try:
+        number = float(text)
+    except ValueError:
+        return f"not a number; expected {expected(column)}"
+    if math.isnan(number):
+        return "NaN is not a value"
+    if column.allowed is not None:
+        return f"expected {expected(column)}"
+    if math.isinf(number):
+        return "not finite (infinite or too large for a float)"
+    if column.minimum is not None and number < column.minimum:
+        return f"negative; expected a number >= {column.minimum:g}"
+    return f"too large; expected at most {column.maximum:.0f}"
+
+
+def parse_numbers(raw: pd.Series) -> np.ndarray:
+    """Text (or numbers) as float64; NaN where missing or not a number."""
+    if pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
+        return raw.to_numpy(dtype="float64", na_value=np.nan)
+    return pd.to_numeric(raw.astype("string").str.strip(), errors="coerce").to_numpy(dtype="float64",
+                                                                                       na_value=np.nan)
+
+
+def _checked(frame: pd.DataFrame, column: Column, source: str) -> np.ndarray:
+    raw = frame[column.name]
+    values = parse_numbers(raw)
+    bad = bad_numbers(column, values)
     if bad.any():
         pos = int(np.flatnonzero(bad)[0])
-        raise _bad_value(source, first_row + pos, column, raw.iloc[pos], "a finite number >= 0")
-    return values.astype("float64")
-
-
-def _target_column(frame: pd.DataFrame, source: str, first_row: int) -> pd.Series:
-    raw = frame[TARGET]
-    values = pd.to_numeric(raw, errors="coerce")
-    bad = ~values.isin([0, 1]).to_numpy()
-    if bad.any():
-        pos = int(np.flatnonzero(bad)[0])
-        raise _bad_value(source, first_row + pos, TARGET, raw.iloc[pos], "0 or 1")
-    return values.astype("int64")
+        value = raw.iloc[pos]
+        raise ContractError(f"{source}: row {HEADER_LINES + 1 + pos}, column {column.name!r}: expected "
+                            f"{expected(column)}, got {value!r} ({reason(column, value)})")
+    return values
 
 
 def validate_frame(frame: pd.DataFrame, source: str, *, labelled: bool = True) -> pd.DataFrame:
@@ -59,21 +131,20 @@ def validate_frame(frame: pd.DataFrame, source: str, *, labelled: bool = True) -
     `labelled=False` accepts rows without the target (for prediction).
     """
     frame = frame.rename(columns=lambda c: str(c).strip())
-    required = (*FEATURES, TARGET) if labelled else FEATURES
-    missing = missing_columns(frame.columns, required)
+    needed = required(labelled)
+    missing = missing_columns(frame.columns, needed)
     if missing:
-        raise ContractError(f"{source}: missing required column(s) {missing}; expected {list(required)}")
+        raise ContractError(f"{source}: missing required column(s) {missing}; expected {list(needed)}")
     if frame.columns.duplicated().any():
         dupes = sorted(set(frame.columns[frame.columns.duplicated()]))
         raise ContractError(f"{source}: duplicated column(s) {dupes}")
-    first_row = HEADER_LINES + 1
     out = pd.DataFrame(index=frame.index)
     out[ID_COLUMN] = frame[ID_COLUMN].astype("string") if ID_COLUMN in frame.columns else pd.NA
     out[ID_COLUMN] = out[ID_COLUMN].astype("string")
-    for column in FEATURES:
-        out[column] = _numeric_column(frame, column, source, first_row)
-    if labelled:
-        out[TARGET] = _target_column(frame, source, first_row)
+    for column in SCHEMA:
+        if column.role == "feature" or (column.role == "target" and labelled):
+            values = _checked(frame, column, source)
+            out[column.name] = values.astype("int64") if column.role == "target" else values
     return out.reset_index(drop=True)
 
 
@@ -96,17 +167,17 @@ def features(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.loc[:, list(FEATURES)]
 
 
-def _record_value(record: dict, column: str, index: int) -> float:
-    if column not in record:
-        raise ContractError(f"records[{index}]: missing field {column!r}; expected {list(FEATURES)}")
-    value = record[column]
+def _record_value(record: dict, name: str, index: int) -> float:
+    if name not in record:
+        raise ContractError(f"records[{index}]: missing field {name!r}; expected {list(FEATURES)}")
+    value = record[name]
     try:
         number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
     except OverflowError:
         number = math.inf
-    if not math.isfinite(number) or number < 0:
+    if bad_numbers(BY_NAME[name], np.array([number]))[0]:
         shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
-        raise ContractError(f"records[{index}].{column}: expected a finite number >= 0, got {shown}")
+        raise ContractError(f"records[{index}].{name}: expected {expected(BY_NAME[name])}, got {shown}")
     return number
 
 
@@ -118,7 +189,7 @@ def validate_records(records: object) -> np.ndarray:
     for index, record in enumerate(records):
         if not isinstance(record, dict):
             raise ContractError(f"records[{index}]: expected an object, got {type(record).__name__}")
-        rows.append([_record_value(record, column, index) for column in FEATURES])
+        rows.append([_record_value(record, name, index) for name in FEATURES])
     return np.array(rows, dtype="float64").reshape(len(rows), len(FEATURES))
 
 

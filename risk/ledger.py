@@ -45,6 +45,18 @@ ALTER TABLE deployments ADD COLUMN action TEXT NOT NULL DEFAULT 'deploy';
 ALTER TABLE deployments ADD COLUMN reason TEXT;
 ALTER TABLE deployments ADD COLUMN actor TEXT;
 """,
+    """
+ALTER TABLE files ADD COLUMN data_start INTEGER;
+ALTER TABLE files ADD COLUMN data_end INTEGER;
+ALTER TABLE files ADD COLUMN rejects_end INTEGER;
+ALTER TABLE files ADD COLUMN rejected_rows INTEGER;
+CREATE TABLE index_segments (
+    id INTEGER PRIMARY KEY, path TEXT NOT NULL, max_file_id INTEGER NOT NULL, rows INTEGER NOT NULL,
+    created_at TEXT NOT NULL);
+""",
+    """
+ALTER TABLE files ADD COLUMN deferred_run INTEGER;
+""",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -166,6 +178,68 @@ class Ledger:
         row = self.db.execute("SELECT 1 FROM files WHERE status = 'ingested' AND decided_run IS NULL").fetchone()
         return row is not None
 
+    # ingestion: appended data, rejected rows, the de-duplication index (issue 4)
+    def committed_ends(self) -> tuple[int | None, int | None]:
+        """(finaldata.csv, rejects.csv) byte lengths recorded with the latest file; None before any."""
+        row = self.db.execute(
+            "SELECT data_end, rejects_end FROM files WHERE data_end IS NOT NULL ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        return (row[0], row[1]) if row else (None, None)
+
+    def stage_rejected_rows(self, run_id: int, file: str, rows: list[tuple]) -> None:
+        """Insert (row, column, value, reason) tuples inside the open transaction, without committing:
+        they are committed with the file's record (`stage_file`, then `commit`), or vanish with a crash."""
+        self.db.executemany(
+            "INSERT INTO rejected_rows (run_id, file_id, file, row, column_name, value, reason)"
+            " VALUES (?, NULL, ?, ?, ?, ?, ?)",
+            [(run_id, file, *row) for row in rows],
+        )
+
+    def discard_staged(self, run_id: int) -> None:
+        """Drop the rejected rows staged for a file that is being set aside whole (still uncommitted)."""
+        self.db.execute("DELETE FROM rejected_rows WHERE file_id IS NULL AND run_id = ?", (run_id,))
+
+    def stage_file(self, run_id: int, record: dict) -> int:
+        """A file's record, with its byte ranges, claiming its staged rejected rows; committed by `commit`."""
+        columns = ("run_id", *record, "seen_at")
+        file_id = self.db.execute(
+            f"INSERT INTO files ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",  # noqa: S608
+            (run_id, *record.values(), now()),
+        ).lastrowid
+        self.db.execute("UPDATE rejected_rows SET file_id = ? WHERE file_id IS NULL AND run_id = ?", (file_id, run_id))
+        return file_id
+
+    def set_part(self, file_id: int, part: str) -> None:
+        self.db.execute("UPDATE files SET part = ? WHERE id = ?", (part, file_id))
+
+    def commit(self) -> None:
+        self.db.commit()
+
+    def set_data_range(self, file_id: int, rows: int, data_end: int, data_start: int, rejects_end: int) -> None:
+        """Record where a file adopted from the old parts layout now lies in finaldata.csv."""
+        with self.db:
+            self.db.execute("UPDATE files SET rows = ?, data_start = ?, data_end = ?, rejects_end = ? WHERE id = ?",
+                            (rows, data_start, data_end, rejects_end, file_id))
+
+    def rejected_rows(self, file: str | None = None) -> list[dict]:
+        sql, args = "SELECT * FROM rejected_rows", ()
+        if file is not None:
+            sql, args = sql + " WHERE file = ?", (file,)
+        return [dict(row) for row in self.db.execute(sql + " ORDER BY id", args).fetchall()]
+
+    def last_name_sha(self, name: str) -> str | None:
+        row = self.db.execute("SELECT sha256 FROM files WHERE name = ? ORDER BY id DESC LIMIT 1", (name,)).fetchone()
+        return row[0] if row else None
+
+    def index_segment(self) -> dict | None:
+        """The latest merged de-duplication segment (it covers every ingested file with id <= max_file_id)."""
+        row = self.db.execute("SELECT * FROM index_segments ORDER BY id DESC LIMIT 1").fetchone()
+        return dict(row) if row else None
+
+    def record_index_segment(self, path: str, max_file_id: int, rows: int) -> None:
+        self._insert("INSERT INTO index_segments (path, max_file_id, rows, created_at) VALUES (?, ?, ?, ?)",
+                     path, max_file_id, rows, now())
+
     # scores, decisions, deployments
     def record_score(self, run_id: int | None, model_sha256: str, dataset: str, f1: float, n: int) -> int:
         return self._insert(
@@ -189,6 +263,30 @@ class Ledger:
                 "INSERT INTO decisions (run_id, created_at, verdict, action, evidence) VALUES (?, ?, ?, ?, ?)",
                 (run_id, now(), verdict, action, json.dumps(evidence, default=str)),
             ).lastrowid
+
+    def has_undeferred_pending(self) -> bool:
+        """Ingested data that no decision has seen yet (deferred data waits for new data to join it)."""
+        row = self.db.execute(
+            "SELECT 1 FROM files WHERE status = 'ingested' AND decided_run IS NULL AND deferred_run IS NULL"
+        ).fetchone()
+        return row is not None
+
+    def record_deferral(self, run_id: int, verdict: str, action: str, evidence: dict, file_ids: list[int]) -> int:
+        """Record an inconclusive decision and mark its files deferred (still undecided), in one transaction.
+
+        Deferred files join the next decision, which runs when new data arrives; the idle tick skips them.
+        """
+        with self.db:
+            self.db.executemany("UPDATE files SET deferred_run = ? WHERE id = ?", [(run_id, i) for i in file_ids])
+            return self.db.execute(
+                "INSERT INTO decisions (run_id, created_at, verdict, action, evidence) VALUES (?, ?, ?, ?, ?)",
+                (run_id, now(), verdict, action, json.dumps(evidence, default=str)),
+            ).lastrowid
+
+    def scores_of(self, model_sha256: str) -> list[float]:
+        """Every recorded score of this model file, oldest first (the past scores of the history rules)."""
+        rows = self.db.execute("SELECT f1 FROM scores WHERE model_sha256 = ? ORDER BY id", (model_sha256,))
+        return [row[0] for row in rows.fetchall()]
 
     def decisions(self, limit: int = 20) -> list[dict]:
         rows = self.db.execute("SELECT * FROM decisions ORDER BY id DESC LIMIT ?", (limit,)).fetchall()

@@ -1,0 +1,132 @@
+"""Ingestion benchmarks (issue 4), each against a baseline timed in the same run; data generated in a temp dir.
+
+Targets: 1M rows in 20 files <= 3x pyarrow.csv reading the same files; +50k rows onto a 5M-row history
+<= 1.5x the same 50k into an empty history; peak RSS ingesting 5M rows <= 2x that for 500k rows.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.csv as pa_csv
+from common import FOLDERS, REPO, median
+
+sys.path.insert(0, str(REPO))
+
+RUNS = 5
+
+
+def write_rows(path: Path, n: int, seed: int) -> None:
+    """`n` client rows shaped like the course data, written fast (no pandas)."""
+    rng = np.random.default_rng(seed)
+    cols = [rng.integers(0, 300, n), rng.integers(0, 3000, n), rng.integers(1, 1000, n), rng.integers(0, 2, n)]
+    body = np.char.add(np.char.add(f"s{seed}c", np.arange(n).astype(str)), ",")
+    for index, col in enumerate(cols):
+        body = np.char.add(body, col.astype(str))
+        if index < len(cols) - 1:
+            body = np.char.add(body, ",")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("corporation,lastmonth_activity,lastyear_activity,number_of_employees,exited\n")
+        handle.write("\n".join(body.tolist()) + "\n")
+
+
+def project(root: Path):  # -> Config
+    from risk.config import load_config
+
+    for folder in FOLDERS.values():
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    (root / "config.json").write_text(json.dumps(FOLDERS), encoding="utf-8")
+    return load_config(root / "config.json")
+
+
+def timed(function, *args) -> float:
+    start = time.perf_counter()
+    function(*args)
+    return time.perf_counter() - start
+
+
+def throughput(scratch: Path, rows: int, files: int, runs: int) -> dict:
+    """Ingest `rows` in `files` into an empty history vs pyarrow.csv.read_csv of the same files."""
+    import ingestion
+
+    source = scratch / "many"
+    for number in range(files):
+        write_rows(source / f"f{number:02d}.csv", rows // files, seed=number)
+    paths = sorted(source.glob("*.csv"))
+    ours, base = [], []
+    for run in range(runs):
+        base.append(timed(lambda: [pa_csv.read_csv(p) for p in paths]))
+        config = project(scratch / f"t{run}")
+        config.input_folder.rmdir()
+        shutil.copytree(source, config.input_folder)
+        ours.append(timed(ingestion.run_ingestion, config))
+        shutil.rmtree(scratch / f"t{run}")
+    ratio = median(ours) / median(base)
+    return {"name": f"ingest {rows:,} rows in {files} files", "target": "<= 3x pyarrow.csv.read_csv",
+            "pass": ratio <= 3.0, "pyarrow_s": median(base), "ingestion_s": median(ours), "ratio": ratio}
+
+
+def incremental(scratch: Path, history: int, new: int, runs: int) -> dict:
+    """+`new` rows onto a `history`-row history vs the same rows into an empty history."""
+    import ingestion
+
+    big = project(scratch / "big")
+    for number in range(20):
+        write_rows(big.input_folder / f"h{number:02d}.csv", history // 20, seed=100 + number)
+    ingestion.run_ingestion(big)
+    onto, empty = [], []
+    for run in range(runs):
+        fresh = scratch / f"new{run}.csv"
+        write_rows(fresh, new, seed=1000 + run)
+        small = project(scratch / f"small{run}")
+        shutil.copy(fresh, small.input_folder / "new.csv")
+        empty.append(timed(ingestion.run_ingestion, small))
+        shutil.copy(fresh, big.input_folder / f"new{run}.csv")
+        onto.append(timed(ingestion.run_ingestion, big))
+    ratio = median(onto) / median(empty)
+    return {"name": f"+{new:,} rows onto a {history:,}-row history", "target": "<= 1.5x into an empty history",
+            "pass": ratio <= 1.5, "empty_s": median(empty), "onto_history_s": median(onto), "ratio": ratio}
+
+
+# The child reports its own high-water mark: ru_maxrss from wait4 would include this (large) parent's pages,
+# which the forked child holds until it execs.
+HWM = ("import sys, ingestion; code = ingestion.main(sys.argv[1:]); "
+       "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]); raise SystemExit(code)")
+
+
+def peak_rss(scratch: Path, rows: int) -> float:
+    """Peak RSS (MiB) of one ingestion process taking one file of `rows` rows into an empty history."""
+    config = project(scratch / f"rss{rows}")
+    write_rows(config.input_folder / "one.csv", rows, seed=7)
+    done = subprocess.run([sys.executable, "-c", HWM, "--config", str(config.config_path)], cwd=REPO,
+                          capture_output=True, text=True, check=True, timeout=600)
+    shutil.rmtree(scratch / f"rss{rows}")
+    return int(done.stdout.split()[-1]) / 1024
+
+
+def memory(scratch: Path, small: int, large: int) -> dict:
+    low, high = peak_rss(scratch, small), peak_rss(scratch, large)
+    return {"name": f"peak RSS, one file of {large:,} vs {small:,} rows", "target": "<= 2x",
+            "pass": high <= 2 * low, "rss_small_mib": low, "rss_large_mib": high, "ratio": high / low}
+
+
+def measure(quick: bool = False) -> list[dict]:
+    scale = 10 if quick else 1
+    runs = 3 if quick else RUNS
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as scratch:
+        root = Path(scratch)
+        return [throughput(root, 1_000_000 // scale, 20, runs),
+                incremental(root, 5_000_000 // scale, 50_000 // scale, runs),
+                memory(root, 500_000 // scale, 5_000_000 // scale)]
+
+
+if __name__ == "__main__":
+    for result in measure(quick="--quick" in sys.argv):
+        print(result)
