@@ -6,6 +6,7 @@ Run: python fullprocess.py [--config PATH] [--json] [-v]; cron runs it every ten
 """
 from __future__ import annotations
 
+import json
 import logging
 
 from risk import cli, inbox, registry, views
@@ -24,7 +25,7 @@ def pending_work(config: Config) -> list[str]:
         reasons = [f"new file {e.name}" for e in inbox.new_entries(config.input_folder, ledger)]
         if registry.current_number(config.prod_folder) is None:
             reasons.append("no model deployed yet")
-        if ledger.has_pending():
+        if ledger.has_undeferred_pending():  # deferred data waits for new data: no heavy tick for it alone
             reasons.append("ingested data awaits a drift decision")
         if not views.views_current(config.output_folder, ledger):
             reasons.append("ingested-data views are behind the ledger")
@@ -37,7 +38,7 @@ def recover(config: Config) -> list[str]:
     """Clean what a killed run left (temp files, unfinished versions); only under the lock."""
     import ingestion
 
-    folders = (config.output_folder, ingestion.parts_folder(config), config.model_folder)
+    folders = (config.output_folder, ingestion.index_folder(config), config.model_folder)
     removed = [f"{n} temp file(s) in {f}" for f in folders if (n := remove_temp_files(f))]
     return removed + registry.recover(config.prod_folder)
 
@@ -53,42 +54,130 @@ def retrain_and_deploy(config: Config, run_id: int) -> dict:
     return deployment.run_deployment(config, run_id)
 
 
-def decide(config: Config, pending: list[dict]):  # -> drift.Decision
-    """Score the deployed model on the rows that arrived since the last decision; apply the drift rule."""
-    import pandas as pd
+def thresholds_of(config: Config):  # -> drift.Thresholds
+    from risk import drift
 
+    return drift.Thresholds(config.drift_alpha, config.drift_min_rows, config.drift_min_f1_drop,
+                            config.drift_min_feature_effect)
+
+
+def statistical_decision(config: Config, version: registry.Version, model: object, new):  # -> drift.Decision
+    """Tests of the new rows against the deployed model's card (performance) and training data (features)."""
+    import numpy as np
+
+    import training
+    from risk import contract, drift
+
+    card = json.loads((version.folder / training.CARD).read_text(encoding="utf-8"))
+    trained_on = training.read_training_data(config.output_folder / training.FINALDATA).head(card["rows"])
+    expected = card.get("expected_performance") or training.expected_performance(trained_on)
+    if expected is None:
+        reason = "the deployed model's training data cannot be cross-validated (a class has < 2 rows)"
+        return drift.Decision(drift.INCONCLUSIVE, "statistical", {"new_rows": len(new)}, reason)
+    counts = np.array([expected["confusion"][k] for k in ("tp", "fp", "fn", "tn")])
+    reference = drift.Reference(counts, np.asarray(expected["row_log_loss"]), contract.matrix(trained_on))
+    x, y = contract.split_xy(new)
+    proba = model.predict_proba(x)[:, 1] if len(y) else np.empty(0)
+    predicted = model.predict(x) if len(y) else np.empty(0, dtype=int)
+    batch = drift.Batch(y, predicted, proba, x)
+    return drift.statistical_rule(reference, batch, contract.FEATURES, thresholds_of(config))
+
+
+def decide(config: Config, ledger: Ledger, pending: list[dict]):  # -> drift.Decision
+    """Score the deployed model on every undecided row (new and deferred); apply `drift_method`."""
     import ingestion
     import scoring
     from risk import drift
 
-    frames = [ingestion.read_part(ingestion.part_path(config, f)) for f in pending if f["rows"]]
     version = registry.current(config.prod_folder)
-    deployed_f1 = float(version.manifest["score"])
-    if not frames:
-        return drift.Decision(drift.NO_DRIFT, "raw", {"new_rows": 0, "deployed_f1": deployed_f1})
-    new = pd.concat(frames, ignore_index=True)
-    new_f1 = scoring.f1_of(registry.load_model(version), new)
-    return drift.course_rule(new_f1, deployed_f1, len(new))
+    model = registry.load_model(version)
+    new = ingestion.read_ingested(config, [f for f in pending if f["rows"]])
+    if config.drift_method == "statistical":
+        return statistical_decision(config, version, model, new)
+    if not len(new):
+        return drift.Decision(drift.NO_DRIFT, config.drift_method, {"new_rows": 0}, "no new rows")
+    new_f1 = scoring.f1_of(model, new)
+    if config.drift_method == "raw":
+        return drift.course_rule(new_f1, float(version.manifest["score"]), len(new))
+    past = ledger.scores_of(version.manifest["sha256"][registry.MODEL])
+    return drift.history_rule(new_f1, past, len(new), config.drift_method)
+
+
+def challenge(config: Config, ledger: Ledger, pending: list[dict]) -> tuple[bool, dict]:
+    """Challengers trained on all data but one fold of the new rows, against the champion on that fold."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.model_selection import KFold
+
+    import ingestion
+    import training
+    from risk import contract, drift
+    from risk.errors import ContractError
+
+    new = ingestion.read_ingested(config, [f for f in pending if f["rows"]])
+    undecided = {f["id"] for f in pending}
+    old = ingestion.read_ingested(config, [f for f in ledger.files(status="ingested")
+                                           if f["rows"] and f["id"] not in undecided])
+    if len(new) < 2:
+        return True, {"reason": f"{len(new)} new row(s): nothing to hold out; the challenger is deployed"}
+    champion = registry.load_model(registry.current(config.prod_folder))
+    x, y = contract.split_xy(new)
+    challenger = np.empty(len(y), dtype=y.dtype)
+    try:
+        for fit, held in KFold(min(5, len(y)), shuffle=True, random_state=0).split(x):
+            frame = pd.concat([old, new.iloc[fit]], ignore_index=True)
+            challenger[held] = training.train_model(frame).predict(x[held])
+    except ContractError as exc:
+        return False, {"reason": f"no challenger could be trained: {exc}"}
+    test = drift.mcnemar_worse(champion.predict(x) == y, challenger == y)
+    deploy, reason = drift.challenger_verdict(test, config.drift_alpha)
+    return deploy, {"reason": reason, "test": test}
+
+
+def act_on(config: Config, ledger: Ledger, run_id: int, pending: list[dict]) -> tuple[str, str, dict | None, dict]:
+    """Decide; on DRIFT, deploy a challenger unless it is worse. Returns (verdict, action, manifest, evidence)."""
+    from risk import drift
+
+    decision = decide(config, ledger, pending)
+    evidence, manifest = decision.record(), None
+    if decision.verdict == drift.DRIFT:
+        deploy, evidence["challenger"] = challenge(config, ledger, pending)
+        manifest = retrain_and_deploy(config, run_id) if deploy else None
+        action = (f"deployed version {manifest['version']}" if manifest
+                  else f"kept the champion: {evidence['challenger']['reason']}")
+    elif decision.verdict == drift.INCONCLUSIVE:
+        action = "deferred: the data joins the next decision"
+    else:
+        action = "kept the deployed model"
+    if manifest is None and decision.verdict != drift.INCONCLUSIVE:
+        record_new_score(config, ledger, run_id, decision.evidence)
+    logger.info("decision: %s -> %s", decision.line(), action)
+    return decision.verdict, action, manifest, evidence
+
+
+def record_new_score(config: Config, ledger: Ledger, run_id: int, evidence: dict) -> None:
+    """The kept model's F1 on the decided rows: the past scores of the parametric and nonparametric rules."""
+    if evidence.get("new_f1") is not None and evidence.get("new_rows"):
+        model_sha = registry.current(config.prod_folder).manifest["sha256"][registry.MODEL]
+        ledger.record_score(run_id, model_sha, "new rows", evidence["new_f1"], evidence["new_rows"])
 
 
 def act(config: Config, ledger: Ledger, run_id: int) -> tuple[str, dict | None]:
-    """Bootstrap, or decide on the pending data and redeploy on drift. Returns (action, new manifest)."""
+    """Bootstrap, or decide on the undecided data and act on the verdict. Returns (action, new manifest)."""
     pending = ledger.files(status="ingested", pending=True)
     if registry.current_number(config.prod_folder) is None:
         if not ledger.files(status="ingested"):
             raise MissingInputError(f"{config.input_folder}: nothing to train on (no file ingested yet)")
         logger.info("decision: no model deployed yet -> train and deploy a first model")
         manifest, verdict, evidence = retrain_and_deploy(config, run_id), "BOOTSTRAP", {}
+        action = f"deployed version {manifest['version']}"
     elif pending:
-        decision = decide(config, pending)
-        logger.info("decision: %s", decision.line())
-        verdict, evidence = decision.verdict, decision.evidence
-        manifest = retrain_and_deploy(config, run_id) if verdict == "DRIFT" else None
+        verdict, action, manifest, evidence = act_on(config, ledger, run_id, pending)
     else:
         return "views refreshed", None
-    action = f"deployed version {manifest['version']}" if manifest else "kept the deployed model"
-    evidence = {**evidence, "files": [f["name"] for f in pending]}
-    ledger.record_decision(run_id, verdict, action, evidence, [f["id"] for f in pending])
+    evidence = {**evidence, "files": [f["name"] for f in pending], "action": action}
+    record = ledger.record_deferral if verdict == "INCONCLUSIVE" else ledger.record_decision
+    record(run_id, verdict, action, evidence, [f["id"] for f in pending])
     return action, manifest
 
 

@@ -1,7 +1,8 @@
 """Train the attrition-risk model: logistic regression on the contract's features.
 
 Reads finaldata.csv from the output folder. Writes trainedmodel.pkl (a plain pickled scikit-learn estimator)
-and then its card trainedmodel.json (features, rows, data fingerprint) to the model folder.
+and then its card trainedmodel.json (features, rows, data fingerprint, and the cross-validated F1 and log-loss
+the drift decision compares new data with) to the model folder.
 Run: python training.py [--config PATH] [--json]
 """
 from __future__ import annotations
@@ -11,9 +12,11 @@ import logging
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import sklearn
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
 
 from risk import cli, contract
 from risk.config import Config
@@ -25,6 +28,8 @@ logger = logging.getLogger(__name__)
 MODEL = "trainedmodel.pkl"
 CARD = "trainedmodel.json"
 FINALDATA = "finaldata.csv"
+CV_FOLDS = 5
+CARD_LOSSES = 2000  # per-row log-losses kept on the card (a fixed subsample beyond this)
 
 
 def train_model(frame: pd.DataFrame, seed: int = 0) -> LogisticRegression:
@@ -37,6 +42,47 @@ def train_model(frame: pd.DataFrame, seed: int = 0) -> LogisticRegression:
     return model.fit(x, y)
 
 
+def out_of_fold(frame: pd.DataFrame, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Stratified k-fold predictions of the same model: (y, predicted, P(exited), k); k=0 when too few rows."""
+    x, y = contract.split_xy(frame)
+    y = np.asarray(y)
+    folds = min(CV_FOLDS, int(np.bincount(y, minlength=2).min()))
+    proba = np.full(len(y), np.nan)
+    if folds < 2:
+        return y, proba, proba, 0
+    x = np.asarray(x, dtype=float)
+    for fit, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
+        model = LogisticRegression(max_iter=1000, random_state=seed).fit(x[fit], y[fit])
+        proba[held] = model.predict_proba(x[held])[:, 1]
+    return y, (proba >= 0.5).astype(int), proba, folds
+
+
+def expected_performance(frame: pd.DataFrame, seed: int = 0) -> dict | None:
+    """Cross-validated F1 and log-loss with their spread and sample sizes; None when CV is impossible."""
+    from risk import drift
+
+    y, predicted, proba, folds = out_of_fold(frame, seed)
+    if not folds:
+        return None
+    losses = drift.row_log_loss(y, proba)
+    counts = drift.confusion_counts(y, predicted)
+    kept = losses if len(losses) <= CARD_LOSSES else np.random.default_rng(seed).choice(losses, CARD_LOSSES, False)
+    return {
+        "cv_folds": folds, "n": len(y), "confusion": dict(zip(("tp", "fp", "fn", "tn"), counts.tolist(), strict=True)),
+        "f1": float(drift.f1_from_counts(counts)), "f1_se": _f1_se(counts),
+        "log_loss": float(losses.mean()), "log_loss_se": float(losses.std(ddof=1) / np.sqrt(len(losses))),
+        "row_log_loss": [round(float(v), 5) for v in kept],
+    }
+
+
+def _f1_se(counts: np.ndarray, draws: int = 1000) -> float:
+    """Bootstrap standard error of the pooled out-of-fold F1."""
+    from risk import drift
+
+    resampled = np.random.default_rng(0).multinomial(int(counts.sum()), counts / counts.sum(), size=draws)
+    return float(drift.f1_from_counts(resampled).std(ddof=1))
+
+
 def model_card(frame: pd.DataFrame, data_path: Path) -> dict:
     return {
         "features": list(contract.FEATURES),
@@ -46,6 +92,7 @@ def model_card(frame: pd.DataFrame, data_path: Path) -> dict:
         "data_sha256": sha256_file(data_path),
         "trained_at": now(),
         "sklearn_version": sklearn.__version__,
+        "expected_performance": expected_performance(frame),
     }
 
 

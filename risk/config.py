@@ -23,13 +23,18 @@ PATH_KEYS = (
 DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 DEFAULT_KEEP_VERSIONS = 10
+# The drift decision (risk/drift.py): method and thresholds, documented in the README's configuration table.
+DRIFT_METHODS = ("statistical", "raw", "parametric", "nonparametric")
+DEFAULT_DRIFT = {"drift_method": "statistical", "drift_alpha": 0.05, "drift_min_rows": 30,
+                 "drift_min_f1_drop": 0.05, "drift_min_feature_effect": 0.1}
 
 
 _Fields = namedtuple(
     "_Fields",
     "config_path input_folder output_folder test_data model_folder prod_folder max_request_bytes api_url"
-    " keep_versions",
-    defaults=(DEFAULT_MAX_REQUEST_BYTES, DEFAULT_API_URL, DEFAULT_KEEP_VERSIONS),
+    " keep_versions drift_method drift_alpha drift_min_rows drift_min_f1_drop drift_min_feature_effect"
+    " api_token_file",
+    defaults=(DEFAULT_MAX_REQUEST_BYTES, DEFAULT_API_URL, DEFAULT_KEEP_VERSIONS, *DEFAULT_DRIFT.values(), None),
 )
 
 
@@ -38,7 +43,9 @@ class Config(_Fields):
 
     A namedtuple rather than a frozen dataclass: `dataclasses` costs the idle cron tick ~5 ms of imports.
     Fields: config_path, input_folder, output_folder, test_data, model_folder, prod_folder (Paths),
-    max_request_bytes (int), api_url (str), keep_versions (int). `config._replace(...)` gives a changed copy.
+    max_request_bytes (int), api_url (str), keep_versions (int), drift_method (str), drift_alpha,
+    drift_min_rows, drift_min_f1_drop, drift_min_feature_effect (numbers), api_token_file (Path or None).
+    `config._replace(...)` gives a changed copy.
     """
 
     __slots__ = ()
@@ -99,6 +106,33 @@ def _url(data: dict, key: str, default: str, path: Path) -> str:
     return value.rstrip("/")
 
 
+def _drift_settings(data: dict, path: Path) -> dict:
+    """The drift keys, checked: a known method, 0 < alpha < 1, a positive row count, effects >= 0."""
+    method = data.get("drift_method", DEFAULT_DRIFT["drift_method"])
+    if method not in DRIFT_METHODS:
+        raise ConfigError(f"{path}: key 'drift_method' must be one of {list(DRIFT_METHODS)}, got {method!r}")
+    settings = {"drift_method": method,
+                "drift_min_rows": _positive_int(data, "drift_min_rows", DEFAULT_DRIFT["drift_min_rows"], path)}
+    for key, low, high in (("drift_alpha", 0.0, 1.0), ("drift_min_f1_drop", 0.0, 1.0),
+                           ("drift_min_feature_effect", 0.0, float("inf"))):
+        value = data.get(key, DEFAULT_DRIFT[key])
+        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value < high:
+            raise ConfigError(f"{path}: key {key!r} must be a number in [{low}, {high}), got {value!r}")
+        settings[key] = float(value)
+    if settings["drift_alpha"] == 0:
+        raise ConfigError(f"{path}: key 'drift_alpha' must be above 0, got 0")
+    return settings
+
+
+def _optional_file(data: dict, key: str, root: Path, path: Path) -> Path | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{path}: key {key!r} must be a file path (relative to the config's folder), got {value!r}")
+    return (root / value).resolve()
+
+
 def load_config(path: str | Path | None = None) -> Config:
     """Read config.json at `path` (default: the one beside the scripts) and resolve its folders."""
     config_path = Path(path if path is not None else DEFAULT_CONFIG).resolve()
@@ -111,6 +145,8 @@ def load_config(path: str | Path | None = None) -> Config:
         max_request_bytes=_positive_int(data, "max_request_bytes", DEFAULT_MAX_REQUEST_BYTES, config_path),
         api_url=_url(data, "api_url", DEFAULT_API_URL, config_path),
         keep_versions=_positive_int(data, "keep_versions", DEFAULT_KEEP_VERSIONS, config_path),
+        **_drift_settings(data, config_path),
+        api_token_file=_optional_file(data, "api_token_file", root, config_path),
     )
 
 

@@ -25,7 +25,7 @@ from risk.ledger import Ledger
 pytestmark = pytest.mark.system
 
 KILLS = 30  # runs actually killed mid-way (a run that ends before its instant does not count)
-MAX_RUNS = 60
+MAX_RUNS = 90
 SEED = 20261125
 OFFLINE = {**os.environ, "PIP_NO_INDEX": "1", "PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": ""}
 COMMAND = [sys.executable, str(REPO / "fullprocess.py"), "--config"]

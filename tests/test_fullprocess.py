@@ -15,7 +15,8 @@ import diagnostics
 import fullprocess
 import ingestion
 import reporting
-from risk import contract, registry
+import training
+from risk import contract, drift, registry
 from risk.config import Config
 from risk.files import single_flight
 from risk.ledger import Ledger
@@ -77,8 +78,14 @@ def test_course_story_bootstrap_idle_drift_then_no_drift(config: Config) -> None
     assert fullprocess.run_fullprocess(config)["action"] == "deployed version 2"
     drift = decisions(config)[-1]
     assert drift["verdict"] == "DRIFT"
-    assert drift["evidence"]["new_f1"] < drift["evidence"]["deployed_f1"] == pytest.approx(deployed_f1)
-    assert drift["evidence"]["files"] == ["dataset5.csv"]
+    evidence = drift["evidence"]
+    assert (evidence["method"], evidence["new_rows"], evidence["files"]) == ("statistical", 60, ["dataset5.csv"])
+    assert evidence["new_f1"] < evidence["expected_f1"] - config.drift_min_f1_drop
+    tests = {t["name"]: t for t in evidence["tests"]}
+    assert set(tests) == {"f1", "log_loss", *contract.FEATURES}
+    assert tests["f1"]["p_adjusted"] < config.drift_alpha
+    assert "not worse" in evidence["challenger"]["reason"]
+    assert evidence["challenger"]["test"]["test"] == "exact McNemar, one-sided"
     assert registry.current(config.prod_folder).number == 2
     assert versions(config) == ["1", "2"]
     assert json.loads((config.model_folder / diagnostics.REPORT).read_text())["model_version"] == "2"
@@ -89,11 +96,42 @@ def test_course_story_bootstrap_idle_drift_then_no_drift(config: Config) -> None
     assert fullprocess.run_fullprocess(config)["action"] == "kept the deployed model"
     calm = decisions(config)[-1]
     assert calm["verdict"] == "NO DRIFT"
-    assert calm["evidence"]["new_f1"] >= calm["evidence"]["deployed_f1"]
+    assert calm["evidence"]["new_f1"] == 1.0  # the rows carry the model's own answers
+    assert calm["evidence"]["tests"][0]["p_adjusted"] >= config.drift_alpha
     assert calm["evidence"]["files"] == ["dataset6.csv"]
     assert registry.current_number(config.prod_folder) == 2
     assert versions(config) == ["1", "2"]
     assert [d["verdict"] for d in decisions(config)] == ["BOOTSTRAP", "DRIFT", "NO DRIFT"]
+
+
+def test_raw_method_is_the_course_rule(config: Config) -> None:
+    config = config._replace(drift_method="raw")
+    fullprocess.run_fullprocess(config)
+    deployed_f1 = float(registry.current(config.prod_folder).manifest["score"])
+    write_frame(judged_rows(config, seed=1, agree=False), config.input_folder / "dataset5.csv")
+    assert fullprocess.run_fullprocess(config)["action"] == "deployed version 2"
+    drift = decisions(config)[-1]
+    assert (drift["verdict"], drift["evidence"]["method"]) == ("DRIFT", "raw")
+    assert drift["evidence"]["new_f1"] < drift["evidence"]["deployed_f1"] == pytest.approx(deployed_f1)
+    write_frame(judged_rows(config, seed=2, agree=True), config.input_folder / "dataset6.csv")
+    assert fullprocess.run_fullprocess(config)["action"] == "kept the deployed model"
+    calm = decisions(config)[-1]["evidence"]
+    assert calm["new_f1"] >= calm["deployed_f1"]
+
+
+@pytest.mark.parametrize("method", ["parametric", "nonparametric"])
+def test_history_methods_compare_with_the_past_scores_of_the_deployed_model(config: Config, method: str) -> None:
+    config = config._replace(drift_method=method)
+    fullprocess.run_fullprocess(config)
+    write_frame(judged_rows(config, seed=2, agree=True), config.input_folder / "dataset5.csv")
+    assert fullprocess.run_fullprocess(config)["action"] == "kept the deployed model"
+    first = decisions(config)[-1]["evidence"]
+    assert len(first["past_scores"]) == 1  # the test-data score recorded when it was deployed
+    write_frame(judged_rows(config, seed=1, agree=False), config.input_folder / "dataset6.csv")
+    assert fullprocess.run_fullprocess(config)["action"] == "deployed version 2"
+    drift = decisions(config)[-1]["evidence"]
+    assert drift["past_scores"] == [*first["past_scores"], 1.0]  # the kept model's F1 on dataset5 joined them
+    assert drift["new_f1"] < drift["threshold"]
 
 
 def test_empty_input_folder_with_a_model_deployed_is_idle(config: Config, capsys: pytest.CaptureFixture) -> None:
@@ -221,3 +259,34 @@ def test_the_idle_tick_imports_no_heavy_library(config: Config) -> None:
     assert "fullprocess" in modules
     assert modules.isdisjoint(HEAVY), sorted(modules & set(HEAVY))
     assert last_run(config, "fullprocess")["outcome"] == "idle"
+
+
+class Contrarian:
+    """A challenger that answers the opposite of the champion: worse on every row the champion gets right."""
+
+    def __init__(self, champion: object) -> None:
+        self.champion = champion
+
+    def predict(self, x):
+        return 1 - self.champion.predict(x)
+
+
+def test_a_challenger_worse_than_the_champion_is_not_deployed(config: Config,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    fullprocess.run_fullprocess(config)
+    champion = registry.load_model(registry.current(config.prod_folder))
+    write_frame(judged_rows(config, seed=2, agree=True), config.input_folder / "dataset5.csv")
+    verdict = drift.Decision(drift.DRIFT, "statistical", {"new_rows": 60}, "a drift, say")
+    monkeypatch.setattr(fullprocess, "decide", lambda config, ledger, pending: verdict)
+    monkeypatch.setattr(training, "train_model", lambda frame: Contrarian(champion))
+    action = fullprocess.run_fullprocess(config)["action"]
+    assert action.startswith("kept the champion: challenger worse than the champion on 60 held-out rows")
+    decision = decisions(config)[-1]
+    assert (decision["verdict"], decision["action"]) == ("DRIFT", action)
+    test = decision["evidence"]["challenger"]["test"]
+    assert (test["champion_only"], test["challenger_only"], test["effect"]) == (60, 0, 1.0)
+    assert test["p_value"] == pytest.approx(0.5 ** 60)
+    assert registry.current_number(config.prod_folder) == 1
+    with Ledger(config.ledger_path) as ledger:
+        assert not ledger.files(status="ingested", pending=True)  # decided: the same data is not tried again
+    assert fullprocess.run_fullprocess(config) == {"action": "nothing new"}

@@ -99,3 +99,29 @@ def test_a_failed_fit_leaves_the_previous_model(config):
     with pytest.raises(ContractError):
         training.run_training(config)
     assert (config.model_folder / training.MODEL).read_bytes() == before
+
+
+def test_the_card_carries_the_cross_validated_performance(config):
+    ingestion.run_ingestion(config)
+    card = training.run_training(config)
+    expected = card["expected_performance"]
+    assert (expected["n"], expected["cv_folds"]) == (card["rows"], training.CV_FOLDS)
+    assert sum(expected["confusion"].values()) == card["rows"]
+    tp, fp, fn = (expected["confusion"][k] for k in ("tp", "fp", "fn"))
+    assert expected["f1"] == pytest.approx(2 * tp / (2 * tp + fp + fn))
+    assert expected["f1_se"] > 0
+    assert len(expected["row_log_loss"]) == card["rows"]
+    assert expected["log_loss"] == pytest.approx(sum(expected["row_log_loss"]) / card["rows"], abs=1e-4)
+    assert training.expected_performance(pd.read_csv(config.output_folder / training.FINALDATA)) == expected
+
+
+def test_no_cross_validation_when_a_class_has_one_row():
+    frame = synthetic_frame(20, seed=7).assign(**{TARGET: [1] + [0] * 19})
+    assert training.expected_performance(frame) is None
+
+
+def test_a_large_card_keeps_a_fixed_sample_of_row_losses():
+    frame = synthetic_frame(training.CARD_LOSSES + 500, seed=3)
+    expected = training.expected_performance(frame)
+    assert expected["n"] == training.CARD_LOSSES + 500
+    assert len(expected["row_log_loss"]) == training.CARD_LOSSES

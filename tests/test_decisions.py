@@ -1,0 +1,90 @@
+"""The decision record end to end: the course data story, evidence accumulating across ticks, the API's view."""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+
+import pytest
+from conftest import REPO, synthetic_frame, write_frame
+
+import diagnostics
+import fullprocess
+from risk import contract, decisions, registry
+from risk.config import Config
+from risk.ledger import Ledger
+
+DEFERRED = "deferred: the data joins the next decision"
+
+
+@pytest.fixture(autouse=True)
+def offline_latest(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(diagnostics, "_latest_cached", lambda name, bucket: "unknown")
+
+
+def latest(config: Config) -> dict:
+    with Ledger(config.ledger_path) as ledger:
+        return decisions.latest_decision(ledger)
+
+
+def flipped_rows(config: Config, n: int, seed: int) -> object:
+    """New rows labelled with the opposite of the deployed model's answers: a concept drift."""
+    frame = synthetic_frame(n, seed=seed)
+    model = registry.load_model(registry.current(config.prod_folder))
+    frame[contract.TARGET] = 1 - model.predict(contract.split_xy(contract.validate_frame(frame, "rows"))[0])
+    return frame
+
+
+def decision_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("decision: ")]
+
+
+def test_the_course_story_gives_a_readable_record_and_accumulates(config: Config,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    assert fullprocess.run_fullprocess(config)["action"] == "deployed version 1"  # practice data
+    for source in sorted((REPO / "sourcedata").glob("*.csv")):  # the course's new data arrives
+        shutil.copy(source, config.input_folder / source.name)
+    with caplog.at_level(logging.INFO):
+        assert fullprocess.run_fullprocess(config)["action"] == DEFERRED
+    record = latest(config)
+    rows = record["evidence"]["new_rows"]
+    assert (record["verdict"], record["method"], rows) == ("INCONCLUSIVE", "statistical", 26)
+    assert record["summary"] == (
+        f"{record['created_at']} INCONCLUSIVE by statistical on 26 new row(s) from 2 file(s): 26 new row(s)"
+        f" < drift_min_rows 30: waiting for more data -> {DEFERRED}")
+    tests = record["evidence"]["tests"]
+    assert [t["name"] for t in tests] == ["f1", "log_loss", *contract.FEATURES]
+    for test in tests:
+        assert {"statistic", "p_value", "p_adjusted", "n", "effect", "alpha", "min_effect", "flagged"} <= set(test)
+        assert test["n"] == 26
+    assert record["evidence"]["files"] == ["dataset3.csv", "dataset4.csv"]
+    json.dumps(record, allow_nan=False)  # what GET /decisions/latest returns
+    [line] = decision_lines(caplog)
+    assert line.startswith("decision: INCONCLUSIVE by statistical rule: 26 new row(s) < drift_min_rows 30")
+    assert line.endswith(f"-> {DEFERRED}")
+
+    assert fullprocess.pending_work(config) == []  # deferred data alone does not wake the heavy path
+    assert fullprocess.run_fullprocess(config) == {"action": "nothing new"}
+
+    write_frame(flipped_rows(config, 40, seed=5), config.input_folder / "dataset5.csv")
+    assert fullprocess.run_fullprocess(config)["action"] == "deployed version 2"
+    record = latest(config)
+    assert record["verdict"] == "DRIFT"
+    assert record["evidence"]["files"] == ["dataset3.csv", "dataset4.csv", "dataset5.csv"]
+    assert record["evidence"]["new_rows"] == 26 + 40  # the deferred rows joined the new ones
+    assert "not worse" in record["evidence"]["challenger"]["reason"]
+    with Ledger(config.ledger_path) as ledger:
+        assert not ledger.files(status="ingested", pending=True)
+        history = decisions.decisions(ledger, limit=10)
+    assert [d["verdict"] for d in history] == ["DRIFT", "INCONCLUSIVE", "BOOTSTRAP"]
+    assert history[-1]["summary"].endswith("BOOTSTRAP on 2 file(s) -> deployed version 1")
+    json.dumps(history, allow_nan=False)
+
+
+def test_decisions_before_any_and_bad_limits(config: Config) -> None:
+    with Ledger(config.ledger_path) as ledger:
+        assert decisions.latest_decision(ledger) is None
+        assert decisions.decisions(ledger) == []
+        for bad in (0, -1, decisions.MAX_LIMIT + 1, "5", True, 2.5):
+            with pytest.raises(ValueError, match=f"limit must be an integer from 1 to {decisions.MAX_LIMIT}"):
+                decisions.decisions(ledger, bad)

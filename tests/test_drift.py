@@ -1,0 +1,262 @@
+"""risk/drift.py: each test on cases with known answers, the verdicts, and evidence accumulating across ticks."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from risk import drift
+from risk.ledger import Ledger
+
+T = drift.Thresholds()
+NAMES = ("a", "b")
+
+
+def rng(seed: int = 0) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+# ---- performance ---------------------------------------------------------------------------------------------
+
+def test_f1_from_counts_known_values_and_no_positive_at_all() -> None:
+    counts = np.array([[5, 5, 0, 0], [0, 3, 2, 10], [0, 0, 0, 7], [4, 0, 0, 1]])
+    assert drift.f1_from_counts(counts).tolist() == pytest.approx([2 / 3, 0.0, 1.0, 1.0])
+    assert drift.confusion_counts([1, 1, 0, 0, 1], [1, 0, 1, 0, 1]).tolist() == [2, 1, 1, 1]
+
+
+def test_f1_drop_on_identical_counts_is_not_significant() -> None:
+    counts = np.array([40, 10, 10, 40])
+    test = drift.f1_drop_test(counts, counts, rng())
+    assert test["effect"] == 0.0
+    assert test["p_value"] > 0.4
+    assert (test["n"], test["n_reference"]) == (100, 100)
+
+
+def test_f1_drop_on_a_collapsed_model_is_significant() -> None:
+    test = drift.f1_drop_test(np.array([40, 10, 10, 40]), np.array([10, 40, 40, 10]), rng())
+    assert test["effect"] == pytest.approx(0.8 - 0.2)
+    assert test["p_value"] == pytest.approx(1 / (drift.DRAWS + 1))
+
+
+def test_f1_drop_with_one_new_row_or_none() -> None:
+    one = drift.f1_drop_test(np.array([40, 10, 10, 40]), np.array([0, 0, 1, 0]), rng())
+    assert one["n"] == 1
+    assert one["p_value"] > 0.05  # one wrong row proves nothing
+    none = drift.f1_drop_test(np.array([40, 10, 10, 40]), np.zeros(4, dtype=int), rng())
+    assert (none["p_value"], none["effect"]) == (None, None)
+
+
+def test_f1_drop_test_keeps_its_error_rate_when_nothing_changed() -> None:
+    generator, probabilities = rng(1), np.array([0.3, 0.1, 0.15, 0.45])
+    rejections = 0
+    for _ in range(300):
+        reference, new = generator.multinomial(40, probabilities), generator.multinomial(25, probabilities)
+        rejections += drift.f1_drop_test(reference, new, generator, draws=199)["p_value"] < 0.05
+    assert rejections / 300 <= 0.07  # nominal 5%; the permutation test is exact up to its discreteness
+
+
+def test_mean_increase_test_small_and_large_samples() -> None:
+    same = drift.mean_increase_test("loss", np.full(30, 0.4), np.full(10, 0.4), rng())
+    assert same["test"] == "permutation, one-sided"
+    assert same["p_value"] == 1.0
+    assert same["effect"] == pytest.approx(0.0)
+    worse = drift.mean_increase_test("loss", rng(2).normal(0.5, 0.1, 300), rng(3).normal(0.7, 0.1, 40), rng())
+    assert worse["p_value"] < 0.01
+    assert worse["effect"] == pytest.approx(0.2, abs=0.05)
+    values = rng(2).normal(0.5, 0.1, 500)
+    large = drift.mean_increase_test("loss", values, rng(3).permutation(values), rng())
+    assert large["test"] == "Welch t, one-sided"
+    assert large["p_value"] == pytest.approx(0.5)  # the same values: t = 0
+    constant = drift.mean_increase_test("loss", np.ones(200), np.ones(200), rng())
+    assert constant["p_value"] == 1.0
+
+
+def test_row_log_loss_is_finite_for_certain_wrong_answers() -> None:
+    losses = drift.row_log_loss(np.array([1, 0, 1]), np.array([0.0, 1.0, 1.0]))
+    assert np.isfinite(losses).all()
+    assert losses[2] == pytest.approx(0.0, abs=1e-12)
+
+
+# ---- data drift ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n", [20, 5000])
+def test_identical_samples_do_not_drift(n: int) -> None:
+    values = rng().normal(size=n)
+    test = drift.feature_test("x", values, values.copy(), rng())
+    assert test["statistic"] == 0.0
+    assert test["p_value"] == pytest.approx(1.0)
+    assert test["effect"] == 0.0
+    assert test["test"] == ("KS permutation" if n < drift.PERMUTE_BELOW else "KS asymptotic")
+
+
+@pytest.mark.parametrize("n", [30, 5000])
+def test_shifted_samples_drift_with_a_large_effect(n: int) -> None:
+    test = drift.feature_test("x", rng(1).normal(size=1000), rng(2).normal(2.0, 1.0, n), rng())
+    assert test["p_value"] < 0.002
+    assert test["effect"] > 0.8  # two standard deviations, in pooled-sd units
+
+
+def test_a_tiny_shift_on_a_huge_sample_is_significant_but_not_flagged() -> None:
+    test = drift.feature_test("x", rng(1).normal(size=200_000), rng(2).normal(0.03, 1.0, 200_000), rng())
+    [adjusted] = drift._adjust([test], T, T.min_feature_effect)
+    assert adjusted["p_value"] < 1e-6
+    assert adjusted["effect"] < T.min_feature_effect
+    assert not adjusted["flagged"]
+
+
+def test_one_new_value_gets_its_exact_p_value_and_no_verdict() -> None:
+    test = drift.feature_test("x", rng().normal(size=50), np.array([100.0]), rng())
+    assert test["n"] == 1
+    assert test["statistic"] == 1.0
+    assert test["p_value"] == pytest.approx(2 / 51, abs=0.015)  # an extreme of 51 values: 2 chances in 51
+    one = drift.statistical_rule(reference(), new_rows(1, 0.0), NAMES, T)
+    assert one.verdict == drift.INCONCLUSIVE
+    assert [t["n"] for t in one.tests] == [1, 1, 1, 1]
+
+
+def test_ties_are_handled_exactly() -> None:
+    reference = np.r_[np.zeros(50), np.ones(50)]
+    same = drift.feature_test("x", reference, np.r_[np.zeros(10), np.ones(10)], rng())
+    assert (same["statistic"], same["p_value"]) == (0.0, 1.0)
+    moved = drift.feature_test("x", reference, np.r_[np.zeros(2), np.ones(38)], rng())
+    assert moved["statistic"] == pytest.approx(0.5 - 0.05)  # the ECDFs differ only at 0: 0.5 vs 0.05
+    assert moved["p_value"] == 1 / (drift.DRAWS + 1)
+
+
+def test_constant_columns() -> None:
+    same = drift.feature_test("x", np.full(40, 3.0), np.full(10, 3.0), rng())
+    assert (same["statistic"], same["p_value"], same["effect"]) == (0.0, 1.0, 0.0)
+    other = drift.feature_test("x", np.full(40, 3.0), np.full(10, 7.0), rng())
+    assert other["statistic"] == 1.0
+    assert other["p_value"] == 1 / (drift.DRAWS + 1)
+    assert np.isfinite(other["effect"])
+    assert other["effect"] > 1
+    large = drift.feature_test("x", np.full(400, 3.0), np.full(400, 3.0), rng())
+    assert (large["statistic"], large["p_value"], large["effect"]) == (0.0, 1.0, 0.0)
+
+
+def test_nan_values_are_dropped_and_counted() -> None:
+    new = np.array([1.0, np.nan, 2.0, np.nan, 3.0])
+    test = drift.feature_test("x", np.arange(20.0), new, rng())
+    assert (test["n"], test["dropped"]) == (3, 2)
+    empty = drift.feature_test("x", np.arange(20.0), np.full(4, np.nan), rng())
+    assert (empty["p_value"], empty["effect"], empty["dropped"]) == (None, None, 4)
+    [adjusted] = drift._adjust([empty], T, T.min_feature_effect)
+    assert adjusted["p_adjusted"] == 1.0
+    assert not adjusted["flagged"]
+    json.dumps(adjusted, allow_nan=False)  # JSON-ready: no NaN in a record
+
+
+def test_feature_test_keeps_its_error_rate_when_nothing_changed() -> None:
+    generator = rng(5)
+    rejections = sum(
+        drift.feature_test("x", generator.poisson(3, 60), generator.poisson(3, 20), generator, draws=199)["p_value"]
+        < 0.05 for _ in range(300))
+    assert rejections / 300 <= 0.07
+
+
+def test_holm_known_answer() -> None:
+    assert drift.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert drift.holm([0.5, None]) == pytest.approx([1.0, 1.0])
+    assert drift.holm([0.001]) == [0.001]
+
+
+# ---- the course's rule, the score-history rules, champion / challenger ---------------------------------------
+
+def test_score_thresholds_known_answers() -> None:
+    assert drift.score_threshold([0.5, 0.7, 0.9], "parametric") == pytest.approx(0.3)
+    assert drift.score_threshold([0.5, 0.7, 0.9], "nonparametric") == pytest.approx(0.6 - 1.5 * 0.2)
+    assert drift.score_threshold([0.8], "parametric") == drift.score_threshold([0.8], "nonparametric") == 0.8
+    with pytest.raises(ValueError, match="no past scores"):
+        drift.score_threshold([], "parametric")
+    assert drift.history_rule(0.2, [0.5, 0.7, 0.9], 10, "parametric").verdict == drift.DRIFT
+    assert drift.course_rule(0.5, 0.6, 10).verdict == drift.DRIFT
+    assert drift.course_rule(0.6, 0.6, 10).verdict == drift.NO_DRIFT
+
+
+def test_exact_mcnemar_known_answers() -> None:
+    champion = np.array([True] * 5 + [False] * 3 + [True] * 2)
+    challenger = np.array([False] * 5 + [False] * 3 + [True] * 2)
+    test = drift.mcnemar_worse(champion, challenger)
+    assert (test["champion_only"], test["challenger_only"]) == (5, 0)
+    assert test["p_value"] == pytest.approx(0.5 ** 5)
+    assert drift.challenger_verdict(test, 0.05)[0] is False
+    tie = drift.mcnemar_worse(champion, champion)
+    assert tie["p_value"] == 1.0
+    assert drift.challenger_verdict(tie, 0.05)[0] is True
+
+
+# ---- the verdicts --------------------------------------------------------------------------------------------
+
+def batch_of(y: np.ndarray, predicted: np.ndarray, x: np.ndarray) -> drift.Batch:
+    return drift.Batch(y, predicted, np.where(predicted == 1, 0.8, 0.2), x)
+
+
+def reference(n: int = 400) -> drift.Reference:
+    generator = rng(7)
+    y = generator.integers(0, 2, n)
+    predicted = np.where(generator.random(n) < 0.85, y, 1 - y)
+    return drift.Reference(drift.confusion_counts(y, predicted), drift.row_log_loss(y, np.where(
+        predicted == 1, 0.8, 0.2)), generator.normal(size=(n, 2)))
+
+
+def new_rows(n: int, accuracy: float, shift: float = 0.0, seed: int = 8) -> drift.Batch:
+    generator = rng(seed)
+    y = generator.integers(0, 2, n)
+    predicted = np.where(generator.random(n) < accuracy, y, 1 - y)
+    return batch_of(y, predicted, generator.normal(shift, 1.0, size=(n, 2)))
+
+
+def test_verdicts_of_the_statistical_rule() -> None:
+    calm = drift.statistical_rule(reference(), new_rows(200, 0.85), NAMES, T)
+    assert calm.verdict == drift.NO_DRIFT
+    broken = drift.statistical_rule(reference(), new_rows(200, 0.5), NAMES, T)
+    assert broken.verdict == drift.DRIFT
+    assert "significant" in broken.reason
+    few = drift.statistical_rule(reference(), new_rows(10, 0.0), NAMES, T)
+    assert few.verdict == drift.INCONCLUSIVE
+    assert "drift_min_rows 30" in few.reason
+    moved = drift.statistical_rule(reference(), new_rows(200, 0.85, shift=1.0), NAMES, T)
+    assert moved.verdict == drift.NO_DRIFT
+    assert "shifted without a loss of performance" in moved.reason
+    assert [t["flagged"] for t in moved.tests if t["kind"] == "data"] == [True, True]
+    json.dumps(broken.record(), allow_nan=False)
+    assert broken.line().startswith("DRIFT by statistical rule: F1 dropped by")
+
+
+def test_a_material_but_unproven_drop_with_shifted_data_waits() -> None:
+    performance = [{"effect": 0.2, "p_adjusted": 0.2}, {"effect": 0.1, "p_adjusted": 0.2}]
+    data = [{"name": "a", "flagged": True}]
+    verdict, reason = drift.verdict_of(performance, data, 50, T)
+    assert verdict == drift.INCONCLUSIVE
+    assert "a shifted" in reason
+    assert drift.verdict_of(performance, [], 50, T)[0] == drift.NO_DRIFT
+    small = [{"effect": 0.01, "p_adjusted": 0.001}, {"effect": 0.0, "p_adjusted": 0.5}]
+    assert drift.verdict_of(small, [], 50_000, T) == (
+        drift.NO_DRIFT, "performance change +0.010 is significant but below drift_min_f1_drop")
+
+
+def test_the_decision_is_reproducible() -> None:
+    first = drift.statistical_rule(reference(), new_rows(60, 0.7), NAMES, T)
+    assert drift.statistical_rule(reference(), new_rows(60, 0.7), NAMES, T) == first
+
+
+# ---- accumulation across ticks (the ledger's side) ------------------------------------------------------------
+
+def test_deferred_files_wait_for_new_data_and_then_are_decided_together(tmp_path) -> None:
+    with Ledger(tmp_path / "ledger.sqlite") as ledger:
+        run = ledger.start_run("fullprocess")
+        first = ledger.record_file(run, "a.csv", "sha-a", 10, 1, "ingested", rows=10)
+        assert ledger.has_undeferred_pending()
+        ledger.record_deferral(run, drift.INCONCLUSIVE, "deferred", {"new_rows": 10}, [first])
+        assert not ledger.has_undeferred_pending()  # the idle tick does not redo the same decision
+        assert [f["name"] for f in ledger.files(status="ingested", pending=True)] == ["a.csv"]
+        second = ledger.record_file(run, "b.csv", "sha-b", 30, 1, "ingested", rows=30)
+        assert ledger.has_undeferred_pending()
+        pending = ledger.files(status="ingested", pending=True)
+        assert [f["name"] for f in pending] == ["a.csv", "b.csv"]  # the next decision sees both
+        ledger.record_decision(run, drift.DRIFT, "deployed", {"new_rows": 40}, [f["id"] for f in pending])
+        assert not ledger.files(status="ingested", pending=True)
+        assert [d["verdict"] for d in ledger.decisions()] == [drift.DRIFT, drift.INCONCLUSIVE]
+        assert second != first
