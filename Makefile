@@ -7,7 +7,7 @@ DEVSTAMP := $(VENV)/.installed-dev
 PORT ?= 8000
 CRONLINE = sed "s|/path/to/repo|$(CURDIR)|g" cronjob.txt | grep -v '^\#'
 
-.PHONY: run test lint serve cron cron-install bench clean
+.PHONY: run test lint serve cron cron-install bench bench-drift clean
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,15 +23,23 @@ run: $(STAMP)
 	$(PY) fullprocess.py --config config.practice.json
 	$(PY) fullprocess.py --config config.json
 
-test: $(DEVSTAMP)
+test: $(DEVSTAMP) system-deps
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+
+# Debian's chromium, for the dashboard's browser test (tests/test_dashboard.py); installed only when missing.
+.PHONY: system-deps
+system-deps: /usr/bin/chromium
+
+/usr/bin/chromium:
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
 
 lint: $(DEVSTAMP)
 	$(PY) -m ruff check .
 
 serve: $(STAMP)
-	$(VENV)/bin/gunicorn --workers 2 --bind 127.0.0.1:$(PORT) --timeout 120 --no-control-socket --access-logfile - 'app:create_app()'
+	RISK_BIND=127.0.0.1:$(PORT) $(VENV)/bin/gunicorn -c gunicorn.conf.py
 
 cron:
 	@$(CRONLINE)
@@ -44,6 +52,10 @@ cron-install: $(STAMP)
 
 bench: $(DEVSTAMP)
 	$(PY) bench/run.py
+
+# The drift decision replayed on synthetic streams fitted to the course data (a few minutes on 2 cores).
+bench-drift: $(STAMP)
+	$(PY) bench/bench_drift.py
 
 clean:
 	rm -rf ingesteddata/* practicemodels/* production_deployment/* logs/*.log

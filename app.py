@@ -1,37 +1,34 @@
-"""The scoring API: predictions, scores, summary statistics and diagnostics of the deployed model, as JSON.
+"""The scoring API: predictions, the ranked risk list, scores, decisions, diagnostics, metrics, a dashboard.
 
-Reads the production folder (through the verifying registry), the test data and the ingested data; it never
-writes pipeline files. Run: python app.py [--config PATH] [--host 127.0.0.1] [--port 8000];
-in production: gunicorn -w 2 -b 127.0.0.1:8000 'app:create_app()' (make serve).
+Reads the production folder (through the verifying registry), the ledger, the test and the ingested data;
+it never writes pipeline files. Run: python app.py [--config PATH] [--host 127.0.0.1] [--port 8000];
+in production: gunicorn -c gunicorn.conf.py 'app:create_app()' (make serve).
 """
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import logging
 import os
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 import diagnostics
 import scoring
-from risk import cli, contract, registry
+from risk import auth, contract, dashboard, decisions, openapi, registry, risklist, serving
 from risk.config import Config, load_config
 from risk.errors import ConfigError, ContractError, IntegrityError, MissingInputError
+from risk.ledger import Ledger
+from risk.metrics import Metrics
+from risk.serving import ApiError
 
 logger = logging.getLogger(__name__)
-MAX_PATH_CHARS = 4096
-
-
-class ApiError(Exception):
-    """An error answer: HTTP status, a short kind and what was expected."""
-
-    def __init__(self, status: int, kind: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.kind, self.detail = status, kind, detail
+MAX_TOP = 10_000
 
 
 class ModelHolder:
@@ -71,47 +68,28 @@ def error_response(status: int, kind: str, detail: str) -> tuple[Response, int]:
     return jsonify({"error": kind, "detail": detail}), status
 
 
-def parse_json_object() -> dict:
-    """The request body as a JSON object, or an ApiError (415 wrong type, 400 malformed)."""
-    if request.mimetype != "application/json":
-        raise ApiError(415, "unsupported_media_type", "expected Content-Type: application/json")
-    try:
-        body = json.loads(request.get_data(cache=False) or b"null")
-    except (ValueError, RecursionError):
-        raise ApiError(400, "bad_json", "the body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "bad_body", "expected a JSON object with 'records' or 'dataset_path'")
-    return body
+@contextlib.contextmanager
+def reading_ledger(config: Config) -> Iterator[Ledger | None]:
+    """The ledger for reading, or None before the first pipeline run (a GET never creates it)."""
+    if not config.ledger_path.is_file():
+        yield None
+        return
+    with Ledger(config.ledger_path) as ledger:
+        yield ledger
 
 
-def confined_csv(config: Config, candidate: Path) -> Path | None:
-    """The resolved CSV file inside a data folder, or None (also for names the OS refuses: too long, loops)."""
-    try:
-        path = candidate.resolve()
-        inside = any(path.is_relative_to(folder) for folder in config.data_folders())
-        return path if inside and path.suffix.lower() == ".csv" and path.is_file() else None
-    except (OSError, RuntimeError):  # ENAMETOOLONG from is_file; RuntimeError: symlink loop (Python 3.11)
-        return None
+def int_arg(name: str, default: int, high: int) -> int:
+    """A query parameter that must be an integer from 1 to `high`; 400 naming it otherwise."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= high:
+        raise ApiError(400, "bad_query", f"{name} must be an integer from 1 to {high}, got {raw[:40]!r}")
+    return int(raw)
 
 
-def resolve_dataset(config: Config, value: object) -> Path:
-    """A CSV path confined to the data folders; anything else is one 404 that says nothing of existence."""
-    if not isinstance(value, str) or not value or len(value) > MAX_PATH_CHARS or "\0" in value:
-        raise ApiError(400, "bad_body", "dataset_path must be a non-empty string path")
-    path = confined_csv(config, config.root / value)
-    if path is None:
-        folders = ", ".join(folder.name for folder in config.data_folders())
-        raise ApiError(404, "dataset_not_found", f"dataset_path must name a CSV file inside one of: {folders}")
-    return path
-
-
-def features_from(config: Config, body: dict):  # -> np.ndarray (rows x contract.FEATURES)
-    if "records" in body:
-        return contract.validate_records(body["records"])
-    if "dataset_path" in body:
-        path = resolve_dataset(config, body["dataset_path"])
-        return contract.matrix(contract.read_csv(path, labelled=False, source=body["dataset_path"]))
-    raise ApiError(400, "bad_body", "expected a JSON object with 'records' or 'dataset_path'")
+def wants_csv() -> bool:
+    return request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv"
 
 
 def register_errors(app: Flask, config: Config) -> None:
@@ -135,7 +113,10 @@ def register_errors(app: Flask, config: Config) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[Response, int]:
         kind = (exc.name or "error").lower().replace(" ", "_")
-        return error_response(exc.code or 500, kind, exc.description or kind)
+        answer, status = error_response(exc.code or 500, kind, exc.description or kind)
+        if getattr(exc, "valid_methods", None):  # a 405 says which methods the route takes
+            answer.headers["Allow"] = ", ".join(exc.valid_methods)
+        return answer, status
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> tuple[Response, int]:
@@ -143,14 +124,45 @@ def register_errors(app: Flask, config: Config) -> None:
         return error_response(500, "internal", "unexpected server error; see the server log")
 
 
-def register_routes(app: Flask, config: Config, holder: ModelHolder) -> None:
+def register_hooks(app: Flask, token: str | None, metrics: Metrics) -> None:
+    @app.before_request
+    def start() -> tuple[Response, int] | None:
+        g.started = time.perf_counter()
+        if token and request.path not in auth.OPEN_ROUTES and not auth.authorized(
+                request.headers.get("Authorization"), token):
+            answer, status = error_response(401, "unauthorized", "expected the header Authorization: Bearer <token>")
+            answer.headers["WWW-Authenticate"] = "Bearer"
+            return answer, status
+        return None
+
+    @app.after_request
+    def count(answer: Response) -> Response:
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        metrics.observe(route, request.method, answer.status_code, time.perf_counter() - g.get("started", 0))
+        return answer
+
+
+def model_routes(app: Flask, config: Config, holder: ModelHolder, metrics: Metrics) -> None:
     @app.post("/prediction")
     def prediction() -> Response:
-        frame = features_from(config, parse_json_object())
+        upload = request.mimetype == "multipart/form-data"
+        body = b"" if upload else request.get_data(cache=False)
+        batch = serving.batch_from(request.mimetype, body, request.files if upload else {}, config)
         version, model = holder.get()
-        answer = jsonify({"predictions": [int(p) for p in model.predict(frame)], "model_version": version.label})
-        answer.headers["X-Model-Version"] = version.label
+        threshold = float(version.manifest.get("threshold", 0.5))
+        answer = Response(serving.encode(serving.answer(batch, model, threshold, version.label)),
+                          mimetype="application/json", headers={"X-Model-Version": version.label})
+        metrics.predictions.inc(len(batch.x))
+        metrics.model_version.set(version.number)
         return answer
+
+    @app.get("/risk")
+    def risk() -> Response:
+        version, ranked = dashboard.risk_ranking(config, holder, int_arg("top", 20, MAX_TOP))
+        if wants_csv():
+            return Response(risklist.as_csv(ranked["clients"]), mimetype="text/csv",
+                            headers={"X-Model-Version": version.label})
+        return jsonify(ranked)
 
     @app.get("/scoring")
     def scoring_route() -> Response:
@@ -168,14 +180,38 @@ def register_routes(app: Flask, config: Config, holder: ModelHolder) -> None:
         holder.get()
         return jsonify(diagnostics.diagnose(config))
 
-    @app.get("/health")
-    def health() -> Response:
-        return jsonify({"status": "ok"})
-
     @app.get("/ready")
     def ready() -> Response:
         version, _ = holder.get()
         return jsonify({"status": "ready", "model_version": version.label})
+
+
+def ops_routes(app: Flask, config: Config, holder: ModelHolder, metrics: Metrics) -> None:
+    @app.get("/health")
+    def health() -> Response:
+        return jsonify({"status": "ok"})
+
+    @app.get("/metrics")
+    def metrics_route() -> Response:
+        return Response(metrics.exposition(), mimetype="text/plain; version=0.0.4")
+
+    @app.get("/openapi.json")
+    def openapi_route() -> Response:
+        return jsonify(openapi.spec())
+
+    @app.get("/decisions/latest")
+    def latest_decision() -> Response:
+        with reading_ledger(config) as ledger:
+            record = decisions.latest_decision(ledger) if ledger else None
+        if record is None:
+            raise ApiError(404, "no_decision", "no drift decision has been recorded yet")
+        return jsonify(record)
+
+    @app.get("/decisions")
+    def decision_list() -> Response:
+        limit = int_arg("limit", 20, decisions.MAX_LIMIT)
+        with reading_ledger(config) as ledger:
+            return jsonify({"decisions": decisions.decisions(ledger, limit) if ledger else []})
 
 
 def create_app(config: Config | str | Path | None = None) -> Flask:
@@ -185,10 +221,13 @@ def create_app(config: Config | str | Path | None = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.max_request_bytes
     app.json.sort_keys = False
-    holder = ModelHolder(config.prod_folder)
-    app.extensions["risk"] = {"config": config, "models": holder}
+    holder, metrics = ModelHolder(config.prod_folder), Metrics(config.ledger_path)
+    app.extensions["risk"] = {"config": config, "models": holder, "metrics": metrics}
     register_errors(app, config)
-    register_routes(app, config, holder)
+    register_hooks(app, auth.load_token(config), metrics)
+    model_routes(app, config, holder, metrics)
+    ops_routes(app, config, holder, metrics)
+    dashboard.register(app, config, holder)
     return app
 
 
@@ -199,9 +238,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
-    cli.setup_logging(args.verbose)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(message)s")
     try:
-        app = create_app(args.config)
+        config = load_config(args.config)
+        auth.check_bind(args.host, auth.load_token(config))
+        app = create_app(config)
     except ConfigError as exc:
         logger.error("%s", exc)
         return 1

@@ -9,8 +9,10 @@ import json
 import sys
 from pathlib import Path
 
+import bench_batch
 import bench_deploy
 import bench_idle
+import bench_ingest
 import bench_serve
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
@@ -31,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
         bench_idle.measure(runs=5 if args.quick else bench_idle.RUNS),
         bench_serve.measure(rounds=1 if args.quick else bench_serve.ROUNDS,
                             seconds=1.0 if args.quick else bench_serve.SECONDS),
+        bench_batch.measure(runs=3 if args.quick else bench_batch.RUNS),
         bench_deploy.measure(seconds=8.0 if args.quick else bench_deploy.SECONDS),
+        *bench_ingest.measure(quick=args.quick),
     ]
     for result in results:
         show(result)

@@ -133,10 +133,16 @@ def test_hostile_json_bodies_get_a_json_4xx(client, planted: Config, body: bytes
     assert_safe_4xx(client.post("/prediction", data=body, content_type="application/json"))
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "multipart/form-data; boundary=x", "application/xml", ""])
+@pytest.mark.parametrize("content_type", ["text/plain", "application/xml", ""])
 def test_non_json_content_types_get_415(client, planted: Config, content_type: str) -> None:
     answer = client.post("/prediction", data=b'{"dataset_path": "../secret.csv"}', content_type=content_type)
     assert assert_safe_4xx(answer)["error"] == "unsupported_media_type"
+
+
+def test_a_multipart_body_without_a_file_field_is_400(client, planted: Config) -> None:
+    answer = client.post("/prediction", data=b'{"dataset_path": "../secret.csv"}',
+                         content_type="multipart/form-data; boundary=x")
+    assert assert_safe_4xx(answer)["error"] == "bad_body"
 
 
 def test_an_oversized_body_gets_413(client, planted: Config) -> None:

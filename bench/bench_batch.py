@@ -1,0 +1,98 @@
+"""A 100k-row CSV POST /prediction on gunicorn (2 workers) vs the deployed model called directly, same run.
+
+Runs alternate the request and the direct calls so that machine noise falls on both. Two baselines: the model
+alone on the DataFrame (predict_proba), and pandas reading the same CSV bytes then the model (what a caller
+without the API would do). Target (issue 7): median request time <= 5x the direct baseline.
+Run: .venv/bin/python bench/bench_batch.py [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import io
+import json
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+from common import REPO, gunicorn, median, project
+
+sys.path.insert(0, str(REPO))
+from risk import contract, registry
+from risk.config import load_config
+
+ROWS = 100_000
+RUNS = 7
+MAX_RATIO = 5.0
+FEATURES = list(contract.FEATURES)
+
+
+def batch_csv(rows: int = ROWS, seed: int = 0) -> bytes:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"corporation": [f"client{i}" for i in range(rows)],
+                          "lastmonth_activity": rng.integers(0, 300, rows),
+                          "lastyear_activity": rng.integers(0, 3000, rows),
+                          "number_of_employees": rng.integers(1, 1000, rows)})
+    return frame.to_csv(index=False).encode()
+
+
+def post_csv(port: int, body: bytes) -> tuple[float, dict]:
+    """Seconds for one POST /prediction of a CSV body (send, score, receive, parse), and the parsed answer."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    try:
+        start = time.perf_counter()
+        connection.request("POST", "/prediction", body=body, headers={"Content-Type": "text/csv"})
+        answer = connection.getresponse()
+        data = answer.read()
+        elapsed = time.perf_counter() - start
+    finally:
+        connection.close()
+    if answer.status != 200:
+        raise RuntimeError(f"POST /prediction answered {answer.status}: {data[:200]!r}")
+    return elapsed, json.loads(data)
+
+
+def timed(function: object, *args: object) -> float:
+    start = time.perf_counter()
+    function(*args)
+    return time.perf_counter() - start
+
+
+def measure(runs: int = RUNS) -> dict:
+    body = batch_csv()
+    request, model_only, read_and_model = [], [], []
+    with project() as config_path, gunicorn(config_path) as port:
+        model = registry.load_model(registry.current(load_config(config_path).prod_folder))
+        frame = pd.read_csv(io.BytesIO(body))
+        x = frame[FEATURES].to_numpy(dtype="float64")
+        post_csv(port, body)
+        post_csv(port, body)  # warm-up: each worker loads the model once
+        for _ in range(runs):
+            seconds, answer = post_csv(port, body)
+            request.append(seconds)
+            model_only.append(timed(model.predict_proba, x))
+            read_and_model.append(timed(lambda: model.predict_proba(
+                pd.read_csv(io.BytesIO(body))[FEATURES].to_numpy(dtype="float64"))))
+        expected = model.predict_proba(x)[:, 1]
+    served = np.asarray(answer["probabilities"])
+    same = len(served) == ROWS and bool(np.allclose(served, expected, atol=1e-6))
+    ratio_read = median(request) / median(read_and_model)
+    return {
+        "name": f"POST /prediction, {ROWS // 1000}k-row CSV ({len(body) / 1e6:.1f} MB), gunicorn 2 workers",
+        "request_ms": 1000 * median(request),
+        "read_csv_and_model_ms": 1000 * median(read_and_model),
+        "model_only_ms": 1000 * median(model_only),
+        "ratio_to_read_csv_and_model": ratio_read,
+        "ratio_to_model_only": median(request) / median(model_only),
+        "runs": runs,
+        "same_probabilities": same,
+        "pass": same and ratio_read <= MAX_RATIO,
+        "target": f"<= {MAX_RATIO}x reading the CSV with pandas and calling the model, same run",
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 runs instead of 7")
+    print(measure(runs=3 if parser.parse_args().quick else RUNS))

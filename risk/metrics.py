@@ -1,0 +1,68 @@
+"""Prometheus metrics of the API: requests by route and status, latencies, predictions, the model version,
+and the pipeline's last run (read from the ledger at scrape time).
+
+Under gunicorn the workers share counts through prometheus_client's multiprocess mode
+(PROMETHEUS_MULTIPROC_DIR, set by gunicorn.conf.py); the development server keeps them in memory.
+"""
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+from prometheus_client.core import GaugeMetricFamily
+
+from risk.ledger import Ledger
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class PipelineCollector:
+    """The newest pipeline run (fullprocess) from the ledger: when it ended and with what outcome."""
+
+    def __init__(self, ledger_path: Path) -> None:
+        self.ledger_path = ledger_path
+
+    def collect(self):  # -> Iterator[GaugeMetricFamily]
+        ended = GaugeMetricFamily("risk_pipeline_last_run_timestamp_seconds",
+                                  "When the newest pipeline run ended (Unix time), by outcome", labels=["outcome"])
+        if self.ledger_path.is_file():
+            with Ledger(self.ledger_path) as ledger:
+                row = ledger.db.execute(
+                    "SELECT outcome, ended_at FROM runs WHERE stage = 'fullprocess' AND ended_at IS NOT NULL"
+                    " ORDER BY id DESC LIMIT 1").fetchone()
+            if row:
+                ended.add_metric([row["outcome"]], datetime.fromisoformat(row["ended_at"]).timestamp())
+        yield ended
+
+
+class Metrics:
+    """The app's metrics, in a registry of its own (so that several apps can live in one test process)."""
+
+    def __init__(self, ledger_path: Path) -> None:
+        self.registry = CollectorRegistry()
+        self.ledger_path = ledger_path
+        self.requests = Counter("risk_http_requests", "HTTP requests by route, method and status",
+                                ["route", "method", "status"], registry=self.registry)
+        self.latency = Histogram("risk_http_request_duration_seconds", "Time to answer, by route", ["route"],
+                                 buckets=BUCKETS, registry=self.registry)
+        self.predictions = Counter("risk_predictions", "Rows scored by POST /prediction", registry=self.registry)
+        self.model_version = Gauge("risk_model_version", "The deployed model version being served",
+                                   multiprocess_mode="max", registry=self.registry)
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.requests.labels(route, method, str(status)).inc()
+        self.latency.labels(route).observe(seconds)
+
+    def exposition(self) -> bytes:
+        """The text format: every worker's counts (multiprocess mode) or this process's, then the pipeline."""
+        if os.environ.get(MULTIPROC_ENV):
+            merged = CollectorRegistry()
+            multiprocess.MultiProcessCollector(merged)
+        else:
+            merged = self.registry
+        pipeline = CollectorRegistry()
+        pipeline.register(PipelineCollector(self.ledger_path))
+        return generate_latest(merged) + generate_latest(pipeline)

@@ -1,0 +1,113 @@
+"""The OpenAPI 3 description of every route, served at /openapi.json (schemathesis tests the API against it)."""
+from __future__ import annotations
+
+from risk import contract, serving
+
+FEATURE_PROPS = {name: {"type": "number", "minimum": 0, "maximum": contract.MAX_COUNT} for name in contract.FEATURES}
+RECORD = {"type": "object", "required": list(contract.FEATURES),
+          "properties": {contract.ID_COLUMN: {"type": "string"}, **FEATURE_PROPS}}
+ERROR = {"type": "object", "required": ["error", "detail"], "additionalProperties": False,
+         "properties": {"error": {"type": "string"}, "detail": {"type": "string"}}}
+PREDICTION = {
+    "type": "object", "required": ["model_version", "threshold", "predictions", "probabilities"],
+    "properties": {
+        "model_version": {"type": "string"}, "threshold": {"type": "number"},
+        "predictions": {"type": "array", "items": {"type": "integer", "enum": [0, 1]}},
+        "probabilities": {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1}},
+        contract.ID_COLUMN: {"type": "array", "items": {"type": "string", "nullable": True}},
+    },
+}
+REASON = {"type": "object", "required": ["feature", "value", "log_odds"],
+          "properties": {"feature": {"type": "string"}, "value": {"type": "number"}, "log_odds": {"type": "number"}}}
+CLIENT = {"type": "object", "required": ["rank", "corporation", "probability", "reasons"],
+          "properties": {"rank": {"type": "integer"}, "corporation": {"type": "string"},
+                         "probability": {"type": "number"}, "reasons": {"type": "array", "items": REASON}}}
+MOVER = {"type": "object", "required": ["corporation", "probability", "previous_probability", "rise"],
+         "properties": {k: {"type": "number"} for k in ("probability", "previous_probability", "rise")}
+         | {"corporation": {"type": "string"}}}
+RISK = {"type": "object", "required": ["model_version", "clients", "movers", "population"],
+        "properties": {"model_version": {"type": "string"}, "previous_version": {"type": "integer", "nullable": True},
+                       "clients": {"type": "array", "items": CLIENT}, "movers": {"type": "array", "items": MOVER},
+                       "population": {"type": "integer"}}}
+DECISION = {"type": "object", "required": ["id", "created_at", "verdict", "action", "summary", "evidence"],
+            "properties": {"id": {"type": "integer"}, "created_at": {"type": "string"},
+                           "verdict": {"type": "string"}, "action": {"type": "string"},
+                           "summary": {"type": "string"}, "evidence": {"type": "object"}}}
+OBJECT = {"type": "object"}
+
+
+def _json(schema: dict, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict:
+    return {str(code): _json(ERROR, "an error, with what was expected") for code in (401, *codes)}
+
+
+def _get(summary: str, schema: dict, *codes: int, parameters: list | None = None, extra: dict | None = None) -> dict:
+    ok = _json(schema, "success")
+    ok["content"].update(extra or {})
+    operation = {"summary": summary, "responses": {"200": ok, **_errors(*codes)}}
+    if parameters:
+        operation["parameters"] = parameters
+    return {"get": operation}
+
+
+def _int_param(name: str, high: int, description: str) -> dict:
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": {"type": "integer", "minimum": 1, "maximum": high}}
+
+
+def _rows(items: dict) -> dict:
+    return {"type": "array", "items": items, "minItems": 1, "maxItems": serving.MAX_ROWS}
+
+
+def _prediction() -> dict:
+    body = {"oneOf": [
+        {"type": "object", "required": ["records"], "properties": {"records": _rows(RECORD)}},
+        {"type": "object", "required": ["dataframe_records"], "properties": {"dataframe_records": _rows(RECORD)}},
+        {"type": "object", "required": ["dataframe_split"], "properties": {"dataframe_split": {
+            "type": "object", "required": ["columns", "data"],
+            "properties": {"columns": {"type": "array", "items": {"type": "string"}},
+                           "data": _rows({"type": "array", "description": "one value per column"})}}}},
+        {"type": "object", "required": ["dataset_path"], "properties": {"dataset_path": {"type": "string"}}},
+    ]}
+    content = {"application/json": {"schema": body},
+               "text/csv": {"schema": {"type": "string", "description": "a header row naming the columns, then rows"}},
+               "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+                   "file": {"type": "string", "format": "binary"}}}}}
+    responses = {"200": _json(PREDICTION, "probabilities and 0/1 calls per row"),
+                 **_errors(400, 404, 413, 415, 422, 503)}
+    return {"post": {"summary": "Score client rows", "requestBody": {"required": True, "content": content},
+                     "responses": responses}}
+
+
+def spec() -> dict:
+    """The whole document."""
+    text = {"text/plain": {"schema": {"type": "string"}}}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "Dynamic Risk Assessment API", "version": "1"},
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearer": []}],
+        "paths": {
+            "/prediction": _prediction(),
+            "/risk": _get("Clients ranked by attrition probability, with reasons and movers", RISK, 400, 503,
+                          parameters=[_int_param("top", 10_000, "how many clients")],
+                          extra={"text/csv": {"schema": {"type": "string"}}}),
+            "/scoring": _get("F1 of the deployed model on the test data", OBJECT, 503),
+            "/summarystats": _get("Mean, median, std of each feature of the ingested data", OBJECT, 503),
+            "/diagnostics": _get("Predictions, statistics, missing shares, timings, dependencies", OBJECT, 503),
+            "/ready": _get("200 once a verified model is loaded", OBJECT, 503),
+            "/health": {"get": {"summary": "Liveness", "security": [],
+                                "responses": {"200": _json(OBJECT, "the process is up")}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {
+                "200": {"description": "text exposition format", "content": text}, **_errors()}}},
+            "/openapi.json": _get("This document", OBJECT),
+            "/decisions/latest": _get("The newest drift decision record", DECISION, 404),
+            "/decisions": _get("The latest drift decision records, newest first",
+                               {"type": "object", "required": ["decisions"],
+                                "properties": {"decisions": {"type": "array", "items": DECISION}}}, 400,
+                               parameters=[_int_param("limit", 1000, "how many records")]),
+        },
+    }

@@ -1,0 +1,242 @@
+"""The dashboard at /: rendered by Flask's test client, and in a real headless chromium (Playwright) on loopback."""
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import struct
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from conftest import REPO, snapshot, synthetic_frame, write_frame
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from werkzeug.serving import make_server
+
+import deployment
+import diagnostics
+import fullprocess
+import ingestion
+import scoring
+import training
+from app import create_app
+from risk import auth, contract, dashboard
+from risk.config import Config
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--no-proxy-server"]
+HOSTILE = "<script>alert(1)</script> & Co"
+PNG = b"\x89PNG\r\n\x1a\n"
+READABLE_FEATURES = [name.replace("_", " ") for name in contract.FEATURES]
+
+
+@pytest.fixture(autouse=True)
+def offline_latest(monkeypatch: pytest.MonkeyPatch) -> None:
+    """fullprocess runs diagnostics, which would ask pip's index for the latest versions."""
+    monkeypatch.setattr(diagnostics, "_latest_cached", lambda name, bucket: "unknown")
+
+
+@pytest.fixture
+def story(config: Config) -> Config:
+    """The course story: a first model by fullprocess, the new data (a deferred decision), a second deployment."""
+    assert fullprocess.run_fullprocess(config)["action"] == "deployed version 1"
+    for source in sorted((REPO / "sourcedata").glob("*.csv")):
+        shutil.copy(source, config.input_folder / source.name)
+    fullprocess.run_fullprocess(config)
+    deployment.run_deployment(config)
+    return config
+
+
+def deploy_with_hostile_name(config: Config) -> Config:
+    frame = synthetic_frame(60, seed=3)
+    frame.loc[0, "corporation"] = HOSTILE
+    frame.loc[0, "lastmonth_activity"] = 5000  # the riskiest client, so it is on the page
+    write_frame(frame, config.input_folder / "hostile.csv")
+    ingestion.run_ingestion(config)
+    training.run_training(config)
+    scoring.run_scoring(config)
+    deployment.run_deployment(config)
+    return config
+
+
+def test_the_page_shows_version_score_clients_decisions_and_chart(story: Config) -> None:
+    answer = create_app(story).test_client().get("/")
+    assert answer.status_code == 200
+    assert answer.mimetype == "text/html"
+    assert "default-src 'none'" in answer.headers["Content-Security-Policy"]
+    html = answer.get_data(as_text=True)
+    assert '<dd id="model-version">2</dd>' in html
+    assert html.count('class="client-row"') == 20
+    assert html.count('class="decision-row"') == 2
+    assert "INCONCLUSIVE" in html
+    assert html.count('<circle class="deploy"') == 2
+    for external in ("http://", "https://", "<script", "<link rel=\"stylesheet\"", "@import", "url("):
+        assert external not in html.replace('xmlns="http://www.w3.org/2000/svg"', ""), external
+
+
+def test_everything_shown_is_escaped(config: Config) -> None:
+    html = create_app(deploy_with_hostile_name(config)).test_client().get("/").get_data(as_text=True)
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co" in html
+
+
+def test_the_chart_escapes_text_and_scales_scores() -> None:
+    rows = [{"version": 1, "score": 0.0, "created_at": "2026-01-01T00:00:00.000+00:00", "action": "deploy"},
+            {"version": 2, "score": 1.0, "created_at": "2026-01-02T00:00:00.000+00:00", "action": "rollback",
+             "reason": "<b>bad</b>"}]
+    svg = str(dashboard.score_chart(rows))
+    assert svg.startswith("<svg")
+    assert svg.endswith("</svg>")
+    assert "<b>" not in svg
+    assert "(&lt;b&gt;bad&lt;/b&gt;)" in svg
+    bottom, top = dashboard.HEIGHT - dashboard.BOTTOM, dashboard.TOP_PAD
+    assert f'cy="{bottom:.1f}"' in svg
+    assert f'cy="{top:.1f}"' in svg
+    assert '<circle class="rollback"' in svg
+    assert str(dashboard.score_chart([])) == ""
+
+
+def test_without_a_model_or_ledger_the_page_says_so(config: Config) -> None:
+    before = snapshot(config.root)
+    answer = create_app(config).test_client().get("/")
+    assert answer.status_code == 200
+    html = answer.get_data(as_text=True)
+    assert "No model deployed yet" in html
+    assert "failed verification" not in html
+    assert "No deployment recorded yet" in html
+    assert "No decision recorded yet" in html
+    assert snapshot(config.root) == before  # no ledger created, nothing written
+
+
+def test_get_writes_no_pipeline_files(story: Config) -> None:
+    before = snapshot(story.root)
+    assert create_app(story).test_client().get("/").status_code == 200
+    assert snapshot(story.root) == before
+
+
+def test_a_corrupt_current_pointer_still_renders(deployed: Config) -> None:
+    (deployed.prod_folder / "current").write_text("garbage\n", encoding="utf-8")
+    answer = create_app(deployed).test_client().get("/")
+    assert answer.status_code == 200
+    html = answer.get_data(as_text=True)
+    assert "No verified model to show" in html
+    assert "the deployed model failed verification" in html
+
+
+def test_movers_since_the_previous_version_are_shown(deployed: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    def ranking(config: Config, holder: object, top: int) -> tuple[object, dict]:
+        version = holder.get()[0]
+        mover = {"corporation": "acme", "probability": 0.62, "previous_probability": 0.5, "rise": 0.12}
+        return version, {"model_version": "2", "previous_version": 1, "clients": [], "movers": [mover],
+                         "population": 0}
+
+    monkeypatch.setattr(dashboard, "risk_ranking", ranking)
+    html = create_app(deployed).test_client().get("/").get_data(as_text=True)
+    assert "Rising since version 1" in html
+    assert "50.0%" in html
+    assert "+12.0 pts" in html
+    assert "The latest ingested data names no clients." in html
+
+
+def test_the_page_needs_the_token_when_one_is_configured(deployed: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(auth.TOKEN_ENV, "s3cret")
+    client = create_app(deployed).test_client()
+    assert client.get("/").status_code == 401
+    assert client.get("/", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.get("/", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+
+
+# In the browser -----------------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def serving(config: Config) -> Iterator[str]:
+    """The app on a werkzeug server on a free loopback port, in a thread."""
+    server = make_server("127.0.0.1", 0, create_app(config), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    assert CHROMIUM.is_file(), f"{CHROMIUM} is missing: run `make system-deps` (apt-get install chromium)"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@contextlib.contextmanager
+def watched(browser: Browser) -> Iterator[tuple[Page, dict[str, list[str]]]]:
+    """A page that records every request it makes, every failed or 4xx/5xx answer and every console error."""
+    seen: dict[str, list[str]] = {"requests": [], "failed": [], "errors": []}
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.on("request", lambda request: seen["requests"].append(request.url))
+    page.on("requestfailed", lambda request: seen["failed"].append(f"{request.url} {request.failure}"))
+    page.on("response", lambda r: r.status >= 400 and seen["failed"].append(f"{r.url} {r.status}"))
+    page.on("console", lambda m: m.type in ("error", "warning") and seen["errors"].append(m.text))
+    page.on("pageerror", lambda exc: seen["errors"].append(str(exc)))
+    try:
+        yield page, seen
+    finally:
+        context.close()
+
+
+def assert_local_and_clean(seen: dict[str, list[str]]) -> None:
+    assert seen["requests"], "the page made no request at all"
+    outside = [u for u in seen["requests"] if urlsplit(u).scheme != "data" and urlsplit(u).hostname != "127.0.0.1"]
+    assert outside == []
+    assert seen["failed"] == []
+    assert seen["errors"] == []
+
+
+def assert_png(path: Path, min_width: int) -> None:
+    data = path.read_bytes()
+    assert data[:8] == PNG
+    assert data[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", data[16:24])
+    assert width >= min_width
+    assert height >= 400
+    assert len(data) > 20_000  # a blank page compresses to a few kB
+
+
+@pytest.mark.system
+def test_dashboard_in_a_real_browser(story: Config, browser: Browser, tmp_path: Path) -> None:
+    with serving(story) as url, watched(browser) as (page, seen):
+        assert page.goto(f"{url}/").status == 200
+        expect(page).to_have_title("Client attrition risk · model v2")
+        expect(page.locator("#model-version")).to_have_text("2")
+        expect(page.locator("#model-score")).to_have_text("0.5714")
+        first = page.locator("#risk-list tr.client-row").first
+        expect(first).to_be_visible()
+        expect(first.locator(".reason").first).to_contain_text(re.compile("|".join(READABLE_FEATURES)))
+        expect(page.locator("#risk-list tr.client-row")).to_have_count(20)
+        expect(page.locator("#decisions tr.decision-row").first).to_contain_text("INCONCLUSIVE")
+        expect(page.locator("#score-chart")).to_be_visible()
+        expect(page.locator("#score-chart circle")).to_have_count(2)
+        assert page.locator("script").count() == 0
+        page.screenshot(path=tmp_path / "dashboard.png", full_page=True)
+    assert_local_and_clean(seen)
+    assert_png(tmp_path / "dashboard.png", 1280)
+
+
+@pytest.mark.system
+def test_dashboard_without_a_model_in_a_real_browser(config: Config, browser: Browser, tmp_path: Path) -> None:
+    with serving(config) as url, watched(browser) as (page, seen):
+        assert page.goto(f"{url}/").status == 200
+        expect(page.locator("#model h2")).to_have_text("No model deployed yet")
+        expect(page.locator("#decisions")).to_contain_text("No decision recorded yet")
+        expect(page.locator("#risk-list")).to_have_count(0)
+        page.screenshot(path=tmp_path / "no-model.png", full_page=True)
+    assert_local_and_clean(seen)
+    assert (tmp_path / "no-model.png").read_bytes()[:8] == PNG

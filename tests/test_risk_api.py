@@ -1,0 +1,156 @@
+"""GET /risk: the latest clients ranked by the deployed model, reasons from its coefficients, CSV on request,
+and the movers since the previous deployment."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import synthetic_frame, write_frame
+
+import deployment
+import ingestion
+import scoring
+import training
+from risk import contract, registry
+from risk.config import Config
+
+FEATURES = list(contract.FEATURES)
+
+
+def latest_rows(config: Config) -> pd.DataFrame:
+    """Each client's newest row in finaldata.csv (computed here without risk.risklist)."""
+    data = pd.read_csv(config.output_folder / "finaldata.csv", dtype={"corporation": str})
+    data = data[data["corporation"].notna()]
+    return data.groupby("corporation", sort=False).tail(1).reset_index(drop=True)
+
+
+def model_of(config: Config, number: int | None = None) -> object:
+    prod = config.prod_folder
+    return registry.load_model(registry.verify(prod, number) if number else registry.current(prod))
+
+
+def expected_risk(config: Config, number: int | None = None) -> dict[str, float]:
+    latest = latest_rows(config)
+    proba = model_of(config, number).predict_proba(latest[FEATURES].to_numpy(dtype="float64"))[:, 1]
+    return dict(zip(latest["corporation"], proba, strict=True))
+
+
+def test_risk_ranks_every_latest_client_by_probability(client, deployed: Config) -> None:
+    answer = client.get("/risk?top=10000")
+    assert answer.status_code == 200
+    body = answer.get_json()
+    expected = expected_risk(deployed)
+    assert body["population"] == len(expected) > 5
+    assert body["model_version"] == "1"
+    ranked = body["clients"]
+    assert sorted(c["corporation"] for c in ranked) == sorted(expected)
+    assert [c["rank"] for c in ranked] == list(range(1, len(expected) + 1))
+    probabilities = [c["probability"] for c in ranked]
+    assert probabilities == sorted(probabilities, reverse=True)
+    for entry in ranked:
+        assert entry["probability"] == pytest.approx(expected[entry["corporation"]], abs=5e-5)
+    assert body["movers"] == []
+    assert body["previous_version"] is None
+
+
+@pytest.mark.parametrize("top", [1, 3, 5])
+def test_top_n_is_the_head_of_the_ranking(client, deployed: Config, top: int) -> None:
+    head = client.get(f"/risk?top={top}").get_json()["clients"]
+    expected = sorted(expected_risk(deployed).values(), reverse=True)[:top]
+    assert [c["probability"] for c in head] == pytest.approx(expected, abs=5e-5)
+    assert len(head) == top
+
+
+def test_reasons_are_the_largest_positive_pushes_on_the_log_odds(client, deployed: Config) -> None:
+    latest = latest_rows(deployed)
+    x = latest[FEATURES].to_numpy(dtype="float64")
+    push = (x - x.mean(axis=0)) * model_of(deployed).coef_[0]
+    by_client = {name: (push[i], x[i]) for i, name in enumerate(latest["corporation"])}
+    ranked = client.get("/risk?top=10000").get_json()["clients"]
+    seen_reasons = 0
+    for entry in ranked:
+        contribution, values = by_client[entry["corporation"]]
+        positive = [j for j in np.argsort(-contribution) if contribution[j] > 0][:2]
+        assert [r["feature"] for r in entry["reasons"]] == [FEATURES[j] for j in positive], entry
+        for reason, j in zip(entry["reasons"], positive, strict=True):
+            assert reason["log_odds"] == pytest.approx(contribution[j], abs=1e-4)
+            assert reason["log_odds"] > 0
+            assert reason["value"] == values[j]
+        seen_reasons += len(entry["reasons"])
+    assert seen_reasons > 0
+
+
+def test_csv_has_the_same_order_as_json(client) -> None:
+    body = client.get("/risk?top=7").get_json()
+    answer = client.get("/risk?top=7", headers={"Accept": "text/csv"})
+    assert answer.status_code == 200
+    assert answer.mimetype == "text/csv"
+    assert answer.headers["X-Model-Version"] == body["model_version"]
+    table = pd.read_csv(io.StringIO(answer.get_data(as_text=True)), dtype={"corporation": str},
+                        keep_default_na=False)
+    assert list(table.columns) == ["rank", "corporation", "probability", "reasons"]
+    assert table["corporation"].tolist() == [c["corporation"] for c in body["clients"]]
+    assert table["probability"].tolist() == [c["probability"] for c in body["clients"]]
+    first = body["clients"][0]["reasons"]
+    assert table["reasons"][0] == "; ".join(f"{r['feature']} (+{r['log_odds']})" for r in first)
+
+
+def test_json_is_preferred_unless_csv_is_asked_for(client) -> None:
+    assert client.get("/risk", headers={"Accept": "*/*"}).mimetype == "application/json"
+    assert client.get("/risk", headers={"Accept": "text/csv;q=0.5, application/json"}).mimetype == "application/json"
+    assert client.get("/risk", headers={"Accept": "text/csv, application/json;q=0.1"}).mimetype == "text/csv"
+
+
+def test_top_defaults_to_20(client, deployed: Config) -> None:
+    body = client.get("/risk").get_json()
+    assert len(body["clients"]) == min(20, len(expected_risk(deployed)))
+
+
+@pytest.mark.parametrize("top", ["0", "-1", "abc", "1.5", "", "10001", "1e3", " 5", "٣", "99999999999999999999"])
+def test_a_bad_top_is_400_json(client, top: str) -> None:
+    answer = client.get("/risk", query_string={"top": top})
+    assert answer.status_code == 400
+    assert answer.is_json
+    assert answer.get_json()["error"] == "bad_query"
+    assert "top" in answer.get_json()["detail"]
+
+
+def redeploy_on_flipped_data(config: Config) -> None:
+    """New source data whose labels run the other way, ingested, trained on, scored and deployed as version 2."""
+    write_frame(synthetic_frame(300, seed=4, flip=True), config.input_folder / "flipped.csv")
+    ingestion.run_ingestion(config)
+    training.run_training(config)
+    scoring.run_scoring(config)
+    deployment.run_deployment(config)
+
+
+def test_movers_after_a_second_deployment_are_sorted_by_rise(client, deployed: Config) -> None:
+    assert client.get("/risk").get_json()["movers"] == []
+    redeploy_on_flipped_data(deployed)
+    body = client.get("/risk?top=10000").get_json()
+    assert body["model_version"] == "2"
+    assert body["previous_version"] == 1
+    old, new = expected_risk(deployed, 1), expected_risk(deployed, 2)
+    rises = {name: new[name] - old[name] for name in new}
+    assert not np.allclose(list(old.values()), list(new.values()), atol=1e-3)  # the models do differ
+    movers = body["movers"]
+    assert [m["corporation"] for m in movers] == sorted((n for n, r in rises.items() if r > 0),
+                                                        key=lambda n: -rises[n])[:len(movers)]
+    assert len(movers) == sum(r > 0 for r in rises.values()) > 0
+    for mover in movers:
+        name = mover["corporation"]
+        assert mover["rise"] == pytest.approx(rises[name], abs=1e-4)
+        assert mover["probability"] == pytest.approx(new[name], abs=5e-5)
+        assert mover["previous_probability"] == pytest.approx(old[name], abs=5e-5)
+    assert [m["rise"] for m in movers] == sorted((m["rise"] for m in movers), reverse=True)
+    assert len(client.get("/risk?top=3").get_json()["movers"]) == min(3, len(movers))
+
+
+def test_risk_without_a_model_is_503(config: Config) -> None:
+    from app import create_app
+
+    answer = create_app(config).test_client().get("/risk")
+    assert answer.status_code == 503
+    assert answer.get_json()["error"] == "no_model"
