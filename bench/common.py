@@ -4,6 +4,7 @@ Every load targets 127.0.0.1 only, is bounded in time, and stops by itself.
 """
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import multiprocessing
@@ -128,7 +129,9 @@ CRON_ENV = {"PATH": "/usr/bin:/bin", "SHELL": "/bin/sh", "HOME": "/root", "LOGNA
 
 
 def run_child(command: list[str], cwd: Path | None = None) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one child, in cron's bare environment, by wait4 on that child alone."""
+    """Wall seconds and ru_maxrss (MiB) of one child, in cron's bare environment, by wait4 on that child alone.
+
+    ru_maxrss includes the forking process's memory: use peak_rss for the child's own."""
     start = time.perf_counter()
     child = subprocess.Popen(command, cwd=cwd or "/", env=CRON_ENV, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
@@ -138,6 +141,25 @@ def run_child(command: list[str], cwd: Path | None = None) -> tuple[float, float
     if child.returncode != 0:
         raise RuntimeError(f"{command} exited {child.returncode}")
     return elapsed, usage.ru_maxrss / 1024
+
+
+def peak_rss(command: list[str], cwd: Path | None = None) -> float:
+    """Peak RSS (MiB) of one child: its own VmHWM, read from /proc every half millisecond until it exits.
+
+    wait4's ru_maxrss would also count the memory of the process it was forked from; VmHWM belongs to the
+    program after exec alone. Popen returns only once exec has happened."""
+    child = subprocess.Popen(command, cwd=cwd or "/", env=CRON_ENV, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    peak = 0
+    status = Path(f"/proc/{child.pid}/status")
+    while child.poll() is None:
+        with contextlib.suppress(OSError, ValueError, StopIteration):
+            line = next(x for x in status.read_text().splitlines() if x.startswith("VmHWM:"))
+            peak = max(peak, int(line.split()[1]))
+        time.sleep(0.0005)
+    if child.returncode != 0:
+        raise RuntimeError(f"{command} exited {child.returncode}")
+    return peak / 1024
 
 
 def median(values: list[float]) -> float:
