@@ -27,13 +27,18 @@ test: $(DEVSTAMP) system-deps
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
-# Debian's chromium, for the dashboard's browser test (tests/test_dashboard.py); installed only when missing.
+# Debian's chromium, for the browser tests (tests/test_dashboard.py, tests/test_reports_*.py), and poppler-utils
+# (pdftoppm, pdftotext) to read the PDF report in tests; each installed only when missing.
 .PHONY: system-deps
-system-deps: /usr/bin/chromium
+system-deps: /usr/bin/chromium /usr/bin/pdftoppm
 
 /usr/bin/chromium:
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+
+/usr/bin/pdftoppm:
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y poppler-utils
 
 lint: $(DEVSTAMP)
 	$(PY) -m ruff check .

@@ -19,6 +19,7 @@ from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 import diagnostics
+import reporting
 import scoring
 from risk import auth, contract, dashboard, decisions, openapi, registry, risklist, serving
 from risk.config import Config, load_config
@@ -175,10 +176,12 @@ def model_routes(app: Flask, config: Config, holder: ModelHolder, metrics: Metri
         raw = diagnostics.read_ingested(config)
         return jsonify(diagnostics.summary_statistics(contract.validate_frame(raw, "finaldata.csv")))
 
+    versions: dict[str, tuple[str, float]] = {}  # latest-version lookups of this worker (a GET writes no file)
+
     @app.get("/diagnostics")
     def diagnostics_route() -> Response:
         holder.get()
-        return jsonify(diagnostics.diagnose(config))
+        return jsonify(diagnostics.diagnose_online(config, versions))
 
     @app.get("/ready")
     def ready() -> Response:
@@ -214,6 +217,26 @@ def ops_routes(app: Flask, config: Config, holder: ModelHolder, metrics: Metrics
             return jsonify({"decisions": decisions.decisions(ledger, limit) if ledger else []})
 
 
+def report_routes(app: Flask, config: Config) -> None:
+    """The latest model report written by reporting.py, as PDF and as self-contained HTML; 404 before one."""
+    def report(name: str, mimetype: str) -> Response:
+        path = config.model_folder / reporting.REPORTS / name
+        if not path.is_file():
+            raise ApiError(404, "no_report", "no report written yet: run reporting.py or fullprocess.py")
+        answer = Response(path.read_bytes(), mimetype=mimetype, headers={"Cache-Control": "no-store"})
+        if mimetype == "text/html":
+            answer.headers["Content-Security-Policy"] = dashboard.CSP
+        return answer
+
+    @app.get("/reports/latest.pdf")
+    def report_pdf() -> Response:
+        return report(reporting.LATEST_PDF, "application/pdf")
+
+    @app.get("/reports/latest.html")
+    def report_html() -> Response:
+        return report(reporting.LATEST_HTML, "text/html")
+
+
 def create_app(config: Config | str | Path | None = None) -> Flask:
     """Build the app; `config` is a Config, a path to config.json, or None ($RISK_CONFIG or the default)."""
     if not isinstance(config, Config):
@@ -227,6 +250,7 @@ def create_app(config: Config | str | Path | None = None) -> Flask:
     register_hooks(app, auth.load_token(config), metrics)
     model_routes(app, config, holder, metrics)
     ops_routes(app, config, holder, metrics)
+    report_routes(app, config)
     dashboard.register(app, config, holder)
     return app
 

@@ -1,7 +1,9 @@
-"""Diagnostics of the deployed model and the ingested data.
+"""Diagnostics of the deployed model and the ingested data, stored in the ledger so that trends exist.
 
 Reads the deployed model (verified), testdata.csv, finaldata.csv and requirements.txt; times ingestion and
-training in a scratch copy (pipeline outputs are never touched). Writes diagnostics.json to the model folder.
+training (medians of several runs) in scratch copies (pipeline outputs are never touched). Writes
+diagnostics.json to the model folder and one row to the ledger's `diagnostics` table; the index's latest
+versions are cached in the ledger (`package_versions`) and looked up at most daily.
 Run: python diagnostics.py [--config PATH] [--json]
 """
 from __future__ import annotations
@@ -11,11 +13,12 @@ import importlib.metadata
 import json
 import logging
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -24,15 +27,18 @@ from risk import cli, contract, registry
 from risk.config import Config
 from risk.errors import MissingInputError, RiskError
 from risk.files import atomic_write_text
-from risk.ledger import recorded
+from risk.ledger import read_package_versions, recorded
 from risk.views import FINALDATA
 from scoring import read_labelled_csv, testdata_file
 
 logger = logging.getLogger(__name__)
 REPORT = "diagnostics.json"
 REQUIREMENTS = Path(__file__).resolve().parent / "requirements.txt"
-PIP_TIMEOUT_SECONDS = 10
-LATEST_CACHE_SECONDS = 3600
+PIP_TIMEOUT_SECONDS = 10  # one `pip index versions` call
+LATEST_TTL_SECONDS = 24 * 3600  # a cached latest version is looked up again at most daily
+LATEST_WAIT_SECONDS = 3.0  # GET /diagnostics waits at most this long for lookups; the rest say "unknown" for now
+REPEATS = 3  # timing runs; the medians are reported
+UNKNOWN = "unknown"
 
 
 def model_predictions(model: object, frame: pd.DataFrame) -> list[int]:
@@ -63,8 +69,8 @@ def _timed(function: object, *args: object) -> float:
         stage_logger.setLevel(level)
 
 
-def execution_time(config: Config) -> dict:
-    """Seconds to ingest the input folder and to train on it, in a scratch copy of the outputs."""
+def _scratch_run(config: Config) -> tuple[float, float]:
+    """(ingestion, training) seconds on the input folder, in a fresh scratch copy of the outputs."""
     import ingestion
     import training
 
@@ -72,12 +78,17 @@ def execution_time(config: Config) -> dict:
         root = Path(scratch)
         copy = config._replace(config_path=root / "config.json", output_folder=root / "ingesteddata",
                                model_folder=root / "models", prod_folder=root / "production")
-        try:
-            ingest = _timed(ingestion.run_ingestion, copy)
-            train = _timed(training.run_training, copy)
-        except RiskError as exc:
-            return {"ingestion_seconds": None, "training_seconds": None, "note": str(exc)}
-    return {"ingestion_seconds": ingest, "training_seconds": train}
+        return _timed(ingestion.run_ingestion, copy), _timed(training.run_training, copy)
+
+
+def execution_time(config: Config, repeats: int = REPEATS) -> dict:
+    """Median seconds to ingest the input folder and to train on it, over `repeats` scratch runs."""
+    try:
+        runs = [_scratch_run(config) for _ in range(repeats)]
+    except RiskError as exc:
+        return {"ingestion_seconds": None, "training_seconds": None, "repeats": 0, "note": str(exc)}
+    return {"ingestion_seconds": statistics.median(r[0] for r in runs),
+            "training_seconds": statistics.median(r[1] for r in runs), "repeats": repeats}
 
 
 def pinned_requirements(path: Path) -> dict[str, str]:
@@ -99,26 +110,75 @@ def installed_version(name: str) -> str:
 
 @functools.lru_cache(maxsize=128)
 def _latest_cached(name: str, bucket: int) -> str:
+    """One `pip index versions` call (the index pip is configured with); "unknown" on any failure."""
     command = [sys.executable, "-m", "pip", "index", "versions", name, "--disable-pip-version-check"]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=PIP_TIMEOUT_SECONDS, check=False)
     except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
+        return UNKNOWN
     match = re.search(r"\(([^)]+)\)", done.stdout.splitlines()[0]) if done.returncode == 0 and done.stdout else None
-    return match.group(1) if match else "unknown"
+    return match.group(1) if match else UNKNOWN
 
 
 def latest_version(name: str) -> str:
-    """The newest release pip's configured index offers, or "unknown" (no network, timeout). Cached 1 h."""
-    return _latest_cached(name, int(time.time() // LATEST_CACHE_SECONDS))
+    """The newest release pip's configured index offers, or "unknown" (no network, timeout); one per day."""
+    return _latest_cached(name, int(time.time() // LATEST_TTL_SECONDS))
 
 
-def dependencies(requirements: Path, latest: object = latest_version) -> list[dict]:
-    """Installed, pinned and latest version of each pinned dependency."""
+def lookup_all(names: list[str], wait: float, latest: object = None) -> dict[str, str]:
+    """Look `names` up at once (daemon threads) and wait at most `wait` seconds; late ones are left out."""
+    found: dict[str, str] = {}
+    fetch = latest or latest_version
+    threads = [threading.Thread(target=lambda n=n: found.__setitem__(n, fetch(n)), daemon=True) for n in names]
+    deadline = time.monotonic() + wait
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return dict(found)
+
+
+def stale(cache: dict[str, tuple[str, float]], names: list[str], at: float) -> list[str]:
+    """The names with no cached answer younger than LATEST_TTL_SECONDS."""
+    return [n for n in names if n not in cache or at - cache[n][1] >= LATEST_TTL_SECONDS]
+
+
+def latest_versions(names: list[str], cache: dict[str, tuple[str, float]], wait: float = LATEST_WAIT_SECONDS,
+                    latest: object = None) -> tuple[dict[str, str], dict[str, tuple[str, float]]]:
+    """({name: latest or "unknown"}, the fresh lookups to cache); only stale names are looked up."""
+    at = time.time()
+    fresh = {n: (v, at) for n, v in lookup_all(stale(cache, names, at), wait, latest).items()}
+    merged = {**cache, **fresh}
+    return {n: merged[n][0] if n in merged else UNKNOWN for n in names}, fresh
+
+
+def dependencies(requirements: Path, latest: object = None, cache: dict[str, tuple[str, float]] | None = None,
+                 wait: float = LATEST_WAIT_SECONDS) -> list[dict]:
+    """Installed, pinned and latest version of each pinned dependency (`cache` is updated in place)."""
     pins = pinned_requirements(requirements)
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        newest = dict(zip(pins, pool.map(latest, pins), strict=False))
-    return [{"name": n, "installed": installed_version(n), "pinned": v, "latest": newest[n]} for n, v in pins.items()]
+    cache = {} if cache is None else cache
+    newest, fresh = latest_versions(list(pins), cache, wait, latest)
+    cache.update(fresh)
+    return [{"name": n, "installed": installed_version(n), "pinned": v, "latest": newest[n],
+             "status": status_of(installed_version(n), v, newest[n])} for n, v in pins.items()]
+
+
+def status_of(installed: str, pinned: str, latest: str) -> str:
+    """"ok", "not installed", "differs from pin" or "update available" (pinned behind the index's latest)."""
+    if installed == "not installed":
+        return installed
+    if installed != pinned:
+        return "differs from pin"
+    return "update available" if latest not in (UNKNOWN, pinned) else "ok"
+
+
+def cached_versions(config: Config, memory: dict[str, tuple[str, float]]) -> dict[str, tuple[str, float]]:
+    """The ledger's cache of latest versions merged with a process's own lookups, the newer of each (read only)."""
+    if not config.ledger_path.is_file():  # a GET never creates the ledger
+        return dict(memory)
+    stored = read_package_versions(config.ledger_path)
+    return {n: max(stored.get(n, ("", 0.0)), memory.get(n, ("", 0.0)), key=lambda e: e[1])
+            for n in {*stored, *memory}}
 
 
 def read_ingested(config: Config) -> pd.DataFrame:
@@ -128,8 +188,9 @@ def read_ingested(config: Config) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
-def diagnose(config: Config, timings: bool = True, latest: object = latest_version) -> dict:
-    """Every diagnostic, without writing anything."""
+def diagnose(config: Config, timings: bool = True, latest: object = None,
+             cache: dict[str, tuple[str, float]] | None = None, wait: float = LATEST_WAIT_SECONDS) -> dict:
+    """Every diagnostic, without writing anything; `cache` of latest versions gains this call's lookups."""
     version = registry.current(config.prod_folder)
     test = read_labelled_csv(testdata_file(config))
     raw = read_ingested(config)
@@ -139,14 +200,30 @@ def diagnose(config: Config, timings: bool = True, latest: object = latest_versi
         "summary_statistics": summary_statistics(contract.validate_frame(raw, FINALDATA)),
         "missing_share": missing_share(raw),
         "execution_time": execution_time(config) if timings else None,
-        "dependencies": dependencies(REQUIREMENTS, latest),
+        "dependencies": dependencies(REQUIREMENTS, latest, cache, wait),
     }
 
 
+def diagnose_online(config: Config, memory: dict[str, tuple[str, float]]) -> dict:
+    """What GET /diagnostics answers: the same report, with the ledger's version cache; writes no file.
+
+    Lookups the cache lacked are kept in `memory` (the app's own), since a GET never writes the ledger.
+    """
+    cache = cached_versions(config, memory)
+    before = dict(cache)
+    report = diagnose(config, cache=cache)
+    memory.update({n: e for n, e in cache.items() if before.get(n) != e})
+    return report
+
+
 def run_diagnostics(config: Config, parent_run: int | None = None) -> dict:
-    with recorded(config.ledger_path, "diagnostics", parent_run) as (_, _, detail):
-        report = diagnose(config)
+    with recorded(config.ledger_path, "diagnostics", parent_run) as (ledger, run_id, detail):
+        cache = ledger.package_versions()
+        before = dict(cache)
+        report = diagnose(config, cache=cache, wait=PIP_TIMEOUT_SECONDS)
+        ledger.store_package_versions({n: e for n, e in cache.items() if before.get(n) != e})
         atomic_write_text(config.model_folder / REPORT, json.dumps(report, indent=2) + "\n")
+        ledger.record_diagnostics(run_id, report)
         detail.update({"model_version": report["model_version"], "execution_time": report["execution_time"]})
     logger.info("diagnostics: version %s, timings %s -> %s", report["model_version"], report["execution_time"],
                 config.model_folder / REPORT)

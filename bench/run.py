@@ -13,6 +13,7 @@ from pathlib import Path
 import bench_batch
 import bench_deploy
 import bench_ingest
+import bench_reports
 import bench_serve
 
 HERE = Path(__file__).resolve().parent
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         bench_batch.measure(runs=3 if args.quick else bench_batch.RUNS),
         bench_deploy.measure(seconds=8.0 if args.quick else bench_deploy.SECONDS),
         *bench_ingest.measure(quick=args.quick),
+        bench_reports.measure(runs=3 if args.quick else bench_reports.RUNS),
     ]
     for result in results:
         show(result)

@@ -149,7 +149,8 @@ def page(config: Config, holder: ModelHolder) -> dict:
     return {"version": version, "manifest": version.manifest if version else {}, "problem": problem,
             "refused": pointer if version and pointer != version.number else None,
             "ranking": ranking, "no_ranking": no_ranking, "decisions": recent, "deployments": deployments,
-            "chart": score_chart(deployments), "when": when, "number": number}
+            "chart": score_chart(deployments), "when": when, "number": number,
+            "report": (config.model_folder / "reports" / "latest.html").is_file()}
 
 
 def register(app: Flask, config: Config, holder: ModelHolder) -> None:

@@ -57,6 +57,13 @@ CREATE TABLE index_segments (
     """
 ALTER TABLE files ADD COLUMN deferred_run INTEGER;
 """,
+    """
+CREATE TABLE diagnostics (
+    id INTEGER PRIMARY KEY, run_id INTEGER, created_at TEXT NOT NULL, model_version TEXT,
+    ingestion_seconds REAL, training_seconds REAL, repeats INTEGER, detail TEXT NOT NULL);
+CREATE TABLE package_versions (
+    name TEXT PRIMARY KEY, latest TEXT NOT NULL, checked_at REAL NOT NULL);
+""",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -138,6 +145,10 @@ class Ledger:
     def runs(self, limit: int = 20) -> list[dict]:
         rows = self.db.execute("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
         return [dict(row) for row in rows]
+
+    def run(self, run_id: int) -> dict | None:
+        row = self.db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return dict(row) if row else None
 
     # files
     def sha_by_stat(self, name: str, size: int, mtime_ns: int) -> str | None:
@@ -283,6 +294,9 @@ class Ledger:
                 (run_id, now(), verdict, action, json.dumps(evidence, default=str)),
             ).lastrowid
 
+    def scores(self) -> list[dict]:
+        return [dict(row) for row in self.db.execute("SELECT * FROM scores ORDER BY id").fetchall()]
+
     def scores_of(self, model_sha256: str) -> list[float]:
         """Every recorded score of this model file, oldest first (the past scores of the history rules)."""
         rows = self.db.execute("SELECT f1 FROM scores WHERE model_sha256 = ? ORDER BY id", (model_sha256,))
@@ -303,6 +317,44 @@ class Ledger:
 
     def deployments(self) -> list[dict]:
         return [dict(row) for row in self.db.execute("SELECT * FROM deployments ORDER BY id").fetchall()]
+
+    # diagnostics (issue 8): timings and dependency status over time; the cache of the index's latest versions
+    def record_diagnostics(self, run_id: int | None, report: dict) -> int:
+        timings = report.get("execution_time") or {}
+        return self._insert(
+            "INSERT INTO diagnostics (run_id, created_at, model_version, ingestion_seconds, training_seconds,"
+            " repeats, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            run_id, now(), report.get("model_version"), timings.get("ingestion_seconds"),
+            timings.get("training_seconds"), timings.get("repeats"), json.dumps(report, default=str),
+        )
+
+    def diagnostics(self, limit: int = 50) -> list[dict]:
+        """The latest `limit` diagnostics, oldest first, each with its full report parsed."""
+        rows = self.db.execute("SELECT * FROM diagnostics ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [{**dict(row), "detail": json.loads(row["detail"])} for row in reversed(rows)]
+
+    def package_versions(self) -> dict[str, tuple[str, float]]:
+        """{name: (latest version or "unknown", checked at, epoch seconds)}."""
+        rows = self.db.execute("SELECT name, latest, checked_at FROM package_versions").fetchall()
+        return {row[0]: (row[1], row[2]) for row in rows}
+
+    def store_package_versions(self, found: dict[str, tuple[str, float]]) -> None:
+        with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO package_versions (name, latest, checked_at) VALUES (?, ?, ?)",
+                                [(name, latest, at) for name, (latest, at) in found.items()])
+
+
+def read_package_versions(path: Path) -> dict[str, tuple[str, float]]:
+    """The cached latest versions, read without migrating the schema (for GET requests, which write nothing).
+
+    Empty when the ledger predates the table (its next writer migrates it). Not `mode=ro`: a read-only
+    connection leaves WAL's -shm and -wal files behind, which a normal one removes when it closes."""
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=30)) as db:
+            rows = db.execute("SELECT name, latest, checked_at FROM package_versions").fetchall()
+    except sqlite3.OperationalError:
+        return {}
+    return {name: (latest, at) for name, latest, at in rows}
 
 
 @contextlib.contextmanager

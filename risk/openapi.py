@@ -82,6 +82,12 @@ def _prediction() -> dict:
                      "responses": responses}}
 
 
+def _report(summary: str, media: str) -> dict:
+    body = {media: {"schema": {"type": "string", "format": "binary"}}}
+    return {"get": {"summary": summary, "responses": {"200": {"description": "the report", "content": body},
+                                                       **_errors(404)}}}
+
+
 def spec() -> dict:
     """The whole document."""
     text = {"text/plain": {"schema": {"type": "string"}}}
@@ -104,6 +110,8 @@ def spec() -> dict:
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {
                 "200": {"description": "text exposition format", "content": text}, **_errors()}}},
             "/openapi.json": _get("This document", OBJECT),
+            "/reports/latest.pdf": _report("The latest model report as PDF", "application/pdf"),
+            "/reports/latest.html": _report("The latest model report as one self-contained HTML page", "text/html"),
             "/decisions/latest": _get("The newest drift decision record", DECISION, 404),
             "/decisions": _get("The latest drift decision records, newest first",
                                {"type": "object", "required": ["decisions"],

@@ -14,8 +14,10 @@ import pytest
 from conftest import snapshot
 
 import diagnostics
+from app import create_app
 from risk import contract, registry
 from risk.config import Config
+from risk.ledger import Ledger
 from risk.views import FINALDATA
 
 SECTIONS = {"model_version", "predictions", "summary_statistics", "missing_share", "execution_time", "dependencies"}
@@ -91,11 +93,11 @@ def test_dependencies_lists_installed_pinned_and_latest(tmp_path: Path) -> None:
     rows = diagnostics.dependencies(requirements, latest=fake_latest)
     assert rows == [
         {"name": "pandas", "installed": importlib.metadata.version("pandas"), "pinned": "3.1.1",
-         "latest": "latest-pandas"},
+         "latest": "latest-pandas", "status": "update available"},
         {"name": "numpy", "installed": importlib.metadata.version("numpy"), "pinned": "2.4.6",
-         "latest": "latest-numpy"},
+         "latest": "latest-numpy", "status": "update available"},
         {"name": "surely-not-installed-pkg", "installed": "not installed", "pinned": "1.0",
-         "latest": "latest-surely-not-installed-pkg"},
+         "latest": "latest-surely-not-installed-pkg", "status": "not installed"},
     ]
 
 
@@ -104,6 +106,15 @@ def test_the_shipped_requirements_are_all_pinned_and_reported() -> None:
     names = [row["name"] for row in rows]
     assert {"pandas", "numpy", "scikit-learn", "flask", "matplotlib"} <= set(names)
     assert all(row["installed"] == row["pinned"] for row in rows), rows
+    assert {row["status"] for row in rows} == {"update available"}
+
+
+def test_status_of_each_dependency() -> None:
+    assert diagnostics.status_of("1.0", "1.0", "1.0") == "ok"
+    assert diagnostics.status_of("1.0", "1.0", "unknown") == "ok"
+    assert diagnostics.status_of("1.0", "1.0", "2.0") == "update available"
+    assert diagnostics.status_of("1.1", "1.0", "2.0") == "differs from pin"
+    assert diagnostics.status_of("not installed", "1.0", "2.0") == "not installed"
 
 
 def test_latest_version_without_a_network_is_unknown(no_index: None) -> None:
@@ -139,6 +150,7 @@ def test_main_json_prints_every_section_and_writes_the_report(deployed: Config, 
     assert printed == json.loads((deployed.model_folder / diagnostics.REPORT).read_text())
     assert printed["model_version"] == "1"
     assert printed["execution_time"]["training_seconds"] > 0
+    assert printed["execution_time"]["repeats"] == diagnostics.REPEATS
     assert {row["latest"] for row in printed["dependencies"]} == {"unknown"}
 
 
@@ -146,3 +158,104 @@ def test_main_without_a_deployed_model_exits_1(config: Config, caplog: pytest.Lo
     assert diagnostics.main(["--config", str(config.config_path)]) == 1
     assert "no model deployed yet" in caplog.text
     assert not (config.model_folder / diagnostics.REPORT).exists()
+
+
+# Timings as medians, the ledger record and the cache of latest versions (issue 8) ------------------------------
+
+def test_execution_time_reports_medians_of_the_repeats(deployed: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    runs = iter([(0.5, 0.1), (0.2, 0.9), (0.3, 0.3)])
+    monkeypatch.setattr(diagnostics, "_scratch_run", lambda config: next(runs))
+    assert diagnostics.execution_time(deployed, repeats=3) == {"ingestion_seconds": 0.3, "training_seconds": 0.3,
+                                                                "repeats": 3}
+
+
+def counting_latest(calls: list[str], answer: str = "9.9") -> object:
+    def latest(name: str) -> str:
+        calls.append(name)
+        return answer
+    return latest
+
+
+def test_only_names_without_a_fresh_cached_answer_are_looked_up() -> None:
+    calls: list[str] = []
+    now = time.time()
+    cache = {"fresh": ("1.0", now - 60), "old": ("1.0", now - diagnostics.LATEST_TTL_SECONDS - 1)}
+    newest, found = diagnostics.latest_versions(["fresh", "old", "new"], cache, 5, counting_latest(calls))
+    assert sorted(calls) == ["new", "old"]
+    assert newest == {"fresh": "1.0", "old": "9.9", "new": "9.9"}
+    assert set(found) == {"old", "new"}
+    assert all(now <= at <= time.time() for _, at in found.values())
+
+
+def test_an_answer_waits_for_lookups_only_a_short_while() -> None:
+    def slow(name: str) -> str:
+        time.sleep(5 if name == "slow" else 0)
+        return "2.0"
+
+    start = time.monotonic()
+    newest, found = diagnostics.latest_versions(["slow", "quick"], {"slow": ("1.0", 0.0)}, 0.5, slow)
+    assert time.monotonic() - start < 2
+    assert newest == {"slow": "1.0", "quick": "2.0"}  # an old cached answer beats none; late lookups are dropped
+    assert set(found) == {"quick"}
+
+
+def test_run_diagnostics_stores_the_report_and_looks_up_versions_at_most_daily(
+        deployed: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(diagnostics, "latest_version", counting_latest(calls))
+    first = diagnostics.run_diagnostics(deployed)
+    looked_up = len(calls)
+    assert looked_up == len(diagnostics.pinned_requirements(diagnostics.REQUIREMENTS))
+    second = diagnostics.run_diagnostics(deployed)
+    assert len(calls) == looked_up  # the ledger's cache answered
+    assert {row["latest"] for row in second["dependencies"]} == {"9.9"}
+    with Ledger(deployed.ledger_path) as ledger:
+        stored = ledger.diagnostics()
+        cached = ledger.package_versions()
+    assert [row["detail"] for row in stored] == [first, second]
+    assert stored[-1]["training_seconds"] == second["execution_time"]["training_seconds"]
+    assert stored[-1]["repeats"] == diagnostics.REPEATS
+    assert {latest for latest, _ in cached.values()} == {"9.9"}
+
+
+def test_get_diagnostics_returns_what_the_cli_prints_and_writes_nothing(
+        deployed: Config, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(diagnostics, "latest_version", counting_latest(calls))
+    assert diagnostics.main(["--config", str(deployed.config_path), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    before, looked_up = snapshot(deployed.root), len(calls)
+    answer = create_app(deployed).test_client().get("/diagnostics")
+    assert answer.status_code == 200
+    served = answer.get_json()
+    assert snapshot(deployed.root) == before
+    assert len(calls) == looked_up  # served from the ledger's cache
+    assert served["execution_time"].keys() == printed["execution_time"].keys()
+    assert {**served, "execution_time": None} == {**printed, "execution_time": None}
+
+
+def test_get_diagnostics_before_any_cache_keeps_its_own_lookups(deployed: Config,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(diagnostics, "latest_version", counting_latest(calls))
+    monkeypatch.setattr(diagnostics, "execution_time", lambda config: {"ingestion_seconds": 0.0})
+    client = create_app(deployed).test_client()
+    client.get("/diagnostics")
+    looked_up = len(calls)
+    assert looked_up > 0
+    assert client.get("/diagnostics").status_code == 200
+    assert len(calls) == looked_up
+    with Ledger(deployed.ledger_path) as ledger:
+        assert ledger.package_versions() == {}
+
+
+def test_get_diagnostics_reads_an_old_ledger_without_migrating_it(deployed: Config,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    with Ledger(deployed.ledger_path) as ledger:
+        ledger.db.execute("DROP TABLE package_versions")
+        ledger.db.execute("PRAGMA user_version = 4")  # the ledger as the release before issue 8 left it
+        ledger.db.commit()
+    monkeypatch.setattr(diagnostics, "latest_version", lambda name: "9.9")
+    before = snapshot(deployed.root)
+    assert diagnostics.cached_versions(deployed, {}) == {}
+    assert snapshot(deployed.root) == before

@@ -1,13 +1,15 @@
-"""reporting.py: the deployed model's confusion matrix on the test data, as counts and as a PNG."""
+"""reporting.py: the confusion matrix PNG, and the report's content (risk/report.py) rendered to PDF and HTML."""
 from __future__ import annotations
 
 import json
 
 import matplotlib.image
+import numpy as np
 import pytest
+from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 
 import reporting
-from risk import contract, registry
+from risk import contract, registry, report
 from risk.config import Config
 from risk.ledger import Ledger
 
@@ -60,3 +62,105 @@ def test_a_tampered_model_is_not_reported_on(deployed: Config, caplog: pytest.Lo
     assert reporting.main(["--config", str(deployed.config_path)]) == 1
     assert "sha256 does not match" in caplog.text
     assert not (deployed.model_folder / reporting.PLOT).exists()
+
+
+# The report's content as data (risk/report.py) ------------------------------------------------------------------
+
+def test_metrics_with_ci_are_sklearns_on_the_rows_with_a_bootstrap_interval_around_them() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    proba = np.clip(y * 0.6 + rng.random(200) * 0.5, 0, 1)
+    metrics = report.metrics_with_ci(y, proba, 0.5, draws=300)
+    predicted = (proba >= 0.5).astype(int)
+    assert metrics["f1"]["value"] == pytest.approx(f1_score(y, predicted))
+    assert metrics["precision"]["value"] == pytest.approx(precision_score(y, predicted))
+    assert metrics["recall"]["value"] == pytest.approx(recall_score(y, predicted))
+    assert metrics["auc"]["value"] == pytest.approx(roc_auc_score(y, proba))
+    for name in ("f1", "precision", "recall", "auc"):
+        assert metrics[name]["low"] <= metrics[name]["value"] <= metrics[name]["high"], name
+        assert metrics[name]["draws"] == 300
+    assert (metrics["n"], metrics["positives"]) == (200, int(y.sum()))
+
+
+def test_auc_of_one_class_is_none_and_its_resamples_are_left_out() -> None:
+    metrics = report.metrics_with_ci(np.array([1, 1, 1]), np.array([0.9, 0.2, 0.7]), draws=50)
+    assert metrics["auc"] == {"value": None, "low": None, "high": None, "draws": 0}
+    assert metrics["recall"]["value"] == pytest.approx(2 / 3)
+
+
+def test_calibration_bins_predicted_against_observed() -> None:
+    bins = report.calibration(np.array([0, 0, 1, 1, 1]), np.array([0.05, 0.15, 0.5, 0.95, 1.0]), bins=5)
+    assert bins == [{"bin": "0.0-0.2", "predicted": pytest.approx(0.1), "observed": 0.0, "n": 2},
+                    {"bin": "0.4-0.6", "predicted": 0.5, "observed": 1.0, "n": 1},
+                    {"bin": "0.8-1.0", "predicted": pytest.approx(0.975), "observed": 1.0, "n": 2}]
+
+
+def test_lineage_totals_and_the_files_behind_the_model() -> None:
+    files = [{"name": "a.csv", "status": "ingested", "rows": 10, "rejected_rows": 2, "reason": None, "seen_at": "t"},
+             {"name": "b.csv", "status": "rejected", "rows": None, "rejected_rows": None, "reason": "empty",
+              "seen_at": "t"},
+             {"name": "c.csv", "status": "ingested", "rows": 5, "rejected_rows": 0, "reason": None, "seen_at": "t"}]
+    lineage = report.lineage(files, ["a.csv"])
+    assert (lineage["ingested_rows"], lineage["rejected_rows"]) == (15, 2)
+    assert (lineage["ingested_files"], lineage["rejected_files"]) == (2, 1)
+    assert [f["in_model"] for f in lineage["files"]] == [True, False, False]
+
+
+def test_the_decision_record_says_how_a_version_without_one_became_current() -> None:
+    rollback = {"action": "rollback", "actor": "ana", "reason": "v2 misranks"}
+    assert report.decision_record(None, rollback) == {"found": False,
+                                                      "summary": "made current by a rollback by ana: v2 misranks"}
+    assert "by hand" in report.decision_record(None, {"action": "deploy"})["summary"]
+    decision = {"created_at": "t", "verdict": "DRIFT", "action": "deployed version 2",
+                "evidence": {"method": "statistical", "reason": "F1 dropped", "files": ["x.csv"],
+                             "tests": [{"name": "f1", "test": "perm", "n": 60, "statistic": 0.4, "p_adjusted": 0.01,
+                                        "effect": 0.4, "flagged": True, "kind": "performance"}]}}
+    record = report.decision_record(decision, None)
+    assert (record["verdict"], record["files"], record["tests"][0]["flagged"]) == ("DRIFT", ["x.csv"], True)
+
+
+def test_drift_history_keeps_each_features_effect_in_order() -> None:
+    tests = [{"name": "lastmonth_activity", "kind": "data", "effect": 0.3, "p_adjusted": 0.02, "flagged": True},
+             {"name": "f1", "kind": "performance", "effect": 0.1}]
+    rows = [{"id": 2, "created_at": "t2", "verdict": "DRIFT", "action": "a", "evidence": {"tests": tests}},
+            {"id": 1, "created_at": "t1", "verdict": "BOOTSTRAP", "action": "b", "evidence": {}}]
+    history = report.drift_history(rows)
+    assert [d["id"] for d in history] == [1, 2]
+    assert history[1]["features"] == {"lastmonth_activity": {"effect": 0.3, "p_adjusted": 0.02, "flagged": True}}
+
+
+def test_the_report_of_a_deployed_project_renders_to_pdf_and_html(deployed: Config) -> None:
+    detail = reporting.run_reporting(deployed)
+    pdf = deployed.model_folder / "reports" / "1" / "report.pdf"
+    assert detail["pdf"] == str(pdf)
+    assert pdf.read_bytes().startswith(b"%PDF-")
+    page = (deployed.model_folder / "reports" / reporting.LATEST_HTML).read_text(encoding="utf-8")
+    assert "No diagnostics recorded yet." in page
+    assert "deployed by hand (deployment.py), not by a decision" in page
+    assert set(detail["metrics"]) == {"f1", "precision", "recall", "auc"}
+
+
+def test_vectorised_bootstrap_scores_match_scikit_learn_with_ties_and_one_class() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        y = rng.integers(0, 2, 12)
+        proba = rng.integers(0, 4, 12) / 4  # many ties
+        scores = report._scores(y[None, :] == 1, (proba >= 0.5)[None, :], proba[None, :])
+        predicted = (proba >= 0.5).astype(int)
+        assert scores["f1"][0] == pytest.approx(f1_score(y, predicted, zero_division=0))
+        assert scores["precision"][0] == pytest.approx(precision_score(y, predicted, zero_division=0))
+        assert scores["recall"][0] == pytest.approx(recall_score(y, predicted, zero_division=0))
+        if 0 < y.sum() < len(y):
+            assert scores["auc"][0] == pytest.approx(roc_auc_score(y, proba))
+        else:
+            assert np.isnan(scores["auc"][0])
+
+
+def test_reports_of_pruned_versions_are_removed(deployed: Config) -> None:
+    stale = deployed.model_folder / reporting.REPORTS / "7"
+    stale.mkdir(parents=True)
+    (stale / "report.pdf").write_bytes(b"%PDF-")
+    detail = reporting.run_reporting(deployed)
+    assert detail["pruned_reports"] == ["7"]
+    assert not stale.exists()
+    assert (deployed.model_folder / reporting.REPORTS / "1" / "report.pdf").is_file()

@@ -19,6 +19,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 import diagnostics
+import reporting
 from app import create_app
 from risk import auth, openapi
 from risk.config import Config
@@ -47,6 +48,7 @@ def api(deployed: Config, monkeypatch: pytest.MonkeyPatch):
         run = ledger.start_run("fullprocess")
         ledger.record_decision(run, "no_drift", "none", {"method": "statistical", "files": ["a.csv"]}, [])
         ledger.end_run(run, "no_drift")
+    reporting.run_reporting(deployed)  # GET /reports/latest.* answer 200 once a report exists
     return create_app(deployed)
 
 

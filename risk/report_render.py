@@ -1,0 +1,329 @@
+"""The model report rendered: charts drawn with matplotlib, a multi-page PDF (PdfPages) and one HTML page.
+
+Pure functions from the content of risk/report.py to bytes or text; nothing is read or written here. The HTML
+is self-contained: its charts are inline PNGs (data: URIs), its styles inline, no script and no other asset.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import textwrap
+from pathlib import Path
+
+import matplotlib
+from matplotlib.backends.backend_pdf import PdfPages
+from matplotlib.figure import Figure
+
+from risk.report import SECTIONS
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+INK, MUTED, LINE, ACCENT, HIGH, MID, LOW = "#1d2433", "#5b6475", "#dde1e8", "#2456a6", "#b42318", "#c4600c", "#2e7d4f"
+A4 = (8.27, 11.69)
+ROW_INCHES = 0.2  # a table row in the PDF, unless the table must squeeze into its space
+STYLE = {"pdf.fonttype": 42, "font.size": 8.5, "axes.edgecolor": LINE, "axes.labelcolor": INK, "axes.titlesize": 9.5,
+         "axes.titleweight": "bold", "xtick.color": MUTED, "ytick.color": MUTED, "axes.spines.top": False,
+         "axes.spines.right": False, "font.family": "DejaVu Sans"}
+LABELS = ["stayed (0)", "exited (1)"]
+SMALL_SAMPLE = "With {n} test rows every figure here is uncertain; read the intervals, not only the values."
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def interval(metric: dict) -> str:
+    return "-" if metric["low"] is None else f"[{metric['low']:.3f}, {metric['high']:.3f}]"
+
+
+def latest_timing(timings: list[dict]) -> str:
+    """The newest diagnostics timings as one line."""
+    if not timings or timings[-1]["ingestion_seconds"] is None:
+        return "No timings recorded yet."
+    t = timings[-1]
+    return (f"Latest ({when(t['created_at'])}, version {t['model_version']}): ingestion "
+            f"{t['ingestion_seconds'] * 1000:.1f} ms, training {t['training_seconds'] * 1000:.1f} ms "
+            f"(median of {t['repeats']} runs)")
+
+
+def when(stamp: str | None) -> str:
+    return "-" if not stamp else stamp[:16].replace("T", " ") + (" UTC" if stamp.endswith("+00:00") else "")
+
+
+# ---- charts, each drawn on an Axes ---------------------------------------------------------------------------
+
+def draw_confusion(ax: object, counts: list[list[int]]) -> None:
+    ax.imshow(counts, cmap="Blues", vmin=0, vmax=max(1, max(map(max, counts))))
+    for i in range(2):
+        for j in range(2):
+            dark = counts[i][j] > max(map(max, counts)) / 2
+            ax.text(j, i, str(counts[i][j]), ha="center", va="center", fontsize=13, fontweight="bold",
+                    color="white" if dark else INK)
+    ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=LABELS, yticklabels=LABELS, xlabel="predicted",
+           ylabel="actual", title="Confusion matrix (test data)")
+
+
+def draw_calibration(ax: object, bins: list[dict]) -> None:
+    ax.plot([0, 1], [0, 1], color=LINE, linestyle="--", label="perfectly calibrated")
+    if bins:
+        sizes = [30 + 12 * b["n"] for b in bins]
+        ax.plot([b["predicted"] for b in bins], [b["observed"] for b in bins], color=ACCENT, linewidth=1.5)
+        ax.scatter([b["predicted"] for b in bins], [b["observed"] for b in bins], s=sizes, color=ACCENT,
+                   zorder=3, label="test data (dot size: rows)")
+    ax.set(xlim=(0, 1), ylim=(-0.02, 1.02), xlabel="predicted probability of leaving",
+           ylabel="share that left", title="Calibration (reliability)")
+    ax.legend(loc="upper left", frameon=False, fontsize=7.5)
+
+
+def draw_scores(ax: object, scores: list[dict], deployments: list[dict]) -> None:
+    test = [(i, s["f1"]) for i, s in enumerate(scores) if s["dataset"] == "testdata"]
+    new = [(i, s["f1"]) for i, s in enumerate(scores) if s["dataset"] != "testdata"]
+    if test:
+        ax.plot(*zip(*test, strict=True), marker="o", color=ACCENT, label="F1 on the test data, per trained model")
+    if new:
+        ax.scatter(*zip(*new, strict=True), color=MID, marker="D", zorder=3, label="F1 of the kept model on new rows")
+    every = max(1, len(scores) // 10)
+    ax.set_xticks(range(0, len(scores), every), [when(s["created_at"])[5:16] for s in scores][::every], rotation=20,
+                  ha="right")
+    ax.set(ylim=(0, 1.05), ylabel="F1", title=f"Scores recorded in the ledger ({len(deployments)} deployment(s))")
+    ax.grid(axis="y", color=LINE)
+    ax.legend(loc="lower left", frameon=False, fontsize=7.5)
+
+
+def _or_nan(value: float | None) -> float:
+    return float("nan") if value is None else value
+
+
+def draw_drift(ax: object, drift: list[dict]) -> None:
+    names = sorted({n for d in drift for n in d["features"]})
+    x = range(len(drift))
+    for name, color in zip(names, (ACCENT, MID, LOW, HIGH), strict=False):
+        ax.plot(x, [_or_nan(d["features"].get(name, {}).get("effect")) for d in drift], marker="o", color=color,
+                label=name.replace("_", " "))
+    ax.set_xticks(list(x), [f"#{d['id']} {d['verdict']}" for d in drift], rotation=20, ha="right")
+    ax.set(ylabel="shift (Wasserstein / sd)", title="Data drift per feature at each decision")
+    ax.grid(axis="y", color=LINE)
+    if names:
+        ax.legend(loc="upper left", frameon=False, fontsize=7.5)
+    else:
+        ax.text(0.5, 0.5, "no feature tests recorded yet", transform=ax.transAxes, ha="center", color=MUTED)
+
+
+def draw_timings(ax: object, timings: list[dict]) -> None:
+    x = range(len(timings))
+    for key, color, label in (("ingestion_seconds", ACCENT, "ingestion"), ("training_seconds", MID, "training")):
+        ax.plot(x, [t[key] * 1000 if t[key] is not None else float("nan") for t in timings], marker="o",
+                color=color, label=label)
+    ax.set_xticks(list(x), [when(t["created_at"])[5:16] for t in timings], rotation=20, ha="right")
+    ax.set(ylabel="median ms", title="Stage timings at each diagnostics run", ylim=(0, None))
+    ax.grid(axis="y", color=LINE)
+    ax.legend(loc="lower right", frameon=False, fontsize=7.5)
+
+
+CHARTS = {
+    "confusion": (lambda ax, c: draw_confusion(ax, c["confusion"]), (4.2, 3.6)),
+    "calibration": (lambda ax, c: draw_calibration(ax, c["calibration"]), (4.2, 3.6)),
+    "scores": (lambda ax, c: draw_scores(ax, c["scores"], c["deployments"]), (8.0, 3.0)),
+    "drift": (lambda ax, c: draw_drift(ax, c["drift"]), (8.0, 3.0)),
+    "timings": (lambda ax, c: draw_timings(ax, c["timings"]), (8.0, 2.8)),
+}
+
+
+def png(content: dict, chart: str, dpi: int = 110) -> bytes:
+    draw, size = CHARTS[chart]
+    with matplotlib.rc_context(STYLE):
+        figure = Figure(figsize=size, dpi=dpi, layout="constrained")
+        draw(figure.add_subplot(), content)
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+# ---- the PDF ---------------------------------------------------------------------------------------------------
+
+def _table(figure: Figure, rect: tuple, header: list[str], rows: list[list[str]], widths: list[float]) -> None:
+    ax = figure.add_axes(rect)
+    ax.axis("off")
+    if not rows:
+        ax.text(0, 1, "(none recorded)", va="top", color=MUTED)
+        return
+    table = ax.table(cellText=rows, colLabels=header, colWidths=widths, loc="upper left", cellLoc="left")
+    table.auto_set_font_size(False)
+    table.set_fontsize(7.5)
+    inches = rect[3] * A4[1]
+    for (r, _), cell in table.get_celld().items():
+        cell.PAD = 0.03  # matplotlib pads 10% of the column's width by default: wide columns look indented
+        cell.set_edgecolor(LINE)
+        cell.set_height(min(ROW_INCHES, inches / (len(rows) + 1)) / inches)
+        if r == 0:
+            cell.set_facecolor("#eef1f6")
+            cell.set_text_props(fontweight="bold", color=INK)
+
+
+def _table_at(figure: Figure, top: float, most: float, header: list[str], rows: list[list[str]],
+              widths: list[float]) -> float:
+    """A table hanging from height `top`, as tall as its rows need (at most `most`); returns its bottom."""
+    height = min(most, max(len(rows) + 1, 2) * ROW_INCHES / A4[1])
+    _table(figure, (0.06, top - height, 0.88, height), header, rows, widths)
+    return top - height
+
+
+def _lines(figure: Figure, y: float, text: str, width: int = 130, **style: object) -> float:
+    """`text` wrapped at `width` characters from height `y` down; returns the height below the last line."""
+    for line in textwrap.wrap(text, width):
+        figure.text(0.06, y, line, **{"fontsize": 7.5, "color": MUTED, **style})
+        y -= 0.016
+    return y
+
+
+def _heading(figure: Figure, y: float, title: str, note: str = "") -> None:
+    figure.text(0.06, y, title, fontsize=12, fontweight="bold", color=INK)
+    if note:
+        _lines(figure, y - 0.018, note, 150)
+
+
+def _page(content: dict, number: int) -> Figure:
+    figure = Figure(figsize=A4)
+    figure.patches.append(matplotlib.patches.Rectangle((0, 0.955), 1, 0.045, transform=figure.transFigure,
+                                                       color=INK))
+    figure.text(0.06, 0.972, f"Client attrition model · version {content['version']['label']}", color="white",
+                fontsize=11, fontweight="bold")
+    figure.text(0.94, 0.972, f"generated {when(content['generated_at'])}", color="#c9cfdb", fontsize=8, ha="right")
+    figure.text(0.5, 0.02, f"page {number}", color=MUTED, fontsize=7.5, ha="center")
+    return figure
+
+
+def _summary_page(content: dict) -> Figure:
+    figure = _page(content, 1)
+    v, m, cv = content["version"], content["metrics"], content["cv"]
+    _heading(figure, 0.915, SECTIONS[0])
+    facts = [f"Deployed {when(v['created_at'])}; F1 at deployment {fmt(v['score'], 4)}; trained on {v['rows']} rows.",
+             f"Test data: {m['n']} rows ({m['positives']} left). Threshold {m['threshold']}.",
+             f"Data: {content['lineage']['ingested_rows']} rows ingested from {content['lineage']['ingested_files']} "
+             f"file(s); {content['lineage']['rejected_rows']} row(s) and {content['lineage']['rejected_files']} "
+             "file(s) rejected."]
+    for i, line in enumerate(facts):
+        figure.text(0.06, 0.89 - i * 0.018, line, fontsize=8.5, color=INK)
+    _heading(figure, 0.82, SECTIONS[2], f"{int(m['confidence'] * 100)}% percentile bootstrap intervals over the "
+             "test rows; cross-validated figures from the model card.")
+    cv_value = {"f1": f"{fmt(cv['f1'])} ± {fmt(cv['f1_se'])}", "precision": fmt(cv["precision"]),
+                "recall": fmt(cv["recall"]), "auc": "-"} if cv else {}
+    rows = [[name.upper() if name == "auc" else name.capitalize(), fmt(m[name]["value"]), interval(m[name]),
+             cv_value.get(name, "-")] for name in ("f1", "precision", "recall", "auc")]
+    if cv:
+        rows.append(["Log-loss", "-", "-", f"{fmt(cv['log_loss'])} ± {fmt(cv['log_loss_se'])}"])
+    _table(figure, (0.06, 0.64, 0.88, 0.14), ["metric", "test data", "95% interval",
+                                              f"cross-validated ({cv['folds']} folds, n={cv['n']})" if cv else
+                                              "cross-validated"], rows, [0.2, 0.2, 0.3, 0.3])
+    _heading(figure, 0.6, f"{SECTIONS[3]} and {SECTIONS[4].lower()}")
+    draw_confusion(figure.add_axes((0.15, 0.3, 0.32, 0.25)), content["confusion"])
+    draw_calibration(figure.add_axes((0.6, 0.3, 0.34, 0.25)), content["calibration"])
+    y = _lines(figure, 0.22, SECTIONS[3] + ": " + " · ".join(
+        f"actually {a}, predicted {p}: {content['confusion'][i][j]}" for i, a in enumerate(("stayed", "exited"))
+        for j, p in enumerate(("stayed", "exited"))) + ".")
+    _lines(figure, y - 0.004, SECTIONS[4] + " by bin of predicted probability: " + "; ".join(
+        f"{b['bin']}: predicted {b['predicted']:.2f}, observed {b['observed']:.2f} (n={b['n']})"
+        for b in content["calibration"]) + ". " + SMALL_SAMPLE.format(n=content["metrics"]["n"]))
+    return figure
+
+
+def _data_page(content: dict) -> Figure:
+    figure = _page(content, 2)
+    lin = content["lineage"]
+    _heading(figure, 0.915, SECTIONS[1], f"Every file the ledger has seen; ✓ marks the files this model was trained "
+             f"on. Totals: {lin['ingested_rows']} rows ingested, {lin['rejected_rows']} rows rejected.")
+    rows = [[f["name"][:40], f["status"], str(f["rows"]), str(f["rejected_rows"]), "✓" if f["in_model"] else "",
+             when(f["seen_at"]), textwrap.shorten(f["reason"], 40) or "-"] for f in lin["files"]]
+    bottom = _table_at(figure, 0.88, 0.4, ["file", "status", "rows", "rejected", "model", "seen", "reason"], rows,
+                       [0.22, 0.1, 0.07, 0.1, 0.07, 0.18, 0.26])
+    reasons = " | ".join(f"{r['reason']} ({r['rows']})" for r in content["rejections"][:8]) or "none"
+    y = _lines(figure, bottom - 0.025, f"Rejected rows by reason: {reasons}", 150, color=INK)
+    _heading(figure, y - 0.035, SECTIONS[7], "Missing values and ranges of the ingested data (finaldata.csv).")
+    rows = [[q["column"], f"{q['missing']:.1%}", fmt(q.get("min"), 0), fmt(q.get("max"), 0), fmt(q.get("mean"), 1),
+             fmt(q.get("median"), 1)] for q in content["quality"]]
+    _table_at(figure, y - 0.07, 0.2, ["column", "missing", "min", "max", "mean", "median"], rows,
+              [0.3, 0.14, 0.14, 0.14, 0.14, 0.14])
+    return figure
+
+
+def _history_page(content: dict) -> Figure:
+    figure = _page(content, 3)
+    _heading(figure, 0.915, SECTIONS[5], "F1 of each scored model, and each decision's per-feature shift.")
+    draw_scores(figure.add_axes((0.1, 0.68, 0.84, 0.19)), content["scores"], content["deployments"])
+    draw_drift(figure.add_axes((0.1, 0.42, 0.84, 0.19)), content["drift"])
+    d = content["decision"]
+    _heading(figure, 0.33, SECTIONS[6])
+    if not d["found"]:
+        figure.text(0.06, 0.305, d["summary"], fontsize=8.5, color=INK)
+        return figure
+    lines = [f"{when(d['created_at'])}: {d['verdict']} by {d['method']} -> {d['action']}",
+             f"Why: {d['reason'] or '-'}", f"Files: {', '.join(d['files']) or '-'}"]
+    if d["challenger"]:
+        lines.append(f"Challenger: {d['challenger']}")
+    y = 0.305
+    for line in lines:
+        y = _lines(figure, y, line, 125, fontsize=8, color=INK) - 0.002
+    rows = [[t["name"], textwrap.shorten(t["test"], 34, placeholder="…"), str(t["n"]), fmt(t["statistic"]),
+             fmt(t["p_adjusted"]), fmt(t["effect"]), "*" if t["flagged"] else ""] for t in d["tests"]]
+    if rows:
+        _table(figure, (0.06, 0.06, 0.88, y - 0.08), ["test", "method", "n", "statistic", "p (Holm)", "effect", ""],
+               rows, [0.22, 0.3, 0.07, 0.11, 0.11, 0.11, 0.05])
+    return figure
+
+
+def _operations_page(content: dict) -> Figure:
+    figure = _page(content, 4)
+    _heading(figure, 0.915, SECTIONS[8], "Median seconds over repeated scratch runs, stored in the ledger by every "
+             "diagnostics run; dependency versions against requirements.txt and the package index.")
+    draw_timings(figure.add_axes((0.1, 0.75, 0.84, 0.12)), content["timings"])
+    figure.text(0.06, 0.685, latest_timing(content["timings"]), fontsize=8, color=INK)
+    rows = [[d["name"], d["pinned"], d["installed"], d["latest"], d.get("status", "")]
+            for d in content["dependencies"]]
+    _table(figure, (0.06, 0.45, 0.88, 0.22), ["package", "pinned", "installed", "latest", "status"], rows,
+           [0.3, 0.15, 0.15, 0.15, 0.25])
+    _heading(figure, 0.4, SECTIONS[9])
+    rows = [[str(d["version"]), d.get("action") or "deploy", when(d["created_at"]), fmt(d["score"], 4),
+             textwrap.shorten(d.get("reason") or "-", 50)] for d in content["deployments"][-20:]]
+    _table(figure, (0.06, 0.07, 0.88, 0.3), ["version", "action", "when", "F1", "reason"], rows,
+           [0.12, 0.14, 0.26, 0.12, 0.36])
+    return figure
+
+
+def _clients_page(content: dict) -> Figure:
+    figure = _page(content, 5)
+    clients = content["clients"]
+    _heading(figure, 0.915, SECTIONS[10], f"The {len(clients['clients'])} of {clients['population']} clients "
+             "most likely to leave, with the measures that raise each one's risk most (log-odds vs the average).")
+    rows = [[str(c["rank"]), c["corporation"][:30], f"{c['probability']:.1%}",
+             "; ".join(f"{r['feature'].replace('_', ' ')} {r['value']:,.0f} (+{r['log_odds']:.2f})"
+                       for r in c["reasons"]) or "-"] for c in clients["clients"]]
+    bottom = _table_at(figure, 0.88, 0.4, ["#", "client", "risk", "why"], rows, [0.06, 0.22, 0.1, 0.62])
+    if clients["movers"]:
+        _heading(figure, bottom - 0.05, f"Rising since version {clients.get('previous_version') or 'the previous one'}",
+                 "The clients whose risk rose most between the previous model and this one.")
+        rows = [[m["corporation"][:30], f"{m['previous_probability']:.1%}", f"{m['probability']:.1%}",
+                 f"+{m['rise'] * 100:.1f} pts"] for m in clients["movers"]]
+        _table_at(figure, bottom - 0.085, 0.4, ["client", "before", "now", "rise"], rows, [0.4, 0.2, 0.2, 0.2])
+    return figure
+
+
+def pdf(content: dict) -> bytes:
+    """The report as a 5-page A4 PDF."""
+    buffer = io.BytesIO()
+    metadata = {"Title": f"Model report, version {content['version']['label']}", "Creator": "reporting.py"}
+    with matplotlib.rc_context(STYLE), PdfPages(buffer, metadata=metadata) as document:
+        for page in (_summary_page, _data_page, _history_page, _operations_page, _clients_page):
+            document.savefig(page(content))
+    return buffer.getvalue()
+
+
+# ---- the HTML --------------------------------------------------------------------------------------------------
+
+def html(content: dict) -> str:
+    """The report as one self-contained HTML page (charts inline as data: URIs)."""
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    images = {name: "data:image/png;base64," + base64.b64encode(png(content, name)).decode() for name in CHARTS}
+    environment = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
+    return environment.get_template("report.html").render(c=content, images=images, sections=SECTIONS, fmt=fmt,
+                                                          interval=interval, when=when,
+                                                          latest_timing=latest_timing)

@@ -1,0 +1,174 @@
+"""The PDF model report: rendered to images with pdftoppm and read back with pdftotext (poppler-utils).
+
+A course story with rejected rows, a deferred decision and a drift that redeploys is built once per module;
+every section must be in the PDF with the numbers the ledger holds.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import FOLDERS, REPO, synthetic_frame, write_frame
+from sklearn.metrics import f1_score
+
+import diagnostics
+import fullprocess
+import reporting
+from risk import contract, registry, risklist
+from risk.config import Config, load_config
+from risk.ledger import Ledger
+from risk.report import SECTIONS
+
+PDFTOPPM, PDFTOTEXT = Path("/usr/bin/pdftoppm"), Path("/usr/bin/pdftotext")
+PNG = b"\x89PNG\r\n\x1a\n"
+BAD_ROWS = ("corporation,lastmonth_activity,lastyear_activity,number_of_employees,exited\n"
+            "okay1,10,100,5,0\nneg,-4,100,5,1\nword,12,lots,5,0\nokay2,300,40,2,1\nlabel,5,5,5,7\n")
+
+
+def judged_rows(config: Config, seed: int) -> object:
+    """New rows labelled with the opposite of the deployed model's answers: a drift that retrains."""
+    frame = synthetic_frame(60, seed=seed)
+    model = registry.load_model(registry.current(config.prod_folder))
+    frame[contract.TARGET] = 1 - model.predict(contract.split_xy(contract.validate_frame(frame, "new"))[0])
+    return frame
+
+
+def build_story(root: Path) -> Config:
+    """Bootstrap on the practice data plus a file with 3 bad rows, a deferred batch, then a drift -> version 2."""
+    for folder in FOLDERS.values():
+        (root / folder).mkdir(parents=True)
+    for source in sorted((REPO / "practicedata").glob("*.csv")):
+        shutil.copy(source, root / "sourcedata" / source.name)
+    (root / "sourcedata" / "partly_bad.csv").write_text(BAD_ROWS, encoding="utf-8")
+    shutil.copy(REPO / "testdata" / "testdata.csv", root / "testdata" / "testdata.csv")
+    (root / "config.json").write_text(json.dumps({**FOLDERS, "api_url": "http://127.0.0.1:9"}), encoding="utf-8")
+    config = load_config(root / "config.json")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(diagnostics, "_latest_cached", lambda name, bucket: "unknown")
+        assert fullprocess.run_fullprocess(config)["action"] == "deployed version 1"
+        for source in sorted((REPO / "sourcedata").glob("*.csv")):
+            shutil.copy(source, config.input_folder / source.name)
+        assert fullprocess.run_fullprocess(config)["action"].startswith("deferred")
+        write_frame(judged_rows(config, seed=1), config.input_folder / "dataset5.csv")
+        assert fullprocess.run_fullprocess(config)["action"] == "deployed version 2"
+    return config
+
+
+@pytest.fixture(scope="module")
+def story(tmp_path_factory: pytest.TempPathFactory) -> Config:
+    return build_story(tmp_path_factory.mktemp("reports") / "project")
+
+
+@pytest.fixture(scope="module")
+def pdf_text(story: Config) -> str:
+    assert PDFTOTEXT.is_file(), f"{PDFTOTEXT} is missing: run `make system-deps` (apt-get install poppler-utils)"
+    pdf = story.model_folder / reporting.REPORTS / reporting.LATEST_PDF
+    done = subprocess.run([str(PDFTOTEXT), "-layout", str(pdf), "-"], capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def ledger_rows(story: Config) -> Iterator[dict]:
+    with Ledger(story.ledger_path) as ledger:
+        yield {"files": ledger.files(), "deployments": ledger.deployments(), "decisions": ledger.decisions(),
+               "diagnostics": ledger.diagnostics(), "rejected": ledger.rejected_rows()}
+
+
+def line_with(text: str, needle: str) -> str:
+    lines = [line for line in text.splitlines() if needle in line]
+    assert lines, f"{needle!r} not in the PDF text"
+    return lines[0]
+
+
+def test_the_deploy_wrote_pdf_html_and_png_for_the_version_and_as_latest(story: Config) -> None:
+    folder = story.model_folder / reporting.REPORTS
+    assert (folder / "2" / "report.pdf").read_bytes() == (folder / reporting.LATEST_PDF).read_bytes()
+    assert (folder / "2" / "report.html").read_bytes() == (folder / reporting.LATEST_HTML).read_bytes()
+    assert (folder / "1" / "report.pdf").read_bytes().startswith(b"%PDF-")
+    assert (story.model_folder / reporting.PLOT).read_bytes().startswith(PNG)
+    assert not list(folder.rglob(".tmp-*"))
+
+
+def test_every_section_is_in_the_pdf(pdf_text: str) -> None:
+    for title in SECTIONS:
+        assert title in pdf_text, title
+    assert "Client attrition model · version 2" in pdf_text
+
+
+def test_pdftoppm_renders_five_full_pages(story: Config, tmp_path: Path) -> None:
+    assert PDFTOPPM.is_file(), f"{PDFTOPPM} is missing: run `make system-deps` (apt-get install poppler-utils)"
+    pdf = story.model_folder / reporting.REPORTS / reporting.LATEST_PDF
+    subprocess.run([str(PDFTOPPM), "-png", "-r", "60", str(pdf), str(tmp_path / "page")], check=True)
+    pages = sorted(tmp_path.glob("page-*.png"))
+    assert len(pages) == 5
+    for page in pages:
+        data = page.read_bytes()
+        assert data.startswith(PNG)
+        assert len(data) > 8_000, page  # a blank A4 page at 60 dpi is about 1 kB
+
+
+def test_lineage_lists_every_file_with_its_rows_and_rejected_rows(pdf_text: str, ledger_rows: dict) -> None:
+    bad = next(f for f in ledger_rows["files"] if f["name"] == "partly_bad.csv")
+    assert bad["rejected_rows"] == 3 == len([r for r in ledger_rows["rejected"] if r["file"] == "partly_bad.csv"])
+    for record in ledger_rows["files"]:
+        fields = line_with(pdf_text, record["name"]).split()
+        assert record["status"] in fields
+        assert str(record["rows"]) in fields
+        assert str(record["rejected_rows"] or 0) in fields
+    ingested = sum(f["rows"] for f in ledger_rows["files"] if f["status"] == "ingested")
+    assert f"{ingested} rows ingested" in pdf_text
+    assert f"{sum(f['rejected_rows'] or 0 for f in ledger_rows['files'])} rows rejected" in pdf_text
+
+
+def test_metrics_are_the_deployed_models_on_the_test_data_and_the_cards(story: Config, pdf_text: str) -> None:
+    version = registry.current(story.prod_folder)
+    model = registry.load_model(version)
+    x, y = contract.split_xy(contract.read_csv(story.test_data / "testdata.csv"))
+    f1 = f1_score(y, model.predict(np.asarray(x, dtype=float)), zero_division=0)
+    assert re.search(rf"^\s*F1\s+{f1:.3f}\s+\[\d\.\d{{3}}, \d\.\d{{3}}\]", pdf_text, re.MULTILINE)
+    card = json.loads((version.folder / "trainedmodel.json").read_text())["expected_performance"]
+    assert f"{card['f1']:.3f} ± {card['f1_se']:.3f}" in pdf_text
+    assert re.search(r"Recall\s+\d\.\d{3}\s+\[\d\.\d{3}, \d\.\d{3}\]", pdf_text)
+
+
+def test_decision_deployments_timings_and_dependencies_come_from_the_ledger(pdf_text: str,
+                                                                            ledger_rows: dict) -> None:
+    drift = next(d for d in ledger_rows["decisions"] if d["verdict"] == "DRIFT")
+    assert f"DRIFT by statistical -> {drift['action']}" in pdf_text
+    assert "F1 dropped by" in pdf_text
+    for deployment in ledger_rows["deployments"]:
+        pattern = rf"^\s*{deployment['version']}\s+{deployment['action']}\s+.*\s{deployment['score']:.4f}\b"
+        assert re.search(pattern, pdf_text, re.MULTILINE), deployment
+    latest = ledger_rows["diagnostics"][-1]
+    assert (f"ingestion {latest['ingestion_seconds'] * 1000:.1f} ms, training {latest['training_seconds'] * 1000:.1f}"
+            f" ms (median of {latest['repeats']} runs)") in pdf_text
+    for package in latest["detail"]["dependencies"]:
+        assert package["pinned"] in line_with(pdf_text, f" {package['name']} ")
+
+
+def test_the_top_clients_are_the_risk_lists(story: Config, pdf_text: str) -> None:
+    model = registry.load_model(registry.current(story.prod_folder))
+    frame = contract.validate_frame(diagnostics.read_ingested(story), "finaldata.csv")
+    top = risklist.rank(frame, model, 10)["clients"]
+    for client in top:
+        assert f"{client['probability']:.1%}" in line_with(pdf_text, f" {client['corporation']} ")
+
+
+def test_data_quality_and_the_decisions_tests_have_their_numbers(story: Config, pdf_text: str,
+                                                                 ledger_rows: dict) -> None:
+    raw = diagnostics.read_ingested(story)
+    for column in contract.FEATURES:
+        fields = re.search(rf"^\s*{column}\s+(.*)$", pdf_text, re.MULTILINE).group(1).split()
+        assert fields == [f"{raw[column].isna().mean():.1%}", f"{raw[column].min():.0f}", f"{raw[column].max():.0f}",
+                          f"{raw[column].mean():.1f}", f"{raw[column].median():.1f}"]
+    drift = next(d for d in ledger_rows["decisions"] if d["verdict"] == "DRIFT")
+    for test in drift["evidence"]["tests"]:
+        numbers = [str(test["n"]), f"{test['statistic']:.3f}", f"{test['p_adjusted']:.3f}", f"{test['effect']:.3f}"]
+        rows = re.findall(rf"^\s*{test['name']}\s+.*$", pdf_text, re.MULTILINE)
+        assert any(row.split()[-5:-1] == numbers or row.split()[-4:] == numbers for row in rows), (numbers, rows)
