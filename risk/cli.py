@@ -27,8 +27,13 @@ def parser(description: str | None) -> argparse.ArgumentParser:
     return result
 
 
+QUIET_LIBRARIES = ("fontTools", "matplotlib")  # font subsetting in PDFs logs a line per table at INFO
+
+
 def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def run(args: argparse.Namespace, stage: Callable[[Config], object]) -> int:
