@@ -218,9 +218,12 @@ def ops_routes(app: Flask, config: Config, holder: ModelHolder, metrics: Metrics
 
 
 def report_routes(app: Flask, config: Config) -> None:
-    """The latest model report written by reporting.py, as PDF and as self-contained HTML; 404 before one."""
-    def report(name: str, mimetype: str) -> Response:
-        path = config.model_folder / reporting.REPORTS / name
+    """The model report as PDF and as self-contained HTML: the current version's (so that a rollback shows
+    the report of the version it went back to), else the newest written; 404 before one."""
+    def report(kind: str, mimetype: str) -> Response:
+        number = registry.current_number(config.prod_folder)
+        paths = reporting.report_paths(config, str(number))
+        path = paths[kind] if number is not None and paths[kind].is_file() else paths[f"latest_{kind}"]
         if not path.is_file():
             raise ApiError(404, "no_report", "no report written yet: run reporting.py or fullprocess.py")
         answer = Response(path.read_bytes(), mimetype=mimetype, headers={"Cache-Control": "no-store"})
@@ -230,11 +233,11 @@ def report_routes(app: Flask, config: Config) -> None:
 
     @app.get("/reports/latest.pdf")
     def report_pdf() -> Response:
-        return report(reporting.LATEST_PDF, "application/pdf")
+        return report("pdf", "application/pdf")
 
     @app.get("/reports/latest.html")
     def report_html() -> Response:
-        return report(reporting.LATEST_HTML, "text/html")
+        return report("html", "text/html")
 
 
 def create_app(config: Config | str | Path | None = None) -> Flask:

@@ -106,3 +106,21 @@ def test_the_html_report_in_a_real_browser(story: Config, browser: Browser, tmp_
         page.screenshot(path=tmp_path / "report.png", full_page=True)
     assert_local_and_clean(seen)
     assert_png(tmp_path / "report.png", 1280)
+
+
+def test_after_a_rollback_the_routes_serve_the_report_of_the_version_now_current(story: Config) -> None:
+    import deployment
+    from risk import registry
+
+    live = registry.current_number(story.prod_folder)
+    assert live == 2
+    deployment.run_rollback(story, 1, "test: the report follows the pointer")
+    try:
+        client = create_app(story).test_client()
+        served = client.get("/reports/latest.pdf").data
+        assert served == reporting.report_paths(story, "1")["pdf"].read_bytes()
+        assert served != (story.model_folder / reporting.REPORTS / reporting.LATEST_PDF).read_bytes()
+    finally:
+        deployment.run_rollback(story, live, "test: back")
+    assert create_app(story).test_client().get("/reports/latest.pdf").data == \
+        reporting.report_paths(story, "2")["pdf"].read_bytes()
