@@ -23,8 +23,11 @@ def pending_work(config: Config) -> list[str]:
     require_folder(config.input_folder, "input_folder_path")
     with Ledger(config.ledger_path) as ledger:
         reasons = [f"new file {e.name}" for e in inbox.new_entries(config.input_folder, ledger)]
-        if registry.current_number(config.prod_folder) is None:
+        live = registry.current_number(config.prod_folder)
+        if live is None:
             reasons.append("no model deployed yet")
+        elif ledger.last_deployed_version() != live:
+            reasons.append(f"version {live} is current but the ledger has not recorded it")
         if ledger.has_undeferred_pending():  # deferred data waits for new data: no heavy tick for it alone
             reasons.append("ingested data awaits a drift decision")
         if not views.views_current(config.output_folder, ledger):
@@ -41,6 +44,20 @@ def recover(config: Config) -> list[str]:
     folders = (config.output_folder, ingestion.index_folder(config), config.model_folder)
     removed = [f"{n} temp file(s) in {f}" for f in folders if (n := remove_temp_files(f))]
     return removed + registry.recover(config.prod_folder)
+
+
+def reconcile_deployment(config: Config, ledger: Ledger, run_id: int) -> None:
+    """A run killed between switching `current` and recording it: record the switch, refresh the flat copies.
+
+    The pointer is the truth of what is served; the ledger's last deployment must name the same version."""
+    number = registry.current_number(config.prod_folder)
+    if number is None or ledger.last_deployed_version() == number:
+        return
+    version = registry.verify(config.prod_folder, number)
+    ledger.record_deployment(run_id, number, version.manifest["sha256"][registry.MODEL], version.manifest["score"],
+                             action="recovered", reason="a killed run made this version current before recording it")
+    registry.sync_mirror(config.prod_folder, version)
+    logger.info("recovered: recorded version %d, current since a killed run", number)
 
 
 def retrain_and_deploy(config: Config, run_id: int) -> dict:
@@ -202,6 +219,7 @@ def process(config: Config) -> dict:
     with recorded(config.ledger_path, "fullprocess") as (ledger, run_id, detail):
         for leftover in recover(config):
             logger.info("recovered: removed %s", leftover)
+        reconcile_deployment(config, ledger, run_id)
         if inbox.csv_paths(config.input_folder):
             detail["ingestion"] = ingestion.run_ingestion(config, run_id)
         action, manifest = act(config, ledger, run_id)

@@ -315,6 +315,11 @@ class Ledger:
             run_id, version, now(), model_sha256, score, action, reason, actor,
         )
 
+    def last_deployed_version(self) -> int | None:
+        """The version the newest deployment record made current (cheap: the idle tick asks it)."""
+        row = self.db.execute("SELECT version FROM deployments ORDER BY id DESC LIMIT 1").fetchone()
+        return row[0] if row else None
+
     def deployments(self) -> list[dict]:
         return [dict(row) for row in self.db.execute("SELECT * FROM deployments ORDER BY id").fetchall()]
 

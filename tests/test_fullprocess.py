@@ -290,3 +290,20 @@ def test_a_challenger_worse_than_the_champion_is_not_deployed(config: Config,
     with Ledger(config.ledger_path) as ledger:
         assert not ledger.files(status="ingested", pending=True)  # decided: the same data is not tried again
     assert fullprocess.run_fullprocess(config) == {"action": "nothing new"}
+
+
+def test_a_version_made_current_but_not_recorded_is_recorded_by_the_next_run(config: Config) -> None:
+    import deployment
+
+    fullprocess.run_fullprocess(config)
+    sources = deployment.sources(config)  # the same model again, deployed as if the run died before recording
+    registry.deploy(config.prod_folder, sources, {"score": 0.5, "data_sha256": None, "rows": 0})
+    (config.prod_folder / "trainedmodel.pkl").write_bytes(b"stale flat copy")
+    assert fullprocess.pending_work(config) == ["version 2 is current but the ledger has not recorded it"]
+    fullprocess.run_fullprocess(config)
+    with Ledger(config.ledger_path) as ledger:
+        last = ledger.deployments()[-1]
+    assert (last["version"], last["action"]) == (2, "recovered")
+    assert (config.prod_folder / "trainedmodel.pkl").read_bytes() == \
+        (registry.versions_folder(config.prod_folder) / "2" / "trainedmodel.pkl").read_bytes()
+    assert fullprocess.run_fullprocess(config) == {"action": "nothing new"}
