@@ -21,13 +21,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-FOLDERS = {
-    "input_folder_path": "sourcedata",
-    "output_folder_path": "ingesteddata",
-    "test_data_path": "testdata",
-    "output_model_path": "practicemodels",
-    "prod_deployment_path": "production_deployment",
-}
+sys.path.insert(0, str(REPO))
+from risk.config import COURSE_FOLDERS as FOLDERS  # noqa: E402  (the repo's package, once on the path)
 
 
 def make_project(root: Path) -> Path:

@@ -20,6 +20,9 @@ PATH_KEYS = (
     "output_model_path",
     "prod_deployment_path",
 )
+# The course's folder names: config.json's values, and the layout of the miniature projects tests build.
+COURSE_FOLDERS = dict(zip(PATH_KEYS, ("sourcedata", "ingesteddata", "testdata", "practicemodels",
+                                      "production_deployment"), strict=True))
 DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 DEFAULT_KEEP_VERSIONS = 10

@@ -14,17 +14,11 @@ import ingestion
 import scoring
 import training
 from app import create_app
-from risk.config import Config, load_config
+from risk.config import COURSE_FOLDERS, Config, load_config
 from risk.contract import COLUMNS
 
 REPO = Path(__file__).resolve().parent.parent
-FOLDERS = {
-    "input_folder_path": "sourcedata",
-    "output_folder_path": "ingesteddata",
-    "test_data_path": "testdata",
-    "output_model_path": "practicemodels",
-    "prod_deployment_path": "production_deployment",
-}
+FOLDERS = COURSE_FOLDERS
 
 
 def synthetic_frame(n: int, seed: int = 0, flip: bool = False) -> pd.DataFrame:
