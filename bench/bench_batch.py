@@ -1,8 +1,9 @@
 """A 100k-row CSV POST /prediction on gunicorn (2 workers) vs the deployed model called directly, same run.
 
-Runs alternate the request and the direct calls so that machine noise falls on both. Two baselines: the model
-alone on the DataFrame (predict_proba), and pandas reading the same CSV bytes then the model (what a caller
-without the API would do). Target (issue 7): median request time <= 5x the direct baseline.
+Runs alternate the request and the direct calls so that machine noise falls on both. Target (issue 7): median
+request time <= 5x "calling the model directly on the same DataFrame": `model.predict_proba(frame[FEATURES])`
+on the pandas DataFrame of the CSV. Also shown: the model on a ready float64 array (no DataFrame at all), and
+pandas reading the CSV bytes then the model (what a caller without the API would do).
 Run: .venv/bin/python bench/bench_batch.py [--quick]
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ import io
 import json
 import sys
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -61,7 +63,7 @@ def timed(function: object, *args: object) -> float:
 
 def measure(runs: int = RUNS) -> dict:
     body = batch_csv()
-    request, model_only, read_and_model = [], [], []
+    request, on_frame, model_only, read_and_model = [], [], [], []
     with project() as config_path, gunicorn(config_path) as port:
         model = registry.load_model(registry.current(load_config(config_path).prod_folder))
         frame = pd.read_csv(io.BytesIO(body))
@@ -71,24 +73,29 @@ def measure(runs: int = RUNS) -> dict:
         for _ in range(runs):
             seconds, answer = post_csv(port, body)
             request.append(seconds)
+            with warnings.catch_warnings():  # the model was fitted on arrays; it names no features to compare
+                warnings.simplefilter("ignore", UserWarning)
+                on_frame.append(timed(lambda: model.predict_proba(frame[FEATURES])))
             model_only.append(timed(model.predict_proba, x))
             read_and_model.append(timed(lambda: model.predict_proba(
                 pd.read_csv(io.BytesIO(body))[FEATURES].to_numpy(dtype="float64"))))
         expected = model.predict_proba(x)[:, 1]
     served = np.asarray(answer["probabilities"])
     same = len(served) == ROWS and bool(np.allclose(served, expected, atol=1e-6))
-    ratio_read = median(request) / median(read_and_model)
+    ratio = median(request) / median(on_frame)
     return {
         "name": f"POST /prediction, {ROWS // 1000}k-row CSV ({len(body) / 1e6:.1f} MB), gunicorn 2 workers",
         "request_ms": 1000 * median(request),
+        "model_on_dataframe_ms": 1000 * median(on_frame),
+        "ratio": ratio,
+        "model_on_array_ms": 1000 * median(model_only),
+        "ratio_to_model_on_array": median(request) / median(model_only),
         "read_csv_and_model_ms": 1000 * median(read_and_model),
-        "model_only_ms": 1000 * median(model_only),
-        "ratio_to_read_csv_and_model": ratio_read,
-        "ratio_to_model_only": median(request) / median(model_only),
+        "ratio_to_read_csv_and_model": median(request) / median(read_and_model),
         "runs": runs,
         "same_probabilities": same,
-        "pass": same and ratio_read <= MAX_RATIO,
-        "target": f"<= {MAX_RATIO}x reading the CSV with pandas and calling the model, same run",
+        "pass": same and ratio <= MAX_RATIO,
+        "target": f"<= {MAX_RATIO}x model.predict_proba on the same DataFrame, same run",
     }
 
 

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import io
 import json
-from collections import defaultdict, namedtuple
+from collections import namedtuple
 from pathlib import Path
 
 import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 
 from risk import contract
 from risk.config import Config
@@ -34,7 +37,8 @@ class ApiError(Exception):
 
 
 class Batch(namedtuple("_Batch", "x ids")):
-    """Rows to score: `x` (rows x contract.FEATURES, float64) and `ids` (client names, or None)."""
+    """Rows to score: `x` (rows x contract.FEATURES, float64) and `ids` (client names, or None): a list, or
+    from a clean CSV the JSON array already written (an orjson.Fragment)."""
 
     __slots__ = ()
 
@@ -83,17 +87,82 @@ def from_split(split: object) -> Batch:
     return from_records([dict(zip(columns, row, strict=True)) for row in data], "dataframe_split.data")
 
 
-# Features read straight to float64 (fast); every other column as text. A value that is not a number makes
-# the fast read fail, and the CSV is read again all as text so that the contract names the row and column.
-FAST_DTYPES = defaultdict(lambda: object, {name: "float64" for name in contract.FEATURES})
+# The fast path: Arrow reads a clean CSV with the features typed as float64, on both cores. Anything it cannot
+# take as is (a bad or missing value, odd headers, a ragged row, not UTF-8) goes to the text path below, whose
+# errors name the row and column. Both paths give the same floats and ids.
+# The text path: as in ingestion, an id is text: "NA" is a name; only an empty cell is missing. Spaces after a comma are
+# skipped, so `a, "b"` holds the quoted field `b` (Arrow reads ` "b"`: such ids go to the text path).
+TEXT_OPTIONS = {"dtype": str, "skipinitialspace": True, "encoding": "utf-8-sig", "keep_default_na": False,
+                "na_values": [""]}
+FAST_TYPES = {name: pa.float64() for name in contract.FEATURES} | {contract.ID_COLUMN: pa.string()}
 
 
-def read_csv(raw: bytes) -> pd.DataFrame:
-    options = {"skipinitialspace": True, "encoding": "utf-8-sig"}
+def fast_header(raw: bytes) -> list[str] | None:
+    """The header's column names, if the fast path can take this CSV."""
+    end = raw.find(b"\n")
     try:
-        return pd.read_csv(io.BytesIO(raw), dtype=FAST_DTYPES, **options)
-    except ValueError:  # also a decoding or parsing error: the text read below raises it again
-        return pd.read_csv(io.BytesIO(raw), dtype=str, **options)
+        names = raw[:end].decode("utf-8-sig").rstrip("\r").split(",") if end > 0 else []
+    except UnicodeDecodeError:
+        return None
+    clean = len(set(names)) == len(names) and all(n == n.strip() and '"' not in n for n in names)
+    needed = contract.required(labelled=False)
+    return names if names and clean and not contract.missing_columns(names, needed) else None
+
+
+def trimmed_ids(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Ids as ingestion keeps them: the text with surrounding whitespace trimmed; null where empty."""
+    trimmed = pc.utf8_trim_whitespace(values)
+    return pc.if_else(pc.equal(trimmed, ""), None, trimmed)
+
+
+def fast_ids(values: pa.ChunkedArray) -> list | orjson.Fragment | None:
+    """The ids for the answer; None if one starts with a quote (pandas reads `, "b"` as b: the text path)."""
+    ids = trimmed_ids(values).combine_chunks()
+    if not ids.null_count:
+        data = np.frombuffer(ids.buffers()[2], np.uint8)
+        if not ((data < 0x20) | (data == ord('"')) | (data == ord("\\"))).any():
+            # Nothing to escape: Arrow joins the ids into the JSON text, with no Python string per row (4 ms
+            # of a 100k-row request; README benchmarks).
+            joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(ids)], pa.int32()), ids), '","')
+            return orjson.Fragment(b'["' + joined[0].as_buffer().to_pybytes() + b'"]')
+    return None if pc.any(pc.starts_with(ids, '"')).as_py() else ids.to_pylist()
+
+
+def fast_matrix(table: pa.Table) -> np.ndarray | None:
+    """The feature matrix, filled chunk by chunk (one copy); None if a value breaks the contract."""
+    x = np.empty((table.num_rows, len(contract.FEATURES)))
+    for j, name in enumerate(contract.FEATURES):
+        start = 0
+        for chunk in table.column(name).chunks:
+            values = chunk.to_numpy()
+            if contract.bad_numbers(contract.BY_NAME[name], values).any():
+                return None
+            x[start:start + len(values), j] = values
+            start += len(values)
+    return x
+
+
+def fast_csv(raw: bytes) -> Batch | None:
+    """A clean CSV as a Batch, read by Arrow; None when the text path must read it (and explain)."""
+    names = fast_header(raw)
+    if names is None:
+        return None
+    wanted = [name for name in contract.COLUMNS if name in names and name != contract.TARGET]
+    try:
+        table = pa_csv.read_csv(io.BytesIO(raw), read_options=pa_csv.ReadOptions(column_names=names, skip_rows=1),
+                                convert_options=pa_csv.ConvertOptions(column_types=FAST_TYPES, include_columns=wanted))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    _limit(table.num_rows)
+    if not table.num_rows or any(table.column(name).null_count for name in contract.FEATURES):
+        return None
+    x = fast_matrix(table)
+    if x is None:
+        return None
+    if contract.ID_COLUMN not in wanted:
+        return Batch(x, None)
+    ids = fast_ids(table.column(contract.ID_COLUMN))
+    return None if ids is None else Batch(x, ids)
 
 
 def from_csv(raw: bytes, source: str, in_body: bool = True) -> Batch:
@@ -101,8 +170,14 @@ def from_csv(raw: bytes, source: str, in_body: bool = True) -> Batch:
 
     An unreadable CSV sent in the body is a malformed request (400); one named by dataset_path is invalid
     data (422)."""
+    batch = fast_csv(raw)
+    return batch if batch is not None else text_csv(raw, source, in_body)
+
+
+def text_csv(raw: bytes, source: str, in_body: bool = True) -> Batch:
+    """The CSV read as text by pandas, then checked by the contract, which names what is wrong."""
     try:
-        frame = read_csv(raw)
+        frame = pd.read_csv(io.BytesIO(raw), **TEXT_OPTIONS)
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, ValueError):
         problem = f"{source}: expected a UTF-8 CSV with a header row"
         if in_body:
@@ -113,8 +188,8 @@ def from_csv(raw: bytes, source: str, in_body: bool = True) -> Batch:
     _limit(len(frame))
     valid = contract.validate_frame(frame, source, labelled=False)
     has_ids = contract.ID_COLUMN in frame.columns.str.strip()
-    ids = valid[contract.ID_COLUMN].to_numpy(dtype=object, na_value=None).tolist() if has_ids else None
-    return Batch(contract.matrix(valid), ids)
+    ids = pa.array(valid[contract.ID_COLUMN].to_numpy(dtype=object, na_value=None), pa.string())
+    return Batch(contract.matrix(valid), trimmed_ids(ids).to_pylist() if has_ids else None)
 
 
 def confined_csv(config: Config, value: object) -> Path:
@@ -173,16 +248,18 @@ def batch_from(mimetype: str, raw: bytes, files: dict, config: Config) -> Batch:
 
 
 def answer(batch: Batch, model: object, threshold: float, version: str) -> dict:
-    """Per-row probability of leaving, the 0/1 call at the deployed threshold, the ids, the version."""
+    """Per-row probability of leaving, the 0/1 call at the deployed threshold, the ids, the version.
+
+    The two per-row lists stay numpy arrays, which `encode` writes without making a Python object per row."""
     probability = model.predict_proba(batch.x)[:, 1]
     result = {"model_version": version, "threshold": threshold,
-              "predictions": (probability > threshold).astype(int).tolist(),
-              "probabilities": np.round(probability, 6).tolist()}
+              "predictions": (probability > threshold).astype(np.int64),
+              "probabilities": np.round(probability, 6)}
     if batch.ids is not None:
         result[contract.ID_COLUMN] = batch.ids
     return result
 
 
 def encode(result: dict) -> bytes:
-    """The answer as JSON bytes: orjson writes 100k probabilities ~8x faster than the json module (README bench)."""
-    return orjson.dumps(result)
+    """The answer as JSON bytes: orjson writes numpy arrays natively, the same numbers as Python floats."""
+    return orjson.dumps(result, option=orjson.OPT_SERIALIZE_NUMPY)
