@@ -9,13 +9,14 @@ CRONLINE = sed "s|/path/to/repo|$(CURDIR)|g" cronjob.txt | grep -v '^\#'
 
 .PHONY: run test lint serve cron cron-install bench bench-drift clean
 
-$(STAMP): requirements.txt
+# Direct dependencies are pinned in requirements*.txt; constraints.txt pins the transitive ones too.
+$(STAMP): requirements.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt
 	touch $@
 
-$(DEVSTAMP): $(STAMP) requirements-dev.txt
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+$(DEVSTAMP): $(STAMP) requirements-dev.txt constraints.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	touch $@
 
 # The course story on the shipped data: a first model from the practice data, then new source data arrives.
