@@ -314,9 +314,9 @@ def take_rows(sink: Sink, entry: inbox.Entry, encoding: str, names: list[str]) -
         counts["rejected_rows"] += int(broken.sum()) + len(done)
         good = ~broken & ~blank
         out, hashes = normalised(text, numbers, good)
-        fresh = rowindex.fresh(hashes, sink.index, keys)
+        fresh, new = rowindex.fresh(hashes, sink.index, keys)
         sink.data.write(text_bytes(pc.filter(out, pa.array(fresh))))
-        keys.add(hashes[fresh])
+        keys.add_run(new)
         counts["rows"] += int(fresh.sum())
         counts["duplicate_rows"] += int((~fresh).sum())
         if sink.progress is not None:
