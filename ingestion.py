@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from risk import cli, contract, inbox, rowindex, views
+from risk import cli, contract, inbox, rowindex, rowtext, views
 from risk.config import Config, require_folder
 from risk.errors import ContractError, IntegrityError, MissingInputError, RiskError
 from risk.files import atomic_write_text, single_flight
@@ -166,47 +166,6 @@ def ragged(invalid: list, expected: int) -> list[tuple]:
             for number, actual, text in invalid]
 
 
-# ---- normalised rows: the text written to finaldata.csv and the hashes that de-duplicate it -------------
-def number_text(values: np.ndarray) -> pa.Array:
-    """Counts as they were meant: 100, not 100.0 (fractions keep their shortest exact form)."""
-    integral = np.floor(values) == values
-    as_int = pc.cast(pa.array(np.where(integral, values, 0).astype(np.int64)), pa.string())
-    return as_int if integral.all() else pc.if_else(pa.array(integral), as_int, pc.cast(pa.array(values),
-                                                                                          pa.string()))
-
-
-def quoted(values: pa.Array) -> pa.Array:
-    """CSV quoting for the id text, only where it needs it."""
-    needs = pc.match_substring_regex(values, '[,"\r\n]')
-    if not pc.any(needs).as_py():
-        return values
-    escaped = pc.binary_join_element_wise('"', pc.replace_substring(values, '"', '""'), '"', "")
-    return pc.if_else(needs, escaped, values)
-
-
-def normalised(text: dict, numbers: dict, keep: np.ndarray) -> tuple[pa.Array, np.ndarray]:
-    """(CSV lines, row hashes) of the kept rows, in contract column order."""
-    mask = pa.array(keep)
-    ident = pc.filter(text[contract.ID_COLUMN], mask) if contract.ID_COLUMN in text else \
-        pa.array([""] * int(keep.sum()), pa.string())
-    cells, hashes = [quoted(ident)], [rowindex.hash_strings(ident)]
-    for name in (*contract.FEATURES, contract.TARGET):
-        values = numbers[name][keep]
-        cells.append(number_text(values))
-        hashes.append(rowindex.hash_numbers(values))
-    lines = pc.binary_join_element_wise(pc.binary_join_element_wise(*cells, ","), "\n", "")
-    return lines, rowindex.hash_rows(hashes)
-
-
-def text_bytes(lines: pa.Array) -> memoryview:
-    """The concatenated bytes of a string array, without copying it."""
-    lines = lines.cast(pa.large_string())
-    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset:lines.offset + len(lines) + 1]
-    if not len(lines) or offsets[-1] == offsets[0]:
-        return memoryview(b"")
-    return memoryview(lines.buffers()[2])[offsets[0]:offsets[-1]]
-
-
 def csv_lines(rows: list[tuple]) -> bytes:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(rows)
@@ -312,10 +271,9 @@ def take_rows(sink: Sink, entry: inbox.Entry, encoding: str, names: list[str]) -
         invalid[:] = [row for row in invalid if row not in done]  # read ahead: later chunks' ragged rows
         sink.reject(entry.name, ragged(done, len(names)) + rejections(text, bad, np.flatnonzero(broken), lines))
         counts["rejected_rows"] += int(broken.sum()) + len(done)
-        good = ~broken & ~blank
-        out, hashes = normalised(text, numbers, good)
+        out, hashes = rowtext.normalised(text, numbers, ~broken & ~blank)
         fresh, new = rowindex.fresh(hashes, sink.index, keys)
-        sink.data.write(text_bytes(pc.filter(out, pa.array(fresh))))
+        sink.data.write(rowtext.text_bytes(pc.filter(out, pa.array(fresh))))
         keys.add_run(new)
         counts["rows"] += int(fresh.sum())
         counts["duplicate_rows"] += int((~fresh).sum())
