@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from risk import cli, contract, inbox, rowindex, rowtext, views
+from risk import cli, contract, inbox, rowcheck, rowindex, rowtext, views
 from risk.config import Config, require_folder
 from risk.errors import ContractError, IntegrityError, MissingInputError, RiskError
 from risk.files import atomic_write_text, single_flight
@@ -41,7 +41,6 @@ BLOCK_BYTES = 1 << 22  # one chunk: memory per file is bounded by this, not by t
 HEAD_BYTES = 1 << 16
 COMPACT_AFTER = 16  # per-file index segments before they are merged into one
 OTHER_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
-SHOWN_VALUE = 200
 
 
 class FileRejected(ContractError):
@@ -102,77 +101,13 @@ def batches(path: Path, encoding: str, names: list[str], invalid: list) -> Itera
     yield from reader
 
 
-# ---- row level: the contract on one chunk --------------------------------------------------------------
-def line_numbers(count: int, state: dict, invalid: list) -> np.ndarray:
-    """File line numbers of the next `count` good-shaped rows: the lines after the last, minus ragged ones."""
-    skipped = np.array([number for number, _, _ in invalid if number is not None], dtype=np.int64)
-    candidates = np.arange(state["next"], state["next"] + count + len(skipped), dtype=np.int64)
-    numbers = candidates[~np.isin(candidates, skipped)][:count]
-    state["next"] = int(numbers[-1]) + 1 if count else state["next"]
-    return numbers
-
-
-def to_numbers(values: pa.Array) -> np.ndarray:
-    """float64, NaN where missing or not a number (Arrow's cast when it can, pandas' when a value is bad)."""
-    for attempt in (values, None):
-        try:
-            return pc.cast(attempt if attempt is not None else pc.utf8_trim_whitespace(values),
-                           pa.float64()).to_numpy(zero_copy_only=False)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            continue
-    return contract.parse_numbers(pd.Series(values.to_numpy(zero_copy_only=False), dtype="string"))
-
-
-def check_batch(batch: pa.RecordBatch) -> tuple[dict, dict, dict, np.ndarray]:
-    """(text, numbers, bad mask per column, blank rows) of one chunk, judged by the contract.
-
-    Only the id is trimmed up front; numbers are trimmed only when a plain cast fails (the common case pays
-    nothing), and blank lines are looked for only among the rows found bad."""
-    text = {name: batch.column(name) for name in batch.schema.names}
-    if contract.ID_COLUMN in text:
-        text[contract.ID_COLUMN] = pc.utf8_trim_whitespace(text[contract.ID_COLUMN])
-    numbers, bad = {}, {}
-    for column in contract.SCHEMA:
-        if column.role != "id":
-            numbers[column.name] = to_numbers(text[column.name])
-            bad[column.name] = contract.bad_numbers(column, numbers[column.name])
-    blank = np.zeros(batch.num_rows, dtype=bool)
-    suspects = np.flatnonzero(np.logical_or.reduce(list(bad.values())))
-    if len(suspects):
-        empty = np.ones(len(suspects), dtype=bool)
-        for values in text.values():
-            empty &= pc.equal(pc.utf8_trim_whitespace(values.take(suspects)), "").to_numpy(zero_copy_only=False)
-        blank[suspects] = empty
-    return text, numbers, bad, blank
-
-
-def rejections(text: dict, bad: dict, rows: np.ndarray, lines: np.ndarray) -> list[tuple]:
-    """(line, column, value, reason) for each broken value of the rejected `rows` (positions in the chunk)."""
-    found = []
-    for pos, line in zip(rows.tolist(), lines[rows].tolist(), strict=True):
-        values = {name: text[name][pos].as_py() for name in bad}
-        if all(values[name].strip() == name for name in contract.required()):
-            found.append((line, None, None, "the header repeated mid-file"))
-            continue
-        for name, mask in bad.items():
-            if mask[pos]:
-                found.append((line, name, values[name][:SHOWN_VALUE], contract.reason(contract.BY_NAME[name],
-                                                                                     values[name])))
-    return found
-
-
-def ragged(invalid: list, expected: int) -> list[tuple]:
-    return [(number, None, text[:SHOWN_VALUE], f"ragged row: {actual} field(s), expected {expected} as in the header")
-            for number, actual, text in invalid]
-
-
+# ---- one run: the appended files, the index, the ledger ------------------------------------------------
 def csv_lines(rows: list[tuple]) -> bytes:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(rows)
     return buffer.getvalue().encode()
 
 
-# ---- one run: the appended files, the index, the ledger ------------------------------------------------
 class Sink:
     """What a run appends to: finaldata.csv and rejects.csv (opened at their committed ends) and the index."""
 
@@ -264,12 +199,13 @@ def take_rows(sink: Sink, entry: inbox.Entry, encoding: str, names: list[str]) -
     state, keys = {"next": contract.HEADER_LINES + 1}, rowindex.SortedRuns()
     counts = {"rows": 0, "duplicate_rows": 0, "rejected_rows": 0}
     for batch in batches(entry.path, encoding, names, invalid):
-        lines = line_numbers(batch.num_rows, state, invalid)
-        text, numbers, bad, blank = check_batch(batch)
+        lines = rowcheck.line_numbers(batch.num_rows, state, invalid)
+        text, numbers, bad, blank = rowcheck.check_batch(batch)
         broken = np.logical_or.reduce(list(bad.values())) & ~blank
         done = [row for row in invalid if row[0] is None or row[0] < state["next"]]
         invalid[:] = [row for row in invalid if row not in done]  # read ahead: later chunks' ragged rows
-        sink.reject(entry.name, ragged(done, len(names)) + rejections(text, bad, np.flatnonzero(broken), lines))
+        found = rowcheck.rejections(text, bad, np.flatnonzero(broken), lines)
+        sink.reject(entry.name, rowcheck.ragged(done, len(names)) + found)
         counts["rejected_rows"] += int(broken.sum()) + len(done)
         out, hashes = rowtext.normalised(text, numbers, ~broken & ~blank)
         fresh, new = rowindex.fresh(hashes, sink.index, keys)
@@ -279,7 +215,7 @@ def take_rows(sink: Sink, entry: inbox.Entry, encoding: str, names: list[str]) -
         counts["duplicate_rows"] += int((~fresh).sum())
         if sink.progress is not None:
             sink.progress.update(min(BLOCK_BYTES, entry.size))
-    sink.reject(entry.name, ragged(invalid, len(names)))
+    sink.reject(entry.name, rowcheck.ragged(invalid, len(names)))
     counts["rejected_rows"] += len(invalid)
     return {**counts, "keys": keys}
 
