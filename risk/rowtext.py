@@ -54,6 +54,13 @@ def normalised(text: dict, numbers: dict, keep: np.ndarray) -> tuple[pa.Array, n
     return row_lines(ident, kept), row_hashes(ident, kept)
 
 
+def split_lines(text: bytes) -> pa.Array:
+    """Newline-ended lines (the last one too) as a string array over `text`, without copying it."""
+    ends = np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == ord("\n")) + 1
+    offsets = np.concatenate([[0], ends]).astype(np.int64)
+    return pa.LargeStringArray.from_buffers(len(ends), pa.py_buffer(offsets), pa.py_buffer(text))
+
+
 def text_bytes(lines: pa.Array) -> memoryview:
     """The concatenated bytes of a string array, without copying it."""
     lines = lines.cast(pa.large_string())
