@@ -330,13 +330,14 @@ def ingest_entry(sink: Sink, entry: inbox.Entry) -> tuple[dict, int]:
 
 
 def commit(sink: Sink, last_ingested: tuple[int, str] | None) -> None:
-    """The run's data, then its index segment, then the ledger's records of them, in that order."""
+    """The run's data and its index segment (the data synced in a thread meanwhile), then the ledger's records."""
+    syncing = sink.pool.submit(sink.sync)
     fresh = sink.index.fresh_keys()
     if last_ingested and len(fresh):
         name = f"{last_ingested[1]}.npy"
         rowindex.save(index_folder(sink.config) / name, fresh)
         sink.ledger.set_part(last_ingested[0], name)
-    sink.sync()
+    syncing.result()
     sink.ledger.commit()
 
 
