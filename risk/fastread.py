@@ -1,10 +1,8 @@
-"""Ingestion's fast path (issue 4): the rows of a file in which every row is good, read in typed pieces.
+"""Ingestion's fast path (issue 4): a file whose every row is good, read in typed pieces, a few at once.
 
-A piece is read with the numbers typed by Arrow's CSV reader, which refuses what the text path would reject, so a
-piece is either all good (and its normalised lines and row hashes are those the text path would produce), or
-None: the caller then reads the whole file again on the text path, which names every rejection. A piece whose
-bytes already are its normalised lines is appended as it is. Pieces are parsed and hashed in threads, a few ahead
-of the one being appended, across the run's files. Reads the input files; writes nothing.
+A piece is all good (its lines and row hashes are the text path's) or None, and the caller reads the whole file
+again as text. Pieces are parsed and hashed in threads, ahead of the one being appended, across the run's
+files. Reads the input files; writes nothing.
 """
 from __future__ import annotations
 
