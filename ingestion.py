@@ -1,6 +1,7 @@
 """Ingest new client CSV files from the input folder, row by checked row, appending only what is new.
 
-Reads every *.csv in `input_folder_path` the ledger has not seen, in chunks (input files are never modified).
+Reads every *.csv in `input_folder_path` the ledger has not seen, in chunks (input files are never modified); a
+file whose every row is good is read in typed pieces, a few at once (risk/fastread.py).
 Appends, in the output folder: new rows to finaldata.csv, rejected rows to rejects.csv and each file's row
 hashes to rowindex/, then records the file in the ledger; writes ingestedfiles.txt.
 Run: python ingestion.py [--config PATH] [--json] [-v]
@@ -14,6 +15,7 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from risk import cli, contract, inbox, rowindex, views
+from risk import cli, contract, fastread, inbox, rowcheck, rowindex, rowtext, views
 from risk.config import Config, require_folder
 from risk.errors import ContractError, IntegrityError, MissingInputError, RiskError
 from risk.files import atomic_write_text, single_flight
@@ -41,7 +43,6 @@ BLOCK_BYTES = 1 << 22  # one chunk: memory per file is bounded by this, not by t
 HEAD_BYTES = 1 << 16
 COMPACT_AFTER = 16  # per-file index segments before they are merged into one
 OTHER_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
-SHOWN_VALUE = 200
 
 
 class FileRejected(ContractError):
@@ -102,118 +103,13 @@ def batches(path: Path, encoding: str, names: list[str], invalid: list) -> Itera
     yield from reader
 
 
-# ---- row level: the contract on one chunk --------------------------------------------------------------
-def line_numbers(count: int, state: dict, invalid: list) -> np.ndarray:
-    """File line numbers of the next `count` good-shaped rows: the lines after the last, minus ragged ones."""
-    skipped = np.array([number for number, _, _ in invalid if number is not None], dtype=np.int64)
-    candidates = np.arange(state["next"], state["next"] + count + len(skipped), dtype=np.int64)
-    numbers = candidates[~np.isin(candidates, skipped)][:count]
-    state["next"] = int(numbers[-1]) + 1 if count else state["next"]
-    return numbers
-
-
-def to_numbers(values: pa.Array) -> np.ndarray:
-    """float64, NaN where missing or not a number (Arrow's cast when it can, pandas' when a value is bad)."""
-    for attempt in (values, None):
-        try:
-            return pc.cast(attempt if attempt is not None else pc.utf8_trim_whitespace(values),
-                           pa.float64()).to_numpy(zero_copy_only=False)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            continue
-    return contract.parse_numbers(pd.Series(values.to_numpy(zero_copy_only=False), dtype="string"))
-
-
-def check_batch(batch: pa.RecordBatch) -> tuple[dict, dict, dict, np.ndarray]:
-    """(text, numbers, bad mask per column, blank rows) of one chunk, judged by the contract.
-
-    Only the id is trimmed up front; numbers are trimmed only when a plain cast fails (the common case pays
-    nothing), and blank lines are looked for only among the rows found bad."""
-    text = {name: batch.column(name) for name in batch.schema.names}
-    if contract.ID_COLUMN in text:
-        text[contract.ID_COLUMN] = pc.utf8_trim_whitespace(text[contract.ID_COLUMN])
-    numbers, bad = {}, {}
-    for column in contract.SCHEMA:
-        if column.role != "id":
-            numbers[column.name] = to_numbers(text[column.name])
-            bad[column.name] = contract.bad_numbers(column, numbers[column.name])
-    blank = np.zeros(batch.num_rows, dtype=bool)
-    suspects = np.flatnonzero(np.logical_or.reduce(list(bad.values())))
-    if len(suspects):
-        empty = np.ones(len(suspects), dtype=bool)
-        for values in text.values():
-            empty &= pc.equal(pc.utf8_trim_whitespace(values.take(suspects)), "").to_numpy(zero_copy_only=False)
-        blank[suspects] = empty
-    return text, numbers, bad, blank
-
-
-def rejections(text: dict, bad: dict, rows: np.ndarray, lines: np.ndarray) -> list[tuple]:
-    """(line, column, value, reason) for each broken value of the rejected `rows` (positions in the chunk)."""
-    found = []
-    for pos, line in zip(rows.tolist(), lines[rows].tolist(), strict=True):
-        values = {name: text[name][pos].as_py() for name in bad}
-        if all(values[name].strip() == name for name in contract.required()):
-            found.append((line, None, None, "the header repeated mid-file"))
-            continue
-        for name, mask in bad.items():
-            if mask[pos]:
-                found.append((line, name, values[name][:SHOWN_VALUE], contract.reason(contract.BY_NAME[name],
-                                                                                     values[name])))
-    return found
-
-
-def ragged(invalid: list, expected: int) -> list[tuple]:
-    return [(number, None, text[:SHOWN_VALUE], f"ragged row: {actual} field(s), expected {expected} as in the header")
-            for number, actual, text in invalid]
-
-
-# ---- normalised rows: the text written to finaldata.csv and the hashes that de-duplicate it -------------
-def number_text(values: np.ndarray) -> pa.Array:
-    """Counts as they were meant: 100, not 100.0 (fractions keep their shortest exact form)."""
-    integral = np.floor(values) == values
-    as_int = pc.cast(pa.array(np.where(integral, values, 0).astype(np.int64)), pa.string())
-    return as_int if integral.all() else pc.if_else(pa.array(integral), as_int, pc.cast(pa.array(values),
-                                                                                          pa.string()))
-
-
-def quoted(values: pa.Array) -> pa.Array:
-    """CSV quoting for the id text, only where it needs it."""
-    needs = pc.match_substring_regex(values, '[,"\r\n]')
-    if not pc.any(needs).as_py():
-        return values
-    escaped = pc.binary_join_element_wise('"', pc.replace_substring(values, '"', '""'), '"', "")
-    return pc.if_else(needs, escaped, values)
-
-
-def normalised(text: dict, numbers: dict, keep: np.ndarray) -> tuple[pa.Array, np.ndarray]:
-    """(CSV lines, row hashes) of the kept rows, in contract column order."""
-    mask = pa.array(keep)
-    ident = pc.filter(text[contract.ID_COLUMN], mask) if contract.ID_COLUMN in text else \
-        pa.array([""] * int(keep.sum()), pa.string())
-    cells, hashes = [quoted(ident)], [rowindex.hash_strings(ident)]
-    for name in (*contract.FEATURES, contract.TARGET):
-        values = numbers[name][keep]
-        cells.append(number_text(values))
-        hashes.append(rowindex.hash_numbers(values))
-    lines = pc.binary_join_element_wise(pc.binary_join_element_wise(*cells, ","), "\n", "")
-    return lines, rowindex.hash_rows(hashes)
-
-
-def text_bytes(lines: pa.Array) -> memoryview:
-    """The concatenated bytes of a string array, without copying it."""
-    lines = lines.cast(pa.large_string())
-    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset:lines.offset + len(lines) + 1]
-    if not len(lines) or offsets[-1] == offsets[0]:
-        return memoryview(b"")
-    return memoryview(lines.buffers()[2])[offsets[0]:offsets[-1]]
-
-
+# ---- one run: the appended files, the index, the ledger ------------------------------------------------
 def csv_lines(rows: list[tuple]) -> bytes:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(rows)
     return buffer.getvalue().encode()
 
 
-# ---- one run: the appended files, the index, the ledger ------------------------------------------------
 class Sink:
     """What a run appends to: finaldata.csv and rejects.csv (opened at their committed ends) and the index."""
 
@@ -224,8 +120,11 @@ class Sink:
         self.rejects = open_at(config.output_folder / REJECTS, REJECTS_HEADER, rejects_end)
         self.index = load_index(config, ledger)
         self.progress = None
+        self.pool = ThreadPoolExecutor(fastread.AHEAD, thread_name_prefix="ingestion")
+        self.ahead = fastread.Readahead(self.pool, [], fast_names)
 
     def close(self) -> None:
+        self.pool.shutdown(cancel_futures=True)
         self.data.close()
         self.rejects.close()
         if self.progress is not None:
@@ -300,30 +199,79 @@ def compact(config: Config, ledger: Ledger, index: rowindex.SortedRuns) -> None:
 
 
 def take_rows(sink: Sink, entry: inbox.Entry, encoding: str, names: list[str]) -> dict:
-    """Stream one file's rows: rejected ones recorded, new ones appended. Returns counts and the file's keys."""
+    """Stream one file's rows: rejected ones recorded, new ones appended. Returns counts and the file's keys.
+
+    A UTF-8 file whose every row is good takes the fast path; any other is read as text, row by checked row."""
+    taken = fast_rows(sink, entry, names) if encoding == "utf8" else None
+    return taken if taken is not None else checked_rows(sink, entry, encoding, names)
+
+
+def checked_rows(sink: Sink, entry: inbox.Entry, encoding: str, names: list[str]) -> dict:
+    """take_rows on text batches: each row judged by the contract, each broken value recorded with its line."""
     invalid: list = []
     state, keys = {"next": contract.HEADER_LINES + 1}, rowindex.SortedRuns()
     counts = {"rows": 0, "duplicate_rows": 0, "rejected_rows": 0}
     for batch in batches(entry.path, encoding, names, invalid):
-        lines = line_numbers(batch.num_rows, state, invalid)
-        text, numbers, bad, blank = check_batch(batch)
+        lines = rowcheck.line_numbers(batch.num_rows, state, invalid)
+        text, numbers, bad, blank = rowcheck.check_batch(batch)
         broken = np.logical_or.reduce(list(bad.values())) & ~blank
         done = [row for row in invalid if row[0] is None or row[0] < state["next"]]
         invalid[:] = [row for row in invalid if row not in done]  # read ahead: later chunks' ragged rows
-        sink.reject(entry.name, ragged(done, len(names)) + rejections(text, bad, np.flatnonzero(broken), lines))
+        found = rowcheck.rejections(text, bad, np.flatnonzero(broken), lines)
+        sink.reject(entry.name, rowcheck.ragged(done, len(names)) + found)
         counts["rejected_rows"] += int(broken.sum()) + len(done)
-        good = ~broken & ~blank
-        out, hashes = normalised(text, numbers, good)
-        fresh = rowindex.fresh(hashes, sink.index, keys)
-        sink.data.write(text_bytes(pc.filter(out, pa.array(fresh))))
-        keys.add(hashes[fresh])
-        counts["rows"] += int(fresh.sum())
-        counts["duplicate_rows"] += int((~fresh).sum())
+        append_new(sink, *rowtext.normalised(text, numbers, ~broken & ~blank), keys, counts)
         if sink.progress is not None:
             sink.progress.update(min(BLOCK_BYTES, entry.size))
-    sink.reject(entry.name, ragged(invalid, len(names)))
+    sink.reject(entry.name, rowcheck.ragged(invalid, len(names)))
     counts["rejected_rows"] += len(invalid)
     return {**counts, "keys": keys}
+
+
+def append_new(sink: Sink, lines: pa.Array | bytes, hashes: np.ndarray, keys: rowindex.SortedRuns,
+               counts: dict) -> None:
+    """Append the lines whose rows are new (not in the history, nor earlier in this file) and count them."""
+    fresh, new = rowindex.fresh(hashes, sink.index, keys)
+    if not fresh.all():
+        lines = pc.filter(rowtext.split_lines(lines) if isinstance(lines, bytes) else lines, pa.array(fresh))
+    sink.data.write(lines if isinstance(lines, bytes) else rowtext.text_bytes(lines))
+    keys.add_run(new)
+    counts["rows"] += int(fresh.sum())
+    counts["duplicate_rows"] += int((~fresh).sum())
+
+
+# ---- the fast path: a file whose every row is good, read in typed pieces (issue 4) ------------------------
+def fast_rows(sink: Sink, entry: inbox.Entry, names: list[str]) -> dict | None:
+    """take_rows for a file whose every row is good; None, with what it appended undone, for any other.
+
+    The pieces come parsed and hashed from the sink's readahead (risk.fastread)."""
+    start, done = sink.data.tell(), 0
+    keys, counts = rowindex.SortedRuns(), {"rows": 0, "duplicate_rows": 0, "rejected_rows": 0}
+    for piece, ready in sink.ahead.pieces(entry.path, names):
+        if ready is None:
+            sink.ahead.abandon(entry.path)
+            sink.data.truncate(start)
+            sink.data.seek(start)
+            if sink.progress is not None:
+                sink.progress.update(-done)
+            return None
+        append_new(sink, *ready, keys, counts)
+        done += len(piece)
+        if sink.progress is not None:
+            sink.progress.update(len(piece))
+    return {**counts, "keys": keys}
+
+
+def fast_names(entry: inbox.Entry) -> list[str] | None:
+    """The header names of an entry the fast path may take (UTF-8, a header we take); None for any other."""
+    if entry.problem:
+        return None
+    try:
+        encoding, names = sniff(entry.path)
+        check_header(names)
+    except (FileRejected, OSError):
+        return None
+    return names if encoding == "utf8" else None
 
 
 def read_file(sink: Sink, entry: inbox.Entry) -> dict:
@@ -382,13 +330,14 @@ def ingest_entry(sink: Sink, entry: inbox.Entry) -> tuple[dict, int]:
 
 
 def commit(sink: Sink, last_ingested: tuple[int, str] | None) -> None:
-    """The run's data, then its index segment, then the ledger's records of them, in that order."""
+    """The run's data and its index segment (the data synced in a thread meanwhile), then the ledger's records."""
+    syncing = sink.pool.submit(sink.sync)
     fresh = sink.index.fresh_keys()
     if last_ingested and len(fresh):
         name = f"{last_ingested[1]}.npy"
         rowindex.save(index_folder(sink.config) / name, fresh)
         sink.ledger.set_part(last_ingested[0], name)
-    sink.sync()
+    syncing.result()
     sink.ledger.commit()
 
 
@@ -420,6 +369,7 @@ def ingest_new(config: Config, ledger: Ledger, run_id: int) -> list[dict]:
     sink = Sink(config, ledger, run_id)
     try:
         adopt_parts(sink)
+        sink.ahead = fastread.Readahead(sink.pool, entries, fast_names)
         sink.progress = progress_bar(entries)
         outcomes, last = [], None
         for entry in entries:

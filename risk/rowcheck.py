@@ -1,0 +1,78 @@
+"""Ingestion's text path, row by row: the contract on one chunk of text, and the rejections it finds.
+
+A chunk is a batch of the file's rows as text; each broken value is named with its line in the file, its column
+and why. Pure functions of Arrow batches and NumPy arrays; no file is read or written.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from risk import contract
+
+SHOWN_VALUE = 200  # characters of a rejected value kept in rejects.csv and the ledger
+
+
+def line_numbers(count: int, state: dict, invalid: list) -> np.ndarray:
+    """File line numbers of the next `count` good-shaped rows: the lines after the last, minus ragged ones."""
+    skipped = np.array([number for number, _, _ in invalid if number is not None], dtype=np.int64)
+    candidates = np.arange(state["next"], state["next"] + count + len(skipped), dtype=np.int64)
+    numbers = candidates[~np.isin(candidates, skipped)][:count]
+    state["next"] = int(numbers[-1]) + 1 if count else state["next"]
+    return numbers
+
+
+def to_numbers(values: pa.Array) -> np.ndarray:
+    """float64, NaN where missing or not a number (Arrow's cast when it can, pandas' when a value is bad)."""
+    for attempt in (values, None):
+        try:
+            return pc.cast(attempt if attempt is not None else pc.utf8_trim_whitespace(values),
+                           pa.float64()).to_numpy(zero_copy_only=False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+    return contract.parse_numbers(pd.Series(values.to_numpy(zero_copy_only=False), dtype="string"))
+
+
+def check_batch(batch: pa.RecordBatch) -> tuple[dict, dict, dict, np.ndarray]:
+    """(text, numbers, bad mask per column, blank rows) of one chunk, judged by the contract.
+
+    Only the id is trimmed up front; numbers are trimmed only when a plain cast fails (the common case pays
+    nothing), and blank lines are looked for only among the rows found bad."""
+    text = {name: batch.column(name) for name in batch.schema.names}
+    if contract.ID_COLUMN in text:
+        text[contract.ID_COLUMN] = pc.utf8_trim_whitespace(text[contract.ID_COLUMN])
+    numbers, bad = {}, {}
+    for column in contract.SCHEMA:
+        if column.role != "id":
+            numbers[column.name] = to_numbers(text[column.name])
+            bad[column.name] = contract.bad_numbers(column, numbers[column.name])
+    blank = np.zeros(batch.num_rows, dtype=bool)
+    suspects = np.flatnonzero(np.logical_or.reduce(list(bad.values())))
+    if len(suspects):
+        empty = np.ones(len(suspects), dtype=bool)
+        for values in text.values():
+            empty &= pc.equal(pc.utf8_trim_whitespace(values.take(suspects)), "").to_numpy(zero_copy_only=False)
+        blank[suspects] = empty
+    return text, numbers, bad, blank
+
+
+def rejections(text: dict, bad: dict, rows: np.ndarray, lines: np.ndarray) -> list[tuple]:
+    """(line, column, value, reason) for each broken value of the rejected `rows` (positions in the chunk)."""
+    found = []
+    for pos, line in zip(rows.tolist(), lines[rows].tolist(), strict=True):
+        values = {name: text[name][pos].as_py() for name in bad}
+        if all(values[name].strip() == name for name in contract.required()):
+            found.append((line, None, None, "the header repeated mid-file"))
+            continue
+        for name, mask in bad.items():
+            if mask[pos]:
+                found.append((line, name, values[name][:SHOWN_VALUE], contract.reason(contract.BY_NAME[name],
+                                                                                     values[name])))
+    return found
+
+
+def ragged(invalid: list, expected: int) -> list[tuple]:
+    return [(number, None, text[:SHOWN_VALUE], f"ragged row: {actual} field(s), expected {expected} as in the header")
+            for number, actual, text in invalid]
