@@ -80,9 +80,14 @@ def pipeline(config, seconds: float) -> None:
 
 
 def spans(timeline: list) -> list[tuple[float, float, float, float, str]]:
-    """Per version: (may have started, surely started, may have ended, surely ended, version)."""
-    ends = [(e, o) for e, o, _ in timeline[1:]] + [(float("inf"), float("inf"))]
-    return [(e, o, next_e, next_o, v) for (e, o, v), (next_e, next_o) in zip(timeline, ends, strict=True)]
+    """Per version: (may have started, surely started, may have ended, surely ended, version).
+
+    The first version was deployed before the server started, so before the first poll too: requests sent
+    before the watcher's first look are checked against it."""
+    starts = [(-float("inf"), -float("inf"))] + [(e, o) for e, o, _ in timeline[1:]]
+    ends = [*starts[1:], (float("inf"), float("inf"))]
+    return [(e, o, next_e, next_o, v)
+            for (e, o), (next_e, next_o), (_, _, v) in zip(starts, ends, timeline, strict=True)]
 
 
 def check(answers: list, timeline: list) -> dict:
@@ -95,8 +100,8 @@ def check(answers: list, timeline: list) -> dict:
     late = [a for a in answers if a[2] == 200
             and any(sure + SWITCH_SECONDS < a[0] and a[1] < end and v != a[3] for _, sure, end, _, v in table)]
     lag = max([0.0] + [a[0] - sure for (_, _, _, _, old), (_, sure, end, _, _) in itertools.pairwise(table)
-                       for a in answers if sure < a[0] < end and a[3] == old])  # old version after a switch
-    origin = timeline[0][1]
+                       for a in answers if sure < a[0] and a[1] < end and a[3] == old])  # old version after a switch
+    origin = timeline[0][1]  # the first poll
     shown = [(round(a[0] - origin, 3), round(a[1] - origin, 3), a[2], a[3]) for a in (failed + wrong + late)[:5]]
     return {"failed": len(failed), "wrong_version": len(wrong), "late_switch": len(late),
             "max_switch_lag_ms": 1000 * lag, "offenders": shown,
