@@ -149,7 +149,7 @@ def fast_csv(raw: bytes) -> Batch | None:
         return None
     wanted = [name for name in contract.COLUMNS if name in names and name != contract.TARGET]
     try:
-        table = pa_csv.read_csv(io.BytesIO(raw), read_options=pa_csv.ReadOptions(column_names=names, skip_rows=1),
+        table = pa_csv.read_csv(pa.py_buffer(raw), read_options=pa_csv.ReadOptions(column_names=names, skip_rows=1),
                                 convert_options=pa_csv.ConvertOptions(column_types=FAST_TYPES, include_columns=wanted))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
