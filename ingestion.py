@@ -62,6 +62,8 @@ def sniff(path: Path) -> tuple[str, list[str]]:
     except UnicodeDecodeError as exc:
         raise FileRejected(f"not UTF-8 text (byte {exc.start}); save it as UTF-8 "
                            "(Latin-1 and other legacy encodings are not guessed)") from None
+    if not text.strip():  # a byte-order mark and nothing else
+        raise FileRejected("empty file; expected a CSV header and rows")
     if "\x00" in text:
         raise FileRejected("binary content (NUL bytes), not a CSV text file")
     names = [name.strip() for name in next(csv.reader([text.splitlines()[0]]), [])]

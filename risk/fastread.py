@@ -6,6 +6,7 @@ files. Reads the input files; writes nothing.
 """
 from __future__ import annotations
 
+import codecs
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -61,7 +62,10 @@ def readable_pieces(path: Path) -> Iterator[bytes | None]:
 
 def typed(piece: bytes, names: list[str]) -> pa.Table | None:
     """The piece's rows with the numbers as float64 (Arrow's parse, as the text path's first cast); None if a
-    row is ragged or a value is not a number Arrow reads without trimming more than spaces and tabs."""
+    row is ragged, a value is not a number Arrow reads without trimming more than spaces and tabs, or the piece
+    opens with a byte-order mark."""
+    if piece.startswith(codecs.BOM_UTF8):  # Arrow skips a BOM opening its buffer; in a row it is text
+        return None
     options = pa_csv.ConvertOptions(include_columns=[name for name in names if name in TYPED], column_types=TYPED,
                                     strings_can_be_null=False)
     try:

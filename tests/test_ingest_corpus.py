@@ -74,6 +74,8 @@ FILE_CASES = {
     "png.csv": (b"\x89PNG\r\n\x1a\n" + bytes(range(256)), "not UTF-8 text (byte 0)"),
     "empty.csv": ("", "empty file"),
     "blank.csv": ("\n\n  \n", "empty file"),
+    "bom_only.csv": (b"\xef\xbb\xbf", "empty file"),
+    "utf16_bom_only.csv": (b"\xff\xfe", "empty file"),
     "headeronly.csv": (HEADER, "header only, no data rows"),
     "header_and_blanks.csv": (HEADER + "\n\n", "header only, no data rows"),
     "nocolumn.csv": ("corporation,lastmonth_activity,lastyear_activity,exited\nx,1,2,0\n",

@@ -19,10 +19,11 @@ from risk.ledger import Ledger
 
 HEADER = ",".join(COLUMNS) + "\n"
 PLAIN_IDS = ["a", "b", "s1c2", "café", "0", "x y"]
-ODD_IDS = [" a", "a ", "\u00a0x", "x\ty", '"Acme, Inc."', '"Say ""hi"""', '"q"', '"x\ny"', "", "007"]
+ODD_IDS = [" a", "a ", "\u00a0x", "x\ty", '"Acme, Inc."', '"Say ""hi"""', '"q"', '"x\ny"', "", "007",
+           "\ufeffa"]  # a byte-order mark opening a row (or a piece) is text, not a mark to skip
 PLAIN_NUMBERS = ["0", "7", "10", "100", "9007199254740991"]
 TRICKY = ["1e2", "9007199254740993", "007", "00"]  # good, written otherwise, and told apart by one check each
-ODD_NUMBERS = ["+5", "-0", "5.0", "5.5", " 5", "9007199254740992", '"12"', *TRICKY]
+ODD_NUMBERS = ["+5", "-0", "5.0", "5.5", " 5", "9007199254740992", '"12"', "\ufeff5", *TRICKY]
 BAD_NUMBERS = ["", "nan", "inf", "x", '"1,000"', "-1", "1e400"]
 LAYOUTS = {"contract": list(COLUMNS), "reordered": [*COLUMNS[1:], COLUMNS[0]], "extra": [*COLUMNS, "note"],
            "no id": list(COLUMNS[1:])}
@@ -141,3 +142,17 @@ def test_pieces_cut_a_long_file_at_line_ends(tmp_path, monkeypatch):
 
 def test_a_piece_is_never_longer_than_the_text_readers_block():
     assert fastread.PIECE_BYTES <= ingestion.BLOCK_BYTES
+
+
+@pytest.mark.parametrize("piece", [64, 1 << 22])
+def test_a_byte_order_mark_opening_a_row_stays_text_where_a_piece_begins(config, monkeypatch, piece):
+    """Arrow skips a byte-order mark at the start of what it reads; a piece may start at any row."""
+    monkeypatch.setattr(fastread, "PIECE_BYTES", piece)
+    (config.input_folder / "a.csv").write_bytes((HEADER + "\ufeffAcme,1,2,3,0\n").encode())
+    (config.input_folder / "b.csv").write_bytes(("lastmonth_activity,lastyear_activity,number_of_employees,exited\n"
+                                                 "\ufeff5,2,3,0\n1,2,3,1\n").encode())
+    outcomes = {o["name"]: o for o in ingestion.run_ingestion(config)["files"]}
+    data = (config.output_folder / ingestion.FINALDATA).read_bytes()
+    assert b"\n\xef\xbb\xbfAcme,1,2,3,0\n" in data  # as the text path leaves it
+    assert b"\n,1,2,3,1\n" in data
+    assert (outcomes["b.csv"]["rows"], outcomes["b.csv"]["rejected_rows"]) == (1, 1)
