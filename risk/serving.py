@@ -87,11 +87,11 @@ def from_split(split: object) -> Batch:
     return from_records([dict(zip(columns, row, strict=True)) for row in data], "dataframe_split.data")
 
 
-# The fast path: Arrow reads a clean CSV with the features typed as float64, on both cores. Anything it cannot
-# take as is (a bad or missing value, odd headers, a ragged row, not UTF-8) goes to the text path below, whose
-# errors name the row and column. Both paths give the same floats and ids.
-# The text path: as in ingestion, an id is text: "NA" is a name; only an empty cell is missing. Spaces after a comma are
-# skipped, so `a, "b"` holds the quoted field `b` (Arrow reads ` "b"`: such ids go to the text path).
+# Two ways to read a CSV, which give the same floats and ids. The fast path: Arrow reads a clean CSV with the
+# features typed as float64, on both cores. Anything it cannot take as is (a bad or missing value, odd headers,
+# a ragged row, not UTF-8) goes to the text path, pandas reading every cell as text, whose errors name the row
+# and column. As in ingestion, an id is text: "NA" is a name, only an empty cell is missing. The text path skips
+# spaces after a comma, so `a, "b"` holds the quoted field `b`; Arrow reads ` "b"`, so such ids go to it.
 TEXT_OPTIONS = {"dtype": str, "skipinitialspace": True, "encoding": "utf-8-sig", "keep_default_na": False,
                 "na_values": [""]}
 FAST_TYPES = {name: pa.float64() for name in contract.FEATURES} | {contract.ID_COLUMN: pa.string()}
