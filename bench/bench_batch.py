@@ -9,16 +9,14 @@ Run: .venv/bin/python bench/bench_batch.py [--quick]
 from __future__ import annotations
 
 import argparse
-import http.client
 import io
 import json
 import sys
-import time
 import warnings
 
 import numpy as np
 import pandas as pd
-from common import REPO, gunicorn, median, project
+from common import REPO, gunicorn, median, project, timed, timed_request
 
 sys.path.insert(0, str(REPO))
 from risk import contract, registry
@@ -40,25 +38,9 @@ def batch_csv(rows: int = ROWS, seed: int = 0) -> bytes:
 
 
 def post_csv(port: int, body: bytes) -> tuple[float, dict]:
-    """Seconds for one POST /prediction of a CSV body (send, score, receive, parse), and the parsed answer."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    try:
-        start = time.perf_counter()
-        connection.request("POST", "/prediction", body=body, headers={"Content-Type": "text/csv"})
-        answer = connection.getresponse()
-        data = answer.read()
-        elapsed = time.perf_counter() - start
-    finally:
-        connection.close()
-    if answer.status != 200:
-        raise RuntimeError(f"POST /prediction answered {answer.status}: {data[:200]!r}")
+    """Seconds for one POST /prediction of a CSV body (send, score, receive), and the parsed answer."""
+    elapsed, data = timed_request(port, "POST", "/prediction", body, {"Content-Type": "text/csv"})
     return elapsed, json.loads(data)
-
-
-def timed(function: object, *args: object) -> float:
-    start = time.perf_counter()
-    function(*args)
-    return time.perf_counter() - start
 
 
 def measure(runs: int = RUNS) -> dict:

@@ -10,12 +10,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow.csv as pa_csv
-from common import FOLDERS, REPO, median
+from common import FOLDERS, REPO, median, timed
 
 sys.path.insert(0, str(REPO))
 
@@ -44,12 +43,6 @@ def project(root: Path):  # -> Config
         (root / folder).mkdir(parents=True, exist_ok=True)
     (root / "config.json").write_text(json.dumps(FOLDERS), encoding="utf-8")
     return load_config(root / "config.json")
-
-
-def timed(function, *args) -> float:
-    start = time.perf_counter()
-    function(*args)
-    return time.perf_counter() - start
 
 
 def throughput(scratch: Path, rows: int, files: int, runs: int) -> dict:

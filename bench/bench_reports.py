@@ -10,13 +10,12 @@ Run: .venv/bin/python bench/bench_reports.py [--quick]
 from __future__ import annotations
 
 import argparse
-import http.client
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from common import REPO, gunicorn, median, project
+from common import REPO, gunicorn, median, project, timed_request
 
 RUNS = 5
 DIAGNOSTICS_RATIO = 3.0
@@ -32,18 +31,7 @@ def stage(script: str, config: Path) -> float:
 
 
 def get_diagnostics(port: int) -> float:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    try:
-        start = time.perf_counter()
-        connection.request("GET", "/diagnostics")
-        answer = connection.getresponse()
-        body = answer.read()
-        elapsed = time.perf_counter() - start
-    finally:
-        connection.close()
-    if answer.status != 200:
-        raise RuntimeError(f"GET /diagnostics answered {answer.status}: {body[:200]!r}")
-    return elapsed
+    return timed_request(port, "GET", "/diagnostics")[0]
 
 
 def measure(runs: int = RUNS) -> dict:

@@ -89,6 +89,30 @@ def request(port: int, method: str, path: str, body: bytes | None = None) -> tup
         connection.close()
 
 
+def timed_request(port: int, method: str, path: str, body: bytes | None = None,
+                  headers: dict | None = None) -> tuple[float, bytes]:
+    """(seconds to send, answer and read, the answer's body) of one request that must answer 200."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    try:
+        start = time.perf_counter()
+        connection.request(method, path, body=body, headers=headers or {})
+        answer = connection.getresponse()
+        data = answer.read()
+        elapsed = time.perf_counter() - start
+    finally:
+        connection.close()
+    if answer.status != 200:
+        raise RuntimeError(f"{method} {path} answered {answer.status}: {data[:200]!r}")
+    return elapsed, data
+
+
+def timed(function: object, *args: object) -> float:
+    """Seconds of one call."""
+    start = time.perf_counter()
+    function(*args)
+    return time.perf_counter() - start
+
+
 def _client(args: tuple) -> tuple[int, int, list[float]]:
     port, method, path, body, seconds = args
     ok = failed = 0
