@@ -95,6 +95,26 @@ def test_gunicorn_serves_predictions_and_apicalls_records_every_call(server, dep
     assert 0 <= returns[1]["body"]["f1"] <= 1
 
 
+def test_a_body_cut_short_of_its_content_length_is_a_json_400(server) -> None:
+    """The client announces more bytes than it sends, then stops sending: a 400 naming the shortfall."""
+    url, _ = server
+    body = b"corporation,lastmonth_activity,lastyear_activity,number_of_employees\nacme,1,2,3\n"
+    head = (f"POST /prediction HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+            f"Content-Length: {len(body) + 100}\r\nConnection: close\r\n\r\n").encode()
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as client:
+        client.sendall(head + body)
+        client.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := client.recv(65536):
+            answer += chunk
+    status, _, payload = answer.partition(b"\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 400"), answer[:300]
+    error = json.loads(payload)
+    assert error["error"] == "bad_request"
+    assert f"{len(body)} of the {len(body) + 100} bytes" in error["detail"]
+
+
 def test_apicalls_reports_a_stopped_server_in_one_line(server, deployed: Config,
                                                       caplog: pytest.LogCaptureFixture) -> None:
     url, process = server
