@@ -83,7 +83,7 @@ def good_rows(table: pa.Table) -> tuple[pa.Array, dict] | None:
     for column in contract.SCHEMA:
         if column.role != "id":
             numbers[column.name] = table.column(column.name).to_numpy()  # NaN where missing
-            if contract.bad_numbers(column, numbers[column.name]).any():
+            if not contract.all_good(column, numbers[column.name]):
                 return None
     ident = table.column(contract.ID_COLUMN).combine_chunks() if contract.ID_COLUMN in table.column_names else \
         pa.array([""] * table.num_rows, pa.string())

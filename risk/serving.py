@@ -115,16 +115,34 @@ def trimmed_ids(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArra
     return pc.if_else(pc.equal(trimmed, ""), None, trimmed)
 
 
+def _text(ids: pa.StringArray) -> bytes:
+    """The bytes of all the strings, one after another."""
+    offsets = np.frombuffer(ids.buffers()[1], np.int32)[ids.offset:ids.offset + len(ids) + 1]
+    data = ids.buffers()[2]
+    return b"" if data is None else data.to_pybytes()[offsets[0]:offsets[-1]]
+
+
+def _plain(ids: pa.StringArray, text: bytes) -> bool:
+    """Whether every id is printable ASCII with no space and none is empty (codes such as the course's
+    `abcd`), so trimming would change nothing: the check takes a tenth of the trim's time."""
+    data = np.frombuffer(text, np.uint8)
+    lengths = pc.binary_length(ids)
+    return bool(data.size) and data.min() > 0x20 and data.max() < 0x80 and pc.min(lengths).as_py() > 0
+
+
 def fast_ids(values: pa.ChunkedArray) -> list | orjson.Fragment | None:
     """The ids for the answer; None if one starts with a quote (pandas reads `, "b"` as b: the text path)."""
-    ids = trimmed_ids(values).combine_chunks()
-    if not ids.null_count:
-        data = np.frombuffer(ids.buffers()[2], np.uint8)
-        if not ((data < 0x20) | (data == ord('"')) | (data == ord("\\"))).any():
-            # Nothing to escape: Arrow joins the ids into the JSON text, with no Python string per row (4 ms
-            # of a 100k-row request; README benchmarks).
-            joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(ids)], pa.int32()), ids), '","')
-            return orjson.Fragment(b'["' + joined[0].as_buffer().to_pybytes() + b'"]')
+    ids = values.combine_chunks()
+    text = _text(ids)
+    if not _plain(ids, text):
+        ids = trimmed_ids(ids)
+        text = None if ids.null_count else _text(ids)
+    if text is not None and b'"' not in text and b"\\" not in text \
+            and (not text or np.frombuffer(text, np.uint8).min() >= 0x20):
+        # Nothing to escape: Arrow joins the ids into the JSON text, with no Python string per row (4 ms
+        # of a 100k-row request; README benchmarks).
+        joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(ids)], pa.int32()), ids), '","')
+        return orjson.Fragment(b'["' + joined[0].as_buffer().to_pybytes() + b'"]')
     return None if pc.any(pc.starts_with(ids, '"')).as_py() else ids.to_pylist()
 
 
@@ -135,7 +153,7 @@ def fast_matrix(table: pa.Table) -> np.ndarray | None:
         start = 0
         for chunk in table.column(name).chunks:
             values = chunk.to_numpy()
-            if contract.bad_numbers(contract.BY_NAME[name], values).any():
+            if not contract.all_good(contract.BY_NAME[name], values):
                 return None
             x[start:start + len(values), j] = values
             start += len(values)

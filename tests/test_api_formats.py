@@ -361,6 +361,8 @@ def test_csv_fast_path_takes_clean_bodies() -> None:
 
 @pytest.mark.parametrize(("names", "joined_by_arrow"), [
     (["a", "é b", "x,y", "it's"], True),  # nothing to escape: Arrow writes the JSON array
+    (["abcd", "C-0042"], True), (["abcd", " C-0042\t"], True),  # codes, as in the course data; trimmed
+    (["abcd", "back\\slash"], False), (["abcd", ""], False),
     (['say "hi"', "b"], False), (["back\\slash", "b"], False), (["tab\there", "b"], False), (["a", ""], False),
 ])
 def test_csv_ids_reach_the_json_answer_unchanged(names: list[str], joined_by_arrow: bool) -> None:

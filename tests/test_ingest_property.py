@@ -6,6 +6,7 @@ import json
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from conftest import FOLDERS, snapshot
 from hypothesis import HealthCheck, given, settings
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 import ingestion
 from risk.config import load_config
-from risk.contract import COLUMNS
+from risk.contract import COLUMNS, MAX_COUNT, SCHEMA, all_good, bad_numbers
 from risk.ledger import Ledger
 
 HEADER = ",".join(COLUMNS) + "\n"
@@ -72,3 +73,15 @@ def test_good_rows_exactly_once_and_inputs_untouched(files: list[list], split: i
             files_seen = ledger.files()
         assert len(bad) == expected_bad_rows(files)
         assert sum(f["rows"] or 0 for f in files_seen) == len(expected)
+
+
+numbers = st.lists(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.0, -0.0, 1.0, -1e-9]),
+                             st.sampled_from([MAX_COUNT, MAX_COUNT + 1, float(2**63)])), max_size=8)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from(SCHEMA[1:]), numbers)
+def test_the_whole_column_check_agrees_with_the_per_value_check(column, values: list[float]) -> None:
+    """all_good (reductions, used by the fast paths) says what bad_numbers (a mask per value) says."""
+    array = np.asarray(values, dtype="float64")
+    assert all_good(column, array) == (not bad_numbers(column, array).any())
