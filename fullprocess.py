@@ -39,9 +39,9 @@ def pending_work(config: Config) -> list[str]:
 
 def recover(config: Config) -> list[str]:
     """Clean what a killed run left (temp files, unfinished versions); only under the lock."""
-    import ingestion
+    from risk import store
 
-    folders = (config.output_folder, ingestion.index_folder(config), config.model_folder)
+    folders = (config.output_folder, store.index_folder(config), config.model_folder)
     removed = [f"{n} temp file(s) in {f}" for f in folders if (n := remove_temp_files(f))]
     return removed + registry.recover(config.prod_folder)
 
@@ -102,13 +102,12 @@ def statistical_decision(config: Config, version: registry.Version, model: objec
 
 def decide(config: Config, ledger: Ledger, pending: list[dict]):  # -> drift.Decision
     """Score the deployed model on every undecided row (new and deferred); apply `drift_method`."""
-    import ingestion
     import scoring
-    from risk import drift
+    from risk import drift, store
 
     version = registry.current(config.prod_folder)
     model = registry.load_model(version)
-    new = ingestion.read_ingested(config, [f for f in pending if f["rows"]])
+    new = store.read_ingested(config, [f for f in pending if f["rows"]])
     if config.drift_method == "statistical":
         return statistical_decision(config, version, model, new)
     if not len(new):
@@ -126,14 +125,13 @@ def challenge(config: Config, ledger: Ledger, pending: list[dict]) -> tuple[bool
     import pandas as pd
     from sklearn.model_selection import KFold
 
-    import ingestion
     import training
-    from risk import contract, drift
+    from risk import contract, drift, store
     from risk.errors import ContractError
 
-    new = ingestion.read_ingested(config, [f for f in pending if f["rows"]])
+    new = store.read_ingested(config, [f for f in pending if f["rows"]])
     undecided = {f["id"] for f in pending}
-    old = ingestion.read_ingested(config, [f for f in ledger.files(status="ingested")
+    old = store.read_ingested(config, [f for f in ledger.files(status="ingested")
                                            if f["rows"] and f["id"] not in undecided])
     if len(new) < 2:
         return True, {"reason": f"{len(new)} new row(s): nothing to hold out; the challenger is deployed"}

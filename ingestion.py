@@ -10,38 +10,29 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
 import logging
-import os
 import sys
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from risk import cli, contract, fastread, inbox, rowcheck, rowindex, rowtext, views
 from risk.config import Config, require_folder
-from risk.errors import ContractError, IntegrityError, MissingInputError, RiskError
+from risk.errors import ContractError, MissingInputError, RiskError
 from risk.files import atomic_write_text, single_flight
 from risk.ledger import Ledger, recorded
+from risk.store import REJECTS, Sink, append_new, commit, compact, index_folder
 
 logger = logging.getLogger(__name__)
 FINALDATA = views.FINALDATA
 INGESTEDFILES = views.INGESTEDFILES
-REJECTS = "rejects.csv"
-INDEX = "rowindex"
 PARTS = "parts"  # the layout before issue 4: one CSV per file; adopted once, then left alone
 LOCK = ".ingestion.lock"
-DATA_HEADER = (",".join(contract.COLUMNS) + "\n").encode()
-REJECTS_HEADER = b"file,row,column,value,reason\n"
 BLOCK_BYTES = 1 << 22  # one chunk: memory per file is bounded by this, not by the file's size
 HEAD_BYTES = 1 << 16
-COMPACT_AFTER = 16  # per-file index segments before they are merged into one
 OTHER_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
 
 
@@ -106,100 +97,6 @@ def batches(path: Path, encoding: str, names: list[str], invalid: list) -> Itera
 
 
 # ---- one run: the appended files, the index, the ledger ------------------------------------------------
-def csv_lines(rows: list[tuple]) -> bytes:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(rows)
-    return buffer.getvalue().encode()
-
-
-class Sink:
-    """What a run appends to: finaldata.csv and rejects.csv (opened at their committed ends) and the index."""
-
-    def __init__(self, config: Config, ledger: Ledger, run_id: int) -> None:
-        self.config, self.ledger, self.run_id = config, ledger, run_id
-        data_end, rejects_end = ledger.committed_ends()
-        self.data = open_at(config.output_folder / FINALDATA, DATA_HEADER, data_end)
-        self.rejects = open_at(config.output_folder / REJECTS, REJECTS_HEADER, rejects_end)
-        self.index = load_index(config, ledger)
-        self.progress = None
-        self.pool = ThreadPoolExecutor(fastread.AHEAD, thread_name_prefix="ingestion")
-        self.ahead = fastread.Readahead(self.pool, [], fast_names)
-
-    def close(self) -> None:
-        self.pool.shutdown(cancel_futures=True)
-        self.data.close()
-        self.rejects.close()
-        if self.progress is not None:
-            self.progress.close()
-
-    def reject(self, file: str, rows: list[tuple]) -> None:
-        """Stage rejected rows in the ledger's open transaction and append them to rejects.csv."""
-        if rows:
-            self.ledger.stage_rejected_rows(self.run_id, file, rows)
-            self.rejects.write(csv_lines([(file, *row) for row in rows]))
-
-    def ends(self) -> dict:
-        return {"data_end": self.data.tell(), "rejects_end": self.rejects.tell()}
-
-    def sync(self) -> None:
-        for handle in (self.data, self.rejects):
-            handle.flush()
-            os.fsync(handle.fileno())
-
-    def rollback(self, data_start: int, rejects_start: int) -> None:
-        """Forget a file taken half-way: its staged rows, and whatever it appended."""
-        self.ledger.discard_staged(self.run_id)
-        for handle, start in ((self.data, data_start), (self.rejects, rejects_start)):
-            handle.truncate(start)
-            handle.seek(start)
-
-
-def open_at(path: Path, header: bytes, committed: int | None):  # -> BinaryIO at the committed end
-    """Open an appended file, cutting whatever a killed run wrote after the ledger's record of it."""
-    committed = committed or len(header)
-    size = path.stat().st_size if path.exists() else 0
-    if size < committed and committed > len(header):
-        raise IntegrityError(f"{path}: {size} bytes but the ledger records {committed}; restore it from a backup")
-    if size < len(header):
-        atomic_write_text(path, header.decode())
-    handle = open(path, "r+b")  # closed by Sink.close
-    if size > committed:
-        logger.info("recovered: cut %d uncommitted byte(s) from %s", size - committed, path.name)
-        handle.truncate(committed)
-        os.fsync(handle.fileno())
-    handle.seek(committed)
-    return handle
-
-
-def index_folder(config: Config) -> Path:
-    return config.output_folder / INDEX
-
-
-def load_index(config: Config, ledger: Ledger) -> rowindex.SortedRuns:
-    """The live segments: the latest merged one, and those written since (named in the files' `part`)."""
-    merged = ledger.index_segment()
-    names = [merged["path"]] if merged else []
-    since = merged["max_file_id"] if merged else 0
-    names += [f["part"] for f in ledger.files(status="ingested")
-              if f["id"] > since and f["part"] and f["part"].endswith(".npy")]
-    return rowindex.SortedRuns([rowindex.load(index_folder(config) / name) for name in names])
-
-
-def compact(config: Config, ledger: Ledger, index: rowindex.SortedRuns) -> None:
-    """Merge the segments into one when there are many (an O(history) step, once per COMPACT_AFTER files)."""
-    if len(index.fixed) + bool(index.runs) < COMPACT_AFTER:
-        return
-    last = ledger.files(status="ingested")[-1]["id"]
-    name = f"merged-{last}.npy"
-    keys = index.keys()
-    rowindex.save(index_folder(config) / name, keys)  # the segment, before the record of it
-    ledger.record_index_segment(name, last, len(keys))
-    for old in index_folder(config).glob("*.npy"):
-        if old.name != name:
-            old.unlink()
-    logger.info("ingestion: merged the de-duplication index into %s (%d rows)", name, len(keys))
-
-
 def take_rows(sink: Sink, entry: inbox.Entry, encoding: str, names: list[str]) -> dict:
     """Stream one file's rows: rejected ones recorded, new ones appended. Returns counts and the file's keys.
 
@@ -228,18 +125,6 @@ def checked_rows(sink: Sink, entry: inbox.Entry, encoding: str, names: list[str]
     sink.reject(entry.name, rowcheck.ragged(invalid, len(names)))
     counts["rejected_rows"] += len(invalid)
     return {**counts, "keys": keys}
-
-
-def append_new(sink: Sink, lines: pa.Array | bytes, hashes: np.ndarray, keys: rowindex.SortedRuns,
-               counts: dict) -> None:
-    """Append the lines whose rows are new (not in the history, nor earlier in this file) and count them."""
-    fresh, new = rowindex.fresh(hashes, sink.index, keys)
-    if not fresh.all():
-        lines = pc.filter(rowtext.split_lines(lines) if isinstance(lines, bytes) else lines, pa.array(fresh))
-    sink.data.write(lines if isinstance(lines, bytes) else rowtext.text_bytes(lines))
-    keys.add_run(new)
-    counts["rows"] += int(fresh.sum())
-    counts["duplicate_rows"] += int((~fresh).sum())
 
 
 # ---- the fast path: a file whose every row is good, read in typed pieces (issue 4) ------------------------
@@ -331,18 +216,6 @@ def ingest_entry(sink: Sink, entry: inbox.Entry) -> tuple[dict, int]:
     return outcome, file_id
 
 
-def commit(sink: Sink, last_ingested: tuple[int, str] | None) -> None:
-    """The run's data and its index segment (the data synced in a thread meanwhile), then the ledger's records."""
-    syncing = sink.pool.submit(sink.sync)
-    fresh = sink.index.fresh_keys()
-    if last_ingested and len(fresh):
-        name = f"{last_ingested[1]}.npy"
-        rowindex.save(index_folder(sink.config) / name, fresh)
-        sink.ledger.set_part(last_ingested[0], name)
-    syncing.result()
-    sink.ledger.commit()
-
-
 def _log_outcome(outcome: dict, changed: bool) -> None:
     if changed:
         logger.info("%s changed since it was last seen: taken as a new file", outcome["name"])
@@ -368,7 +241,7 @@ def progress_bar(entries: list[inbox.Entry]):  # -> tqdm | None
 def ingest_new(config: Config, ledger: Ledger, run_id: int) -> list[dict]:
     """Ingest every new entry of the input folder, then refresh ingestedfiles.txt if it is behind."""
     entries = inbox.new_entries(config.input_folder, ledger)
-    sink = Sink(config, ledger, run_id)
+    sink = Sink(config, ledger, run_id, fast_names)
     try:
         adopt_parts(sink)
         sink.ahead = fastread.Readahead(sink.pool, entries, fast_names)
@@ -415,17 +288,6 @@ def write_views(config: Config, ledger: Ledger) -> None:
     """ingestedfiles.txt from the ledger (finaldata.csv is appended as files are taken)."""
     names = views.ingested_names(ledger)
     atomic_write_text(config.output_folder / INGESTEDFILES, "".join(f"{n}\n" for n in names))
-
-
-def read_ingested(config: Config, records: list[dict]) -> pd.DataFrame:
-    """The rows that `records` (ledger file rows) added to finaldata.csv, validated, in ingestion order."""
-    chunks = [DATA_HEADER]
-    with open(config.output_folder / FINALDATA, "rb") as handle:
-        for record in records:
-            handle.seek(record["data_start"])
-            chunks.append(handle.read(record["data_end"] - record["data_start"]))
-    raw = pd.read_csv(io.BytesIO(b"".join(chunks)), dtype=str, keep_default_na=False, na_values=[""])
-    return contract.validate_frame(raw, FINALDATA)
 
 
 def summarise(outcomes: list[dict]) -> dict:

@@ -14,6 +14,7 @@ import pytest
 from conftest import snapshot
 
 import ingestion
+from risk import store
 from risk.config import Config
 from risk.contract import COLUMNS
 from risk.ledger import Ledger
@@ -102,7 +103,7 @@ def run_on(config: Config, name: str, content: str | bytes) -> tuple[dict, pd.Da
 def rejects(config: Config, name: str) -> tuple[list[dict], list[dict]]:
     with Ledger(config.ledger_path) as ledger:
         recorded = ledger.rejected_rows(name)
-    with open(config.output_folder / ingestion.REJECTS, encoding="utf-8", newline="") as handle:
+    with open(config.output_folder / store.REJECTS, encoding="utf-8", newline="") as handle:
         listed = [r for r in csv.DictReader(handle) if r["file"] == name]
     return recorded, listed
 

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import ingestion
-from risk import fastread
+from risk import fastread, store
 from risk.config import Config, load_config
 from risk.contract import COLUMNS
 from risk.ledger import Ledger
@@ -67,9 +67,9 @@ def outputs(config: Config) -> dict:
                                     "rejects_end")} for f in ledger.files()]
         rejected = [{k: r[k] for k in ("file", "row", "column_name", "value", "reason")}
                     for r in ledger.rejected_rows()]
-        keys = ingestion.load_index(config, ledger).keys().tolist()
+        keys = store.load_index(config, ledger).keys().tolist()
     return {"finaldata": (config.output_folder / ingestion.FINALDATA).read_bytes(),
-            "rejects": (config.output_folder / ingestion.REJECTS).read_bytes(), "files": files,
+            "rejects": (config.output_folder / store.REJECTS).read_bytes(), "files": files,
             "rejected": rejected, "keys": keys}
 
 

@@ -16,6 +16,7 @@ import pytest
 from conftest import REPO, synthetic_frame
 
 import ingestion
+from risk import store
 from risk.config import Config
 from risk.ledger import Ledger
 
@@ -75,13 +76,13 @@ def assert_agrees(config: Config, frames: list[pd.DataFrame], bad_rows: int) -> 
     with Ledger(config.ledger_path) as ledger:
         ingested = ledger.files(status="ingested")
         rejected = [r for r in ledger.rejected_rows() if r["row"] is not None]
-        keys = ingestion.load_index(config, ledger).keys()  # the live segments the ledger names
+        keys = store.load_index(config, ledger).keys()  # the live segments the ledger names
     assert [f["name"] for f in ingested] == sorted(p.name for p in config.input_folder.glob("*.csv"))
     assert sum(f["rows"] for f in ingested) == len(data)
     assert ingested[-1]["data_end"] == size
     assert all(a["data_end"] == b["data_start"] for a, b in itertools.pairwise(ingested))
     assert len(rejected) == bad_rows
-    with open(config.output_folder / ingestion.REJECTS, encoding="utf-8", newline="") as handle:
+    with open(config.output_folder / store.REJECTS, encoding="utf-8", newline="") as handle:
         assert len(list(csv.DictReader(handle))) == bad_rows
     assert len(keys) == len(np.unique(keys)) == len(data)
     listed = (config.output_folder / ingestion.INGESTEDFILES).read_text(encoding="utf-8").split()
