@@ -101,6 +101,8 @@ def reason(column: Column, raw: object) -> str:
     if THOUSANDS.match(text):
         return "a thousands separator; write the number without it"
     try:
+        if "_" in text:  # float() takes 1_000; the parsers do not
+            raise ValueError(text)
         number = float(text)
     except ValueError:
         return f"not a number; expected {expected(column)}"
@@ -123,6 +125,13 @@ def parse_numbers(raw: pd.Series) -> np.ndarray:
                                                                                        na_value=np.nan)
 
 
+def shown(value: object, width: int = 40) -> str:
+    """A cell as an error message quotes it: its text, cut to `width` characters (an empty cell is '')."""
+    missing = value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+    text = repr("" if missing else str(value))
+    return text if len(text) <= width else text[:width - 4] + "...'"
+
+
 def _checked(frame: pd.DataFrame, column: Column, source: str) -> np.ndarray:
     raw = frame[column.name]
     values = parse_numbers(raw)
@@ -131,7 +140,7 @@ def _checked(frame: pd.DataFrame, column: Column, source: str) -> np.ndarray:
         pos = int(np.flatnonzero(bad)[0])
         value = raw.iloc[pos]
         raise ContractError(f"{source}: row {HEADER_LINES + 1 + pos}, column {column.name!r}: expected "
-                            f"{expected(column)}, got {value!r} ({reason(column, value)})")
+                            f"{expected(column)}, got {shown(value)} ({reason(column, value)})")
     return values
 
 

@@ -6,8 +6,10 @@ folders), a text/csv body, and a multipart upload in the field `file`.
 """
 from __future__ import annotations
 
+import csv
 import io
 import json
+import re
 from collections import namedtuple
 from pathlib import Path
 
@@ -49,6 +51,7 @@ def _limit(rows: int) -> None:
 
 
 def _ids(records: list, key: str) -> list[str | None] | None:
+    """The records' ids, by the rule of CSV ids and ingestion: trimmed text, null where empty."""
     if not any(isinstance(r, dict) and contract.ID_COLUMN in r for r in records):
         return None
     ids = []
@@ -57,7 +60,20 @@ def _ids(records: list, key: str) -> list[str | None] | None:
         if isinstance(value, bool) or (value is not None and not isinstance(value, (str, int))):
             raise ContractError(f"{key}[{index}].{contract.ID_COLUMN}: expected a string, got {value!r}"[:200])
         ids.append(None if value is None else str(value))
-    return ids
+    try:
+        return trimmed_ids(pa.array(ids, pa.string())).to_pylist()
+    except UnicodeEncodeError:  # JSON may escape half a UTF-16 pair ("\ud800"), which no text holds
+        index = next(i for i, v in enumerate(ids) if v is not None and _unencodable(v))
+        raise ContractError(f"{key}[{index}].{contract.ID_COLUMN}: expected text, got "
+                            f"{ids[index]!r} (a lone UTF-16 surrogate)"[:200]) from None
+
+
+def _unencodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def from_records(records: object, key: str = "records") -> Batch:
@@ -81,6 +97,9 @@ def from_split(split: object) -> Batch:
     _limit(len(data))
     if not all(isinstance(c, str) for c in columns):
         raise ApiError(400, "bad_body", "dataframe_split.columns must be a list of strings")
+    duplicated = sorted({c.strip() for c in columns if [n.strip() for n in columns].count(c.strip()) > 1})
+    if duplicated:
+        raise ContractError(f"dataframe_split.columns: duplicated column(s) {duplicated}")
     for index, row in enumerate(data):
         if not isinstance(row, list) or len(row) != len(columns):
             raise ContractError(f"dataframe_split.data[{index}]: expected a list of {len(columns)} values")
@@ -131,10 +150,13 @@ def _plain(ids: pa.StringArray, text: bytes) -> bool:
 
 
 def fast_ids(values: pa.ChunkedArray) -> list | orjson.Fragment | None:
-    """The ids for the answer; None if one starts with a quote (pandas reads `, "b"` as b: the text path)."""
+    """The ids for the answer; None for the text path to read them: where one spans lines (an open quote
+    swallows the rows after it), or starts with a quote (pandas reads `, "b"` as b)."""
     ids = values.combine_chunks()
     text = _text(ids)
     if not _plain(ids, text):
+        if b"\n" in text or b"\r" in text:  # a quoted id over lines, or one quote left open to the end
+            return None
         ids = trimmed_ids(ids)
         text = None if ids.null_count else _text(ids)
     if text is not None and b'"' not in text and b"\\" not in text \
@@ -196,11 +218,14 @@ def text_csv(raw: bytes, source: str, in_body: bool = True) -> Batch:
     """The CSV read as text by pandas, then checked by the contract, which names what is wrong."""
     try:
         frame = pd.read_csv(io.BytesIO(raw), **TEXT_OPTIONS)
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, ValueError):
-        problem = f"{source}: expected a UTF-8 CSV with a header row"
+        problem = _shape_problem(frame)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        problem = _parse_problem(exc)
+    if problem:
         if in_body:
-            raise ApiError(400, "bad_csv", problem) from None
-        raise ContractError(problem) from None
+            raise ApiError(400, "bad_csv", f"{source}: {problem}")
+        raise ContractError(f"{source}: {problem}")
+    _check_names(raw, source)
     if frame.empty:
         raise ContractError(f"{source}: no data rows")
     _limit(len(frame))
@@ -208,6 +233,41 @@ def text_csv(raw: bytes, source: str, in_body: bool = True) -> Batch:
     has_ids = contract.ID_COLUMN in frame.columns.str.strip()
     ids = pa.array(valid[contract.ID_COLUMN].to_numpy(dtype=object, na_value=None), pa.string())
     return Batch(contract.matrix(valid), trimmed_ids(ids).to_pylist() if has_ids else None)
+
+
+RAGGED = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+OPEN_QUOTE = re.compile(r"EOF inside string starting at row (\d+)")  # pandas counts lines from 0 here
+
+
+def _parse_problem(exc: Exception) -> str:
+    """What pandas could not read, as the client should hear it: the row (the header is row 1) and why."""
+    ragged, open_quote = RAGGED.search(str(exc)), OPEN_QUOTE.search(str(exc))
+    if ragged:
+        expected, line, saw = ragged.groups()
+        return f"row {line} has {saw} fields; the header names {expected}"
+    if open_quote:
+        return f"the quote opened in row {int(open_quote.group(1)) + 1} is never closed"
+    if isinstance(exc, pd.errors.ParserError):
+        detail = str(exc).strip().splitlines()[-1].removeprefix("Error tokenizing data. C error: ")
+        return f"expected a UTF-8 CSV with a header row ({detail[:120]})"
+    return "expected a UTF-8 CSV with a header row"
+
+
+def _shape_problem(frame: pd.DataFrame) -> str | None:
+    """Rows longer than the header: pandas takes their first column as an index."""
+    if isinstance(frame.index, pd.RangeIndex):
+        return None
+    fields = frame.index.nlevels + len(frame.columns)
+    return f"row {contract.HEADER_LINES + 1} has {fields} fields; the header names {len(frame.columns)}"
+
+
+def _check_names(raw: bytes, source: str) -> None:
+    """A column named twice is invalid, as in ingestion (pandas would rename the second `name.1`)."""
+    header = raw.split(b"\n", 1)[0].decode("utf-8-sig").rstrip("\r")
+    names = [name.strip() for name in next(csv.reader([header]), [])]
+    duplicated = sorted({name for name in names if names.count(name) > 1})
+    if duplicated:
+        raise ContractError(f"{source}: duplicated column(s) {duplicated}")
 
 
 def confined_csv(config: Config, value: object) -> Path:
@@ -220,10 +280,14 @@ def confined_csv(config: Config, value: object) -> Path:
         path = (config.root / value).resolve()
         inside = any(path.is_relative_to(folder) for folder in config.data_folders())
         found = inside and path.suffix.lower() == ".csv" and path.is_file()
-    except (OSError, RuntimeError):  # a name too long, a symlink loop
+    except (OSError, RuntimeError, ValueError):  # a name too long, a symlink loop, half a UTF-16 pair
         raise not_found from None
     if not found:
         raise not_found
+    size = path.stat().st_size
+    if size > config.max_request_bytes:  # the file is read whole, like a body: the same limit holds
+        raise ApiError(413, "request_entity_too_large", f"dataset_path: {value} is {size} bytes; at most "
+                                         f"{config.max_request_bytes} (max_request_bytes) are read per request")
     return path
 
 

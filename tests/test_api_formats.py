@@ -371,3 +371,87 @@ def test_csv_ids_reach_the_json_answer_unchanged(names: list[str], joined_by_arr
     batch = serving.fast_csv(frame.to_csv(index=False).encode())
     assert isinstance(batch.ids, orjson.Fragment) == joined_by_arrow
     assert orjson.loads(orjson.dumps({"ids": batch.ids}))["ids"] == [name.strip() or None for name in names]
+
+
+# --- found in review: shapes and values the fast and text paths must both refuse, or agree on -------------
+HEAD = ",".join([ID_COLUMN, *FEATURES]) + "\n"
+
+
+@pytest.mark.parametrize(("body", "row", "fields"), [
+    (HEAD + "abcd,50,900,12,5\nefgh,1,2,3,4\n", 2, 5),  # pandas would take the first column as an index
+    (HEAD + "abcd,50,900,12\nefgh,1,2,3,4\n", 3, 5),
+    (HEAD + "abcd,50,900,12,\n", 2, 5),  # a trailing comma is a fifth, empty field
+])
+@pytest.mark.parametrize("fmt", ["csv", "multipart", "dataset_path"])
+def test_a_row_longer_than_the_header_is_refused_by_its_row(client, deployed: Config, fmt: str, body: str,
+                                                            row: int, fields: int) -> None:
+    (deployed.test_data / "ragged.csv").write_text(body, encoding="utf-8")
+    request = {"csv": {"data": body.encode(), "content_type": "text/csv"}, "multipart": multipart(body.encode()),
+               "dataset_path": {"json": {"dataset_path": f"{deployed.test_data.name}/ragged.csv"}}}[fmt]
+    status, kind = (422, "invalid_values") if fmt == "dataset_path" else (400, "bad_csv")
+    detail = assert_error(client.post("/prediction", **request), status, kind)
+    assert f"row {row} has {fields} fields; the header names 4" in detail
+
+
+def test_a_quote_left_open_in_the_last_column_does_not_swallow_the_rows_after_it(client) -> None:
+    body = b"%s,%s,%s,%s\n50,900,12,\"acme\n1,2,3,beta\n4,5,6,gamma\n" % (*[f.encode() for f in FEATURES],
+                                                                       ID_COLUMN.encode())
+    assert serving.fast_csv(body) is None  # the text path reads it, and says what is wrong
+    detail = assert_error(client.post("/prediction", data=body, content_type="text/csv"), 400, "bad_csv")
+    assert "the quote opened in row 2 is never closed" in detail
+    closed = body.replace(b'"acme\n', b'"acme\ninc"\n')
+    answer = client.post("/prediction", data=closed, content_type="text/csv").get_json()
+    assert answer[ID_COLUMN] == ["acme\ninc", "beta", "gamma"]  # a quoted id may hold a line break
+
+
+@pytest.mark.parametrize("header", [HEAD.strip() + ",lastmonth_activity", HEAD.strip() + ", lastmonth_activity"])
+def test_a_csv_column_named_twice_is_422(client, header: str) -> None:
+    body = f"{header}\nabcd,50,900,12,60\n".encode()
+    detail = assert_error(client.post("/prediction", data=body, content_type="text/csv"), 422, "invalid_values")
+    assert "duplicated column(s) ['lastmonth_activity']" in detail
+
+
+def test_a_split_column_named_twice_is_422(client) -> None:
+    split = {"columns": [ID_COLUMN, *FEATURES, "lastmonth_activity"], "data": [["abcd", 50, 900, 12, 60]]}
+    detail = assert_error(client.post("/prediction", json={"dataframe_split": split}), 422, "invalid_values")
+    assert "duplicated column(s) ['lastmonth_activity']" in detail
+
+
+@pytest.mark.parametrize("key", ["records", "dataframe_records"])
+def test_json_ids_follow_the_csv_rule_trimmed_and_empty_is_null(client, key: str) -> None:
+    records = [{ID_COLUMN: name, **dict.fromkeys(FEATURES, 1)} for name in (" abcd ", "", 7, None, "NA")]
+    answer = client.post("/prediction", json={key: records}).get_json()
+    assert answer[ID_COLUMN] == ["abcd", None, "7", None, "NA"]
+
+
+@pytest.mark.parametrize("body", [
+    b'{"records": [{"corporation": "\\ud800", "lastmonth_activity": 1, "lastyear_activity": 2, '
+    b'"number_of_employees": 3}]}',
+    b'{"dataframe_split": {"columns": ["corporation", "lastmonth_activity", "lastyear_activity", '
+    b'"number_of_employees"], "data": [["ok", 1, 2, 3], ["x\\udfff", 1, 2, 3]]}}',
+])
+def test_an_id_with_half_a_surrogate_pair_is_422_not_500(client, body: bytes) -> None:
+    detail = assert_error(client.post("/prediction", data=body, content_type="application/json"), 422)
+    assert "surrogate" in detail
+
+
+def test_a_dataset_path_with_half_a_surrogate_pair_is_404(client) -> None:
+    body = b'{"dataset_path": "testdata/\\ud800.csv"}'
+    assert_error(client.post("/prediction", data=body, content_type="application/json"), 404, "dataset_not_found")
+
+
+def test_a_dataset_path_file_over_max_request_bytes_is_413(client, deployed: Config) -> None:
+    big = rows(1).to_csv(index=False) + "x,1,1,1\n" * (deployed.max_request_bytes // 8 + 1)
+    (deployed.test_data / "big.csv").write_text(big, encoding="utf-8")
+    detail = assert_error(client.post("/prediction", json={"dataset_path": "testdata/big.csv"}), 413)
+    assert str(deployed.max_request_bytes) in detail
+
+
+@pytest.mark.parametrize(("value", "said"), [("1_000", "not a number"), ("x" * 5000, "'xxxxxxxxxxxxxxxx")])
+def test_csv_value_errors_say_why_and_quote_the_value_short(client, value: str, said: str) -> None:
+    body = (HEAD + f"abcd,{value},900,12\n").encode()
+    answer = client.post("/prediction", data=body, content_type="text/csv")
+    detail = assert_error(answer, 422, "invalid_values")
+    assert "row 2, column 'lastmonth_activity'" in detail
+    assert said in detail
+    assert len(answer.data) < 400

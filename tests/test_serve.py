@@ -115,6 +115,30 @@ def test_a_body_cut_short_of_its_content_length_is_a_json_400(server) -> None:
     assert f"{len(body)} of the {len(body) + 100} bytes" in error["detail"]
 
 
+def test_a_chunked_body_over_max_request_bytes_is_413_not_cut_and_scored(deployed: Config, tmp_path: Path) -> None:
+    """Without a Content-Length the limit still holds: the body is refused whole, never scored in part."""
+    settings = json.loads(deployed.config_path.read_text(encoding="utf-8"))
+    deployed.config_path.write_text(json.dumps({**settings, "max_request_bytes": 120}), encoding="utf-8")
+    url = f"http://127.0.0.1:{free_port()}"
+    command = [str(GUNICORN), "--workers", "1", "--bind", url.removeprefix("http://"), "--no-control-socket",
+               f'app:create_app("{deployed.config_path}")']
+    with open(tmp_path / "gunicorn.log", "wb") as log:
+        process = subprocess.Popen(command, cwd=REPO, env=server_env(), stdout=log, stderr=subprocess.STDOUT)
+    head = b"corporation,lastmonth_activity,lastyear_activity,number_of_employees\n"
+    small, big = head + b"abcd,50,900,12\n", head + b"a" * 28 + b",50,900,12\nefgh,1,2,34567\nijkl,5,5,5\n"
+    try:
+        wait_for_health(url, process)
+        answers = [requests.post(f"{url}/prediction", data=iter([body[:60], body[60:]]), timeout=10,
+                                 headers={"Content-Type": "text/csv"}) for body in (small, big)]
+    finally:
+        stop(process)
+    assert answers[0].status_code == 200
+    assert answers[0].json()["corporation"] == ["abcd"]
+    assert answers[1].status_code == 413
+    assert answers[1].json()["error"] == "request_entity_too_large"
+    assert "120" in answers[1].json()["detail"]
+
+
 def test_apicalls_reports_a_stopped_server_in_one_line(server, deployed: Config,
                                                       caplog: pytest.LogCaptureFixture) -> None:
     url, process = server
