@@ -33,10 +33,24 @@ def _problem(path: Path, folder: Path) -> str | None:
     return None
 
 
+def shown_name(name: str) -> str:
+    """The name as the ledger, logs and reports write it: a byte that is not UTF-8 as `\\xe9`."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def _name_problem(name: str) -> str | None:
+    """Why a file's name cannot stand in the ledger and ingestedfiles.txt (one name per line), if it cannot."""
+    if shown_name(name) != name:
+        return "its name is not UTF-8; rename it"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        return "its name holds a control character (a line break, a tab); rename it"
+    return None
+
+
 def _entry(path: Path, folder: Path, ledger: Ledger) -> Entry:
-    problem = _problem(path, folder)
+    problem = _name_problem(path.name) or _problem(path, folder)
     if problem:
-        return Entry(path.name, path, 0, 0, NOT_A_FILE, problem)
+        return Entry(shown_name(path.name), path, 0, 0, NOT_A_FILE, problem)
     stat = path.stat()
     sha = ledger.sha_by_stat(path.name, stat.st_size, stat.st_mtime_ns)
     if sha == NOT_A_FILE:  # unreadable last time: read it again (a chmod does not change the mtime)

@@ -199,6 +199,20 @@ def test_an_entry_that_is_not_a_file_in_the_folder_is_rejected(config, tmp_path,
     assert "secret" not in finaldata(config)["corporation"].tolist()
 
 
+@pytest.mark.parametrize(("name", "shown", "problem"), [
+    (os.fsdecode(b"donn\xe9es.csv"), "donn\\xe9es.csv", "its name is not UTF-8; rename it"),
+    ("new\nline.csv", "new\nline.csv", "its name holds a control character"),
+])
+def test_a_file_whose_name_cannot_be_listed_is_set_aside_and_the_others_go_in(config, name, shown, problem):
+    (config.input_folder / name).write_text(HEADER + GOOD_ROW, encoding="utf-8")
+    summary = ingestion.run_ingestion(config)
+    assert summary["ingested_files"] == 2  # the course files
+    assert [(o["name"], o["status"]) for o in summary["files"] if o["status"] != "ingested"] == [(shown, "rejected")]
+    assert problem in by_name(summary)[shown]["reason"]
+    assert ingestion.run_ingestion(config)["files"] == []  # set aside once, not retried on every tick
+    assert (config.input_folder / name).read_text(encoding="utf-8") == HEADER + GOOD_ROW
+
+
 def test_a_rejected_file_is_not_retried(config):
     put(config, "bad.csv", HEADER)
     assert ingestion.run_ingestion(config)["rejected_files"] == 1
