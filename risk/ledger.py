@@ -197,6 +197,12 @@ class Ledger:
         ).fetchone()
         return (row[0], row[1]) if row else (None, None)
 
+    def ingested_before(self, run_id: int) -> bool:
+        """Whether an ingestion run started before `run_id` (a killed one counts): else no byte of the
+        appended files can be this ledger's to cut."""
+        row = self.db.execute("SELECT 1 FROM runs WHERE stage = 'ingestion' AND id < ? LIMIT 1", (run_id,)).fetchone()
+        return row is not None
+
     def stage_rejected_rows(self, run_id: int, file: str, rows: list[tuple]) -> None:
         """Insert (row, column, value, reason) tuples inside the open transaction, without committing:
         they are committed with the file's record (`stage_file`, then `commit`), or vanish with a crash."""

@@ -45,6 +45,8 @@ class Sink:
     def __init__(self, config: Config, ledger: Ledger, run_id: int, names_of: Callable) -> None:
         self.config, self.ledger, self.run_id = config, ledger, run_id
         data_end, rejects_end = ledger.committed_ends()
+        if data_end is None and not ledger.ingested_before(run_id):
+            refuse_unknown_history(config, ledger)
         self.data = open_at(config.output_folder / FINALDATA, DATA_HEADER, data_end)
         self.rejects = open_at(config.output_folder / REJECTS, REJECTS_HEADER, rejects_end)
         self.index = load_index(config, ledger)
@@ -79,6 +81,16 @@ class Sink:
         for handle, start in ((self.data, data_start), (self.rejects, rejects_start)):
             handle.truncate(start)
             handle.seek(start)
+
+
+def refuse_unknown_history(config: Config, ledger: Ledger) -> None:
+    """A new ledger beside a finaldata.csv with rows: the ledger was lost, and cutting the file back to what
+    this ledger knows (nothing) would delete the history."""
+    path = config.output_folder / FINALDATA
+    if path.exists() and path.stat().st_size > len(DATA_HEADER):
+        raise IntegrityError(f"{path} holds {path.stat().st_size} bytes of rows, but the ledger {ledger.path} has "
+                             "no record of any ingestion: restore the ledger from a backup, or move finaldata.csv, "
+                             f"{REJECTS} and {INDEX}/ aside to start a new history")
 
 
 def open_at(path: Path, header: bytes, committed: int | None):  # -> BinaryIO at the committed end

@@ -213,6 +213,16 @@ def test_a_file_whose_name_cannot_be_listed_is_set_aside_and_the_others_go_in(co
     assert (config.input_folder / name).read_text(encoding="utf-8") == HEADER + GOOD_ROW
 
 
+def test_a_lost_ledger_stops_ingestion_before_it_cuts_the_history(config, caplog):
+    ingestion.run_ingestion(config)
+    history = (config.output_folder / ingestion.FINALDATA).read_bytes()
+    config.ledger_path.rename(config.ledger_path.with_suffix(".lost"))
+    put(config, "more.csv", HEADER + GOOD_ROW)
+    assert ingestion.main(["--config", str(config.config_path)]) == 1
+    assert (config.output_folder / ingestion.FINALDATA).read_bytes() == history
+    assert "has no record of any ingestion: restore the ledger from a backup" in caplog.text
+
+
 def test_a_rejected_file_is_not_retried(config):
     put(config, "bad.csv", HEADER)
     assert ingestion.run_ingestion(config)["rejected_files"] == 1
