@@ -92,7 +92,8 @@ def read_inputs(config: Config, ledger: Ledger) -> dict:
             "previous": registry.load_model(registry.verify(config.prod_folder, before)) if before else None,
             "previous_version": before,
             "card": json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {},
-            "test": read_labelled_csv(testdata_file(config)), "raw": pd.read_csv(raw_path),
+            "test": read_labelled_csv(testdata_file(config)),
+            "raw": pd.read_csv(raw_path, dtype=str, keep_default_na=False, na_values=[""]),  # ids as ingested
             "version_files": (version.folder / registry.FILES).read_text(encoding="utf-8").splitlines(),
             **ledger_inputs(ledger, version.number)}
 

@@ -217,7 +217,9 @@ def read_csv(path: Path, *, labelled: bool = True, source: str | None = None) ->
     """Read a client CSV and validate it; ContractError names the file (or `source`) and what was wrong."""
     source = source or path.name
     try:
-        raw = pd.read_csv(path, dtype=str, encoding="utf-8", skipinitialspace=True)
+        raw = pd.read_csv(path, dtype=str, encoding="utf-8", skipinitialspace=True, keep_default_na=False,
+                          na_values=[""])  # ids are text, as ingestion keeps them: "NA" is a name
+        names = pd.read_csv(path, header=None, nrows=1, dtype=str, encoding="utf-8").iloc[0]
     except UnicodeDecodeError as exc:
         raise ContractError(f"{source}: not UTF-8 text (byte {exc.start}); expected a UTF-8 CSV") from None
     except pd.errors.EmptyDataError:
@@ -228,4 +230,8 @@ def read_csv(path: Path, *, labelled: bool = True, source: str | None = None) ->
         raise ContractError(f"{source}: cannot be read ({exc.strerror})") from None
     if raw.empty:
         raise ContractError(f"{source}: header only, no data rows")
+    names = names.fillna("").str.strip().tolist()  # as written: pandas renames a second `exited` to `exited.1`
+    duplicated = sorted({name for name in names if name and names.count(name) > 1})
+    if duplicated:
+        raise ContractError(f"{source}: duplicated column(s) {duplicated}")
     return validate_frame(raw, source, labelled=labelled)

@@ -164,3 +164,15 @@ def test_reports_of_pruned_versions_are_removed(deployed: Config) -> None:
     assert detail["pruned_reports"] == ["7"]
     assert not stale.exists()
     assert (deployed.model_folder / reporting.REPORTS / "1" / "report.pdf").is_file()
+
+
+def test_the_report_keeps_ids_as_ingestion_wrote_them(deployed: Config) -> None:
+    """A client called NA, or 0091, is that client: not missing, not 91."""
+    data = deployed.output_folder / "finaldata.csv"
+    with Ledger(deployed.ledger_path) as ledger:
+        before = reporting.build_content(reporting.read_inputs(deployed, ledger))["clients"]["population"]
+    data.write_text(data.read_text(encoding="utf-8") + "NA,0,0,90000,1\n0091,0,0,80000,1\n", encoding="utf-8")
+    with Ledger(deployed.ledger_path) as ledger:
+        content = reporting.build_content(reporting.read_inputs(deployed, ledger))
+    assert content["clients"]["population"] == before + 2
+    assert [client["corporation"] for client in content["clients"]["clients"][:2]] == ["NA", "0091"]

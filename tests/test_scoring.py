@@ -89,3 +89,14 @@ def test_f1_of_a_model_that_predicts_no_positive_is_zero(trained):
 
     frame = scoring.read_labelled_csv(trained.test_data / scoring.TESTDATA)
     assert scoring.f1_of(Never(), frame) == 0.0
+
+
+def test_test_data_that_names_a_column_twice_is_refused(trained, caplog):
+    """pandas would rename the second `exited` to `exited.1` and score against the first: say so instead."""
+    path = trained.test_data / scoring.TESTDATA
+    frame = pd.read_csv(path)
+    frame.insert(len(frame.columns), TARGET, 1 - frame[TARGET], allow_duplicates=True)
+    frame.to_csv(path, index=False)
+    with caplog.at_level(logging.INFO):
+        assert scoring.main(args(trained)) == 1
+    assert "duplicated column(s) ['exited']" in caplog.text
