@@ -100,10 +100,12 @@ def lineage(files: list[dict], version_files: list[str]) -> dict:
 
 
 def rejection_reasons(rejected: list[dict]) -> list[dict]:
-    """Rejected rows counted by reason, most frequent first."""
+    """Rejected rows counted by reason, most frequent first. A whole file's rejection (no row number) is not a
+    row: the files table gives its reason."""
     counts: dict[str, int] = {}
     for row in rejected:
-        counts[row["reason"]] = counts.get(row["reason"], 0) + 1
+        if row["row"] is not None:
+            counts[row["reason"]] = counts.get(row["reason"], 0) + 1
     return [{"reason": r, "rows": n} for r, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 

@@ -176,3 +176,10 @@ def test_the_report_keeps_ids_as_ingestion_wrote_them(deployed: Config) -> None:
         content = reporting.build_content(reporting.read_inputs(deployed, ledger))
     assert content["clients"]["population"] == before + 2
     assert [client["corporation"] for client in content["clients"]["clients"][:2]] == ["NA", "0091"]
+
+
+def test_rejected_rows_by_reason_leave_out_whole_file_rejections() -> None:
+    rejected = [{"row": None, "reason": "empty file"}, {"row": 3, "reason": "negative"},
+                {"row": 9, "reason": "negative"}, {"row": 4, "reason": "missing value"}]
+    assert report.rejection_reasons(rejected) == [{"reason": "negative", "rows": 2},
+                                                  {"reason": "missing value", "rows": 1}]
