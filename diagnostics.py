@@ -57,10 +57,11 @@ def missing_share(frame: pd.DataFrame) -> dict:
 
 
 def _timed(function: object, *args: object) -> float:
-    """Seconds one call takes; the stage's own INFO lines are held back (a scratch run is not news)."""
+    """Seconds one call takes; the stage's own lines are held back: a scratch run is not news, and a file it
+    rejects again would read in the cron log as a fresh rejection (errors still show)."""
     stage_logger = logging.getLogger(function.__module__)
     level = stage_logger.level
-    stage_logger.setLevel(logging.WARNING)
+    stage_logger.setLevel(logging.ERROR)
     try:
         start = time.perf_counter()
         function(*args)

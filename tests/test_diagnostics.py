@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import logging
 import os
 import socket
 import time
@@ -76,6 +77,13 @@ def test_execution_time_is_positive_and_touches_no_project_file(deployed: Config
     assert timings["ingestion_seconds"] > 0
     assert timings["training_seconds"] > 0
     assert [snapshot(folder) for folder in folders] == before
+
+
+def test_scratch_runs_do_not_log_rejections_again(deployed: Config, caplog: pytest.LogCaptureFixture) -> None:
+    (deployed.input_folder / "bad.csv").write_text("not,a,client,file\n", encoding="utf-8")
+    with caplog.at_level(logging.INFO):
+        diagnostics.execution_time(deployed, repeats=1)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 def test_execution_time_with_nothing_to_ingest_says_why(config: Config) -> None:
