@@ -28,9 +28,13 @@ def load_token(config: Config) -> str | None:
 
 
 def authorized(header: str | None, token: str) -> bool:
-    """True when `header` is `Bearer <token>`; the comparison takes the same time wherever it differs."""
+    """True when `header` is `Bearer <token>`; the comparison takes the same time wherever it differs.
+
+    WSGI hands over header bytes decoded as Latin-1: encoding them back gives the bytes the client sent (UTF-8
+    from curl), to compare with the token's UTF-8 bytes, so a token with non-ASCII characters works."""
     scheme, _, given = (header or "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+    sent = given.strip().encode("latin-1", "replace")
+    return scheme.lower() == "bearer" and hmac.compare_digest(sent, token.encode("utf-8"))
 
 
 def is_loopback(host: str) -> bool:

@@ -13,7 +13,7 @@ from sklearn.metrics import f1_score
 import deployment
 import diagnostics
 from app import create_app
-from risk import contract, registry
+from risk import auth, contract, registry
 from risk.config import Config, load_config
 
 RECORD = {"lastmonth_activity": 10, "lastyear_activity": 100, "number_of_employees": 5}
@@ -264,3 +264,11 @@ def test_get_routes_write_no_pipeline_files(client, deployed: Config, fake_lates
     assert statuses == [200] * 5
     assert sorted(root.rglob("*")) == paths_before
     assert snapshot(root) == before
+
+
+def test_a_token_with_non_ascii_characters_matches_what_a_client_sends() -> None:
+    """A client sends the header's bytes (UTF-8 from curl); WSGI hands them over decoded as Latin-1."""
+    sent = "Bearer " + "tök-ü".encode().decode("latin-1")
+    assert auth.authorized(sent, "tök-ü")
+    assert not auth.authorized(sent, "tok-u")
+    assert not auth.authorized("Bearer tök-ü€", "tök-ü")  # not Latin-1 at all: refused, not a 500
