@@ -6,6 +6,7 @@ folders), a text/csv body, and a multipart upload in the field `file`.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -209,7 +210,13 @@ def from_csv(raw: bytes, source: str, in_body: bool = True) -> Batch:
     """A CSV with a header; errors name the row (counting the header as row 1) and the column.
 
     An unreadable CSV sent in the body is a malformed request (400); one named by dataset_path is invalid
-    data (422)."""
+    data (422). UTF-16 with a byte-order mark, which ingestion takes too, is read as its UTF-8 text."""
+    if raw[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        try:
+            raw = raw.decode("utf-16").encode("utf-8")
+        except UnicodeDecodeError:
+            problem = f"{source}: starts with a UTF-16 byte-order mark but is not UTF-16 text"
+            raise (ApiError(400, "bad_csv", problem) if in_body else ContractError(problem)) from None
     batch = fast_csv(raw)
     return batch if batch is not None else text_csv(raw, source, in_body)
 

@@ -2,6 +2,7 @@
 work, and every error status (400, 404, 405, 413, 415, 422) is a JSON body naming what was wrong."""
 from __future__ import annotations
 
+import codecs
 import io
 from pathlib import Path
 
@@ -455,3 +456,14 @@ def test_csv_value_errors_say_why_and_quote_the_value_short(client, value: str, 
     assert "row 2, column 'lastmonth_activity'" in detail
     assert said in detail
     assert len(answer.data) < 400
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be"])
+def test_a_utf16_csv_with_a_byte_order_mark_is_read_as_ingestion_reads_it(client, encoding: str) -> None:
+    text = HEAD + "abcd,50,900,12\nNA,1,2,3\n"
+    body = (codecs.BOM_UTF16_BE if encoding == "utf-16-be" else b"") + text.encode(encoding)
+    utf8 = client.post("/prediction", data=text.encode(), content_type="text/csv").get_json()
+    answer = client.post("/prediction", data=body, content_type="text/csv").get_json()
+    assert answer == utf8
+    broken = client.post("/prediction", data=codecs.BOM_UTF16_LE + b"a\x00b", content_type="text/csv")
+    assert "UTF-16" in assert_error(broken, 400, "bad_csv")
