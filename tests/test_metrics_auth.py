@@ -79,6 +79,17 @@ def test_metrics_count_requests_latencies_predictions_and_the_model(client) -> N
     assert got[("risk_model_version", ())] == 1
 
 
+def test_made_up_methods_share_one_label_value(env_token_client) -> None:
+    """An unauthenticated client cannot grow the label set: unknown methods all count as "other"."""
+    for i in range(40):
+        assert env_token_client.open("/risk", method=f"X{i}").status_code == 401
+    assert call(env_token_client, "HEAD", "/ready").status_code == 401
+    got = samples(call(env_token_client, "GET", "/metrics", TOKEN).get_data(as_text=True))
+    methods = {dict(labels)["method"] for name, labels in got if name == "risk_http_requests_total"}
+    assert methods == {"other", "HEAD"}
+    assert got[("risk_http_requests_total", (("method", "other"), ("route", "unmatched"), ("status", "401")))] == 40
+
+
 def test_metrics_report_the_last_pipeline_run_from_the_ledger(client, deployed: Config) -> None:
     family = "risk_pipeline_last_run_timestamp_seconds"
     assert not [k for k in samples(client.get("/metrics").get_data(as_text=True)) if k[0] == family]
