@@ -279,7 +279,7 @@ def gunicorn_with_token(deployed: Config, tmp_path: Path):
             try:
                 if requests.get(f"{url}/health", timeout=2).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or workers still importing
                 pass
             assert time.monotonic() < deadline, log_path.read_text()
             time.sleep(0.2)
