@@ -56,8 +56,11 @@ class Metrics:
         self.latency = Histogram("risk_http_request_duration_seconds", "Time to answer, by route", ["route"],
                                  buckets=BUCKETS, registry=self.registry)
         self.predictions = Counter("risk_predictions", "Rows scored by POST /prediction", registry=self.registry)
+        # Set by each worker when it loads a model. Under gunicorn the newest value of a live worker wins:
+        # right after a rollback the first worker to load the older version reports it, and the file of a
+        # dead worker is removed by child_exit (mark_process_dead), so its last version no longer counts.
         self.model_version = Gauge("risk_model_version", "The deployed model version being served",
-                                   multiprocess_mode="max", registry=self.registry)
+                                   multiprocess_mode="livemostrecent", registry=self.registry)
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method_label(method), str(status)).inc()
