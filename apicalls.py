@@ -1,7 +1,8 @@
 """Call every endpoint of the running API and write the answers together to apireturns.txt.
 
-Reads nothing but the API (default: `api_url` in config.json, or --url). Writes apireturns.txt to the model
-folder. Exits 1 with one line when the server is down or any call got an error status.
+Reads the API (default: `api_url` in config.json, or --url) and the API token as the server does
+($RISK_API_TOKEN, else `api_token_file`). Writes apireturns.txt to the model folder. Exits 1 with one line
+when the server is down or any call got an error status.
 Run: python apicalls.py [--config PATH] [--url URL]
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 
 import requests
 
-from risk import cli
+from risk import auth, cli
 from risk.config import Config
 from risk.errors import RiskError
 from risk.files import atomic_write_text
@@ -54,10 +55,18 @@ def call(session: requests.Session, url: str, method: str, route: str, body: dic
     return {"request": f"{method} {route}", "status": answer.status_code, "body": payload}
 
 
+def auth_headers(config: Config) -> dict[str, str]:
+    """The bearer header when a token is configured, from the server's own loader, so that a guarded API
+    answers instead of a 401; the token goes in no log line and no file."""
+    token = auth.load_token(config)
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 def run_apicalls(config: Config, url: str | None = None) -> list[dict]:
     """Call each endpoint; write all answers to apireturns.txt (only when every call got an answer)."""
     url = (url or config.api_url).rstrip("/")
     with requests.Session() as session:
+        session.headers.update(auth_headers(config))
         answers = [call(session, url, *spec) for spec in calls(config)]
     atomic_write_text(config.model_folder / RETURNS, json.dumps(answers, indent=2) + "\n")
     failed = [a["request"] for a in answers if a["status"] >= 400]

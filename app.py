@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from flask import Flask, Response, g, jsonify, request
@@ -33,10 +33,12 @@ MAX_TOP = 10_000
 
 
 class ModelHolder:
-    """The deployed model, reloaded (verify first, then swap) when the `current` pointer changes."""
+    """The deployed model, reloaded (verify first, then swap) when the `current` pointer changes.
+    `on_load(number)` runs after each load, so that the version gauge follows any route that loads a model."""
 
-    def __init__(self, prod: Path) -> None:
+    def __init__(self, prod: Path, on_load: Callable[[int], None] = lambda number: None) -> None:
         self.prod = prod
+        self.on_load = on_load
         self.lock = threading.Lock()
         self.loaded: tuple[registry.Version, object] | None = None
         self.refused: int | None = None  # a version that failed verification: not re-read on every request
@@ -62,6 +64,7 @@ class ModelHolder:
                 raise ApiError(503, "model_unverified", f"version {number} failed verification") from None
             return
         self.loaded = (version, model)
+        self.on_load(number)
         logger.info("serving model version %d", number)
 
 
@@ -175,7 +178,6 @@ def model_routes(app: Flask, config: Config, holder: ModelHolder, metrics: Metri
         answer = Response(serving.encode(serving.answer(batch, model, threshold, version.label)),
                           mimetype="application/json", headers={"X-Model-Version": version.label})
         metrics.predictions.inc(len(batch.x))
-        metrics.model_version.set(version.number)
         return answer
 
     @app.get("/risk")
@@ -268,7 +270,8 @@ def create_app(config: Config | str | Path | None = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.max_request_bytes
     app.json.sort_keys = False
-    holder, metrics = ModelHolder(config.prod_folder), Metrics(config.ledger_path)
+    metrics = Metrics(config.ledger_path)
+    holder = ModelHolder(config.prod_folder, metrics.model_version.set)
     app.extensions["risk"] = {"config": config, "models": holder, "metrics": metrics}
     register_errors(app, config)
     register_hooks(app, auth.load_token(config), metrics)

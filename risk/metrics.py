@@ -17,6 +17,13 @@ from risk.ledger import Ledger
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+
+
+def method_label(method: str) -> str:
+    """The method as a label value, or "other": a client (even one refused with 401) chooses the method, and
+    each new label value would be a new series kept for the life of the workers."""
+    return method if method in METHODS else "other"
 
 
 class PipelineCollector:
@@ -49,11 +56,14 @@ class Metrics:
         self.latency = Histogram("risk_http_request_duration_seconds", "Time to answer, by route", ["route"],
                                  buckets=BUCKETS, registry=self.registry)
         self.predictions = Counter("risk_predictions", "Rows scored by POST /prediction", registry=self.registry)
+        # Set by each worker when it loads a model. Under gunicorn the newest value of a live worker wins:
+        # right after a rollback the first worker to load the older version reports it, and the file of a
+        # dead worker is removed by child_exit (mark_process_dead), so its last version no longer counts.
         self.model_version = Gauge("risk_model_version", "The deployed model version being served",
-                                   multiprocess_mode="max", registry=self.registry)
+                                   multiprocess_mode="livemostrecent", registry=self.registry)
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(route, method, str(status)).inc()
+        self.requests.labels(route, method_label(method), str(status)).inc()
         self.latency.labels(route).observe(seconds)
 
     def exposition(self) -> bytes:

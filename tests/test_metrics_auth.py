@@ -7,6 +7,7 @@ import hmac
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +21,9 @@ import requests
 from conftest import snapshot
 from prometheus_client.parser import text_string_to_metric_families
 
+import deployment
+import scoring
+import training
 from app import create_app
 from risk import auth
 from risk.config import Config, load_config
@@ -77,6 +81,24 @@ def test_metrics_count_requests_latencies_predictions_and_the_model(client) -> N
     assert 0 < got[("risk_http_request_duration_seconds_sum", (("route", "/prediction"),))] < 60
     assert got[("risk_predictions_total", ())] == 6
     assert got[("risk_model_version", ())] == 1
+
+
+def test_the_model_version_is_set_when_a_model_loads_not_only_on_prediction(client) -> None:
+    """/ready and /risk load the model too: the gauge says which version that is before any /prediction."""
+    assert client.get("/ready").get_json()["model_version"] == "1"
+    assert client.get("/risk").status_code == 200
+    assert samples(client.get("/metrics").get_data(as_text=True))[("risk_model_version", ())] == 1
+
+
+def test_made_up_methods_share_one_label_value(env_token_client) -> None:
+    """An unauthenticated client cannot grow the label set: unknown methods all count as "other"."""
+    for i in range(40):
+        assert env_token_client.open("/risk", method=f"X{i}").status_code == 401
+    assert call(env_token_client, "HEAD", "/ready").status_code == 401
+    got = samples(call(env_token_client, "GET", "/metrics", TOKEN).get_data(as_text=True))
+    methods = {dict(labels)["method"] for name, labels in got if name == "risk_http_requests_total"}
+    assert methods == {"other", "HEAD"}
+    assert got[("risk_http_requests_total", (("method", "other"), ("route", "unmatched"), ("status", "401")))] == 40
 
 
 def test_metrics_report_the_last_pipeline_run_from_the_ledger(client, deployed: Config) -> None:
@@ -268,7 +290,7 @@ def gunicorn_with_token(deployed: Config, tmp_path: Path):
             try:
                 if requests.get(f"{url}/health", timeout=2).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or workers still importing
                 pass
             assert time.monotonic() < deadline, log_path.read_text()
             time.sleep(0.2)
@@ -310,7 +332,60 @@ def test_gunicorn_with_a_token_serves_and_sums_both_workers_metrics(gunicorn_wit
     assert got[("risk_http_requests_total", (("method", "GET"), ("route", "/ready"), ("status", "401")))] == 1
 
 
-def worker_pids(log_path: Path, request_line: str) -> set[str]:
-    """The worker pids in the access-log lines for `request_line` (the log format ends with pid=<pid>)."""
-    lines = [line for line in log_path.read_text(encoding="utf-8").splitlines() if request_line in line]
+def worker_pids(log_path: Path, request_line: str, since: int = 0) -> set[str]:
+    """The worker pids in the access-log lines for `request_line` after byte `since` (lines end with pid=<pid>)."""
+    with open(log_path, "rb") as log:
+        log.seek(since)
+        text = log.read().decode("utf-8")
+    lines = [line for line in text.splitlines() if request_line in line]
     return {match.group(1) for line in lines if (match := re.search(r"pid=<?(\d+)>?", line))}
+
+
+def answer_from_both_workers(url: str, headers: dict[str, str], log_path: Path, since: int) -> None:
+    """Send predictions until two worker pids have answered one in the log after byte `since` (a respawned
+    worker answers only once it has imported the app), for at most START_SECONDS."""
+    def predict(_: int) -> int:
+        return requests.post(f"{url}/prediction", json={"records": [RECORD]}, headers=headers, timeout=30).status_code
+
+    deadline = time.monotonic() + START_SECONDS
+    with ThreadPoolExecutor(8) as pool:
+        while len(worker_pids(log_path, "POST /prediction", since)) < 2:
+            assert time.monotonic() < deadline, f"one worker answered every prediction for {START_SECONDS} s"
+            assert set(pool.map(predict, range(40))) == {200}
+
+
+def model_version_gauge(url: str, headers: dict[str, str]) -> float:
+    return samples(requests.get(f"{url}/metrics", headers=headers, timeout=10).text)[("risk_model_version", ())]
+
+
+def respawned_after_kill(log_path: Path, pid: str) -> None:
+    """SIGTERM one worker and wait (bounded) until gunicorn has booted its replacement."""
+    booted = log_path.read_text(encoding="utf-8").count("Booting worker")
+    os.kill(int(pid), signal.SIGTERM)
+    deadline = time.monotonic() + START_SECONDS
+    while log_path.read_text(encoding="utf-8").count("Booting worker") == booted:
+        assert time.monotonic() < deadline, log_path.read_text()
+        time.sleep(0.2)
+
+
+@pytest.mark.system
+def test_the_model_version_gauge_follows_a_rollback_past_a_dead_worker(gunicorn_with_token, deployed: Config) -> None:
+    """v2 served by both workers, one killed and respawned, rollback to 1: /metrics says 1 as /ready does,
+    from the first answer after the rollback on (a dead worker's last value must not count)."""
+    url, log_path = gunicorn_with_token
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    training.run_training(deployed)
+    scoring.run_scoring(deployed)
+    deployment.run_deployment(deployed)
+    answer_from_both_workers(url, bearer, log_path, 0)
+    version = lambda: model_version_gauge(url, bearer)  # noqa: E731
+    assert version() == 2
+    killed = sorted(worker_pids(log_path, "POST /prediction"))[0]
+    respawned_after_kill(log_path, killed)
+    shared = Path(re.search(r"metrics shared through (\S+)", log_path.read_text(encoding="utf-8")).group(1))
+    assert not list(shared.glob(f"gauge_*_{killed}.db")), "the dead worker's version still counts"
+    deployment.run_rollback(deployed, 1, "test")
+    assert requests.get(f"{url}/ready", headers=bearer, timeout=10).json()["model_version"] == "1"
+    assert version() == 1
+    answer_from_both_workers(url, bearer, log_path, log_path.stat().st_size)
+    assert version() == 1

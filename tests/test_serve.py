@@ -15,7 +15,8 @@ import pytest
 import requests
 
 import apicalls
-from risk.config import Config
+from risk import auth
+from risk.config import Config, load_config
 
 pytestmark = pytest.mark.system
 
@@ -23,6 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 START_SECONDS = 20
 RECORD = {"lastmonth_activity": 10, "lastyear_activity": 100, "number_of_employees": 5}
+TOKEN = "apicalls-test-token"
 
 
 def free_port() -> int:
@@ -93,6 +95,45 @@ def test_gunicorn_serves_predictions_and_apicalls_records_every_call(server, dep
     assert [entry["status"] for entry in returns] == [200] * 4
     assert returns[1]["body"]["model_version"] == returns[3]["body"]["model_version"] == "1"
     assert 0 <= returns[1]["body"]["f1"] <= 1
+
+
+@pytest.fixture
+def token(monkeypatch: pytest.MonkeyPatch) -> str:
+    """$RISK_API_TOKEN for the server started after this fixture and for apicalls in this process."""
+    monkeypatch.setenv(auth.TOKEN_ENV, TOKEN)
+    return TOKEN
+
+
+def test_apicalls_sends_the_token_a_guarded_server_needs(token: str, server, deployed: Config,
+                                                         caplog: pytest.LogCaptureFixture,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    url, _ = server
+    assert requests.get(f"{url}/ready", timeout=10).status_code == 401
+    caplog.set_level(logging.DEBUG)
+    assert apicalls.main(["--config", str(deployed.config_path), "--url", url]) == 0
+    written = (deployed.model_folder / apicalls.RETURNS).read_text(encoding="utf-8")
+    assert [entry["status"] for entry in json.loads(written)] == [200] * 4
+    said = caplog.text + "".join(capsys.readouterr())
+    assert token not in said + written
+
+
+def test_apicalls_reads_the_token_from_the_configured_file(deployed: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same loader as the server: `api_token_file` in config.json when $RISK_API_TOKEN is unset."""
+    monkeypatch.delenv(auth.TOKEN_ENV, raising=False)
+    sent: list[str | None] = []
+
+    def recording(session: requests.Session, method: str, url: str, **kwargs: object) -> requests.Response:
+        sent.append(session.headers.get("Authorization"))
+        raise requests.ConnectionError("no server in this test")
+
+    monkeypatch.setattr(requests.Session, "request", recording)
+    assert apicalls.main(["--config", str(deployed.config_path), "--url", "http://127.0.0.1:9"]) == 1
+    (deployed.root / "token.txt").write_text(f"{TOKEN}\n", encoding="utf-8")
+    settings = json.loads(deployed.config_path.read_text(encoding="utf-8"))
+    deployed.config_path.write_text(json.dumps({**settings, "api_token_file": "token.txt"}), encoding="utf-8")
+    assert load_config(deployed.config_path).api_token_file is not None
+    assert apicalls.main(["--config", str(deployed.config_path), "--url", "http://127.0.0.1:9"]) == 1
+    assert sent == [None, f"Bearer {TOKEN}"]
 
 
 def test_a_body_cut_short_of_its_content_length_is_a_json_400(server) -> None:
