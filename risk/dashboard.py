@@ -13,9 +13,9 @@ from flask import Flask, Response, make_response, render_template
 from markupsafe import Markup, escape
 
 import diagnostics
-from risk import contract, decisions, registry, risklist
+from risk import decisions, registry, risklist
 from risk.config import Config
-from risk.errors import ContractError, IntegrityError, MissingInputError
+from risk.errors import IntegrityError, MissingInputError
 from risk.ledger import Ledger
 from risk.serving import ApiError
 
@@ -37,7 +37,7 @@ def risk_ranking(config: Config, holder: ModelHolder, top: int) -> tuple[registr
     version, model = holder.get()
     before = registry.predecessor(config.prod_folder, version.number)
     previous = registry.load_model(registry.verify(config.prod_folder, before)) if before else None
-    frame = contract.validate_frame(diagnostics.read_ingested(config), "finaldata.csv")
+    frame = diagnostics.read_ingested(config)
     return version, {"model_version": version.label, "previous_version": before,
                      **risklist.rank(frame, model, top, previous)}
 
@@ -57,10 +57,10 @@ def ranking_or_reason(config: Config, holder: ModelHolder) -> tuple[dict | None,
     """The ranked list for the page, or None and a sentence saying why there is none."""
     try:
         return risk_ranking(config, holder, TOP)[1], None
+    except diagnostics.UnusableIngestedData as exc:
+        return None, f"The ingested data breaks the data contract: {exc}"
     except MissingInputError:
         return None, "No ingested data yet: run ingestion.py or fullprocess.py."
-    except ContractError as exc:
-        return None, f"The ingested data breaks the data contract: {exc}"
     except (ApiError, IntegrityError) as exc:
         logger.error("dashboard: no ranking: %s", exc)
         return None, "A model version failed verification; see the server log."

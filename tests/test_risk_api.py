@@ -154,3 +154,39 @@ def test_risk_without_a_model_is_503(config: Config) -> None:
     answer = create_app(config).test_client().get("/risk")
     assert answer.status_code == 503
     assert answer.get_json()["error"] == "no_model"
+
+
+ODD_IDS = ["NA", "null", "None", "nan", "00007", "007.0"]
+
+
+def ingest_clients(config: Config, ids: list[str], name: str) -> None:
+    """New source rows named `ids`, ingested."""
+    frame = synthetic_frame(len(ids), seed=5)
+    frame["corporation"] = ids
+    write_frame(frame, config.input_folder / name)
+    ingestion.run_ingestion(config)
+
+
+def test_ids_are_the_text_ingestion_kept(client, deployed: Config) -> None:
+    ingest_clients(deployed, ODD_IDS, "odd-ids.csv")
+    kept = pd.read_csv(deployed.output_folder / "finaldata.csv", dtype=str, keep_default_na=False, na_values=[""])
+    assert set(ODD_IDS) <= set(kept["corporation"])  # ingestion keeps them as names
+    body = client.get("/risk?top=10000").get_json()
+    names = [c["corporation"] for c in body["clients"]]
+    assert set(ODD_IDS) <= set(names)
+    assert body["population"] == kept["corporation"].dropna().nunique()
+    answer = client.get("/risk?top=10000", headers={"Accept": "text/csv"})
+    table = pd.read_csv(io.StringIO(answer.get_data(as_text=True)), dtype=str, keep_default_na=False)
+    assert table["corporation"].tolist() == names
+
+
+@pytest.mark.parametrize("route", ["/risk", "/summarystats", "/diagnostics"])
+@pytest.mark.parametrize("tail", [b"torn,12", b"a,1,2,3,4,5,6,7\n"])
+def test_a_bad_row_in_finaldata_is_the_servers_fault_503(client, deployed: Config, route: str, tail: bytes) -> None:
+    with open(deployed.output_folder / "finaldata.csv", "ab") as handle:
+        handle.write(tail)
+    answer = client.get(route)
+    assert answer.status_code == 503, answer.get_json()
+    assert answer.get_json()["error"] == "not_ready"
+    assert "finaldata.csv" in answer.get_json()["detail"]
+    assert str(deployed.root) not in answer.get_json()["detail"]
