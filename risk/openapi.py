@@ -28,7 +28,9 @@ MOVER = {"type": "object", "required": ["corporation", "probability", "previous_
 RISK = {"type": "object", "required": ["model_version", "clients", "movers", "population"],
         "properties": {"model_version": {"type": "string"}, "previous_version": {"type": "integer", "nullable": True},
                        "clients": {"type": "array", "items": CLIENT}, "movers": {"type": "array", "items": MOVER},
-                       "population": {"type": "integer"}}}
+                       "population": {"type": "integer"},
+                       "movers_note": {"type": "string", "nullable": True,
+                                       "description": "why there are no movers though there is a previous version"}}}
 DECISION = {"type": "object", "required": ["id", "created_at", "verdict", "action", "summary", "evidence"],
             "properties": {"id": {"type": "integer"}, "created_at": {"type": "string"},
                            "verdict": {"type": "string"}, "action": {"type": "string"},

@@ -180,6 +180,44 @@ def test_ids_are_the_text_ingestion_kept(client, deployed: Config) -> None:
     assert table["corporation"].tolist() == names
 
 
+def rolled_back_to_2(config: Config) -> None:
+    """Versions 1 to 3 deployed, then a rollback: 2 is current and 1 its predecessor."""
+    redeploy_on_flipped_data(config)
+    training.run_training(config)
+    scoring.run_scoring(config)
+    deployment.run_deployment(config)
+    assert deployment.main(["--config", str(config.config_path), "--rollback"]) == 0
+    assert registry.current_number(config.prod_folder) == 2
+
+
+def test_a_corrupt_previous_version_drops_the_movers_not_the_answer(client, deployed: Config) -> None:
+    rolled_back_to_2(deployed)
+    score = registry.versions_folder(deployed.prod_folder) / "1" / registry.SCORE
+    score.write_bytes(score.read_bytes() + b"x")
+    assert client.get("/ready").get_json()["model_version"] == "2"
+    answer = client.get("/risk?top=10000")
+    assert answer.status_code == 200
+    body = answer.get_json()
+    assert (body["model_version"], body["previous_version"], body["movers"]) == ("2", 1, [])
+    assert "version 1 failed verification" in body["movers_note"]
+    assert [c["probability"] for c in body["clients"]] == \
+        pytest.approx(sorted(expected_risk(deployed, 2).values(), reverse=True), abs=5e-5)
+
+
+def test_the_previous_model_is_verified_once_per_version(app, deployed: Config,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    redeploy_on_flipped_data(deployed)
+    checked = []
+    verify = registry.verify
+    monkeypatch.setattr(registry, "verify", lambda prod, number: checked.append(number) or verify(prod, number))
+    client = app.test_client()
+    for _ in range(3):
+        body = client.get("/risk").get_json()
+        assert body["movers"]
+        assert body["movers_note"] is None
+    assert checked.count(1) == 1
+
+
 @pytest.mark.parametrize("route", ["/risk", "/summarystats", "/diagnostics"])
 @pytest.mark.parametrize("tail", [b"torn,12", b"a,1,2,3,4,5,6,7\n"])
 def test_a_bad_row_in_finaldata_is_the_servers_fault_503(client, deployed: Config, route: str, tail: bytes) -> None:
