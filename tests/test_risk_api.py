@@ -218,6 +218,30 @@ def test_the_previous_model_is_verified_once_per_version(app, deployed: Config,
     assert checked.count(1) == 1
 
 
+HOSTILE_IDS = ['=HYPERLINK("http://evil.example/","click")', "+1+2", "-3+4", "@SUM(A1:A2)", "plain"]
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_start_with_a_quote(client, deployed: Config) -> None:
+    ingest_clients(deployed, HOSTILE_IDS, "hostile-ids.csv")
+    body = client.get("/risk?top=10000").get_json()
+    answer = client.get("/risk?top=10000", headers={"Accept": "text/csv"})
+    table = pd.read_csv(io.StringIO(answer.get_data(as_text=True)), dtype=str, keep_default_na=False)
+    cells = dict(zip([c["corporation"] for c in body["clients"]], table["corporation"], strict=True))
+    assert [cells[name] for name in HOSTILE_IDS] == [f"'{name}" for name in HOSTILE_IDS[:-1]] + ["plain"]
+    assert set(HOSTILE_IDS) <= set(cells)  # JSON is data, not a spreadsheet: unchanged
+    assert [float(p) for p in table["probability"]] == [c["probability"] for c in body["clients"]]
+    assert not any(cell[:1] in "=+-@'" for cell in table["reasons"] if cell)
+
+
+def test_spreadsheet_safe_follows_the_owasp_rule() -> None:
+    from risk.risklist import spreadsheet_safe
+
+    for text in ("=1+1", "+1", "-1", "@x", "\tx", "\rx"):
+        assert spreadsheet_safe(text) == "'" + text
+    for text in ("abcd", "1-2", "", " =x", "'=x"):
+        assert spreadsheet_safe(text) == text
+
+
 @pytest.mark.parametrize("route", ["/risk", "/summarystats", "/diagnostics"])
 @pytest.mark.parametrize("tail", [b"torn,12", b"a,1,2,3,4,5,6,7\n"])
 def test_a_bad_row_in_finaldata_is_the_servers_fault_503(client, deployed: Config, route: str, tail: bytes) -> None:
