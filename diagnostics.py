@@ -25,7 +25,7 @@ import pandas as pd
 
 from risk import cli, contract, registry
 from risk.config import Config
-from risk.errors import MissingInputError, RiskError
+from risk.errors import ContractError, MissingInputError, RiskError
 from risk.files import atomic_write_text
 from risk.ledger import read_package_versions, recorded
 from risk.views import FINALDATA
@@ -39,6 +39,7 @@ LATEST_TTL_SECONDS = 24 * 3600  # a cached latest version is looked up again at 
 LATEST_WAIT_SECONDS = 3.0  # GET /diagnostics waits at most this long for lookups; the rest say "unknown" for now
 REPEATS = 3  # timing runs; the medians are reported
 UNKNOWN = "unknown"
+REPAIR = " (the next ingestion.py run cuts a row that a killed run left after its last commit)"
 
 
 def model_predictions(model: object, frame: pd.DataFrame) -> list[int]:
@@ -182,11 +183,25 @@ def cached_versions(config: Config, memory: dict[str, tuple[str, float]]) -> dic
             for n in {*stored, *memory}}
 
 
+class UnusableIngestedData(MissingInputError):
+    """finaldata.csv is there but breaks the contract (a torn or bad row): usable data is missing.
+
+    A MissingInputError, so that the API answers 503 (the server's own data is at fault, not the request)."""
+
+
 def read_ingested(config: Config) -> pd.DataFrame:
+    """finaldata.csv validated by the contract: ids as ingestion kept them (text; `NA` and `00007` are
+    names, only an empty cell is missing), features as numbers."""
     path = config.output_folder / FINALDATA
     if not path.is_file():
         raise MissingInputError(f"{path}: no ingested data (run ingestion.py first)")
-    return pd.read_csv(path)
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        return contract.validate_frame(raw, str(path))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UnusableIngestedData(f"{path}: not a well-formed CSV ({str(exc).strip()}){REPAIR}") from None
+    except ContractError as exc:
+        raise UnusableIngestedData(f"{exc}{REPAIR}") from None
 
 
 def diagnose(config: Config, timings: bool = True, latest: object = None,
@@ -194,12 +209,12 @@ def diagnose(config: Config, timings: bool = True, latest: object = None,
     """Every diagnostic, without writing anything; `cache` of latest versions gains this call's lookups."""
     version = registry.current(config.prod_folder)
     test = read_labelled_csv(testdata_file(config))
-    raw = read_ingested(config)
+    ingested = read_ingested(config)
     return {
         "model_version": version.label,
         "predictions": model_predictions(registry.load_model(version), test),
-        "summary_statistics": summary_statistics(contract.validate_frame(raw, FINALDATA)),
-        "missing_share": missing_share(raw),
+        "summary_statistics": summary_statistics(ingested),
+        "missing_share": missing_share(ingested),
         "execution_time": execution_time(config) if timings else None,
         "dependencies": dependencies(REQUIREMENTS, latest, cache, wait),
     }

@@ -6,16 +6,18 @@ score over time as an SVG drawn here. app.py's create_app calls `register(app, c
 """
 from __future__ import annotations
 
+import functools
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flask import Flask, Response, make_response, render_template
 from markupsafe import Markup, escape
 
 import diagnostics
-from risk import contract, decisions, registry, risklist
+from risk import decisions, registry, risklist
 from risk.config import Config
-from risk.errors import ContractError, IntegrityError, MissingInputError
+from risk.errors import IntegrityError, MissingInputError
 from risk.ledger import Ledger
 from risk.serving import ApiError
 
@@ -32,14 +34,26 @@ WIDTH, HEIGHT, LEFT, RIGHT, TOP_PAD, BOTTOM, INSET = 1000, 260, 48, 16, 24, 44, 
 GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
+@functools.lru_cache(maxsize=8)
+def previous_model(prod: Path, number: int) -> tuple[object | None, str | None]:
+    """Version `number`'s model, the movers' baseline, or None and why not. Versions are immutable, so each
+    is verified and loaded once per process (a failure too, as the ModelHolder does for the current one)."""
+    try:
+        return registry.load_model(registry.verify(prod, number)), None
+    except (IntegrityError, MissingInputError) as exc:
+        logger.error("no movers: the previous version %d failed verification: %s", number, exc)
+        return None, f"no movers: the previous version {number} failed verification (see the server log)"
+
+
 def risk_ranking(config: Config, holder: ModelHolder, top: int) -> tuple[registry.Version, dict]:
-    """The served version and GET /risk's answer: the `top` clients with reasons, and movers since the last one."""
+    """The served version and GET /risk's answer: the `top` clients with reasons, and movers since the last
+    one; a previous version that fails verification costs only the movers (`movers_note` says why)."""
     version, model = holder.get()
     before = registry.predecessor(config.prod_folder, version.number)
-    previous = registry.load_model(registry.verify(config.prod_folder, before)) if before else None
-    frame = contract.validate_frame(diagnostics.read_ingested(config), "finaldata.csv")
+    previous, note = previous_model(config.prod_folder, before) if before else (None, None)
+    frame = diagnostics.read_ingested(config)
     return version, {"model_version": version.label, "previous_version": before,
-                     **risklist.rank(frame, model, top, previous)}
+                     **risklist.rank(frame, model, top, previous), "movers_note": note}
 
 
 def served_version(holder: ModelHolder) -> tuple[registry.Version | None, str | None]:
@@ -57,10 +71,10 @@ def ranking_or_reason(config: Config, holder: ModelHolder) -> tuple[dict | None,
     """The ranked list for the page, or None and a sentence saying why there is none."""
     try:
         return risk_ranking(config, holder, TOP)[1], None
+    except diagnostics.UnusableIngestedData as exc:
+        return None, f"The ingested data breaks the data contract: {exc}"
     except MissingInputError:
         return None, "No ingested data yet: run ingestion.py or fullprocess.py."
-    except ContractError as exc:
-        return None, f"The ingested data breaks the data contract: {exc}"
     except (ApiError, IntegrityError) as exc:
         logger.error("dashboard: no ranking: %s", exc)
         return None, "A model version failed verification; see the server log."

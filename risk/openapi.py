@@ -4,8 +4,10 @@ from __future__ import annotations
 from risk import contract, serving
 
 FEATURE_PROPS = {name: {"type": "number", "minimum": 0, "maximum": contract.MAX_COUNT} for name in contract.FEATURES}
+# An id is text; a JSON integer is taken as its text, and null is a row without one (serving._ids).
+ID = {"anyOf": [{"type": "string", "nullable": True}, {"type": "integer"}]}
 RECORD = {"type": "object", "required": list(contract.FEATURES),
-          "properties": {contract.ID_COLUMN: {"type": "string"}, **FEATURE_PROPS}}
+          "properties": {contract.ID_COLUMN: ID, **FEATURE_PROPS}}
 ERROR = {"type": "object", "required": ["error", "detail"], "additionalProperties": False,
          "properties": {"error": {"type": "string"}, "detail": {"type": "string"}}}
 PREDICTION = {
@@ -28,7 +30,9 @@ MOVER = {"type": "object", "required": ["corporation", "probability", "previous_
 RISK = {"type": "object", "required": ["model_version", "clients", "movers", "population"],
         "properties": {"model_version": {"type": "string"}, "previous_version": {"type": "integer", "nullable": True},
                        "clients": {"type": "array", "items": CLIENT}, "movers": {"type": "array", "items": MOVER},
-                       "population": {"type": "integer"}}}
+                       "population": {"type": "integer"},
+                       "movers_note": {"type": "string", "nullable": True,
+                                       "description": "why there are no movers though there is a previous version"}}}
 DECISION = {"type": "object", "required": ["id", "created_at", "verdict", "action", "summary", "evidence"],
             "properties": {"id": {"type": "integer"}, "created_at": {"type": "string"},
                            "verdict": {"type": "string"}, "action": {"type": "string"},
@@ -97,6 +101,9 @@ def spec() -> dict:
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         "security": [{"bearer": []}],
         "paths": {
+            "/": {"get": {"summary": "The dashboard for client managers: one self-contained HTML page", "responses": {
+                "200": {"description": "the page", "content": {"text/html": {"schema": {"type": "string"}}}},
+                **_errors()}}},
             "/prediction": _prediction(),
             "/risk": _get("Clients ranked by attrition probability, with reasons and movers", RISK, 400, 503,
                           parameters=[_int_param("top", 10_000, "how many clients")],

@@ -12,6 +12,7 @@ import pandas as pd
 from risk import contract
 
 REASONS_PER_CLIENT = 2
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # OWASP, "CSV Injection"
 
 
 def latest_clients(frame: pd.DataFrame) -> pd.DataFrame:
@@ -67,8 +68,16 @@ def movers(clients: pd.DataFrame, risk: np.ndarray, previous: object | None, top
             for j in order]
 
 
+def spreadsheet_safe(text: str) -> str:
+    """OWASP's rule against CSV injection: a cell that a spreadsheet would run as a formula (it starts with
+    =, +, -, @, a tab or a carriage return) gets a leading single quote, so it is shown as text."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 def as_csv(ranked: list[dict]) -> str:
-    """The ranked list as CSV: rank, corporation, probability, reasons ("feature (+log-odds); ...")."""
-    rows = [{"rank": r["rank"], "corporation": r["corporation"], "probability": r["probability"],
-             "reasons": "; ".join(f"{x['feature']} (+{x['log_odds']})" for x in r["reasons"])} for r in ranked]
+    """The ranked list as CSV for spreadsheets: rank, corporation, probability, reasons ("feature
+    (+log-odds); ..."); the text cells are spreadsheet_safe, the numbers are written as they are."""
+    rows = [{"rank": r["rank"], "corporation": spreadsheet_safe(r["corporation"]), "probability": r["probability"],
+             "reasons": spreadsheet_safe("; ".join(f"{x['feature']} (+{x['log_odds']})" for x in r["reasons"]))}
+            for r in ranked]
     return pd.DataFrame(rows, columns=["rank", "corporation", "probability", "reasons"]).to_csv(index=False)

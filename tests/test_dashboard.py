@@ -22,7 +22,7 @@ import ingestion
 import scoring
 import training
 from app import create_app
-from risk import auth, contract, dashboard
+from risk import auth, contract, dashboard, registry
 from risk.config import Config
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -148,6 +148,45 @@ def test_the_page_needs_the_token_when_one_is_configured(deployed: Config, monke
     assert client.get("/").status_code == 401
     assert client.get("/", headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert client.get("/", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+
+
+def test_ids_are_shown_as_ingestion_kept_them(deployed: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = ["NA", "null", "None", "nan", "00007"]
+    frame = synthetic_frame(len(ids), seed=5)
+    frame["corporation"] = ids
+    write_frame(frame, deployed.input_folder / "odd-ids.csv")
+    ingestion.run_ingestion(deployed)
+    monkeypatch.setattr(dashboard, "TOP", 10_000)  # every client on the page
+    html = create_app(deployed).test_client().get("/").get_data(as_text=True)
+    for name in ids:
+        assert f'<td class="client">{name}</td>' in html, name
+
+
+def test_a_corrupt_previous_version_still_shows_the_ranking(deployed: Config) -> None:
+    for _ in range(2):
+        training.run_training(deployed)
+        scoring.run_scoring(deployed)
+        deployment.run_deployment(deployed)
+    assert deployment.main(["--config", str(deployed.config_path), "--rollback"]) == 0
+    score = registry.versions_folder(deployed.prod_folder) / "1" / registry.SCORE
+    score.write_bytes(score.read_bytes() + b"x")
+    answer = create_app(deployed).test_client().get("/")
+    assert answer.status_code == 200
+    html = answer.get_data(as_text=True)
+    assert '<dd id="model-version">2</dd>' in html
+    assert html.count('class="client-row"') == 20
+    assert "failed verification" not in html
+
+
+@pytest.mark.parametrize("tail", [b"torn,12", b"a,1,2,3,4,5,6,7\n"])
+def test_a_bad_row_in_finaldata_is_said_on_the_page(deployed: Config, tail: bytes) -> None:
+    with open(deployed.output_folder / "finaldata.csv", "ab") as handle:
+        handle.write(tail)
+    answer = create_app(deployed).test_client().get("/")
+    assert answer.status_code == 200
+    html = answer.get_data(as_text=True)
+    assert "The ingested data breaks the data contract" in html
+    assert 'class="client-row"' not in html
 
 
 # In the browser -----------------------------------------------------------------------------------------------

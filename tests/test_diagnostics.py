@@ -65,6 +65,21 @@ def test_summary_statistics_are_pandas_mean_median_and_std_of_finaldata(deployed
         assert stats[column] == pytest.approx(expected)
 
 
+def test_ingested_ids_are_text_as_ingestion_kept_them_and_features_numbers(deployed: Config) -> None:
+    path = deployed.output_folder / FINALDATA
+    assert path.read_bytes().endswith(b"\n")
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write("NA,1,2,3,0\n00007,4,5,6,1\n,7,8,9,0\nnan,1,1,1,1\n")
+    frame = diagnostics.read_ingested(deployed)
+    assert frame[contract.ID_COLUMN].iloc[-4:].fillna("<missing>").tolist() == ["NA", "00007", "<missing>", "nan"]
+    assert all(frame[c].dtype == "float64" for c in contract.FEATURES)
+    report = diagnostics.diagnose(deployed, timings=False, latest=fake_latest)
+    assert report["missing_share"][contract.ID_COLUMN] == pytest.approx(1 / len(frame))  # only the empty cell
+    assert report["missing_share"]["lastmonth_activity"] == 0.0
+    assert report["summary_statistics"]["lastmonth_activity"]["mean"] == pytest.approx(
+        frame["lastmonth_activity"].mean())
+
+
 def test_missing_share_per_column() -> None:
     frame = pd.DataFrame({"a": [1.0, None, 3.0, None], "b": [1, 2, 3, 4], "c": [None, "x", "y", "z"]})
     assert diagnostics.missing_share(frame) == {"a": 0.5, "b": 0.0, "c": 0.25}

@@ -154,3 +154,101 @@ def test_risk_without_a_model_is_503(config: Config) -> None:
     answer = create_app(config).test_client().get("/risk")
     assert answer.status_code == 503
     assert answer.get_json()["error"] == "no_model"
+
+
+ODD_IDS = ["NA", "null", "None", "nan", "00007", "007.0"]
+
+
+def ingest_clients(config: Config, ids: list[str], name: str) -> None:
+    """New source rows named `ids`, ingested."""
+    frame = synthetic_frame(len(ids), seed=5)
+    frame["corporation"] = ids
+    write_frame(frame, config.input_folder / name)
+    ingestion.run_ingestion(config)
+
+
+def test_ids_are_the_text_ingestion_kept(client, deployed: Config) -> None:
+    ingest_clients(deployed, ODD_IDS, "odd-ids.csv")
+    kept = pd.read_csv(deployed.output_folder / "finaldata.csv", dtype=str, keep_default_na=False, na_values=[""])
+    assert set(ODD_IDS) <= set(kept["corporation"])  # ingestion keeps them as names
+    body = client.get("/risk?top=10000").get_json()
+    names = [c["corporation"] for c in body["clients"]]
+    assert set(ODD_IDS) <= set(names)
+    assert body["population"] == kept["corporation"].dropna().nunique()
+    answer = client.get("/risk?top=10000", headers={"Accept": "text/csv"})
+    table = pd.read_csv(io.StringIO(answer.get_data(as_text=True)), dtype=str, keep_default_na=False)
+    assert table["corporation"].tolist() == names
+
+
+def rolled_back_to_2(config: Config) -> None:
+    """Versions 1 to 3 deployed, then a rollback: 2 is current and 1 its predecessor."""
+    redeploy_on_flipped_data(config)
+    training.run_training(config)
+    scoring.run_scoring(config)
+    deployment.run_deployment(config)
+    assert deployment.main(["--config", str(config.config_path), "--rollback"]) == 0
+    assert registry.current_number(config.prod_folder) == 2
+
+
+def test_a_corrupt_previous_version_drops_the_movers_not_the_answer(client, deployed: Config) -> None:
+    rolled_back_to_2(deployed)
+    score = registry.versions_folder(deployed.prod_folder) / "1" / registry.SCORE
+    score.write_bytes(score.read_bytes() + b"x")
+    assert client.get("/ready").get_json()["model_version"] == "2"
+    answer = client.get("/risk?top=10000")
+    assert answer.status_code == 200
+    body = answer.get_json()
+    assert (body["model_version"], body["previous_version"], body["movers"]) == ("2", 1, [])
+    assert "version 1 failed verification" in body["movers_note"]
+    assert [c["probability"] for c in body["clients"]] == \
+        pytest.approx(sorted(expected_risk(deployed, 2).values(), reverse=True), abs=5e-5)
+
+
+def test_the_previous_model_is_verified_once_per_version(app, deployed: Config,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    redeploy_on_flipped_data(deployed)
+    checked = []
+    verify = registry.verify
+    monkeypatch.setattr(registry, "verify", lambda prod, number: checked.append(number) or verify(prod, number))
+    client = app.test_client()
+    for _ in range(3):
+        body = client.get("/risk").get_json()
+        assert body["movers"]
+        assert body["movers_note"] is None
+    assert checked.count(1) == 1
+
+
+HOSTILE_IDS = ['=HYPERLINK("http://evil.example/","click")', "+1+2", "-3+4", "@SUM(A1:A2)", "plain"]
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_start_with_a_quote(client, deployed: Config) -> None:
+    ingest_clients(deployed, HOSTILE_IDS, "hostile-ids.csv")
+    body = client.get("/risk?top=10000").get_json()
+    answer = client.get("/risk?top=10000", headers={"Accept": "text/csv"})
+    table = pd.read_csv(io.StringIO(answer.get_data(as_text=True)), dtype=str, keep_default_na=False)
+    cells = dict(zip([c["corporation"] for c in body["clients"]], table["corporation"], strict=True))
+    assert [cells[name] for name in HOSTILE_IDS] == [f"'{name}" for name in HOSTILE_IDS[:-1]] + ["plain"]
+    assert set(HOSTILE_IDS) <= set(cells)  # JSON is data, not a spreadsheet: unchanged
+    assert [float(p) for p in table["probability"]] == [c["probability"] for c in body["clients"]]
+    assert not any(cell[:1] in "=+-@'" for cell in table["reasons"] if cell)
+
+
+def test_spreadsheet_safe_follows_the_owasp_rule() -> None:
+    from risk.risklist import spreadsheet_safe
+
+    for text in ("=1+1", "+1", "-1", "@x", "\tx", "\rx"):
+        assert spreadsheet_safe(text) == "'" + text
+    for text in ("abcd", "1-2", "", " =x", "'=x"):
+        assert spreadsheet_safe(text) == text
+
+
+@pytest.mark.parametrize("route", ["/risk", "/summarystats", "/diagnostics"])
+@pytest.mark.parametrize("tail", [b"torn,12", b"a,1,2,3,4,5,6,7\n"])
+def test_a_bad_row_in_finaldata_is_the_servers_fault_503(client, deployed: Config, route: str, tail: bytes) -> None:
+    with open(deployed.output_folder / "finaldata.csv", "ab") as handle:
+        handle.write(tail)
+    answer = client.get(route)
+    assert answer.status_code == 503, answer.get_json()
+    assert answer.get_json()["error"] == "not_ready"
+    assert "finaldata.csv" in answer.get_json()["detail"]
+    assert str(deployed.root) not in answer.get_json()["detail"]

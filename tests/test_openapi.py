@@ -1,0 +1,52 @@
+"""/openapi.json against the app: every route is described, ids are typed as the API takes them, and what a
+bad finaldata.csv makes the API answer is a declared status."""
+from __future__ import annotations
+
+import jsonschema_rs
+import pytest
+from flask import Flask
+
+from risk import contract, openapi
+from risk.config import Config
+
+ROW = {name: 1 for name in contract.FEATURES}
+
+
+def json_schema(schema: object) -> object:
+    """An OpenAPI 3.0 schema as JSON Schema: `nullable: true` next to a type becomes a union with null."""
+    if isinstance(schema, list):
+        return [json_schema(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: json_schema(v) for k, v in schema.items() if k != "nullable"}
+    if schema.get("nullable"):
+        out["type"] = [schema["type"], "null"]
+    return out
+
+
+def test_every_route_is_described(app: Flask) -> None:
+    paths = openapi.spec()["paths"]
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        methods = {m.lower() for m in rule.methods - {"HEAD", "OPTIONS"}}
+        assert rule.rule in paths, rule.rule
+        assert methods <= set(paths[rule.rule]), (rule.rule, methods)
+    assert "text/html" in paths["/"]["get"]["responses"]["200"]["content"]
+
+
+@pytest.mark.parametrize("value", ["abcd", "", "NA", 7, 2**70, None, True, 1.5, {"a": 1}, ["x"]])
+def test_the_record_id_schema_accepts_what_the_api_accepts(client, value: object) -> None:
+    schema = jsonschema_rs.Draft7Validator(json_schema(openapi.RECORD))
+    answer = client.post("/prediction", json={"records": [{contract.ID_COLUMN: value, **ROW}]})
+    assert answer.status_code in (200, 422), answer.get_json()
+    assert (answer.status_code == 200) == schema.is_valid({contract.ID_COLUMN: value, **ROW}), value
+
+
+@pytest.mark.parametrize("route", ["/risk", "/summarystats", "/diagnostics"])
+@pytest.mark.parametrize("tail", [b"torn,12", b"a,1,2,3,4,5,6,7\n"])
+def test_a_bad_finaldata_row_gets_a_declared_status(client, deployed: Config, route: str, tail: bytes) -> None:
+    with open(deployed.output_folder / "finaldata.csv", "ab") as handle:
+        handle.write(tail)
+    answer = client.get(route)
+    assert str(answer.status_code) in openapi.spec()["paths"][route]["get"]["responses"], answer.get_json()
