@@ -20,7 +20,7 @@ from sklearn.metrics import confusion_matrix
 from risk import cli, contract, registry
 from risk import report as content_of
 from risk.config import Config
-from risk.errors import ContractError, MissingInputError
+from risk.errors import ContractError, IntegrityError, MissingInputError
 from risk.files import atomic_copy, atomic_write_bytes, atomic_write_text
 from risk.ledger import Ledger, now, recorded
 from risk.views import FINALDATA
@@ -80,6 +80,18 @@ def ledger_inputs(ledger: Ledger, version: int) -> dict:
             "diagnostics": ledger.diagnostics(), "deployment": deployment, "decision": decision}
 
 
+def previous_model(config: Config, before: int | None) -> object | None:
+    """The previous version's model, the movers' baseline; a version that fails verification costs only the
+    movers, not the report."""
+    if before is None:
+        return None
+    try:
+        return registry.load_model(registry.verify(config.prod_folder, before))
+    except IntegrityError as exc:
+        logger.error("no movers in the report: the previous version %d failed verification: %s", before, exc)
+        return None
+
+
 def read_inputs(config: Config, ledger: Ledger) -> dict:
     """Everything the report shows, read once: the version, models, card, data and ledger rows."""
     version = registry.current(config.prod_folder)
@@ -89,7 +101,7 @@ def read_inputs(config: Config, ledger: Ledger) -> dict:
     if not raw_path.is_file():
         raise MissingInputError(f"{raw_path}: no ingested data (run ingestion.py first)")
     return {"version": version, "model": registry.load_model(version),
-            "previous": registry.load_model(registry.verify(config.prod_folder, before)) if before else None,
+            "previous": previous_model(config, before),
             "previous_version": before,
             "card": json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {},
             "test": read_labelled_csv(testdata_file(config)),

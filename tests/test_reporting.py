@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 
+import deployment
 import reporting
 from risk import contract, registry, report
 from risk.config import Config
@@ -183,3 +184,13 @@ def test_rejected_rows_by_reason_leave_out_whole_file_rejections() -> None:
                 {"row": 9, "reason": "negative"}, {"row": 4, "reason": "missing value"}]
     assert report.rejection_reasons(rejected) == [{"reason": "negative", "rows": 2},
                                                   {"reason": "missing value", "rows": 1}]
+
+
+def test_a_corrupt_previous_version_costs_the_report_only_its_movers(deployed: Config,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    deployment.run_deployment(deployed)  # version 2; version 1 is its predecessor, the movers' baseline
+    score = registry.versions_folder(deployed.prod_folder) / "1" / registry.SCORE
+    score.write_bytes(score.read_bytes() + b"x")
+    assert reporting.main(["--config", str(deployed.config_path)]) == 0
+    assert "no movers in the report: the previous version 1 failed verification" in caplog.text
+    assert (deployed.model_folder / reporting.PLOT).exists()
