@@ -113,6 +113,16 @@ def body_bytes() -> bytes:
     return body
 
 
+@contextlib.contextmanager
+def servers_own_data() -> Iterator[None]:
+    """Around reading data the server holds (testdata.csv): if it breaks the contract the fault is not the
+    request's, so the answer is 503 not_ready, naming the file, row and column, not 422."""
+    try:
+        yield
+    except ContractError as exc:
+        raise MissingInputError(str(exc)) from None
+
+
 def wants_csv() -> bool:
     return request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv"
 
@@ -191,7 +201,8 @@ def model_routes(app: Flask, config: Config, holder: ModelHolder, metrics: Metri
     @app.get("/scoring")
     def scoring_route() -> Response:
         version, model = holder.get()
-        frame = scoring.read_labelled_csv(scoring.testdata_file(config))
+        with servers_own_data():
+            frame = scoring.read_labelled_csv(scoring.testdata_file(config))
         return jsonify({"f1": scoring.f1_of(model, frame), "rows": len(frame), "model_version": version.label})
 
     @app.get("/summarystats")
@@ -204,7 +215,8 @@ def model_routes(app: Flask, config: Config, holder: ModelHolder, metrics: Metri
     @app.get("/diagnostics")
     def diagnostics_route() -> Response:
         holder.get()
-        return jsonify(diagnostics.diagnose_online(config, versions))
+        with servers_own_data():
+            return jsonify(diagnostics.diagnose_online(config, versions))
 
     @app.get("/ready")
     def ready() -> Response:

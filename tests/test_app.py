@@ -272,3 +272,16 @@ def test_a_token_with_non_ascii_characters_matches_what_a_client_sends() -> None
     assert auth.authorized(sent, "tök-ü")
     assert not auth.authorized(sent, "tok-u")
     assert not auth.authorized("Bearer tök-ü€", "tök-ü")  # not Latin-1 at all: refused, not a 500
+
+
+@pytest.mark.parametrize("route", ["/scoring", "/diagnostics"])
+def test_a_bad_row_in_the_servers_test_data_is_503_not_422(client, deployed: Config, route: str) -> None:
+    """The server's own test data is at fault, not the request: not_ready, naming the file, row and column."""
+    path = deployed.test_data / "testdata.csv"
+    path.write_text(path.read_text(encoding="utf-8") + "acme,-5,1,1,0\n", encoding="utf-8")
+    answer = client.get(route)
+    assert answer.status_code == 503
+    body = answer.get_json()
+    assert body["error"] == "not_ready"
+    assert "testdata.csv" in body["detail"]
+    assert "column 'lastmonth_activity'" in body["detail"]
