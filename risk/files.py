@@ -31,16 +31,21 @@ def atomic_open(target: Path, mode: str = "wb", **kwargs: object) -> Iterator:
 
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX + target.name + ".", dir=target.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX + target.name + ".", dir=target.parent)
+    except OSError as exc:  # name the file being written, not the random temp name
+        raise OSError(exc.errno, exc.strerror, str(target)) from exc
     try:
         with os.fdopen(fd, mode, **kwargs) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:  # a write: ENOSPC, EIO
+            raise OSError(exc.errno, exc.strerror, str(target)) from exc
         raise
     fsync_dir(target.parent)
 
