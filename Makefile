@@ -5,7 +5,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 PORT ?= 8000
-CRONLINE = sed "s|/path/to/repo|$(CURDIR)|g" cronjob.txt | grep -v '^\#'
+# cronjob.txt with /path/to/repo replaced by this folder, shell-quoted when it needs it (a space, a quote) and
+# with cron's `%` escaped; a folder whose name holds a newline cannot go in a crontab.
+CRONLINE = $(PYTHON) -c 'import os, shlex, sys; here = os.getcwd(); "\n" in here and sys.exit("make: a folder with a newline in its name cannot go in a crontab"); quoted = shlex.quote(here).replace("%", "\\%"); sys.stdout.writelines(line.replace("/path/to/repo", quoted) for line in open("cronjob.txt", encoding="utf-8") if not line.startswith("\#"))'
 
 .PHONY: run test lint serve cron cron-install bench bench-drift clean
 
@@ -53,8 +55,9 @@ cron:
 cron-install: $(STAMP)
 	@command -v crontab >/dev/null || { echo "crontab not found: install cron (apt-get install cron)"; exit 1; }
 	@mkdir -p logs
-	@{ crontab -l 2>/dev/null | grep -vF "$(CURDIR)/fullprocess.py" || true; $(CRONLINE); } | crontab -
-	@echo "installed in the crontab:"; crontab -l | grep -F "$(CURDIR)/fullprocess.py"
+	@line=$$($(CRONLINE)) && script="$${line#*&& }" && script="$${script%%/.venv/bin/python *}/fullprocess.py" && \
+	{ crontab -l 2>/dev/null | grep -vF -e "$$script" -e "$(CURDIR)/fullprocess.py" || true; printf '%s\n' "$$line"; } \
+	| crontab - && echo "installed in the crontab:" && crontab -l | grep -F "$$script"
 
 bench: $(DEVSTAMP)
 	$(PY) bench/run.py

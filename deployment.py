@@ -3,7 +3,7 @@
 Reads trainedmodel.pkl, its card and latestscore.txt (model folder) and ingestedfiles.txt (output folder).
 Writes production_deployment/versions/<N>/ with a manifest of sha256s, then the `current` pointer, then the
 course's flat copies (trainedmodel.pkl, latestscore.txt, ingestedfiles.txt); keeps the last `keep_versions`.
-Run: python deployment.py [--config PATH]; --list; --rollback [VERSION] --reason TEXT
+Run: python deployment.py [--config PATH]; --list; --rollback [VERSION] [--reason TEXT]
 """
 from __future__ import annotations
 
@@ -111,20 +111,38 @@ def version_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+PREVIOUS = object()  # --rollback without VERSION: the one before the current (not a str: argparse types those)
+NO_REASON = "no reason given"  # recorded for a rollback without --reason
+
+
 def version_number(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"expected a version number, got {text!r}")
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a version number (1, 2, ...; see --list), got {text!r}")
     return int(text)
 
 
-def main(argv: list[str] | None = None) -> int:
+def reason_text(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a reason, got an empty one")
+    return text.strip()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = cli.parser(__doc__)
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--list", action="store_true", help="list the versions (* marks the current one)")
-    action.add_argument("--rollback", nargs="?", const=0, type=version_number, metavar="VERSION",
+    action.add_argument("--rollback", nargs="?", const=PREVIOUS, type=version_number, metavar="VERSION",
                         help="make VERSION (default: the one before the current) current again")
-    parser.add_argument("--reason", help="why, recorded in the ledger with who (for --rollback)")
+    parser.add_argument("--reason", type=reason_text, metavar="TEXT",
+                        help=f"why, recorded in the ledger with who (only with --rollback; default {NO_REASON!r})")
     args = parser.parse_args(argv)
+    if args.reason is not None and args.rollback is None:
+        parser.error("--reason is only for --rollback (a deployment records its score and data, not a reason)")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
 
     def stage(config: Config) -> object:
         if args.list:
@@ -136,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
             if not mine:
                 raise RiskError(f"{config.lock_path}: another pipeline run holds the lock; try again when it ends")
             if args.rollback is not None:
-                return run_rollback(config, args.rollback or None, args.reason)
+                target = None if args.rollback is PREVIOUS else args.rollback
+                return run_rollback(config, target, args.reason or NO_REASON)
             return run_deployment(config)
 
     return cli.run(args, stage)

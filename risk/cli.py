@@ -1,14 +1,19 @@
 """What every script's `main()` shares: the argument parser, logging set-up and error-to-exit-code mapping.
 
 Exit codes: 0 done or nothing to do, 1 expected failure (one log line naming what and why), 2 usage.
+A failure of the environment (a folder the user cannot write, a full disk, a truncated or corrupt file, an
+unwritable ledger) is expected too: one line naming the file, or with -v that line and the traceback.
 """
 from __future__ import annotations
 
 import argparse
+import errno
+import io
 import json
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path, PurePath
 
 from risk.config import Config, load_config
 from risk.errors import RiskError
@@ -39,11 +44,95 @@ def setup_logging(verbose: bool = False) -> None:
 def run(args: argparse.Namespace, stage: Callable[[Config], object]) -> int:
     """Load the config, run `stage(config)`, print its result with --json; expected failures exit 1."""
     setup_logging(args.verbose)
+    config = None
     try:
-        result = stage(load_config(args.config))
+        config = load_config(args.config)
+        result = stage(config)
     except RiskError as exc:
         logger.error("%s", exc)
+        return 1
+    except Exception as exc:  # only a failure of the environment is one line; a bug re-raises with its traceback
+        line = environment_error(exc, config)
+        if line is None:
+            raise
+        logger.error("%s", line, exc_info=exc if args.verbose else None)
         return 1
     if args.json:
         print(json.dumps(result, indent=2, default=str))
     return 0
+
+
+OS_HINTS = {
+    errno.EACCES: "permission denied to {user}: run as the owner of the folder, or give {user} access to it",
+    errno.EPERM: "operation not permitted to {user}: run as the owner of the folder, or give {user} access to it",
+    errno.EROFS: "the file system is read-only",
+    errno.EEXIST: "exists and is not a folder: check the folder paths in {config}",
+    errno.ENOTDIR: "part of this path is a file, not a folder: check the folder paths in {config}",
+    errno.ENOSPC: "no space left on the device: free some space and run again",
+}
+SQLITE_HINTS = {  # primary result codes (sqlite3.SQLITE_*) that say the ledger's file or folder is at fault
+    3: "permission denied to {user}: run as the owner of the ledger, or let {user} write it and its folder",
+    5: "another process holds the ledger: try again when it ends",
+    6: "another process holds the ledger: try again when it ends",
+    8: "{user} cannot write the ledger: run as its owner, or let {user} write it and its folder",
+    10: "disk I/O error",
+    11: "the ledger is damaged: restore it from a backup or move it away",
+    13: "no space left on the device: free some space and run again",
+    14: "{user} cannot open the ledger: run as its owner, or let {user} write it and its folder",
+    26: "not an SQLite database: restore the ledger from a backup or move it away",
+}
+
+
+def environment_error(exc: BaseException, config: Config | None) -> str | None:
+    """One line for a failure of the environment (names the file and what to do); None for anything else."""
+    where = {"user": user(), "config": config.config_path if config else "the config"}
+    sqlite3 = sys.modules.get("sqlite3")  # never imported here: the idle cron tick pays for what it imports
+    if isinstance(exc, OSError):
+        files = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+        text = OS_HINTS.get(exc.errno, exc.strerror or str(exc)).format(**where)
+        return f"{files}: {text}" if files else text
+    if sqlite3 is not None and isinstance(exc, sqlite3.Error):
+        hint = SQLITE_HINTS.get(getattr(exc, "sqlite_errorcode", -1) & 0xFF)
+        ledger = config.ledger_path if config else "the ledger"
+        return None if hint is None else f"{ledger}: {exc} ({hint.format(**where)})"
+    what = unreadable(exc)
+    path = what and file_being_read(exc)
+    return f"{path}: {what}: restore it, or run again the stage that writes it" if path else None
+
+
+def user() -> str:
+    import getpass
+    import os
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # a uid without a name (a container)
+        return f"uid {os.getuid()}"
+
+
+def unreadable(exc: BaseException) -> str | None:
+    """What is wrong with a file's content, if `exc` is a decoding failure."""
+    pickle = sys.modules.get("pickle")
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not valid JSON, truncated or corrupt (line {exc.lineno}: {exc.msg})"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 text (byte 0x{exc.object[exc.start:exc.start + 1].hex()} at offset {exc.start})"
+    if isinstance(exc, EOFError) or (pickle is not None and isinstance(exc, pickle.UnpicklingError)):
+        return f"not a readable pickle, truncated or corrupt ({exc or 'ran out of input'})"
+    return None
+
+
+def file_being_read(exc: BaseException) -> str | None:
+    """The file the failing read was on: an open file, or an existing file's path, in the innermost frame with one."""
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    for frame in reversed(frames):
+        for value in frame.f_locals.values():
+            if isinstance(value, io.IOBase) and isinstance(getattr(value, "name", None), str):
+                return value.name
+            if isinstance(value, PurePath) and Path(value).is_file():
+                return str(value)
+    return None

@@ -5,6 +5,7 @@ tests work from anywhere. Stdlib only: the idle cron tick imports this.
 """
 from __future__ import annotations
 
+import difflib
 import json
 from collections import namedtuple
 from pathlib import Path
@@ -30,6 +31,10 @@ DEFAULT_KEEP_VERSIONS = 10
 DRIFT_METHODS = ("statistical", "raw", "parametric", "nonparametric")
 DEFAULT_DRIFT = {"drift_method": "statistical", "drift_alpha": 0.05, "drift_min_rows": 30,
                  "drift_min_f1_drop": 0.05, "drift_min_feature_effect": 0.1}
+# Every key config.json may hold (the README's configuration table); any other is a typo, refused.
+KNOWN_KEYS = (*PATH_KEYS, "max_request_bytes", "api_url", "keep_versions", *DEFAULT_DRIFT, "api_token_file")
+# Folders the pipeline writes: none may be the input folder, or inside it, or hold it (it would ingest itself).
+WRITTEN_FOLDER_KEYS = ("output_folder_path", "output_model_path", "prod_deployment_path")
 
 
 _Fields = namedtuple(
@@ -77,6 +82,9 @@ def _read_json(path: Path) -> dict:
         raise ConfigError(f"{path}: config file not found") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{_text_byte(exc)} at offset {exc.start});"
+                          " save the config as UTF-8") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -86,13 +94,40 @@ def _read_json(path: Path) -> dict:
     return data
 
 
+def _text_byte(exc: UnicodeDecodeError) -> str:
+    return exc.object[exc.start:exc.start + 1].hex()
+
+
+def _check_keys(data: dict, path: Path) -> None:
+    """Refuse a key that is not a setting (a typo would silently leave its default in force)."""
+    for key in data:
+        if key not in KNOWN_KEYS:
+            close = difflib.get_close_matches(str(key), KNOWN_KEYS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(KNOWN_KEYS)}"
+            raise ConfigError(f"{path}: unknown key {key!r}{hint}")
+
+
+def _check_separate(folders: dict, path: Path) -> None:
+    """The input folder must not be, hold or lie inside a folder the pipeline writes."""
+    source = folders["input_folder_path"]
+    for key in WRITTEN_FOLDER_KEYS:
+        written = folders[key]
+        if source == written or source.is_relative_to(written) or written.is_relative_to(source):
+            raise ConfigError(f"{path}: keys 'input_folder_path' ({source}) and {key!r} ({written}) must name"
+                              " separate folders, neither inside the other (the pipeline would read its own output"
+                              " as input)")
+
+
 def _folder(data: dict, key: str, root: Path, path: Path) -> Path:
     value = data.get(key)
     if value is None:
         raise ConfigError(f"{path}: missing key {key!r} (a folder path, relative to the config's folder)")
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{path}: key {key!r} must be a non-empty string path, got {value!r}")
-    return (root / value).resolve()
+    folder = (root / value).resolve()
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{path}: key {key!r} must name a folder, but {folder} is a file")
+    return folder
 
 
 def _positive_int(data: dict, key: str, default: int, path: Path) -> int:
@@ -140,11 +175,13 @@ def load_config(path: str | Path | None = None) -> Config:
     """Read config.json at `path` (default: the one beside the scripts) and resolve its folders."""
     config_path = Path(path if path is not None else DEFAULT_CONFIG).resolve()
     data = _read_json(config_path)
+    _check_keys(data, config_path)
     root = config_path.parent
-    folders = [_folder(data, key, root, config_path) for key in PATH_KEYS]
+    folders = {key: _folder(data, key, root, config_path) for key in PATH_KEYS}
+    _check_separate(folders, config_path)
     return Config(
         config_path,
-        *folders,
+        *folders.values(),
         max_request_bytes=_positive_int(data, "max_request_bytes", DEFAULT_MAX_REQUEST_BYTES, config_path),
         api_url=_url(data, "api_url", DEFAULT_API_URL, config_path),
         keep_versions=_positive_int(data, "keep_versions", DEFAULT_KEEP_VERSIONS, config_path),

@@ -6,11 +6,11 @@ import logging
 from pathlib import Path
 
 import pytest
-from conftest import FOLDERS
+from conftest import FOLDERS, REPO
 
 import ingestion
 import training
-from risk.config import DEFAULT_API_URL, DEFAULT_MAX_REQUEST_BYTES, load_config
+from risk.config import DEFAULT_API_URL, DEFAULT_MAX_REQUEST_BYTES, KNOWN_KEYS, load_config
 from risk.errors import ConfigError
 
 
@@ -133,3 +133,63 @@ def test_main_with_a_bad_key_exits_1_naming_the_key(tmp_path, caplog):
     assert len(lines) == 1
     assert "'max_request_bytes'" in lines[0]
     assert str(path) in lines[0]
+
+
+def test_a_config_that_is_not_utf8_names_the_file_and_the_byte(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_bytes(json.dumps({**FOLDERS, "test_data_path": "tests"}).replace("tests", "t\xe9sts").encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"not UTF-8 text \(byte 0xe9 at offset \d+\)") as err:
+        load_config(path)
+    assert str(path) in str(err.value)
+
+
+def test_a_folder_key_naming_a_file_is_refused(tmp_path):
+    path = write_config(tmp_path, FOLDERS)
+    (tmp_path / FOLDERS["output_folder_path"]).write_text("not a folder", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"key 'output_folder_path' must name a folder, but .* is a file") as err:
+        load_config(path)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("output_folder_path", "sourcedata"),
+    ("output_folder_path", "sourcedata/ingested"),
+    ("output_folder_path", "."),
+    ("output_model_path", "sourcedata"),
+    ("prod_deployment_path", "sourcedata/prod"),
+])
+def test_the_input_folder_must_be_apart_from_every_written_folder(tmp_path, key, value):
+    path = write_config(tmp_path, {**FOLDERS, key: value})
+    with pytest.raises(ConfigError, match=f"keys 'input_folder_path' .* and '{key}' .* must name separate folders"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(("typo", "meant"), [("drift_min_row", "drift_min_rows"), ("keep_version", "keep_versions"),
+                                             ("api_urls", "api_url"), ("input_folder", "input_folder_path")])
+def test_an_unknown_key_is_refused_naming_the_closest_known_key(tmp_path, typo, meant):
+    path = write_config(tmp_path, {**FOLDERS, typo: 5})
+    with pytest.raises(ConfigError, match=f"unknown key '{typo}'; did you mean '{meant}'\\?") as err:
+        load_config(path)
+    assert str(path) in str(err.value)
+
+
+def test_an_unknown_key_like_no_other_lists_the_known_keys(tmp_path):
+    path = write_config(tmp_path, {**FOLDERS, "zzz": 1})
+    with pytest.raises(ConfigError, match="unknown key 'zzz'; known keys: input_folder_path, ") as err:
+        load_config(path)
+    assert "api_token_file" in str(err.value)
+
+
+def test_every_known_key_is_accepted(tmp_path):
+    settings = {"max_request_bytes": 1024, "api_url": "http://127.0.0.1:1", "keep_versions": 3,
+                "drift_method": "raw", "drift_alpha": 0.01, "drift_min_rows": 5, "drift_min_f1_drop": 0.1,
+                "drift_min_feature_effect": 0.2, "api_token_file": "token.txt"}
+    assert set(settings) | set(FOLDERS) == set(KNOWN_KEYS)
+    config = load_config(write_config(tmp_path, {**FOLDERS, **settings}))
+    assert (config.drift_min_rows, config.keep_versions) == (5, 3)
+
+
+@pytest.mark.parametrize("name", ["config.json", "config.practice.json"])
+def test_the_shipped_configs_load(name):
+    config = load_config(REPO / name)
+    assert config.input_folder != config.output_folder

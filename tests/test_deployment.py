@@ -16,6 +16,7 @@ from risk import contract, registry
 from risk.config import Config
 from risk.errors import IntegrityError, MissingInputError
 from risk.files import TEMP_PREFIX, atomic_write_text, sha256_file
+from risk.ledger import Ledger
 
 
 def version_folder(config: Config, number: int) -> Path:
@@ -166,3 +167,39 @@ def test_a_crash_mid_deploy_leaves_the_previous_version_current(deployed, monkey
     assert registry.current(deployed.prod_folder).number == manifest["version"] > 1
     assert predicts(registry.current(deployed.prod_folder))
     assert (deployed.prod_folder / registry.MODEL).read_bytes() == (deployed.model_folder / training.MODEL).read_bytes()
+
+
+def usage_error(argv: list[str], capsys: pytest.CaptureFixture) -> str:
+    with pytest.raises(SystemExit) as done:
+        deployment.main(argv)
+    assert done.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_reason_without_rollback_is_a_usage_error_and_deploys_nothing(deployed, capsys):
+    retrain_on_new_data(deployed, seed=14)
+    scoring.run_scoring(deployed)  # a plain deployment would make version 2
+    for extra in (["--reason", "foo"], ["--list", "--reason", "foo"]):
+        err = usage_error(["--config", str(deployed.config_path), *extra], capsys)
+        assert "--reason is only for --rollback" in err
+    assert registry.current_number(deployed.prod_folder) == 1
+    assert not version_folder(deployed, 2).exists()
+
+
+@pytest.mark.parametrize("argv", [["--rollback", "0"], ["--rollback", "-1"], ["--rollback", "v1"],
+                                  ["--rollback", "--reason", " "]])
+def test_bad_rollback_arguments_are_usage_errors(deployed, capsys, argv):
+    err = usage_error(["--config", str(deployed.config_path), *argv], capsys)
+    assert "expected a version number (1, 2, ...; see --list)" in err or "expected a reason" in err
+    assert registry.current_number(deployed.prod_folder) == 1
+
+
+def test_a_rollback_without_a_reason_records_that_none_was_given(deployed):
+    retrain_on_new_data(deployed, seed=15)
+    scoring.run_scoring(deployed)
+    deployment.run_deployment(deployed)
+    assert deployment.main(["--config", str(deployed.config_path), "--rollback"]) == 0
+    assert deployment.main(["--config", str(deployed.config_path), "--rollback", "2", "--reason", " fixed "]) == 0
+    with Ledger(deployed.ledger_path) as ledger:
+        rollbacks = [(d["version"], d["reason"]) for d in ledger.deployments() if d["action"] == "rollback"]
+    assert rollbacks == [(1, "no reason given"), (2, "fixed")]
