@@ -11,11 +11,37 @@ import logging
 
 from risk import cli, inbox, registry, views
 from risk.config import Config, require_folder
-from risk.errors import MissingInputError
+from risk.errors import MissingInputError, RiskError
 from risk.files import remove_temp_files, single_flight
 from risk.ledger import Ledger, recorded
 
 logger = logging.getLogger(__name__)
+NOTHING_TO_DECIDE = "nothing to decide: no new rows since the last decision"
+INGESTION_BUSY = "another ingestion is running; its data is left to the next tick"
+
+
+def views_written(config: Config, ledger: Ledger) -> bool:
+    """True when ingestedfiles.txt holds exactly what ingestion writes from the ledger.
+
+    Compared whole rather than line by line: a file name may itself hold a newline."""
+    try:
+        text = (config.output_folder / views.INGESTEDFILES).read_bytes().decode("utf-8", "replace")
+    except FileNotFoundError:
+        text = ""
+    return text == "".join(f"{name}\n" for name in views.ingested_names(ledger))
+
+
+def deployment_work(config: Config, ledger: Ledger) -> list[str]:
+    """What the deployed version still needs: a first model, its ledger record, or its diagnostics and report."""
+    live = registry.current_number(config.prod_folder)
+    last = ledger.last_deployment()
+    if live is None:
+        return ["no model deployed yet"]
+    if last is None or last["version"] != live:
+        return [f"version {live} is current but the ledger has not recorded it"]
+    if last["followed_up_run"] is None:
+        return [f"version {live}'s diagnostics and report are not made yet"]
+    return []
 
 
 def pending_work(config: Config) -> list[str]:
@@ -23,14 +49,13 @@ def pending_work(config: Config) -> list[str]:
     require_folder(config.input_folder, "input_folder_path")
     with Ledger(config.ledger_path) as ledger:
         reasons = [f"new file {e.name}" for e in inbox.new_entries(config.input_folder, ledger)]
-        live = registry.current_number(config.prod_folder)
-        if live is None:
-            reasons.append("no model deployed yet")
-        elif ledger.last_deployed_version() != live:
-            reasons.append(f"version {live} is current but the ledger has not recorded it")
-        if ledger.has_undeferred_pending():  # deferred data waits for new data: no heavy tick for it alone
+        reasons += deployment_work(config, ledger)
+        intent = ledger.open_intent()
+        if intent is not None:
+            reasons.append(f"run {intent['run_id']} stopped before recording its {intent['verdict']} decision")
+        if ledger.has_new_rows():  # deferred data waits for new rows: no heavy tick for it alone
             reasons.append("ingested data awaits a drift decision")
-        if not views.views_current(config.output_folder, ledger):
+        if not views_written(config, ledger):
             reasons.append("ingested-data views are behind the ledger")
         if not reasons:
             ledger.record_idle("fullprocess", {"reason": "nothing new"})
@@ -60,6 +85,31 @@ def reconcile_deployment(config: Config, ledger: Ledger, run_id: int) -> None:
     logger.info("recovered: recorded version %d, current since a killed run", number)
 
 
+def reconcile(config: Config, ledger: Ledger, run_id: int) -> None:
+    """Finish what a run killed during a deploy left: the switch's record, then the decision it acted on.
+
+    A decision that deploys writes its intent (verdict, evidence, files) before `current` switches. If a newer
+    version than the intent's starting one is current, the deploy happened: record the decision as the killed
+    run would have, so its files are settled (the new model was trained on them). Otherwise the deploy never
+    happened: drop the intent; its files stay undecided and this run decides them again."""
+    intent, live = ledger.open_intent(), registry.current_number(config.prod_folder)
+    deployed = intent is not None and live is not None and (intent["from_version"] or 0) < live
+    made_by = ledger.child_run(intent["run_id"], "deployment") if deployed else None
+    reconcile_deployment(config, ledger, made_by or run_id)  # the deployment stage run that switched, if known
+    if intent is None:
+        return
+    if not deployed:
+        ledger.abandon_intent(intent["id"], run_id)
+        logger.info("recovered: run %d stopped before deploying; its data is decided again", intent["run_id"])
+        return
+    action = f"deployed version {live}"
+    evidence = {**intent["evidence"], "action": action,
+                "recovered": f"recorded by run {run_id}: run {intent['run_id']} stopped after deploying"}
+    ledger.record_decision(intent["run_id"], intent["verdict"], action, evidence, intent["file_ids"], intent["id"],
+                           settled_by=run_id)
+    logger.info("recovered: recorded run %d's decision %s -> %s", intent["run_id"], intent["verdict"], action)
+
+
 def retrain_and_deploy(config: Config, run_id: int) -> dict:
     """Train on all ingested data, score on the test data, deploy a new version."""
     import deployment
@@ -69,6 +119,14 @@ def retrain_and_deploy(config: Config, run_id: int) -> dict:
     training.run_training(config, run_id)
     scoring.run_scoring(config, run_id)
     return deployment.run_deployment(config, run_id)
+
+
+def deploy_on(config: Config, ledger: Ledger, run_id: int, verdict: str, evidence: dict,
+              pending: list[dict]) -> tuple[dict, int]:
+    """Record the intent (the decision and its files), then retrain and deploy. Returns (manifest, intent id)."""
+    intent = ledger.record_intent(run_id, registry.current_number(config.prod_folder), verdict,
+                                  {**evidence, "files": [f["name"] for f in pending]}, [f["id"] for f in pending])
+    return retrain_and_deploy(config, run_id), intent
 
 
 def thresholds_of(config: Config):  # -> drift.Thresholds
@@ -149,15 +207,18 @@ def challenge(config: Config, ledger: Ledger, pending: list[dict]) -> tuple[bool
     return deploy, {"reason": reason, "test": test}
 
 
-def act_on(config: Config, ledger: Ledger, run_id: int, pending: list[dict]) -> tuple[str, str, dict | None, dict]:
-    """Decide; on DRIFT, deploy a challenger unless it is worse. Returns (verdict, action, manifest, evidence)."""
+def act_on(config: Config, ledger: Ledger, run_id: int,
+           pending: list[dict]) -> tuple[str, str, dict | None, dict, int | None]:
+    """Decide; on DRIFT, deploy a challenger unless it is worse. Returns (verdict, action, manifest, evidence,
+    the intent id of a deploy)."""
     from risk import drift
 
     decision = decide(config, ledger, pending)
-    evidence, manifest = decision.record(), None
+    evidence, manifest, intent = decision.record(), None, None
     if decision.verdict == drift.DRIFT:
         deploy, evidence["challenger"] = challenge(config, ledger, pending)
-        manifest = retrain_and_deploy(config, run_id) if deploy else None
+        if deploy:
+            manifest, intent = deploy_on(config, ledger, run_id, decision.verdict, evidence, pending)
         action = (f"deployed version {manifest['version']}" if manifest
                   else f"kept the champion: {evidence['challenger']['reason']}")
     elif decision.verdict == drift.INCONCLUSIVE:
@@ -167,7 +228,7 @@ def act_on(config: Config, ledger: Ledger, run_id: int, pending: list[dict]) -> 
     if manifest is None and decision.verdict != drift.INCONCLUSIVE:
         record_new_score(config, ledger, run_id, decision.evidence)
     logger.info("decision: %s -> %s", decision.line(), action)
-    return decision.verdict, action, manifest, evidence
+    return decision.verdict, action, manifest, evidence, intent
 
 
 def record_new_score(config: Config, ledger: Ledger, run_id: int, evidence: dict) -> None:
@@ -177,23 +238,26 @@ def record_new_score(config: Config, ledger: Ledger, run_id: int, evidence: dict
         ledger.record_score(run_id, model_sha, "new rows", evidence["new_f1"], evidence["new_rows"])
 
 
-def act(config: Config, ledger: Ledger, run_id: int) -> tuple[str, dict | None]:
-    """Bootstrap, or decide on the undecided data and act on the verdict. Returns (action, new manifest)."""
+def act(config: Config, ledger: Ledger, run_id: int) -> str:
+    """Bootstrap, or decide on the undecided data when new rows joined it, and act on the verdict; the action."""
     pending = ledger.files(status="ingested", pending=True)
     if registry.current_number(config.prod_folder) is None:
         if not ledger.files(status="ingested"):
             raise MissingInputError(f"{config.input_folder}: nothing to train on (no file ingested yet)")
         logger.info("decision: no model deployed yet -> train and deploy a first model")
-        manifest, verdict, evidence = retrain_and_deploy(config, run_id), "BOOTSTRAP", {}
+        verdict, evidence = "BOOTSTRAP", {}
+        manifest, intent = deploy_on(config, ledger, run_id, verdict, evidence, pending)
         action = f"deployed version {manifest['version']}"
-    elif pending:
-        verdict, action, manifest, evidence = act_on(config, ledger, run_id, pending)
+    elif ledger.has_new_rows():  # deferred rows alone were decided already: no second decision on them
+        verdict, action, manifest, evidence, intent = act_on(config, ledger, run_id, pending)
     else:
-        return "views refreshed", None
+        return NOTHING_TO_DECIDE
     evidence = {**evidence, "files": [f["name"] for f in pending], "action": action}
-    record = ledger.record_deferral if verdict == "INCONCLUSIVE" else ledger.record_decision
-    record(run_id, verdict, action, evidence, [f["id"] for f in pending])
-    return action, manifest
+    if verdict == "INCONCLUSIVE":
+        ledger.record_deferral(run_id, verdict, action, evidence, [f["id"] for f in pending])
+    else:  # with the intent settled in the same transaction
+        ledger.record_decision(run_id, verdict, action, evidence, [f["id"] for f in pending], intent)
+    return action
 
 
 def after_deploy(config: Config, run_id: int) -> None:
@@ -210,21 +274,57 @@ def after_deploy(config: Config, run_id: int) -> None:
         logger.info("apicalls skipped: %s", exc)
 
 
+def follow_up(config: Config, ledger: Ledger, run_id: int) -> None:
+    """After-deploy work for the newest deployment, unless a run finished it (a killed run did not)."""
+    last = ledger.last_deployment()
+    if last is None or last["followed_up_run"] is not None:
+        return
+    after_deploy(config, run_id)
+    ledger.record_follow_up(last["id"], run_id)
+
+
+def ingest(config: Config, run_id: int, detail: dict) -> bool:
+    """Ingest the input folder's new files; False when an ingestion run by hand holds its lock."""
+    import ingestion
+
+    if not inbox.csv_paths(config.input_folder):
+        return True
+    try:
+        detail["ingestion"] = ingestion.run_ingestion(config, run_id)
+    except RiskError as exc:  # ingestion raises no narrower type for its lock; its message names the lock file
+        if str(config.output_folder / ingestion.LOCK) not in str(exc):
+            raise
+        return False
+    return True
+
+
+def refresh_views(config: Config, ledger: Ledger) -> None:
+    """Rewrite ingestedfiles.txt when it is behind (removed, edited, or ingestion had nothing to run on)."""
+    import ingestion
+
+    if not views_written(config, ledger):
+        ingestion.write_views(config, ledger)
+
+
 def process(config: Config) -> dict:
-    """One run with work to do, recorded in the ledger."""
+    """One run with work to do, recorded in the ledger. The ingestion lock is held from the decision to the
+    report, so that a hand-run ingestion cannot add rows the new model trains on but the decision never saw."""
     import ingestion
 
     with recorded(config.ledger_path, "fullprocess") as (ledger, run_id, detail):
         for leftover in recover(config):
             logger.info("recovered: removed %s", leftover)
-        reconcile_deployment(config, ledger, run_id)
-        if inbox.csv_paths(config.input_folder):
-            detail["ingestion"] = ingestion.run_ingestion(config, run_id)
-        action, manifest = act(config, ledger, run_id)
-        detail["action"] = action
-    logger.info("fullprocess: %s", action)
-    if manifest:
-        after_deploy(config, run_id)
+        reconcile(config, ledger, run_id)
+        done = ingest(config, run_id, detail)
+        with single_flight(config.output_folder / ingestion.LOCK) as free:
+            if not (done and free):
+                logger.info("fullprocess: %s (%s held)", INGESTION_BUSY, config.output_folder / ingestion.LOCK)
+                detail["action"] = INGESTION_BUSY
+                return detail
+            refresh_views(config, ledger)
+            detail["action"] = act(config, ledger, run_id)
+            logger.info("fullprocess: %s", detail["action"])
+            follow_up(config, ledger, run_id)
     return detail
 
 

@@ -64,6 +64,12 @@ CREATE TABLE diagnostics (
 CREATE TABLE package_versions (
     name TEXT PRIMARY KEY, latest TEXT NOT NULL, checked_at REAL NOT NULL);
 """,
+    """
+CREATE TABLE intents (
+    id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL, created_at TEXT NOT NULL, from_version INTEGER,
+    verdict TEXT NOT NULL, evidence TEXT NOT NULL, file_ids TEXT NOT NULL, settled_run INTEGER, outcome TEXT);
+ALTER TABLE deployments ADD COLUMN followed_up_run INTEGER;
+""",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -272,10 +278,13 @@ class Ledger:
         ).fetchone()
         return row[0] if row else None
 
-    def record_decision(self, run_id: int, verdict: str, action: str, evidence: dict, file_ids: list[int]) -> int:
-        """Record a decision and mark the files it covered as decided, in one transaction."""
+    def record_decision(self, run_id: int, verdict: str, action: str, evidence: dict, file_ids: list[int],
+                        intent_id: int | None = None, settled_by: int | None = None) -> int:
+        """Record a decision and mark the files it covered as decided (and its intent settled), in one transaction."""
         with self.db:
             self.db.executemany("UPDATE files SET decided_run = ? WHERE id = ?", [(run_id, i) for i in file_ids])
+            if intent_id is not None:
+                self._settle(intent_id, settled_by or run_id, "recorded")
             return self.db.execute(
                 "INSERT INTO decisions (run_id, created_at, verdict, action, evidence) VALUES (?, ?, ?, ?, ?)",
                 (run_id, now(), verdict, action, json.dumps(evidence, default=str)),
@@ -286,6 +295,12 @@ class Ledger:
         row = self.db.execute(
             "SELECT 1 FROM files WHERE status = 'ingested' AND decided_run IS NULL AND deferred_run IS NULL"
         ).fetchone()
+        return row is not None
+
+    def has_new_rows(self) -> bool:
+        """Undecided rows that no decision has seen yet: what makes a drift decision worth making again."""
+        row = self.db.execute("SELECT 1 FROM files WHERE status = 'ingested' AND decided_run IS NULL"
+                              " AND deferred_run IS NULL AND rows > 0").fetchone()
         return row is not None
 
     def record_deferral(self, run_id: int, verdict: str, action: str, evidence: dict, file_ids: list[int]) -> int:
@@ -328,6 +343,47 @@ class Ledger:
 
     def deployments(self) -> list[dict]:
         return [dict(row) for row in self.db.execute("SELECT * FROM deployments ORDER BY id").fetchall()]
+
+    def last_deployment(self) -> dict | None:
+        """The newest deployment record: id, version and the run that made its diagnostics and report, if one did."""
+        row = self.db.execute("SELECT id, version, followed_up_run FROM deployments ORDER BY id DESC LIMIT 1")
+        found = row.fetchone()
+        return dict(found) if found else None
+
+    def record_follow_up(self, deployment_id: int, run_id: int) -> None:
+        """The deployment's diagnostics, report and API calls are done (a killed run leaves this unset)."""
+        with self.db:
+            self.db.execute("UPDATE deployments SET followed_up_run = ? WHERE id = ?", (run_id, deployment_id))
+
+    # intents: a decision that deploys is written here before `current` switches, and settled with its record
+    def record_intent(self, run_id: int, from_version: int | None, verdict: str, evidence: dict,
+                      file_ids: list[int]) -> int:
+        return self._insert(
+            "INSERT INTO intents (run_id, created_at, from_version, verdict, evidence, file_ids)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            run_id, now(), from_version, verdict, json.dumps(evidence, default=str), json.dumps(file_ids),
+        )
+
+    def open_intent(self) -> dict | None:
+        """The newest intent no decision record settled: its run was killed (or failed) after writing it."""
+        row = self.db.execute("SELECT * FROM intents WHERE settled_run IS NULL ORDER BY id DESC LIMIT 1").fetchone()
+        if row is None:
+            return None
+        return {**dict(row), "evidence": json.loads(row["evidence"]), "file_ids": json.loads(row["file_ids"])}
+
+    def _settle(self, intent_id: int, run_id: int, outcome: str) -> None:
+        self.db.execute("UPDATE intents SET settled_run = ?, outcome = ? WHERE id = ?", (run_id, outcome, intent_id))
+
+    def abandon_intent(self, intent_id: int, run_id: int) -> None:
+        """The intent's deploy never made a version current: its files stay undecided for the next decision."""
+        with self.db:
+            self._settle(intent_id, run_id, "abandoned")
+
+    def child_run(self, parent_id: int, stage: str) -> int | None:
+        """The newest run of `stage` started by run `parent_id`."""
+        row = self.db.execute("SELECT id FROM runs WHERE parent_id = ? AND stage = ? ORDER BY id DESC LIMIT 1",
+                              (parent_id, stage)).fetchone()
+        return row[0] if row else None
 
     # diagnostics (issue 8): timings and dependency status over time; the cache of the index's latest versions
     def record_diagnostics(self, run_id: int | None, report: dict) -> int:

@@ -170,3 +170,116 @@ def test_ten_overlapping_runs_do_the_work_exactly_once(config: Config) -> None:
     with Ledger(config.ledger_path) as ledger:
         assert [d["verdict"] for d in ledger.decisions()] == ["BOOTSTRAP"]
         assert len(ledger.files(status="ingested")) == 2
+
+
+# ---- kills after the switch: the next tick ends where a completed run would have ------------------------------
+
+DIE_IN = """import os, sys
+import risk.ledger
+setattr(risk.ledger.Ledger, sys.argv[2], lambda *args, **kwargs: os._exit(137))  # a SIGKILL at that instant
+import fullprocess
+raise SystemExit(fullprocess.main(["--config", sys.argv[1]]))
+"""
+
+
+def tick(config: Config) -> subprocess.CompletedProcess:
+    return subprocess.run([*COMMAND, str(config.config_path)], env=OFFLINE, capture_output=True, text=True,
+                          timeout=300, check=False)
+
+
+def after_deploy_outputs(config: Config) -> dict[str, bool]:
+    reports = config.model_folder / "reports"
+    return {"diagnostics.json": (config.model_folder / "diagnostics.json").is_file(),
+            "confusionmatrix.png": (config.model_folder / "confusionmatrix.png").is_file(),
+            "latest.pdf": (reports / "latest.pdf").is_file(), "latest.html": (reports / "latest.html").is_file()}
+
+
+def assert_completed(config: Config, verdicts: list[str], version: int) -> None:
+    """The state a run that was never killed leaves: decisions, files settled, the version's reports, then idle."""
+    import reporting
+
+    with Ledger(config.ledger_path) as ledger:
+        assert [d["verdict"] for d in ledger.decisions()][::-1] == verdicts
+        assert not ledger.has_pending()
+        assert ledger.deployments()[-1]["version"] == version
+        _, decision = reporting.deciding_record(ledger, version)  # the report names its decision
+        assert decision is not None
+        assert decision["verdict"] == verdicts[-1]
+    assert registry.finished(config.prod_folder)[-1] == registry.current(config.prod_folder).number == version
+    assert all(after_deploy_outputs(config).values()), after_deploy_outputs(config)
+    assert json.loads((config.model_folder / "diagnostics.json").read_text())["model_version"] == str(version)
+    assert (config.model_folder / "reports" / str(version) / "report.pdf").is_file()
+    done = tick(config)
+    assert (done.returncode, "nothing new" in done.stderr) == (0, True), done.stderr
+
+
+def test_a_kill_after_the_deploy_leaves_diagnostics_and_report_to_the_next_tick(config: Config) -> None:
+    log = config.root / "tick.log"
+    with open(log, "w") as err:
+        process = subprocess.Popen([*COMMAND, str(config.config_path)], env=OFFLINE, stdout=subprocess.DEVNULL,
+                                   stderr=err)
+    try:
+        deadline = time.monotonic() + 120
+        while "fullprocess: deployed version 1" not in log.read_text() and time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()
+            time.sleep(0.005)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait(timeout=60)
+    assert not any(after_deploy_outputs(config).values()), "the kill came too late to test anything"
+    done = tick(config)
+    assert done.returncode == 0, done.stderr
+    assert "diagnostics and report" in done.stderr
+    assert_completed(config, ["BOOTSTRAP"], 1)
+
+
+@pytest.mark.parametrize("dies_in", ["record_deployment", "record_decision"])
+def test_a_kill_between_the_switch_and_the_records_of_a_bootstrap(config: Config, dies_in: str) -> None:
+    killed = subprocess.run([sys.executable, "-c", DIE_IN, str(config.config_path), dies_in], cwd=REPO,
+                            env=OFFLINE, capture_output=True, text=True, timeout=300, check=False)
+    assert killed.returncode == 137, killed.stderr
+    assert registry.current_number(config.prod_folder) == 1  # switched, then killed
+    done = tick(config)
+    assert done.returncode == 0, done.stderr
+    assert "INCONCLUSIVE" not in done.stderr  # the model's own training rows are not new data
+    assert_completed(config, ["BOOTSTRAP"], 1)
+
+
+@pytest.mark.parametrize("dies_in", ["record_deployment", "record_decision"])
+def test_a_kill_between_the_switch_and_the_records_of_a_drift(config: Config, dies_in: str) -> None:
+    config = pinned_raw(config)
+    assert tick(config).returncode == 0
+    write_frame(against_the_model(config, seed=7), config.input_folder / "drifted.csv")
+    killed = subprocess.run([sys.executable, "-c", DIE_IN, str(config.config_path), dies_in], cwd=REPO,
+                            env=OFFLINE, capture_output=True, text=True, timeout=300, check=False)
+    assert killed.returncode == 137, killed.stderr
+    assert registry.current_number(config.prod_folder) == 2
+    done = tick(config)
+    assert done.returncode == 0, done.stderr
+    assert "deployed version 3" not in done.stderr  # the drift is not decided (and retrained) twice
+    assert_completed(config, ["BOOTSTRAP", "DRIFT"], 2)
+    with Ledger(config.ledger_path) as ledger:
+        drift = ledger.decisions(1)[0]
+    assert (drift["action"], drift["evidence"]["files"]) == ("deployed version 2", ["drifted.csv"])
+
+
+def test_a_hand_run_ingestion_holding_its_lock_makes_the_tick_leave_with_exit_0(config: Config) -> None:
+    hold = ("import sys, time; from pathlib import Path; from risk.files import single_flight\n"
+            "with single_flight(Path(sys.argv[1])) as mine:\n"
+            "    print(mine, flush=True); sys.stdin.read()")
+    with subprocess.Popen([sys.executable, "-c", hold, str(config.output_folder / ".ingestion.lock")], cwd=REPO,
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as holder:
+        try:
+            assert holder.stdout.readline().strip() == "True"  # an ingestion by hand, holding its lock
+            done = tick(config)
+        finally:
+            holder.communicate(timeout=60)  # closes its stdin: it releases the lock and ends
+    assert done.returncode == 0, done.stderr
+    assert "another ingestion is running" in done.stderr
+    assert registry.current_number(config.prod_folder) is None
+    with Ledger(config.ledger_path) as ledger:
+        assert ledger.files() == []
+        assert ledger.decisions() == []
+    done = tick(config)  # the next tick picks the data up
+    assert (done.returncode, "deployed version 1" in done.stderr) == (0, True), done.stderr

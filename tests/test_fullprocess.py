@@ -209,7 +209,9 @@ def test_a_crash_before_the_decision_is_decided_by_the_next_run(config: Config,
         return original(config, run_id)
 
     monkeypatch.setattr(fullprocess, "retrain_and_deploy", retrain)
-    assert fullprocess.pending_work(config) == ["ingested data awaits a drift decision"]
+    crashed = last_run(config, "fullprocess")["id"]
+    assert fullprocess.pending_work(config) == [f"run {crashed} stopped before recording its DRIFT decision",
+                                                "ingested data awaits a drift decision"]
     assert fullprocess.run_fullprocess(config)["action"] == "deployed version 2"
     assert serving == [1]
     drift = decisions(config)[-1]
@@ -307,3 +309,46 @@ def test_a_version_made_current_but_not_recorded_is_recorded_by_the_next_run(con
     assert (config.prod_folder / "trainedmodel.pkl").read_bytes() == \
         (registry.versions_folder(config.prod_folder) / "2" / "trainedmodel.pkl").read_bytes()
     assert fullprocess.run_fullprocess(config) == {"action": "nothing new"}
+
+
+def deferred_course_data(config: Config) -> list[dict]:
+    """Bootstrap, then the course's 26 new rows: deferred (INCONCLUSIVE). Returns the decisions so far."""
+    assert fullprocess.run_fullprocess(config)["action"] == "deployed version 1"
+    for source in sorted((REPO / "sourcedata").glob("*.csv")):
+        (config.input_folder / source.name).write_bytes(source.read_bytes())
+    assert fullprocess.run_fullprocess(config)["action"].startswith("deferred")
+    return decisions(config)
+
+
+def test_a_rejected_file_alone_does_not_decide_the_deferred_rows_again(config: Config) -> None:
+    before = deferred_course_data(config)
+    (config.input_folder / "bad.csv").write_text("a,b\n1,2\n", encoding="utf-8")
+    assert fullprocess.run_fullprocess(config)["action"] == fullprocess.NOTHING_TO_DECIDE
+    assert fullprocess.run_fullprocess(config) == {"action": "nothing new"}
+    assert decisions(config) == before
+
+
+@pytest.mark.parametrize("files_there", [True, False])
+def test_views_behind_are_rewritten_without_deciding_again(config: Config, files_there: bool) -> None:
+    before = deferred_course_data(config)
+    listed = (config.output_folder / "ingestedfiles.txt").read_bytes()
+    (config.output_folder / "ingestedfiles.txt").unlink()
+    if not files_there:  # the operator moved the input files away: ingestion has nothing to run on
+        for path in config.input_folder.glob("*.csv"):
+            path.unlink()
+    assert fullprocess.pending_work(config) == ["ingested-data views are behind the ledger"]
+    assert fullprocess.run_fullprocess(config)["action"] == fullprocess.NOTHING_TO_DECIDE
+    assert (config.output_folder / "ingestedfiles.txt").read_bytes() == listed
+    assert fullprocess.run_fullprocess(config) == {"action": "nothing new"}
+    assert decisions(config) == before
+
+
+def test_a_file_named_with_a_newline_is_decided_at_most_once_then_the_tick_is_idle(config: Config) -> None:
+    """Ingested (26 + 2 rows: deferred again) or rejected for its name: either way one tick, then idle."""
+    before = deferred_course_data(config)
+    write_frame(synthetic_frame(2, seed=8), config.input_folder / "new\nline.csv")
+    assert fullprocess.run_fullprocess(config)["action"] in {"deferred: the data joins the next decision",
+                                                             fullprocess.NOTHING_TO_DECIDE}
+    for _ in range(3):
+        assert fullprocess.run_fullprocess(config) == {"action": "nothing new"}
+    assert len(decisions(config)) <= len(before) + 1
