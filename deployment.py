@@ -71,6 +71,15 @@ def run_deployment(config: Config, parent_run: int | None = None) -> dict:
     return version.manifest
 
 
+def serving_version(config: Config) -> registry.Version | None:
+    """The current version, if its model is the trained model (same sha256)."""
+    model_path, live = config.model_folder / registry.MODEL, registry.current_number(config.prod_folder)
+    if live is None or not model_path.is_file():
+        return None
+    version = registry.verify(config.prod_folder, live)
+    return version if version.manifest["sha256"][registry.MODEL] == sha256_file(model_path) else None
+
+
 def actor() -> str:
     """Who is acting, for the ledger: the sudo caller if any, else the login name."""
     return os.environ.get("SUDO_USER") or getpass.getuser()
@@ -156,6 +165,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.rollback is not None:
                 target = None if args.rollback is PREVIOUS else args.rollback
                 return run_rollback(config, target, args.reason or NO_REASON)
+            serving = serving_version(config)
+            if serving is not None:  # run twice by hand: no identical version that would prune a different one
+                logger.info("deployment: version %d already serves the trained model; nothing deployed", serving.number)
+                return serving.manifest
             return run_deployment(config)
 
     return cli.run(args, stage)

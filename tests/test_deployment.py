@@ -64,6 +64,18 @@ def test_a_second_deploy_makes_version_2_and_keeps_version_1(deployed):
     assert (deployed.prod_folder / registry.FILES).read_text(encoding="utf-8").splitlines()[-1] == "new11.csv"
 
 
+def test_deploying_the_serving_model_again_by_hand_makes_no_version(deployed, caplog):
+    """Run twice, deployment.py would make identical versions and prune the one a rollback needs."""
+    with caplog.at_level(logging.INFO):
+        assert deployment.main(["--config", str(deployed.config_path)]) == 0
+    assert registry.finished(deployed.prod_folder) == [1]
+    assert "version 1 already serves the trained model; nothing deployed" in caplog.text
+    retrain_on_new_data(deployed, seed=11)
+    scoring.run_scoring(deployed)
+    assert deployment.main(["--config", str(deployed.config_path)]) == 0  # a new model still deploys
+    assert registry.current_number(deployed.prod_folder) == 2
+
+
 def test_a_model_without_a_recorded_score_is_refused(deployed, caplog):
     retrain_on_new_data(deployed, seed=12)
     with pytest.raises(MissingInputError, match="this model has no score on record"):
