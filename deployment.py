@@ -22,15 +22,22 @@ from risk.ledger import recorded
 
 logger = logging.getLogger(__name__)
 CARD = "trainedmodel.json"
+TRAINED_FILES = "trainedfiles.txt"  # written by training.py with the card
 INGESTEDFILES = "ingestedfiles.txt"
 
 
-def sources(config: Config) -> dict:
-    """The files a version is made of, by their name in the version folder."""
+def sources(config: Config, card: dict) -> dict:
+    """The files a version is made of, by their name in the version folder. Its ingestedfiles.txt is the list
+    of files the model was trained on (training's trainedfiles.txt, which the card vouches for), not what has
+    been ingested since; a card from before that list falls back to the current list."""
+    trained, expected = config.model_folder / TRAINED_FILES, card.get("files_sha256")
+    if expected is not None and not (trained.is_file() and sha256_file(trained) == expected):
+        raise MissingInputError(f"{trained}: not the list of files the trained model's card names (run training.py"
+                                " again)")
     return {
         registry.MODEL: config.model_folder / registry.MODEL,
         registry.SCORE: config.model_folder / registry.SCORE,
-        registry.FILES: config.output_folder / INGESTEDFILES,
+        registry.FILES: trained if expected is not None else config.output_folder / INGESTEDFILES,
         CARD: config.model_folder / CARD,
     }
 
@@ -61,8 +68,8 @@ def run_deployment(config: Config, parent_run: int | None = None) -> dict:
         score = ledger.score_for(model_sha)
         if score is None:
             raise MissingInputError(f"{model_path}: this model has no score on record (run scoring.py first)")
-        info = version_info(read_card(config, model_sha), score)
-        version = registry.deploy(config.prod_folder, sources(config), info)
+        card = read_card(config, model_sha)
+        version = registry.deploy(config.prod_folder, sources(config, card), version_info(card, score))
         ledger.record_deployment(run_id, version.number, model_sha, score)
         pruned = registry.prune(config.prod_folder, config.keep_versions)
         detail.update({"version": version.number, "score": score, "model_sha256": model_sha, "pruned": pruned})

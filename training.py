@@ -18,7 +18,7 @@ import sklearn
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
-from risk import cli, contract
+from risk import cli, contract, views
 from risk.config import Config
 from risk.errors import ContractError, MissingInputError
 from risk.files import atomic_write_bytes, atomic_write_text, sha256_file
@@ -27,6 +27,7 @@ from risk.ledger import now, recorded
 logger = logging.getLogger(__name__)
 MODEL = "trainedmodel.pkl"
 CARD = "trainedmodel.json"
+TRAINED_FILES = "trainedfiles.txt"  # the ingested files behind the model: a version's ingestedfiles.txt
 FINALDATA = "finaldata.csv"
 CV_FOLDS = 5
 CARD_LOSSES = 2000  # per-row log-losses kept on the card (a fixed subsample beyond this)
@@ -113,10 +114,13 @@ def load_pickle(path: Path) -> object:
 def run_training(config: Config, parent_run: int | None = None) -> dict:
     """Train on finaldata.csv; write the model, then its card (the record after the payload)."""
     data_path = config.output_folder / FINALDATA
-    with recorded(config.ledger_path, "training", parent_run) as (_, _, detail):
+    with recorded(config.ledger_path, "training", parent_run) as (ledger, _, detail):
+        files = "".join(f"{name}\n" for name in views.ingested_names(ledger))  # what finaldata.csv holds now
         frame = read_training_data(data_path)
         model = train_model(frame)
         card = model_card(frame, data_path)
+        atomic_write_text(config.model_folder / TRAINED_FILES, files)
+        card["files_sha256"] = sha256_file(config.model_folder / TRAINED_FILES)
         atomic_write_bytes(config.model_folder / MODEL, pickle.dumps(model))
         card["model_sha256"] = sha256_file(config.model_folder / MODEL)
         atomic_write_text(config.model_folder / CARD, json.dumps(card, indent=2) + "\n")

@@ -76,6 +76,20 @@ def test_deploying_the_serving_model_again_by_hand_makes_no_version(deployed, ca
     assert registry.current_number(deployed.prod_folder) == 2
 
 
+def test_a_version_lists_the_files_its_model_was_trained_on_not_those_ingested_since(deployed):
+    retrain_on_new_data(deployed, seed=11)  # trained on the course files and new11.csv
+    scoring.run_scoring(deployed)
+    write_frame(synthetic_frame(20, seed=12), deployed.input_folder / "later.csv")
+    ingestion.run_ingestion(deployed)  # after training, before the deploy
+    deployment.run_deployment(deployed)
+    listed = (version_folder(deployed, 2) / registry.FILES).read_text(encoding="utf-8").splitlines()
+    assert listed[-1] == "new11.csv"
+    assert "later.csv" not in listed
+    (deployed.model_folder / deployment.TRAINED_FILES).write_text("other.csv\n", encoding="utf-8")
+    with pytest.raises(MissingInputError, match="not the list of files the trained model's card names"):
+        deployment.run_deployment(deployed)
+
+
 def test_a_model_without_a_recorded_score_is_refused(deployed, caplog):
     retrain_on_new_data(deployed, seed=12)
     with pytest.raises(MissingInputError, match="this model has no score on record"):

@@ -298,7 +298,8 @@ def test_a_version_made_current_but_not_recorded_is_recorded_by_the_next_run(con
     import deployment
 
     fullprocess.run_fullprocess(config)
-    sources = deployment.sources(config)  # the same model again, deployed as if the run died before recording
+    card = json.loads((config.model_folder / deployment.CARD).read_text(encoding="utf-8"))
+    sources = deployment.sources(config, card)  # the same model again, deployed as if the run died before recording
     registry.deploy(config.prod_folder, sources, {"score": 0.5, "data_sha256": None, "rows": 0})
     (config.prod_folder / "trainedmodel.pkl").write_bytes(b"stale flat copy")
     assert fullprocess.pending_work(config) == ["version 2 is current but the ledger has not recorded it"]
