@@ -71,6 +71,8 @@ def run_deployment(config: Config, parent_run: int | None = None) -> dict:
         card = read_card(config, model_sha)
         version = registry.deploy(config.prod_folder, sources(config, card), version_info(card, score))
         ledger.record_deployment(run_id, version.number, model_sha, score)
+        if parent_run is None and card.get("last_file_id"):  # by hand: fullprocess records its own decisions
+            detail["settled_files"] = ledger.settle_trained_files(run_id, card["last_file_id"])
         pruned = registry.prune(config.prod_folder, config.keep_versions)
         detail.update({"version": version.number, "score": score, "model_sha256": model_sha, "pruned": pruned})
     logger.info("deployment: version %d (F1 %.4f) is current in %s%s", version.number, score, config.prod_folder,

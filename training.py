@@ -18,7 +18,7 @@ import sklearn
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
-from risk import cli, contract, views
+from risk import cli, contract
 from risk.config import Config
 from risk.errors import ContractError, MissingInputError
 from risk.files import atomic_write_bytes, atomic_write_text, sha256_file
@@ -115,12 +115,14 @@ def run_training(config: Config, parent_run: int | None = None) -> dict:
     """Train on finaldata.csv; write the model, then its card (the record after the payload)."""
     data_path = config.output_folder / FINALDATA
     with recorded(config.ledger_path, "training", parent_run) as (ledger, _, detail):
-        files = "".join(f"{name}\n" for name in views.ingested_names(ledger))  # what finaldata.csv holds now
+        ingested = ledger.files(status="ingested")  # what finaldata.csv holds now
+        files = "".join(f"{f['name']}\n" for f in ingested)
         frame = read_training_data(data_path)
         model = train_model(frame)
         card = model_card(frame, data_path)
         atomic_write_text(config.model_folder / TRAINED_FILES, files)
         card["files_sha256"] = sha256_file(config.model_folder / TRAINED_FILES)
+        card["last_file_id"] = max((f["id"] for f in ingested), default=0)  # the ledger's newest file trained on
         atomic_write_bytes(config.model_folder / MODEL, pickle.dumps(model))
         card["model_sha256"] = sha256_file(config.model_folder / MODEL)
         atomic_write_text(config.model_folder / CARD, json.dumps(card, indent=2) + "\n")

@@ -278,6 +278,13 @@ class Ledger:
         ).fetchone()
         return row[0] if row else None
 
+    def settle_trained_files(self, run_id: int, up_to_file: int) -> int:
+        """Mark undecided ingested files up to id `up_to_file` (those a model deployed by hand was trained on)
+        as decided by `run_id`, so that no drift test scores that model on its own training rows."""
+        with self.db:
+            return self.db.execute("UPDATE files SET decided_run = ? WHERE status = 'ingested' AND decided_run IS NULL"
+                                   " AND id <= ?", (run_id, up_to_file)).rowcount
+
     def record_decision(self, run_id: int, verdict: str, action: str, evidence: dict, file_ids: list[int],
                         intent_id: int | None = None, settled_by: int | None = None) -> int:
         """Record a decision and mark the files it covered as decided (and its intent settled), in one transaction."""

@@ -353,3 +353,20 @@ def test_a_file_named_with_a_newline_is_decided_at_most_once_then_the_tick_is_id
     for _ in range(3):
         assert fullprocess.run_fullprocess(config) == {"action": "nothing new"}
     assert len(decisions(config)) <= len(before) + 1
+
+
+def test_a_model_trained_and_deployed_by_hand_is_never_drift_tested_on_its_own_rows(config: Config) -> None:
+    import deployment
+    import scoring
+
+    fullprocess.run_fullprocess(config)  # version 1, bootstrap
+    write_frame(synthetic_frame(60, seed=21), config.input_folder / "by_hand.csv")
+    ingestion.run_ingestion(config)
+    training.run_training(config)
+    scoring.run_scoring(config)
+    assert deployment.main(["--config", str(config.config_path)]) == 0  # version 2, trained on by_hand.csv
+    with Ledger(config.ledger_path) as ledger:
+        assert ledger.files(status="ingested", pending=True) == []
+    before = decisions(config)
+    assert fullprocess.run_fullprocess(config)["action"] != "deployed version 3"
+    assert decisions(config) == before  # no decision on rows version 2 was trained on
