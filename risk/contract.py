@@ -213,6 +213,15 @@ def validate_records(records: object) -> np.ndarray:
     return np.array(rows, dtype="float64").reshape(len(rows), len(FEATURES))
 
 
+def _first_non_utf8(path: Path) -> int | None:
+    """The offset (from 0) of the first byte of `path` that is not UTF-8."""
+    try:
+        path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start
+    return None
+
+
 def read_csv(path: Path, *, labelled: bool = True, source: str | None = None) -> pd.DataFrame:
     """Read a client CSV and validate it; ContractError names the file (or `source`) and what was wrong."""
     source = source or path.name
@@ -220,8 +229,9 @@ def read_csv(path: Path, *, labelled: bool = True, source: str | None = None) ->
         raw = pd.read_csv(path, dtype=str, encoding="utf-8", skipinitialspace=True, keep_default_na=False,
                           na_values=[""])  # ids are text, as ingestion keeps them: "NA" is a name
         names = pd.read_csv(path, header=None, nrows=1, dtype=str, encoding="utf-8").iloc[0]
-    except UnicodeDecodeError as exc:
-        raise ContractError(f"{source}: not UTF-8 text (byte {exc.start}); expected a UTF-8 CSV") from None
+    except UnicodeDecodeError:  # pandas' offset is within the block it decoded: find the file's own
+        offset = _first_non_utf8(path)
+        raise ContractError(f"{source}: not UTF-8 text (byte {offset}); expected a UTF-8 CSV") from None
     except pd.errors.EmptyDataError:
         raise ContractError(f"{source}: empty file; expected a CSV header and rows") from None
     except pd.errors.ParserError as exc:

@@ -100,3 +100,12 @@ def test_test_data_that_names_a_column_twice_is_refused(trained, caplog):
     with caplog.at_level(logging.INFO):
         assert scoring.main(args(trained)) == 1
     assert "duplicated column(s) ['exited']" in caplog.text
+
+
+def test_test_data_that_is_not_utf8_is_refused_naming_the_bytes_offset(trained, caplog):
+    path = trained.test_data / scoring.TESTDATA
+    text = path.read_bytes()
+    path.write_bytes(text + b"caf\xe9,1,2,3,0\n")
+    with caplog.at_level(logging.INFO):
+        assert scoring.main(args(trained)) == 1
+    assert f"not UTF-8 text (byte {len(text) + 3})" in caplog.text
