@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, synthetic_frame, write_frame
 
 import deployment
 import ingestion
@@ -32,7 +32,16 @@ def one_line(caplog: pytest.LogCaptureFixture) -> str:
     return record.getMessage()
 
 
+def retrained(config: Config) -> None:
+    """A trained and scored model that differs from the deployed one (deployment.py skips the same model)."""
+    write_frame(synthetic_frame(40, seed=31), config.input_folder / "fresh.csv")
+    ingestion.run_ingestion(config)
+    training.run_training(config)
+    scoring.run_scoring(config)
+
+
 def test_a_truncated_model_card_is_one_line_naming_it(deployed: Config, caplog) -> None:
+    retrained(deployed)
     card = deployed.model_folder / deployment.CARD
     card.write_bytes(card.read_bytes()[:100])
     assert deployment.main(["--config", str(deployed.config_path)]) == 1
@@ -68,8 +77,8 @@ def test_a_full_disk_names_the_file_being_written(config: Config, caplog, monkey
     ingestion.run_ingestion(config)
     monkeypatch.setattr(os, "fsync", full)
     assert training.main(["--config", str(config.config_path)]) == 1
-    assert one_line(caplog) == f"{config.model_folder / training.MODEL}: no space left on the device: free some" \
-        " space and run again"
+    first_write = config.model_folder / training.TRAINED_FILES
+    assert one_line(caplog) == f"{first_write}: no space left on the device: free some space and run again"
 
 
 def test_a_damaged_ledger_is_one_line_naming_it(config: Config, caplog) -> None:
@@ -128,12 +137,14 @@ def read_only(folder: Path) -> None:
 @pytest.mark.parametrize(("script", "folder", "named"), [
     ("ingestion.py", "output_folder", "ledger.sqlite"),
     ("fullprocess.py", "output_folder", ".pipeline.lock"),
-    ("training.py", "model_folder", "trainedmodel.pkl"),
+    ("training.py", "model_folder", "trainedfiles.txt"),
     ("deployment.py", "prod_folder", "versions/2"),
 ])
 def test_a_read_only_folder_is_one_line_naming_the_file(deployed: Config, script: str, folder: str,
                                                           named: str) -> None:
     shutil.copy(deployed.input_folder / "dataset1.csv", deployed.input_folder / "new.csv")
+    if script == "deployment.py":
+        retrained(deployed)
     if script == "ingestion.py":  # the folder stays writable; the ledger in it does not
         read_only(deployed.ledger_path)
     else:
