@@ -58,8 +58,14 @@ def test_the_cron_command_runs_in_a_bare_environment(config: Config, tmp_path: P
     log = tmp_path / "cron.log"
     assert script in command
     assert f"{REPO}/logs/cron.log" in command
+    runs_and_deploys(command, script, f"{REPO}/logs/cron.log", config, log)
+
+
+def runs_and_deploys(command: str, script: str, logged: str, config: Config, log: Path) -> None:
+    """Run a cron command as cron would (bare environment, from /), on `config` and logging to `log`: it
+    deploys version 1 of the miniature project."""
     command = command.replace(script, f"{script} --config {shlex.quote(str(config.config_path))}")
-    command = command.replace(f"{REPO}/logs/cron.log", shlex.quote(str(log)))
+    command = command.replace(logged, shlex.quote(str(log)))
     done = subprocess.run([*BARE, "sh", "-c", command], cwd="/", capture_output=True, text=True,
                           timeout=TIMEOUT, check=False)
     assert done.returncode == 0, log.read_text() if log.exists() else done.stderr
@@ -114,13 +120,7 @@ def test_the_cron_line_of_a_path_with_a_space_a_quote_and_a_percent_runs_from_ro
     command = as_cron_runs_it(line)
     script, log = f"{quoted}/fullprocess.py", tmp_path / "cron.log"
     assert f"{quoted}/.venv/bin/python {script} >> {quoted}/logs/cron.log 2>&1" in command
-    command = command.replace(script, f"{script} --config {shlex.quote(str(config.config_path))}")
-    command = command.replace(f"{quoted}/logs/cron.log", shlex.quote(str(log)))
-    done = subprocess.run([*BARE, "sh", "-c", command], cwd="/", capture_output=True, text=True,
-                          timeout=TIMEOUT, check=False)
-    assert done.returncode == 0, log.read_text() if log.exists() else done.stderr
-    assert registry.current(config.prod_folder).number == 1
-    assert "fullprocess: deployed version 1" in log.read_text()
+    runs_and_deploys(command, script, f"{quoted}/logs/cron.log", config, log)
 
 
 def test_make_cron_install_in_a_path_with_a_space_adds_the_line_once(odd_checkout: Path, tmp_path: Path) -> None:

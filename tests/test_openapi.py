@@ -7,7 +7,6 @@ import pytest
 from flask import Flask
 
 from risk import contract, openapi
-from risk.config import Config
 
 ROW = {name: 1 for name in contract.FEATURES}
 
@@ -41,12 +40,3 @@ def test_the_record_id_schema_accepts_what_the_api_accepts(client, value: object
     answer = client.post("/prediction", json={"records": [{contract.ID_COLUMN: value, **ROW}]})
     assert answer.status_code in (200, 422), answer.get_json()
     assert (answer.status_code == 200) == schema.is_valid({contract.ID_COLUMN: value, **ROW}), value
-
-
-@pytest.mark.parametrize("route", ["/risk", "/summarystats", "/diagnostics"])
-@pytest.mark.parametrize("tail", [b"torn,12", b"a,1,2,3,4,5,6,7\n"])
-def test_a_bad_finaldata_row_gets_a_declared_status(client, deployed: Config, route: str, tail: bytes) -> None:
-    with open(deployed.output_folder / "finaldata.csv", "ab") as handle:
-        handle.write(tail)
-    answer = client.get(route)
-    assert str(answer.status_code) in openapi.spec()["paths"][route]["get"]["responses"], answer.get_json()

@@ -13,7 +13,7 @@ import deployment
 import ingestion
 import scoring
 import training
-from risk import contract, registry
+from risk import contract, openapi, registry
 from risk.config import Config
 
 FEATURES = list(contract.FEATURES)
@@ -252,3 +252,4 @@ def test_a_bad_row_in_finaldata_is_the_servers_fault_503(client, deployed: Confi
     assert answer.get_json()["error"] == "not_ready"
     assert "finaldata.csv" in answer.get_json()["detail"]
     assert str(deployed.root) not in answer.get_json()["detail"]
+    assert "503" in openapi.spec()["paths"][route]["get"]["responses"]  # declared in /openapi.json
