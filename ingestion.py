@@ -12,6 +12,7 @@ import codecs
 import csv
 import logging
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,7 +72,7 @@ def check_header(names: list[str]) -> list[str]:
                 raise FileRejected(f"wrong delimiter: {label}-separated ({delimiter!r}); expected commas")
     if missing:
         raise FileRejected(f"missing required column(s) {missing}; expected {list(needed)}, found {names[:8]}")
-    dupes = sorted({name for name in names if names.count(name) > 1})
+    dupes = sorted(name for name, count in Counter(names).items() if count > 1)  # an empty name too
     if dupes:
         raise FileRejected(f"duplicated column(s) {dupes}")
     return [name for name in names if name not in contract.BY_NAME]

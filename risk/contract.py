@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections import namedtuple
+from collections import Counter, namedtuple
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -213,6 +213,12 @@ def validate_records(records: object) -> np.ndarray:
     return np.array(rows, dtype="float64").reshape(len(rows), len(FEATURES))
 
 
+def named_twice(names: list[str]) -> list[str]:
+    """The column names (stripped, not empty) that a header gives more than once, sorted."""
+    counts = Counter(name.strip() for name in names)
+    return sorted(name for name, count in counts.items() if name and count > 1)
+
+
 def _first_non_utf8(path: Path) -> int | None:
     """The offset (from 0) of the first byte of `path` that is not UTF-8."""
     try:
@@ -240,8 +246,7 @@ def read_csv(path: Path, *, labelled: bool = True, source: str | None = None) ->
         raise ContractError(f"{source}: cannot be read ({exc.strerror})") from None
     if raw.empty:
         raise ContractError(f"{source}: header only, no data rows")
-    names = names.fillna("").str.strip().tolist()  # as written: pandas renames a second `exited` to `exited.1`
-    duplicated = sorted({name for name in names if name and names.count(name) > 1})
+    duplicated = named_twice(names.fillna("").tolist())  # as written: pandas renames a second `exited` `exited.1`
     if duplicated:
         raise ContractError(f"{source}: duplicated column(s) {duplicated}")
     return validate_frame(raw, source, labelled=labelled)

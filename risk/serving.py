@@ -98,7 +98,7 @@ def from_split(split: object) -> Batch:
     _limit(len(data))
     if not all(isinstance(c, str) for c in columns):
         raise ApiError(400, "bad_body", "dataframe_split.columns must be a list of strings")
-    duplicated = sorted({c.strip() for c in columns if [n.strip() for n in columns].count(c.strip()) > 1})
+    duplicated = contract.named_twice(columns)
     if duplicated:
         raise ContractError(f"dataframe_split.columns: duplicated column(s) {duplicated}")
     for index, row in enumerate(data):
@@ -271,8 +271,7 @@ def _shape_problem(frame: pd.DataFrame) -> str | None:
 def _check_names(raw: bytes, source: str) -> None:
     """A column named twice is invalid, as in ingestion (pandas would rename the second `name.1`)."""
     header = raw.split(b"\n", 1)[0].decode("utf-8-sig").rstrip("\r")
-    names = [name.strip() for name in next(csv.reader([header]), [])]
-    duplicated = sorted({name for name in names if names.count(name) > 1})
+    duplicated = contract.named_twice(next(csv.reader([header]), []))
     if duplicated:
         raise ContractError(f"{source}: duplicated column(s) {duplicated}")
 
