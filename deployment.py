@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import logging
 import os
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 from risk import cli, registry
 from risk.config import Config
 from risk.errors import MissingInputError, RiskError
-from risk.files import sha256_file, single_flight
+from risk.files import read_json, sha256_file, single_flight
 from risk.ledger import recorded
 
 logger = logging.getLogger(__name__)
@@ -47,7 +46,7 @@ def read_card(config: Config, model_sha: str) -> dict:
     path = config.model_folder / CARD
     if not path.is_file():
         raise MissingInputError(f"{path}: model card not found (run training.py first)")
-    card = json.loads(path.read_text(encoding="utf-8"))
+    card = read_json(path)
     if card.get("model_sha256") != model_sha:
         raise MissingInputError(f"{path}: card is for model {str(card.get('model_sha256'))[:12]}, not the trained"
                                 f" model {model_sha[:12]} (run training.py again)")

@@ -6,13 +6,12 @@ Run: python fullprocess.py [--config PATH] [--json] [-v]; cron runs it every ten
 """
 from __future__ import annotations
 
-import json
 import logging
 
 from risk import cli, inbox, registry, views
 from risk.config import Config, require_folder
 from risk.errors import MissingInputError, RiskError
-from risk.files import remove_temp_files, single_flight
+from risk.files import read_json, remove_temp_files, single_flight
 from risk.ledger import Ledger, recorded
 
 logger = logging.getLogger(__name__)
@@ -143,7 +142,7 @@ def statistical_decision(config: Config, version: registry.Version, model: objec
     import training
     from risk import contract, drift
 
-    card = json.loads((version.folder / training.CARD).read_text(encoding="utf-8"))
+    card = read_json(version.folder / training.CARD)
     trained_on = training.read_training_data(config.output_folder / training.FINALDATA).head(card["rows"])
     expected = card.get("expected_performance") or training.expected_performance(trained_on)
     if expected is None:

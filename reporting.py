@@ -9,7 +9,6 @@ Run: python reporting.py [--config PATH] [--json]
 from __future__ import annotations
 
 import io
-import json
 import logging
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from risk import cli, contract, registry
 from risk import report as content_of
 from risk.config import Config
 from risk.errors import ContractError, IntegrityError, MissingInputError
-from risk.files import atomic_copy, atomic_write_bytes, atomic_write_text
+from risk.files import atomic_copy, atomic_write_bytes, atomic_write_text, read_json
 from risk.ledger import Ledger, now, recorded
 from risk.views import FINALDATA
 from scoring import read_labelled_csv, testdata_file
@@ -103,7 +102,7 @@ def read_inputs(config: Config, ledger: Ledger) -> dict:
     return {"version": version, "model": registry.load_model(version),
             "previous": previous_model(config, before),
             "previous_version": before,
-            "card": json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {},
+            "card": read_json(card_path) if card_path.is_file() else {},
             "test": read_labelled_csv(testdata_file(config)),
             "raw": pd.read_csv(raw_path, dtype=str, keep_default_na=False, na_values=[""]),  # ids as ingested
             "version_files": (version.folder / registry.FILES).read_text(encoding="utf-8").splitlines(),

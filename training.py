@@ -21,7 +21,7 @@ from sklearn.model_selection import StratifiedKFold
 from risk import cli, contract
 from risk.config import Config
 from risk.errors import ContractError, MissingInputError
-from risk.files import atomic_write_bytes, atomic_write_text, sha256_file
+from risk.files import atomic_write_bytes, atomic_write_text, read_pickle, sha256_file
 from risk.ledger import now, recorded
 
 logger = logging.getLogger(__name__)
@@ -107,8 +107,7 @@ def load_pickle(path: Path) -> object:
     """Load a model file we wrote ourselves (never a path a client sent)."""
     if not path.is_file():
         raise MissingInputError(f"{path}: model not found (run training.py first)")
-    with open(path, "rb") as handle:
-        return pickle.load(handle)
+    return read_pickle(path)
 
 
 def run_training(config: Config, parent_run: int | None = None) -> dict:

@@ -1,19 +1,17 @@
 """What every script's `main()` shares: the argument parser, logging set-up and error-to-exit-code mapping.
 
 Exit codes: 0 done or nothing to do, 1 expected failure (one log line naming what and why), 2 usage.
-A failure of the environment (a folder the user cannot write, a full disk, a truncated or corrupt file, an
-unwritable ledger) is expected too: one line naming the file, or with -v that line and the traceback.
+A failure of the environment (a folder the user cannot write, a full disk, an unwritable ledger) is expected
+too: one line naming the file. With -v any expected failure's line is followed by its traceback.
 """
 from __future__ import annotations
 
 import argparse
 import errno
-import io
 import json
 import logging
 import sys
 from collections.abc import Callable
-from pathlib import Path, PurePath
 
 from risk.config import Config, load_config
 from risk.errors import RiskError
@@ -49,7 +47,7 @@ def run(args: argparse.Namespace, stage: Callable[[Config], object]) -> int:
         config = load_config(args.config)
         result = stage(config)
     except RiskError as exc:
-        logger.error("%s", exc)
+        logger.error("%s", exc, exc_info=exc if args.verbose else None)
         return 1
     except Exception as exc:  # only a failure of the environment is one line; a bug re-raises with its traceback
         line = environment_error(exc, config)
@@ -95,9 +93,7 @@ def environment_error(exc: BaseException, config: Config | None) -> str | None:
         hint = SQLITE_HINTS.get(getattr(exc, "sqlite_errorcode", -1) & 0xFF)
         ledger = config.ledger_path if config else "the ledger"
         return None if hint is None else f"{ledger}: {exc} ({hint.format(**where)})"
-    what = unreadable(exc)
-    path = what and file_being_read(exc)
-    return f"{path}: {what}: restore it, or run again the stage that writes it" if path else None
+    return None  # a file the project wrote that does not read back is a CorruptFileError (risk.files.read_*)
 
 
 def user() -> str:
@@ -108,31 +104,3 @@ def user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):  # a uid without a name (a container)
         return f"uid {os.getuid()}"
-
-
-def unreadable(exc: BaseException) -> str | None:
-    """What is wrong with a file's content, if `exc` is a decoding failure."""
-    pickle = sys.modules.get("pickle")
-    if isinstance(exc, json.JSONDecodeError):
-        return f"not valid JSON, truncated or corrupt (line {exc.lineno}: {exc.msg})"
-    if isinstance(exc, UnicodeDecodeError):
-        return f"not UTF-8 text (byte 0x{exc.object[exc.start:exc.start + 1].hex()} at offset {exc.start})"
-    if isinstance(exc, EOFError) or (pickle is not None and isinstance(exc, pickle.UnpicklingError)):
-        return f"not a readable pickle, truncated or corrupt ({exc or 'ran out of input'})"
-    return None
-
-
-def file_being_read(exc: BaseException) -> str | None:
-    """The file the failing read was on: an open file, or an existing file's path, in the innermost frame with one."""
-    frames = []
-    tb = exc.__traceback__
-    while tb is not None:
-        frames.append(tb.tb_frame)
-        tb = tb.tb_next
-    for frame in reversed(frames):
-        for value in frame.f_locals.values():
-            if isinstance(value, io.IOBase) and isinstance(getattr(value, "name", None), str):
-                return value.name
-            if isinstance(value, PurePath) and Path(value).is_file():
-                return str(value)
-    return None

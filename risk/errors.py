@@ -17,5 +17,9 @@ class MissingInputError(RiskError):
     """An input that a stage needs (a file, a folder, a model) is not there."""
 
 
+class CorruptFileError(RiskError):
+    """A file the project wrote itself cannot be read back (truncated or corrupt)."""
+
+
 class IntegrityError(RiskError):
     """A deployed file does not match its manifest (tampered or truncated)."""

@@ -10,9 +10,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+
+from risk.errors import CorruptFileError
 
 TEMP_PREFIX = ".tmp-"
 CHUNK = 1 << 20
@@ -125,3 +128,29 @@ def single_flight(lock_path: Path) -> Iterator[bool]:
         yield True
     finally:
         os.close(fd)
+
+
+REWRITE = "restore it, or run again the stage that writes it"
+
+
+def read_json(path: Path) -> object:
+    """A JSON file the project wrote; CorruptFileError names it when it is truncated or corrupt."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise CorruptFileError(f"{path}: not valid JSON, truncated or corrupt (line {exc.lineno}: {exc.msg}): "
+                               f"{REWRITE}") from exc
+    except UnicodeDecodeError as exc:
+        raise CorruptFileError(f"{path}: not UTF-8 text (offset {exc.start}): {REWRITE}") from exc
+
+
+def read_pickle(path: Path) -> object:
+    """A model the project pickled itself (never a client's file); CorruptFileError names it when truncated."""
+    import pickle
+
+    with open(path, "rb") as handle:
+        try:
+            return pickle.load(handle)
+        except (EOFError, pickle.UnpicklingError) as exc:
+            raise CorruptFileError(f"{path}: not a readable pickle, truncated or corrupt "
+                                   f"({exc or 'ran out of input'}): {REWRITE}") from exc

@@ -12,7 +12,7 @@ from collections import namedtuple
 from pathlib import Path
 
 from risk.errors import IntegrityError, MissingInputError
-from risk.files import atomic_copy, atomic_write_text, remove_temp_files, sha256_file
+from risk.files import atomic_copy, atomic_write_text, read_pickle, remove_temp_files, sha256_file
 from risk.ledger import now
 
 MODEL = "trainedmodel.pkl"
@@ -102,15 +102,14 @@ def library_versions() -> dict[str, str]:
 
 def load_model(version: Version) -> object:
     """Unpickle a verified version's model; warn, naming both versions, if it was pickled by other libraries."""
-    import pickle
     import warnings
 
     pickled_with = version.manifest.get("libraries", {})
     here = library_versions()
     differ = {k: (v, here.get(k)) for k, v in pickled_with.items() if here.get(k) != v}
-    with warnings.catch_warnings(record=True) as caught, open(version.model_path, "rb") as handle:
+    with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model = pickle.load(handle)
+        model = read_pickle(version.model_path)
     if differ or caught:
         detail = ", ".join(f"{k} {old} (pickled) vs {new} (here)" for k, (old, new) in differ.items())
         logger.warning("version %d was pickled with other library versions: %s%s", version.number,
