@@ -10,7 +10,7 @@ import logging
 
 from risk import cli, inbox, registry, views
 from risk.config import Config, require_folder
-from risk.errors import MissingInputError, RiskError
+from risk.errors import BusyError, MissingInputError
 from risk.files import read_json, remove_temp_files, single_flight
 from risk.ledger import Ledger, recorded
 
@@ -290,9 +290,7 @@ def ingest(config: Config, run_id: int, detail: dict) -> bool:
         return True
     try:
         detail["ingestion"] = ingestion.run_ingestion(config, run_id)
-    except RiskError as exc:  # ingestion raises no narrower type for its lock; its message names the lock file
-        if str(config.output_folder / ingestion.LOCK) not in str(exc):
-            raise
+    except BusyError:
         return False
     return True
 

@@ -22,7 +22,7 @@ import pyarrow.csv as pa_csv
 
 from risk import cli, contract, fastread, inbox, rowcheck, rowindex, rowtext, views
 from risk.config import Config, require_folder
-from risk.errors import ContractError, MissingInputError, RiskError
+from risk.errors import BusyError, ContractError, MissingInputError
 from risk.files import atomic_write_text, single_flight
 from risk.ledger import Ledger, recorded
 from risk.store import REJECTS, Sink, append_new, commit, compact, index_folder
@@ -311,7 +311,7 @@ def run_ingestion(config: Config, parent_run: int | None = None) -> dict:
         raise MissingInputError(f"{config.input_folder}: no .csv files in the input folder")
     with single_flight(config.output_folder / LOCK) as mine:
         if not mine:
-            raise RiskError(f"{config.output_folder / LOCK}: another ingestion is running")
+            raise BusyError(f"{config.output_folder / LOCK}: another ingestion is running")
         with recorded(config.ledger_path, "ingestion", parent_run) as (ledger, run_id, detail):
             summary = summarise(ingest_new(config, ledger, run_id))
             detail.update(summary)

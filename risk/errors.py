@@ -17,6 +17,10 @@ class MissingInputError(RiskError):
     """An input that a stage needs (a file, a folder, a model) is not there."""
 
 
+class BusyError(RiskError):
+    """Another process holds the lock this run needs; the work is left to a later run."""
+
+
 class CorruptFileError(RiskError):
     """A file the project wrote itself cannot be read back (truncated or corrupt)."""
 
