@@ -65,9 +65,7 @@ def watch_pointer(prod, until: float) -> list[tuple[float, float, str]]:
 
 def pipeline(config, seconds: float) -> None:
     """Three deployments and one rollback, spread over the load."""
-    import deployment
-    import scoring
-    import training
+    from risk import deployment, scoring, training
 
     for step in range(4):
         time.sleep(seconds / 5)

@@ -47,7 +47,7 @@ def project(root: Path):  # -> Config
 
 def throughput(scratch: Path, rows: int, files: int, runs: int) -> dict:
     """Ingest `rows` in `files` into an empty history vs pyarrow.csv.read_csv of the same files."""
-    import ingestion
+    from risk import ingestion
 
     source = scratch / "many"
     for number in range(files):
@@ -68,7 +68,7 @@ def throughput(scratch: Path, rows: int, files: int, runs: int) -> dict:
 
 def incremental(scratch: Path, history: int, new: int, runs: int) -> dict:
     """+`new` rows onto a `history`-row history vs the same rows into an empty history."""
-    import ingestion
+    from risk import ingestion
 
     big = project(scratch / "big")
     for number in range(20):
@@ -90,7 +90,7 @@ def incremental(scratch: Path, history: int, new: int, runs: int) -> dict:
 
 # The child reports its own high-water mark: ru_maxrss from wait4 would include this (large) parent's pages,
 # which the forked child holds until it execs.
-HWM = ("import sys, ingestion; code = ingestion.main(sys.argv[1:]); "
+HWM = ("import sys, ingestion; code = ingestion_cli.main(sys.argv[1:]); "
        "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]); raise SystemExit(code)")
 
 

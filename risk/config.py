@@ -10,6 +10,7 @@ import json
 from collections import namedtuple
 from pathlib import Path
 
+from risk import catalog
 from risk.errors import ConfigError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.json"
@@ -64,11 +65,34 @@ class Config(_Fields):
 
     @property
     def ledger_path(self) -> Path:
-        return self.output_folder / "ledger.sqlite"
+        return self.output_folder / catalog.LEDGER
 
     @property
     def lock_path(self) -> Path:
-        return self.output_folder / ".pipeline.lock"
+        return self.output_folder / catalog.PIPELINE_LOCK
+
+    @property
+    def finaldata_path(self) -> Path:
+        return self.output_folder / catalog.FINALDATA
+
+    @property
+    def testdata_path(self) -> Path:
+        return self.test_data / catalog.TESTDATA
+
+    @property
+    def model_path(self) -> Path:
+        """The trained model (the course's pickle) in the model folder."""
+        return self.model_folder / catalog.MODEL
+
+    @property
+    def card_path(self) -> Path:
+        return self.model_folder / catalog.CARD
+
+    def report_paths(self, label: str) -> dict[str, Path]:
+        """Version `label`'s report files and the latest ones."""
+        folder = self.model_folder / catalog.REPORTS
+        return {"pdf": folder / label / "report.pdf", "html": folder / label / "report.html",
+                "latest_pdf": folder / catalog.LATEST_PDF, "latest_html": folder / catalog.LATEST_HTML}
 
     def data_folders(self) -> tuple[Path, ...]:
         """Folders a client may name a dataset in (the API's dataset_path is confined to these)."""

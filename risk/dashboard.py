@@ -1,28 +1,20 @@
 """The dashboard at GET /: one self-contained HTML page for client managers (inline CSS, no script, no assets).
 
-Reads what the API reads (the verified deployed model, the ingested data, the ledger) and writes nothing.
-Shows the deployed version and score, the ranked risk list with reasons, the last drift decisions and the
-score over time as an SVG drawn here. app.py's create_app calls `register(app, config, holder)`.
+Reads through the API's read side (risk/readside.py: the verified deployed model, the ingested data, the
+ledger) and writes nothing. Shows the deployed version and score, the ranked risk list with reasons, the last
+drift decisions and the score over time as an SVG drawn here. app.py registers `page_blueprint`.
 """
 from __future__ import annotations
 
-import functools
 import logging
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-from flask import Flask, Response, make_response, render_template
+from flask import Blueprint, Response, current_app, make_response, render_template
 from markupsafe import Markup, escape
 
-import diagnostics
-from risk import decisions, registry, risklist
+from risk import readside, registry, store
 from risk.config import Config
-from risk.errors import IntegrityError, MissingInputError
-from risk.ledger import Ledger
-from risk.serving import ApiError
-
-if TYPE_CHECKING:
-    from app import ModelHolder
+from risk.errors import ApiError, IntegrityError, MissingInputError
+from risk.readside import ModelHolder
 
 logger = logging.getLogger(__name__)
 TOP = 20
@@ -34,58 +26,17 @@ WIDTH, HEIGHT, LEFT, RIGHT, TOP_PAD, BOTTOM, INSET = 1000, 260, 48, 16, 24, 44, 
 GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
-@functools.lru_cache(maxsize=8)
-def previous_model(prod: Path, number: int) -> tuple[object | None, str | None]:
-    """Version `number`'s model, the movers' baseline, or None and why not. Versions are immutable, so each
-    is verified and loaded once per process (a failure too, as the ModelHolder does for the current one)."""
-    try:
-        return registry.load_model(registry.verify(prod, number)), None
-    except (IntegrityError, MissingInputError) as exc:
-        logger.error("no movers: the previous version %d failed verification: %s", number, exc)
-        return None, f"no movers: the previous version {number} failed verification (see the server log)"
-
-
-def risk_ranking(config: Config, holder: ModelHolder, top: int) -> tuple[registry.Version, dict]:
-    """The served version and GET /risk's answer: the `top` clients with reasons, and movers since the last
-    one; a previous version that fails verification costs only the movers (`movers_note` says why)."""
-    version, model = holder.get()
-    before = registry.predecessor(config.prod_folder, version.number)
-    previous, note = previous_model(config.prod_folder, before) if before else (None, None)
-    frame = diagnostics.read_ingested(config)
-    return version, {"model_version": version.label, "previous_version": before,
-                     **risklist.rank(frame, model, top, previous), "movers_note": note}
-
-
-def served_version(holder: ModelHolder) -> tuple[registry.Version | None, str | None]:
-    """The version the API serves, or None and a problem (None when simply nothing is deployed yet)."""
-    try:
-        return holder.get()[0], None
-    except ApiError as exc:
-        return None, None if exc.kind == "no_model" else exc.detail
-    except IntegrityError as exc:  # a corrupt `current` pointer
-        logger.error("%s", exc)
-        return None, "the deployed model failed verification; see the server log"
-
-
 def ranking_or_reason(config: Config, holder: ModelHolder) -> tuple[dict | None, str | None]:
     """The ranked list for the page, or None and a sentence saying why there is none."""
     try:
-        return risk_ranking(config, holder, TOP)[1], None
-    except diagnostics.UnusableIngestedData as exc:
+        return readside.risk_ranking(config, holder, TOP)[1], None
+    except store.UnusableIngestedData as exc:
         return None, f"The ingested data breaks the data contract: {exc}"
     except MissingInputError:
         return None, "No ingested data yet: run ingestion.py or fullprocess.py."
     except (ApiError, IntegrityError) as exc:
         logger.error("dashboard: no ranking: %s", exc)
         return None, "A model version failed verification; see the server log."
-
-
-def ledger_history(config: Config) -> tuple[list[dict], list[dict]]:
-    """(every deployment oldest first, the last decisions newest first); empty before the first run."""
-    if not config.ledger_path.is_file():  # a GET never creates the ledger
-        return [], []
-    with Ledger(config.ledger_path) as ledger:
-        return ledger.deployments(), decisions.decisions(ledger, LAST_DECISIONS)
 
 
 def when(stamp: str | None) -> str:
@@ -156,21 +107,24 @@ def score_chart(deployments: list[dict]) -> Markup:
 
 def page(config: Config, holder: ModelHolder) -> dict:
     """Everything the template shows; each part says why it is missing instead of failing the page."""
-    version, problem = served_version(holder)
+    version, problem = readside.served_version(holder)
     ranking, no_ranking = ranking_or_reason(config, holder) if version else (None, None)
-    deployments, recent = ledger_history(config)
+    deployments, recent = readside.ledger_history(config, LAST_DECISIONS)
     pointer = registry.current_number(config.prod_folder) if version else None
     return {"version": version, "manifest": version.manifest if version else {}, "problem": problem,
             "refused": pointer if version and pointer != version.number else None,
             "ranking": ranking, "no_ranking": no_ranking, "decisions": recent, "deployments": deployments,
             "chart": score_chart(deployments), "when": when, "number": number,
-            "report": (config.model_folder / "reports" / "latest.html").is_file()}
+            "report": readside.report_written(config)}
 
 
-def register(app: Flask, config: Config, holder: ModelHolder) -> None:
-    @app.get("/")
-    def dashboard() -> Response:
-        answer = make_response(render_template("dashboard.html", **page(config, holder)))
-        answer.headers["Content-Security-Policy"] = CSP
-        answer.headers["Cache-Control"] = "no-store"
-        return answer
+page_blueprint = Blueprint("dashboard", __name__)
+
+
+@page_blueprint.get("/")
+def dashboard() -> Response:
+    state = current_app.extensions["risk"]
+    answer = make_response(render_template("dashboard.html", **page(state.config, state.models)))
+    answer.headers["Content-Security-Policy"] = CSP
+    answer.headers["Cache-Control"] = "no-store"
+    return answer

@@ -27,3 +27,11 @@ class CorruptFileError(RiskError):
 
 class IntegrityError(RiskError):
     """A deployed file does not match its manifest (tampered or truncated)."""
+
+
+class ApiError(Exception):
+    """An error answer of the API: HTTP status, a short kind and what was expected (JSON, never a stack trace)."""
+
+    def __init__(self, status: int, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.kind, self.detail = status, kind, detail

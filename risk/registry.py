@@ -11,16 +11,12 @@ import logging
 from collections import namedtuple
 from pathlib import Path
 
+from risk import catalog
 from risk.errors import IntegrityError, MissingInputError
 from risk.files import atomic_copy, atomic_write_text, read_pickle, remove_temp_files, sha256_file
 from risk.ledger import now
 
-MODEL = "trainedmodel.pkl"
-SCORE = "latestscore.txt"
-FILES = "ingestedfiles.txt"
-MANIFEST = "manifest.json"
-CURRENT = "current"
-PAYLOAD = (MODEL, SCORE, FILES)
+PAYLOAD = (catalog.MODEL, catalog.SCORE, catalog.VERSION_FILES)
 logger = logging.getLogger(__name__)
 
 
@@ -31,7 +27,7 @@ class Version(namedtuple("_Version", "number folder manifest")):
 
     @property
     def model_path(self) -> Path:
-        return self.folder / MODEL
+        return self.folder / catalog.MODEL
 
     @property
     def label(self) -> str:
@@ -45,11 +41,11 @@ def versions_folder(prod: Path) -> Path:
 def current_number(prod: Path) -> int | None:
     """The current version number, or None when nothing is deployed."""
     try:
-        text = (prod / CURRENT).read_text(encoding="utf-8").strip()
+        text = (prod / catalog.CURRENT).read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         return None
     if not text.isdigit():
-        raise IntegrityError(f"{prod / CURRENT}: expected a version number, got {text[:40]!r}")
+        raise IntegrityError(f"{prod / catalog.CURRENT}: expected a version number, got {text[:40]!r}")
     return int(text)
 
 
@@ -65,14 +61,14 @@ def verify(prod: Path, number: int) -> Version:
     """Check every file of a version against its manifest; raise IntegrityError naming the bad file."""
     folder = versions_folder(prod) / str(number)
     try:
-        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        manifest = json.loads((folder / catalog.MANIFEST).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise MissingInputError(f"{folder}: version {number} has no manifest (not deployed)") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise IntegrityError(f"{folder / MANIFEST}: manifest is not valid JSON") from None
+        raise IntegrityError(f"{folder / catalog.MANIFEST}: manifest is not valid JSON") from None
     hashes = manifest.get("sha256") if isinstance(manifest, dict) else None
     if not isinstance(hashes, dict) or not set(PAYLOAD) <= set(hashes):
-        raise IntegrityError(f"{folder / MANIFEST}: manifest does not list the sha256 of {list(PAYLOAD)}")
+        raise IntegrityError(f"{folder / catalog.MANIFEST}: manifest does not list the sha256 of {list(PAYLOAD)}")
     for name, expected in hashes.items():
         path = folder / name
         if not path.is_file():
@@ -127,7 +123,7 @@ def recover(prod: Path) -> list[str]:
     folder = versions_folder(prod)
     if folder.is_dir():
         for child in folder.iterdir():
-            if child.is_dir() and not (child / MANIFEST).is_file() and child.name != str(current_number(prod)):
+            if child.is_dir() and not (child / catalog.MANIFEST).is_file() and child.name != str(current_number(prod)):
                 import shutil
 
                 shutil.rmtree(child)
@@ -142,13 +138,13 @@ def _write_version(prod: Path, number: int, sources: dict[str, Path], info: dict
         atomic_copy(source, folder / name)
     manifest = {"version": number, "created_at": now(), **info, "libraries": library_versions(),
                 "sha256": {name: sha256_file(folder / name) for name in sources}}
-    atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=2) + "\n")  # the record, last
+    atomic_write_text(folder / catalog.MANIFEST, json.dumps(manifest, indent=2) + "\n")  # the record, last
     return verify(prod, number)
 
 
 def finished(prod: Path) -> list[int]:
     """Numbers of the complete versions (with a manifest), oldest first."""
-    return [n for n in _numbers(prod) if (versions_folder(prod) / str(n) / MANIFEST).is_file()]
+    return [n for n in _numbers(prod) if (versions_folder(prod) / str(n) / catalog.MANIFEST).is_file()]
 
 
 def describe(prod: Path) -> list[dict]:
@@ -175,7 +171,7 @@ def predecessor(prod: Path, number: int) -> int | None:
 def activate(prod: Path, number: int) -> Version:
     """Verify a version, then make it current (one atomic pointer write) and refresh the flat copies."""
     version = verify(prod, number)
-    atomic_write_text(prod / CURRENT, f"{version.number}\n")
+    atomic_write_text(prod / catalog.CURRENT, f"{version.number}\n")
     sync_mirror(prod, version)
     return version
 

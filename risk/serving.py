@@ -23,20 +23,12 @@ import pyarrow.csv as pa_csv
 
 from risk import contract
 from risk.config import Config
-from risk.errors import ContractError
+from risk.errors import ApiError, ContractError
 
 MAX_ROWS = 100_000
 MAX_PATH_CHARS = 4096
 CSV_TYPES = ("text/csv", "application/csv")
 FORMATS = "'records', 'dataframe_records', 'dataframe_split' or 'dataset_path'"
-
-
-class ApiError(Exception):
-    """An error answer: HTTP status, a short kind and what was expected."""
-
-    def __init__(self, status: int, kind: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.kind, self.detail = status, kind, detail
 
 
 class Batch(namedtuple("_Batch", "x ids")):

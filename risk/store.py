@@ -1,7 +1,8 @@
 """Where ingestion appends: finaldata.csv and rejects.csv, opened at the ends the ledger committed, and the
 de-duplication index of row hashes (rowindex/, one segment per file, merged every COMPACT_AFTER files).
 
-Read by ingestion.py (the Sink) and fullprocess.py (read_ingested: the rows given files added).
+Read by ingestion (the Sink), the pipeline (read_ingested: the rows given files added) and the readers of the
+whole history (read_history: finaldata.csv validated).
 """
 from __future__ import annotations
 
@@ -18,16 +19,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from risk import contract, fastread, rowindex, rowtext, views
+from risk import catalog, contract, fastread, rowindex, rowtext
 from risk.config import Config
-from risk.errors import IntegrityError
+from risk.errors import ContractError, IntegrityError, MissingInputError
 from risk.files import atomic_write_text
 from risk.ledger import Ledger
 
 logger = logging.getLogger(__name__)
-FINALDATA = views.FINALDATA
-REJECTS = "rejects.csv"
-INDEX = "rowindex"
 DATA_HEADER = (",".join(contract.COLUMNS) + "\n").encode()
 REJECTS_HEADER = b"file,row,column,value,reason\n"
 COMPACT_AFTER = 16  # per-file index segments before they are merged into one
@@ -47,8 +45,8 @@ class Sink:
         data_end, rejects_end = ledger.committed_ends()
         if data_end is None and not ledger.ingested_before(run_id):
             refuse_unknown_history(config, ledger)
-        self.data = open_at(config.output_folder / FINALDATA, DATA_HEADER, data_end)
-        self.rejects = open_at(config.output_folder / REJECTS, REJECTS_HEADER, rejects_end)
+        self.data = open_at(config.output_folder / catalog.FINALDATA, DATA_HEADER, data_end)
+        self.rejects = open_at(config.output_folder / catalog.REJECTS, REJECTS_HEADER, rejects_end)
         self.index = load_index(config, ledger)
         self.progress = None
         self.pool = ThreadPoolExecutor(fastread.AHEAD, thread_name_prefix="ingestion")
@@ -86,11 +84,11 @@ class Sink:
 def refuse_unknown_history(config: Config, ledger: Ledger) -> None:
     """A new ledger beside a finaldata.csv with rows: the ledger was lost, and cutting the file back to what
     this ledger knows (nothing) would delete the history."""
-    path = config.output_folder / FINALDATA
+    path = config.output_folder / catalog.FINALDATA
     if path.exists() and path.stat().st_size > len(DATA_HEADER):
         raise IntegrityError(f"{path} holds {path.stat().st_size} bytes of rows, but the ledger {ledger.path} has "
                              "no record of any ingestion: restore the ledger from a backup, or move finaldata.csv, "
-                             f"{REJECTS} and {INDEX}/ aside to start a new history")
+                             f"{catalog.REJECTS} and {catalog.ROWINDEX}/ aside to start a new history")
 
 
 def open_at(path: Path, header: bytes, committed: int | None):  # -> BinaryIO at the committed end
@@ -111,7 +109,7 @@ def open_at(path: Path, header: bytes, committed: int | None):  # -> BinaryIO at
 
 
 def index_folder(config: Config) -> Path:
-    return config.output_folder / INDEX
+    return config.output_folder / catalog.ROWINDEX
 
 
 def load_index(config: Config, ledger: Ledger) -> rowindex.SortedRuns:
@@ -166,9 +164,33 @@ def commit(sink: Sink, last_ingested: tuple[int, str] | None) -> None:
 def read_ingested(config: Config, records: list[dict]) -> pd.DataFrame:
     """The rows that `records` (ledger file rows) added to finaldata.csv, validated, in ingestion order."""
     chunks = [DATA_HEADER]
-    with open(config.output_folder / FINALDATA, "rb") as handle:
+    with open(config.output_folder / catalog.FINALDATA, "rb") as handle:
         for record in records:
             handle.seek(record["data_start"])
             chunks.append(handle.read(record["data_end"] - record["data_start"]))
     raw = pd.read_csv(io.BytesIO(b"".join(chunks)), dtype=str, keep_default_na=False, na_values=[""])
-    return contract.validate_frame(raw, FINALDATA)
+    return contract.validate_frame(raw, catalog.FINALDATA)
+
+
+REPAIR = " (the next ingestion.py run cuts a row that a killed run left after its last commit)"
+
+
+class UnusableIngestedData(MissingInputError):
+    """finaldata.csv is there but breaks the contract (a torn or bad row): usable data is missing.
+
+    A MissingInputError, so that the API answers 503 (the server's own data is at fault, not the request)."""
+
+
+def read_history(config: Config) -> pd.DataFrame:
+    """finaldata.csv validated by the contract: ids as ingestion kept them (text; `NA` and `00007` are
+    names, only an empty cell is missing), features as numbers."""
+    path = config.output_folder / catalog.FINALDATA
+    if not path.is_file():
+        raise MissingInputError(f"{path}: no ingested data (run ingestion.py first)")
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        return contract.validate_frame(raw, str(path))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UnusableIngestedData(f"{path}: not a well-formed CSV ({str(exc).strip()}){REPAIR}") from None
+    except ContractError as exc:
+        raise UnusableIngestedData(f"{exc}{REPAIR}") from None

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from risk import catalog
 from risk.ledger import Ledger
-
-FINALDATA = "finaldata.csv"
-INGESTEDFILES = "ingestedfiles.txt"
 
 
 def ingested_names(ledger: Ledger) -> list[str]:
@@ -19,7 +17,7 @@ def ingested_names(ledger: Ledger) -> list[str]:
 def views_current(output_folder: Path, ledger: Ledger) -> bool:
     """True when ingestedfiles.txt lists exactly the files the ledger says were ingested."""
     try:
-        listed = (output_folder / INGESTEDFILES).read_text(encoding="utf-8").splitlines()
+        listed = (output_folder / catalog.INGESTEDFILES).read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         listed = []
     return listed == ingested_names(ledger)

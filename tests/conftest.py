@@ -9,11 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import deployment
-import ingestion
-import scoring
-import training
 from app import create_app
+from risk import deployment, ingestion, scoring, training
 from risk.config import COURSE_FOLDERS, Config, load_config
 from risk.contract import COLUMNS
 

@@ -10,10 +10,8 @@ import pytest
 from conftest import snapshot
 from sklearn.metrics import f1_score
 
-import deployment
-import diagnostics
 from app import create_app
-from risk import auth, contract, registry
+from risk import auth, catalog, contract, deployment, diagnostics, registry
 from risk.config import Config, load_config
 
 RECORD = {"lastmonth_activity": 10, "lastyear_activity": 100, "number_of_employees": 5}
@@ -216,14 +214,14 @@ def test_summarystats_without_ingested_data_is_503_without_the_project_path(conf
 
 
 def test_tampered_model_is_refused_before_first_load(deployed: Config) -> None:
-    flip_byte(registry.versions_folder(deployed.prod_folder) / "1" / registry.MODEL)
+    flip_byte(registry.versions_folder(deployed.prod_folder) / "1" / catalog.MODEL)
     client = create_app(deployed).test_client()
     assert_error(client.post("/prediction", json={"records": [RECORD]}), 503, "model_unverified")
     assert_error(client.get("/ready"), 503, "model_unverified")
 
 
 def test_a_corrupt_current_pointer_is_503_not_500(deployed: Config) -> None:
-    (deployed.prod_folder / registry.CURRENT).write_text("garbage\n", encoding="utf-8")
+    (deployed.prod_folder / catalog.CURRENT).write_text("garbage\n", encoding="utf-8")
     client = create_app(deployed).test_client()
     for answer in (client.post("/prediction", json={"records": [RECORD]}), client.get("/ready")):
         body = assert_error(answer, 503, "model_unverified")
@@ -232,7 +230,7 @@ def test_a_corrupt_current_pointer_is_503_not_500(deployed: Config) -> None:
 
 def test_diagnostics_of_a_model_tampered_after_loading_is_503(client, deployed: Config, fake_latest: str) -> None:
     assert client.get("/ready").status_code == 200
-    flip_byte(registry.versions_folder(deployed.prod_folder) / "1" / registry.MODEL)
+    flip_byte(registry.versions_folder(deployed.prod_folder) / "1" / catalog.MODEL)
     assert_error(client.get("/diagnostics"), 503, "model_unverified")
 
 
@@ -247,7 +245,7 @@ def test_a_new_deployment_is_served_on_the_next_request(client, deployed: Config
 def test_a_tampered_new_deployment_keeps_the_verified_one_serving(client, deployed: Config) -> None:
     assert client.get("/ready").json["model_version"] == "1"
     deployment.run_deployment(deployed)
-    flip_byte(registry.versions_folder(deployed.prod_folder) / "2" / registry.MODEL)
+    flip_byte(registry.versions_folder(deployed.prod_folder) / "2" / catalog.MODEL)
     answer = client.post("/prediction", json={"records": [RECORD]})
     assert answer.status_code == 200
     assert answer.json["model_version"] == "1"

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from conftest import REPO, synthetic_frame, write_frame
 
-import deployment
-import ingestion
-import scoring
-import training
+import deployment as deployment_cli
+import ingestion as ingestion_cli
+import scoring as scoring_cli
+import training as training_cli
+from risk import catalog, ingestion, scoring, training
 from risk.config import Config
 from risk.files import atomic_write_bytes
 
@@ -42,17 +43,17 @@ def retrained(config: Config) -> None:
 
 def test_a_truncated_model_card_is_one_line_naming_it(deployed: Config, caplog) -> None:
     retrained(deployed)
-    card = deployed.model_folder / deployment.CARD
+    card = deployed.model_folder / catalog.CARD
     card.write_bytes(card.read_bytes()[:100])
-    assert deployment.main(["--config", str(deployed.config_path)]) == 1
+    assert deployment_cli.main(["--config", str(deployed.config_path)]) == 1
     assert one_line(caplog).startswith(f"{card}: not valid JSON, truncated or corrupt (line ")
 
 
 @pytest.mark.parametrize("content", [b"garbage, not a pickle", b""])
 def test_a_corrupt_model_is_one_line_naming_it(deployed: Config, caplog, content: bytes) -> None:
-    model = deployed.model_folder / training.MODEL
+    model = deployed.model_folder / catalog.MODEL
     model.write_bytes(content)
-    assert scoring.main(["--config", str(deployed.config_path)]) == 1
+    assert scoring_cli.main(["--config", str(deployed.config_path)]) == 1
     assert one_line(caplog).startswith(f"{model}: not a readable pickle, truncated or corrupt (")
 
 
@@ -62,7 +63,7 @@ def test_a_file_where_a_folder_belongs_is_one_line_naming_it(deployed: Config, c
     versions = deployed.prod_folder / "versions"
     shutil.rmtree(versions)
     versions.write_text("a file", encoding="utf-8")
-    assert deployment.main(["--config", str(deployed.config_path)]) == 1
+    assert deployment_cli.main(["--config", str(deployed.config_path)]) == 1
     assert one_line(caplog).startswith(f"{versions}")
 
 
@@ -76,21 +77,21 @@ def test_a_full_disk_names_the_file_being_written(config: Config, caplog, monkey
 
     ingestion.run_ingestion(config)
     monkeypatch.setattr(os, "fsync", full)
-    assert training.main(["--config", str(config.config_path)]) == 1
-    first_write = config.model_folder / training.TRAINED_FILES
+    assert training_cli.main(["--config", str(config.config_path)]) == 1
+    first_write = config.model_folder / catalog.TRAINED_FILES
     assert one_line(caplog) == f"{first_write}: no space left on the device: free some space and run again"
 
 
 def test_a_damaged_ledger_is_one_line_naming_it(config: Config, caplog) -> None:
     config.ledger_path.parent.mkdir(parents=True, exist_ok=True)
     config.ledger_path.write_bytes(b"not a database" * 100)
-    assert ingestion.main(["--config", str(config.config_path)]) == 1
+    assert ingestion_cli.main(["--config", str(config.config_path)]) == 1
     assert one_line(caplog).startswith(f"{config.ledger_path}: file is not a database (not an SQLite database")
 
 
 def test_verbose_adds_the_traceback(deployed: Config, caplog) -> None:
-    (deployed.model_folder / training.MODEL).write_bytes(b"garbage")
-    assert scoring.main(["--config", str(deployed.config_path), "-v"]) == 1
+    (deployed.model_folder / catalog.MODEL).write_bytes(b"garbage")
+    assert scoring_cli.main(["--config", str(deployed.config_path), "-v"]) == 1
     (record,) = error_records(caplog)
     assert record.exc_info is not None
     assert "not a readable pickle" in record.getMessage()
@@ -104,7 +105,7 @@ def test_a_bug_still_raises_with_its_traceback(config: Config, monkeypatch, erro
 
     monkeypatch.setattr(training, "read_training_data", broken)
     with pytest.raises(type(error)):
-        training.main(["--config", str(config.config_path)])
+        training_cli.main(["--config", str(config.config_path)])
 
 
 def test_a_failed_write_leaves_no_temp_file_and_names_the_target(tmp_path: Path, monkeypatch) -> None:

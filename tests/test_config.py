@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import FOLDERS, REPO
 
-import ingestion
+import ingestion as ingestion_cli
 import training
 from risk.config import DEFAULT_API_URL, DEFAULT_MAX_REQUEST_BYTES, KNOWN_KEYS, load_config
 from risk.errors import ConfigError
@@ -113,7 +113,7 @@ def error_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
 
 
-@pytest.mark.parametrize("stage", [ingestion, training])
+@pytest.mark.parametrize("stage", [ingestion_cli, training])
 def test_main_with_a_missing_config_exits_1_with_one_line(tmp_path, caplog, stage):
     path = tmp_path / "missing.json"
     with caplog.at_level(logging.INFO):
@@ -128,7 +128,7 @@ def test_main_with_a_missing_config_exits_1_with_one_line(tmp_path, caplog, stag
 def test_main_with_a_bad_key_exits_1_naming_the_key(tmp_path, caplog):
     path = write_config(tmp_path, {**FOLDERS, "max_request_bytes": -5})
     with caplog.at_level(logging.INFO):
-        assert ingestion.main(["--config", str(path)]) == 1
+        assert ingestion_cli.main(["--config", str(path)]) == 1
     lines = error_lines(caplog)
     assert len(lines) == 1
     assert "'max_request_bytes'" in lines[0]

@@ -15,14 +15,21 @@ from conftest import REPO, snapshot, synthetic_frame, write_frame
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from werkzeug.serving import make_server
 
-import deployment
-import diagnostics
-import fullprocess
-import ingestion
-import scoring
-import training
+import deployment as deployment_cli
 from app import create_app
-from risk import auth, contract, dashboard, registry
+from risk import (
+    auth,
+    catalog,
+    contract,
+    dashboard,
+    deployment,
+    diagnostics,
+    ingestion,
+    pipeline,
+    registry,
+    scoring,
+    training,
+)
 from risk.config import Config
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -43,10 +50,10 @@ def offline_latest(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def story(config: Config) -> Config:
     """The course story: a first model by fullprocess, the new data (a deferred decision), a second deployment."""
-    assert fullprocess.run_fullprocess(config)["action"] == "deployed version 1"
+    assert pipeline.run_fullprocess(config)["action"] == "deployed version 1"
     for source in sorted((REPO / "sourcedata").glob("*.csv")):
         shutil.copy(source, config.input_folder / source.name)
-    fullprocess.run_fullprocess(config)
+    pipeline.run_fullprocess(config)
     deployment.run_deployment(config)
     return config
 
@@ -167,8 +174,8 @@ def test_a_corrupt_previous_version_still_shows_the_ranking(deployed: Config) ->
         training.run_training(deployed)
         scoring.run_scoring(deployed)
         deployment.run_deployment(deployed)
-    assert deployment.main(["--config", str(deployed.config_path), "--rollback"]) == 0
-    score = registry.versions_folder(deployed.prod_folder) / "1" / registry.SCORE
+    assert deployment_cli.main(["--config", str(deployed.config_path), "--rollback"]) == 0
+    score = registry.versions_folder(deployed.prod_folder) / "1" / catalog.SCORE
     score.write_bytes(score.read_bytes() + b"x")
     answer = create_app(deployed).test_client().get("/")
     assert answer.status_code == 200

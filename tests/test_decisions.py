@@ -8,9 +8,7 @@ import shutil
 import pytest
 from conftest import REPO, synthetic_frame, write_frame
 
-import diagnostics
-import fullprocess
-from risk import contract, decisions, registry
+from risk import contract, decisions, diagnostics, pipeline, registry
 from risk.config import Config
 from risk.ledger import Ledger
 
@@ -41,11 +39,11 @@ def decision_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 def test_the_course_story_gives_a_readable_record_and_accumulates(config: Config,
                                                                   caplog: pytest.LogCaptureFixture) -> None:
-    assert fullprocess.run_fullprocess(config)["action"] == "deployed version 1"  # practice data
+    assert pipeline.run_fullprocess(config)["action"] == "deployed version 1"  # practice data
     for source in sorted((REPO / "sourcedata").glob("*.csv")):  # the course's new data arrives
         shutil.copy(source, config.input_folder / source.name)
     with caplog.at_level(logging.INFO):
-        assert fullprocess.run_fullprocess(config)["action"] == DEFERRED
+        assert pipeline.run_fullprocess(config)["action"] == DEFERRED
     record = latest(config)
     rows = record["evidence"]["new_rows"]
     assert (record["verdict"], record["method"], rows) == ("INCONCLUSIVE", "statistical", 26)
@@ -63,11 +61,11 @@ def test_the_course_story_gives_a_readable_record_and_accumulates(config: Config
     assert line.startswith("decision: INCONCLUSIVE by statistical rule: 26 new row(s) < drift_min_rows 30")
     assert line.endswith(f"-> {DEFERRED}")
 
-    assert fullprocess.pending_work(config) == []  # deferred data alone does not wake the heavy path
-    assert fullprocess.run_fullprocess(config) == {"action": "nothing new"}
+    assert pipeline.pending_work(config) == []  # deferred data alone does not wake the heavy path
+    assert pipeline.run_fullprocess(config) == {"action": "nothing new"}
 
     write_frame(flipped_rows(config, 40, seed=5), config.input_folder / "dataset5.csv")
-    assert fullprocess.run_fullprocess(config)["action"] == "deployed version 2"
+    assert pipeline.run_fullprocess(config)["action"] == "deployed version 2"
     record = latest(config)
     assert record["verdict"] == "DRIFT"
     assert record["evidence"]["files"] == ["dataset3.csv", "dataset4.csv", "dataset5.csv"]

@@ -14,12 +14,11 @@ import pandas as pd
 import pytest
 from conftest import snapshot
 
-import diagnostics
+import diagnostics as diagnostics_cli
 from app import create_app
-from risk import contract, registry
+from risk import catalog, contract, diagnostics, registry, store
 from risk.config import Config
 from risk.ledger import Ledger
-from risk.views import FINALDATA
 
 SECTIONS = {"model_version", "predictions", "summary_statistics", "missing_share", "execution_time", "dependencies"}
 
@@ -57,7 +56,7 @@ def test_predictions_of_the_deployed_model_on_the_test_data(deployed: Config) ->
 
 def test_summary_statistics_are_pandas_mean_median_and_std_of_finaldata(deployed: Config) -> None:
     stats = diagnostics.diagnose(deployed, timings=False, latest=fake_latest)["summary_statistics"]
-    finaldata = pd.read_csv(deployed.output_folder / FINALDATA)
+    finaldata = pd.read_csv(deployed.output_folder / catalog.FINALDATA)
     assert set(stats) == set(contract.FEATURES)
     for column in contract.FEATURES:
         expected = {"mean": finaldata[column].mean(), "median": finaldata[column].median(),
@@ -66,11 +65,11 @@ def test_summary_statistics_are_pandas_mean_median_and_std_of_finaldata(deployed
 
 
 def test_ingested_ids_are_text_as_ingestion_kept_them_and_features_numbers(deployed: Config) -> None:
-    path = deployed.output_folder / FINALDATA
+    path = deployed.output_folder / catalog.FINALDATA
     assert path.read_bytes().endswith(b"\n")
     with open(path, "a", encoding="utf-8") as handle:
         handle.write("NA,1,2,3,0\n00007,4,5,6,1\n,7,8,9,0\nnan,1,1,1,1\n")
-    frame = diagnostics.read_ingested(deployed)
+    frame = store.read_history(deployed)
     assert frame[contract.ID_COLUMN].iloc[-4:].fillna("<missing>").tolist() == ["NA", "00007", "<missing>", "nan"]
     assert all(frame[c].dtype == "float64" for c in contract.FEATURES)
     report = diagnostics.diagnose(deployed, timings=False, latest=fake_latest)
@@ -167,10 +166,10 @@ def test_latest_version_gives_up_on_an_index_that_never_answers(monkeypatch: pyt
 def test_main_json_prints_every_section_and_writes_the_report(deployed: Config, capsys: pytest.CaptureFixture,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(diagnostics, "_latest_cached", lambda name, bucket: "unknown")
-    assert diagnostics.main(["--config", str(deployed.config_path), "--json"]) == 0
+    assert diagnostics_cli.main(["--config", str(deployed.config_path), "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert set(printed) == SECTIONS
-    assert printed == json.loads((deployed.model_folder / diagnostics.REPORT).read_text())
+    assert printed == json.loads((deployed.model_folder / catalog.DIAGNOSTICS).read_text())
     assert printed["model_version"] == "1"
     assert printed["execution_time"]["training_seconds"] > 0
     assert printed["execution_time"]["repeats"] == diagnostics.REPEATS
@@ -178,9 +177,9 @@ def test_main_json_prints_every_section_and_writes_the_report(deployed: Config, 
 
 
 def test_main_without_a_deployed_model_exits_1(config: Config, caplog: pytest.LogCaptureFixture) -> None:
-    assert diagnostics.main(["--config", str(config.config_path)]) == 1
+    assert diagnostics_cli.main(["--config", str(config.config_path)]) == 1
     assert "no model deployed yet" in caplog.text
-    assert not (config.model_folder / diagnostics.REPORT).exists()
+    assert not (config.model_folder / catalog.DIAGNOSTICS).exists()
 
 
 # Timings as medians, the ledger record and the cache of latest versions (issue 8) ------------------------------
@@ -245,7 +244,7 @@ def test_get_diagnostics_returns_what_the_cli_prints_and_writes_nothing(
         deployed: Config, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
     monkeypatch.setattr(diagnostics, "latest_version", counting_latest(calls))
-    assert diagnostics.main(["--config", str(deployed.config_path), "--json"]) == 0
+    assert diagnostics_cli.main(["--config", str(deployed.config_path), "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     before, looked_up = snapshot(deployed.root), len(calls)
     answer = create_app(deployed).test_client().get("/diagnostics")

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from conftest import REPO, synthetic_frame, write_frame
 
-from risk import contract, registry
+from risk import catalog, contract, registry
 from risk.config import Config, load_config
 from risk.ledger import Ledger
 
@@ -103,7 +103,7 @@ def assert_production_verifies(config: Config) -> None:
         return
     version = registry.current(config.prod_folder)  # every file matches its manifest
     assert registry.load_model(version).predict(np.array([[1.0, 2.0, 3.0]])).shape == (1,)
-    flat = config.prod_folder / registry.MODEL
+    flat = config.prod_folder / catalog.MODEL
     if flat.exists():  # the course's flat copy is some complete version's model, never a torn file
         models = {p.read_bytes() for p in registry.versions_folder(config.prod_folder).glob("*/trainedmodel.pkl")}
         assert flat.read_bytes() in models
@@ -196,7 +196,7 @@ def after_deploy_outputs(config: Config) -> dict[str, bool]:
 
 def assert_completed(config: Config, verdicts: list[str], version: int) -> None:
     """The state a run that was never killed leaves: decisions, files settled, the version's reports, then idle."""
-    import reporting
+    from risk import reporting
 
     with Ledger(config.ledger_path) as ledger:
         assert [d["verdict"] for d in ledger.decisions()][::-1] == verdicts

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import reporting
+from risk import reporting
 from risk.config import Config
 from risk.files import atomic_copy, atomic_write_bytes, atomic_write_text, single_flight
 

@@ -11,12 +11,8 @@ import pandas as pd
 import pytest
 from conftest import REPO, snapshot, synthetic_frame, write_frame
 
-import diagnostics
 import fullprocess
-import ingestion
-import reporting
-import training
-from risk import contract, drift, registry
+from risk import catalog, contract, diagnostics, drift, ingestion, pipeline, registry, training
 from risk.config import Config
 from risk.files import single_flight
 from risk.ledger import Ledger
@@ -62,20 +58,20 @@ def offline_env() -> dict[str, str]:
 
 
 def test_course_story_bootstrap_idle_drift_then_no_drift(config: Config) -> None:
-    assert fullprocess.run_fullprocess(config)["action"] == "deployed version 1"
+    assert pipeline.run_fullprocess(config)["action"] == "deployed version 1"
     assert registry.current_number(config.prod_folder) == 1
     [bootstrap] = decisions(config)
     assert bootstrap["verdict"] == "BOOTSTRAP"
     assert bootstrap["evidence"]["files"] == ["dataset1.csv", "dataset2.csv"]
 
-    assert fullprocess.run_fullprocess(config) == {"action": "nothing new"}
+    assert pipeline.run_fullprocess(config) == {"action": "nothing new"}
     assert last_run(config, "fullprocess")["outcome"] == "idle"
 
     deployed_f1 = float(registry.current(config.prod_folder).manifest["score"])
     assert deployed_f1 > 0, "a drift needs a deployed score to fall below"
     write_frame(judged_rows(config, seed=1, agree=False), config.input_folder / "dataset5.csv")
     inputs = snapshot(config.input_folder)
-    assert fullprocess.run_fullprocess(config)["action"] == "deployed version 2"
+    assert pipeline.run_fullprocess(config)["action"] == "deployed version 2"
     drift = decisions(config)[-1]
     assert drift["verdict"] == "DRIFT"
     evidence = drift["evidence"]
@@ -88,12 +84,12 @@ def test_course_story_bootstrap_idle_drift_then_no_drift(config: Config) -> None
     assert evidence["challenger"]["test"]["test"] == "exact McNemar, one-sided"
     assert registry.current(config.prod_folder).number == 2
     assert versions(config) == ["1", "2"]
-    assert json.loads((config.model_folder / diagnostics.REPORT).read_text())["model_version"] == "2"
-    assert (config.model_folder / reporting.PLOT).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert json.loads((config.model_folder / catalog.DIAGNOSTICS).read_text())["model_version"] == "2"
+    assert (config.model_folder / catalog.PLOT).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert snapshot(config.input_folder) == inputs
 
     write_frame(judged_rows(config, seed=2, agree=True), config.input_folder / "dataset6.csv")
-    assert fullprocess.run_fullprocess(config)["action"] == "kept the deployed model"
+    assert pipeline.run_fullprocess(config)["action"] == "kept the deployed model"
     calm = decisions(config)[-1]
     assert calm["verdict"] == "NO DRIFT"
     assert calm["evidence"]["new_f1"] == 1.0  # the rows carry the model's own answers
@@ -106,15 +102,15 @@ def test_course_story_bootstrap_idle_drift_then_no_drift(config: Config) -> None
 
 def test_raw_method_is_the_course_rule(config: Config) -> None:
     config = config._replace(drift_method="raw")
-    fullprocess.run_fullprocess(config)
+    pipeline.run_fullprocess(config)
     deployed_f1 = float(registry.current(config.prod_folder).manifest["score"])
     write_frame(judged_rows(config, seed=1, agree=False), config.input_folder / "dataset5.csv")
-    assert fullprocess.run_fullprocess(config)["action"] == "deployed version 2"
+    assert pipeline.run_fullprocess(config)["action"] == "deployed version 2"
     drift = decisions(config)[-1]
     assert (drift["verdict"], drift["evidence"]["method"]) == ("DRIFT", "raw")
     assert drift["evidence"]["new_f1"] < drift["evidence"]["deployed_f1"] == pytest.approx(deployed_f1)
     write_frame(judged_rows(config, seed=2, agree=True), config.input_folder / "dataset6.csv")
-    assert fullprocess.run_fullprocess(config)["action"] == "kept the deployed model"
+    assert pipeline.run_fullprocess(config)["action"] == "kept the deployed model"
     calm = decisions(config)[-1]["evidence"]
     assert calm["new_f1"] >= calm["deployed_f1"]
 
@@ -122,13 +118,13 @@ def test_raw_method_is_the_course_rule(config: Config) -> None:
 @pytest.mark.parametrize("method", ["parametric", "nonparametric"])
 def test_history_methods_compare_with_the_past_scores_of_the_deployed_model(config: Config, method: str) -> None:
     config = config._replace(drift_method=method)
-    fullprocess.run_fullprocess(config)
+    pipeline.run_fullprocess(config)
     write_frame(judged_rows(config, seed=2, agree=True), config.input_folder / "dataset5.csv")
-    assert fullprocess.run_fullprocess(config)["action"] == "kept the deployed model"
+    assert pipeline.run_fullprocess(config)["action"] == "kept the deployed model"
     first = decisions(config)[-1]["evidence"]
     assert len(first["past_scores"]) == 1  # the test-data score recorded when it was deployed
     write_frame(judged_rows(config, seed=1, agree=False), config.input_folder / "dataset6.csv")
-    assert fullprocess.run_fullprocess(config)["action"] == "deployed version 2"
+    assert pipeline.run_fullprocess(config)["action"] == "deployed version 2"
     drift = decisions(config)[-1]["evidence"]
     assert drift["past_scores"] == [*first["past_scores"], 1.0]  # the kept model's F1 on dataset5 joined them
     assert drift["new_f1"] < drift["threshold"]
@@ -161,7 +157,7 @@ def test_no_model_and_empty_input_exits_1_with_one_clear_line(config: Config,
 def test_a_held_lock_makes_the_run_leave_at_once(config: Config) -> None:
     with single_flight(config.lock_path) as mine:
         assert mine
-        assert fullprocess.run_fullprocess(config) == {"action": "another run is in progress"}
+        assert pipeline.run_fullprocess(config) == {"action": "another run is in progress"}
     assert registry.current_number(config.prod_folder) is None
     assert not config.ledger_path.exists()
 
@@ -185,17 +181,17 @@ def test_five_overlapping_runs_deploy_exactly_once(config: Config) -> None:
 
 def test_a_crash_before_the_decision_is_decided_by_the_next_run(config: Config,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    original = fullprocess.retrain_and_deploy
-    fullprocess.run_fullprocess(config)
+    original = pipeline.retrain_and_deploy
+    pipeline.run_fullprocess(config)
     write_frame(judged_rows(config, seed=3, agree=False), config.input_folder / "dataset5.csv")
 
     def crash(config: Config, run_id: int) -> dict:
         assert registry.current(config.prod_folder).number == 1
         raise RuntimeError("killed during retraining")
 
-    monkeypatch.setattr(fullprocess, "retrain_and_deploy", crash)
+    monkeypatch.setattr(pipeline, "retrain_and_deploy", crash)
     with pytest.raises(RuntimeError, match="killed during retraining"):
-        fullprocess.run_fullprocess(config)
+        pipeline.run_fullprocess(config)
     assert registry.current(config.prod_folder).number == 1
     assert [d["verdict"] for d in decisions(config)] == ["BOOTSTRAP"]
     assert last_run(config, "fullprocess")["outcome"] == "failed"
@@ -208,11 +204,11 @@ def test_a_crash_before_the_decision_is_decided_by_the_next_run(config: Config,
         serving.append(registry.current(config.prod_folder).number)
         return original(config, run_id)
 
-    monkeypatch.setattr(fullprocess, "retrain_and_deploy", retrain)
+    monkeypatch.setattr(pipeline, "retrain_and_deploy", retrain)
     crashed = last_run(config, "fullprocess")["id"]
-    assert fullprocess.pending_work(config) == [f"run {crashed} stopped before recording its DRIFT decision",
+    assert pipeline.pending_work(config) == [f"run {crashed} stopped before recording its DRIFT decision",
                                                 "ingested data awaits a drift decision"]
-    assert fullprocess.run_fullprocess(config)["action"] == "deployed version 2"
+    assert pipeline.run_fullprocess(config)["action"] == "deployed version 2"
     assert serving == [1]
     drift = decisions(config)[-1]
     assert (drift["verdict"], drift["evidence"]["files"]) == ("DRIFT", ["dataset5.csv"])
@@ -222,19 +218,19 @@ def test_a_crash_before_the_decision_is_decided_by_the_next_run(config: Config,
 
 
 def test_data_ingested_outside_fullprocess_is_decided_on_the_next_tick(config: Config) -> None:
-    fullprocess.run_fullprocess(config)
+    pipeline.run_fullprocess(config)
     write_frame(judged_rows(config, seed=4, agree=True), config.input_folder / "dataset5.csv")
     ingestion.run_ingestion(config)
-    assert fullprocess.pending_work(config) == ["ingested data awaits a drift decision"]
-    assert fullprocess.run_fullprocess(config)["action"] == "kept the deployed model"
+    assert pipeline.pending_work(config) == ["ingested data awaits a drift decision"]
+    assert pipeline.run_fullprocess(config)["action"] == "kept the deployed model"
     decision = decisions(config)[-1]
     assert (decision["verdict"], decision["evidence"]["files"]) == ("NO DRIFT", ["dataset5.csv"])
     assert registry.current(config.prod_folder).number == 1
-    assert fullprocess.run_fullprocess(config) == {"action": "nothing new"}
+    assert pipeline.run_fullprocess(config) == {"action": "nothing new"}
 
 
 def test_leftovers_of_a_killed_run_are_cleaned_by_the_next_run(config: Config) -> None:
-    fullprocess.run_fullprocess(config)
+    pipeline.run_fullprocess(config)
     unfinished = registry.versions_folder(config.prod_folder) / "2"
     unfinished.mkdir()
     (unfinished / "trainedmodel.pkl").write_bytes(b"half a model")
@@ -243,14 +239,14 @@ def test_leftovers_of_a_killed_run_are_cleaned_by_the_next_run(config: Config) -
     for temp in temps:
         temp.write_bytes(b"partial")
     write_frame(judged_rows(config, seed=3, agree=False), config.input_folder / "dataset5.csv")
-    assert fullprocess.run_fullprocess(config)["action"] == "deployed version 2"  # the half one was removed first
+    assert pipeline.run_fullprocess(config)["action"] == "deployed version 2"  # the half one was removed first
     assert not any(temp.exists() for temp in temps)
     assert (unfinished / "trainedmodel.pkl").read_bytes() != b"half a model"
     assert registry.current(config.prod_folder).number == 2  # verified: every file matches the manifest
 
 
 def test_the_idle_tick_imports_no_heavy_library(config: Config) -> None:
-    fullprocess.run_fullprocess(config)
+    pipeline.run_fullprocess(config)
     script = ("import json, sys, fullprocess; code = fullprocess.main(['--config', sys.argv[1]]); "
               "print(json.dumps(sorted(sys.modules))); raise SystemExit(code)")
     done = subprocess.run([sys.executable, "-c", script, str(config.config_path)], cwd=REPO, env=offline_env(),
@@ -275,13 +271,13 @@ class Contrarian:
 
 def test_a_challenger_worse_than_the_champion_is_not_deployed(config: Config,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    fullprocess.run_fullprocess(config)
+    pipeline.run_fullprocess(config)
     champion = registry.load_model(registry.current(config.prod_folder))
     write_frame(judged_rows(config, seed=2, agree=True), config.input_folder / "dataset5.csv")
     verdict = drift.Decision(drift.DRIFT, "statistical", {"new_rows": 60}, "a drift, say")
-    monkeypatch.setattr(fullprocess, "decide", lambda config, ledger, pending: verdict)
+    monkeypatch.setattr(pipeline, "decide", lambda config, ledger, pending: verdict)
     monkeypatch.setattr(training, "train_model", lambda frame: Contrarian(champion))
-    action = fullprocess.run_fullprocess(config)["action"]
+    action = pipeline.run_fullprocess(config)["action"]
     assert action.startswith("kept the champion: challenger worse than the champion on 60 held-out rows")
     decision = decisions(config)[-1]
     assert (decision["verdict"], decision["action"]) == ("DRIFT", action)
@@ -291,41 +287,41 @@ def test_a_challenger_worse_than_the_champion_is_not_deployed(config: Config,
     assert registry.current_number(config.prod_folder) == 1
     with Ledger(config.ledger_path) as ledger:
         assert not ledger.files(status="ingested", pending=True)  # decided: the same data is not tried again
-    assert fullprocess.run_fullprocess(config) == {"action": "nothing new"}
+    assert pipeline.run_fullprocess(config) == {"action": "nothing new"}
 
 
 def test_a_version_made_current_but_not_recorded_is_recorded_by_the_next_run(config: Config) -> None:
-    import deployment
+    from risk import deployment
 
-    fullprocess.run_fullprocess(config)
-    card = json.loads((config.model_folder / deployment.CARD).read_text(encoding="utf-8"))
+    pipeline.run_fullprocess(config)
+    card = json.loads((config.model_folder / catalog.CARD).read_text(encoding="utf-8"))
     sources = deployment.sources(config, card)  # the same model again, deployed as if the run died before recording
     registry.deploy(config.prod_folder, sources, {"score": 0.5, "data_sha256": None, "rows": 0})
     (config.prod_folder / "trainedmodel.pkl").write_bytes(b"stale flat copy")
-    assert fullprocess.pending_work(config) == ["version 2 is current but the ledger has not recorded it"]
-    fullprocess.run_fullprocess(config)
+    assert pipeline.pending_work(config) == ["version 2 is current but the ledger has not recorded it"]
+    pipeline.run_fullprocess(config)
     with Ledger(config.ledger_path) as ledger:
         last = ledger.deployments()[-1]
     assert (last["version"], last["action"]) == (2, "recovered")
     assert (config.prod_folder / "trainedmodel.pkl").read_bytes() == \
         (registry.versions_folder(config.prod_folder) / "2" / "trainedmodel.pkl").read_bytes()
-    assert fullprocess.run_fullprocess(config) == {"action": "nothing new"}
+    assert pipeline.run_fullprocess(config) == {"action": "nothing new"}
 
 
 def deferred_course_data(config: Config) -> list[dict]:
     """Bootstrap, then the course's 26 new rows: deferred (INCONCLUSIVE). Returns the decisions so far."""
-    assert fullprocess.run_fullprocess(config)["action"] == "deployed version 1"
+    assert pipeline.run_fullprocess(config)["action"] == "deployed version 1"
     for source in sorted((REPO / "sourcedata").glob("*.csv")):
         (config.input_folder / source.name).write_bytes(source.read_bytes())
-    assert fullprocess.run_fullprocess(config)["action"].startswith("deferred")
+    assert pipeline.run_fullprocess(config)["action"].startswith("deferred")
     return decisions(config)
 
 
 def test_a_rejected_file_alone_does_not_decide_the_deferred_rows_again(config: Config) -> None:
     before = deferred_course_data(config)
     (config.input_folder / "bad.csv").write_text("a,b\n1,2\n", encoding="utf-8")
-    assert fullprocess.run_fullprocess(config)["action"] == fullprocess.NOTHING_TO_DECIDE
-    assert fullprocess.run_fullprocess(config) == {"action": "nothing new"}
+    assert pipeline.run_fullprocess(config)["action"] == pipeline.NOTHING_TO_DECIDE
+    assert pipeline.run_fullprocess(config) == {"action": "nothing new"}
     assert decisions(config) == before
 
 
@@ -337,10 +333,10 @@ def test_views_behind_are_rewritten_without_deciding_again(config: Config, files
     if not files_there:  # the operator moved the input files away: ingestion has nothing to run on
         for path in config.input_folder.glob("*.csv"):
             path.unlink()
-    assert fullprocess.pending_work(config) == ["ingested-data views are behind the ledger"]
-    assert fullprocess.run_fullprocess(config)["action"] == fullprocess.NOTHING_TO_DECIDE
+    assert pipeline.pending_work(config) == ["ingested-data views are behind the ledger"]
+    assert pipeline.run_fullprocess(config)["action"] == pipeline.NOTHING_TO_DECIDE
     assert (config.output_folder / "ingestedfiles.txt").read_bytes() == listed
-    assert fullprocess.run_fullprocess(config) == {"action": "nothing new"}
+    assert pipeline.run_fullprocess(config) == {"action": "nothing new"}
     assert decisions(config) == before
 
 
@@ -348,25 +344,25 @@ def test_a_file_named_with_a_newline_is_decided_at_most_once_then_the_tick_is_id
     """Ingested (26 + 2 rows: deferred again) or rejected for its name: either way one tick, then idle."""
     before = deferred_course_data(config)
     write_frame(synthetic_frame(2, seed=8), config.input_folder / "new\nline.csv")
-    assert fullprocess.run_fullprocess(config)["action"] in {"deferred: the data joins the next decision",
-                                                             fullprocess.NOTHING_TO_DECIDE}
+    assert pipeline.run_fullprocess(config)["action"] in {"deferred: the data joins the next decision",
+                                                             pipeline.NOTHING_TO_DECIDE}
     for _ in range(3):
-        assert fullprocess.run_fullprocess(config) == {"action": "nothing new"}
+        assert pipeline.run_fullprocess(config) == {"action": "nothing new"}
     assert len(decisions(config)) <= len(before) + 1
 
 
 def test_a_model_trained_and_deployed_by_hand_is_never_drift_tested_on_its_own_rows(config: Config) -> None:
-    import deployment
-    import scoring
+    import deployment as deployment_cli
+    from risk import scoring
 
-    fullprocess.run_fullprocess(config)  # version 1, bootstrap
+    pipeline.run_fullprocess(config)  # version 1, bootstrap
     write_frame(synthetic_frame(60, seed=21), config.input_folder / "by_hand.csv")
     ingestion.run_ingestion(config)
     training.run_training(config)
     scoring.run_scoring(config)
-    assert deployment.main(["--config", str(config.config_path)]) == 0  # version 2, trained on by_hand.csv
+    assert deployment_cli.main(["--config", str(config.config_path)]) == 0  # version 2, trained on by_hand.csv
     with Ledger(config.ledger_path) as ledger:
         assert ledger.files(status="ingested", pending=True) == []
     before = decisions(config)
-    assert fullprocess.run_fullprocess(config)["action"] != "deployed version 3"
+    assert pipeline.run_fullprocess(config)["action"] != "deployed version 3"
     assert decisions(config) == before  # no decision on rows version 2 was trained on

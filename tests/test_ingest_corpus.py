@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from conftest import snapshot
 
-import ingestion
-from risk import store
+import ingestion as ingestion_cli
+from risk import catalog, ingestion
 from risk.config import Config
 from risk.contract import COLUMNS
 from risk.ledger import Ledger
@@ -93,17 +93,17 @@ def run_on(config: Config, name: str, content: str | bytes) -> tuple[dict, pd.Da
         path.unlink()
     path = config.input_folder / name
     path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
-    ingestion.main(["--config", str(config.config_path)])
+    ingestion_cli.main(["--config", str(config.config_path)])
     with Ledger(config.ledger_path) as ledger:
         outcome = {f["name"]: f for f in ledger.files()}[name]
-    data = pd.read_csv(config.output_folder / ingestion.FINALDATA, dtype=str, keep_default_na=False)
+    data = pd.read_csv(config.output_folder / catalog.FINALDATA, dtype=str, keep_default_na=False)
     return outcome, data
 
 
 def rejects(config: Config, name: str) -> tuple[list[dict], list[dict]]:
     with Ledger(config.ledger_path) as ledger:
         recorded = ledger.rejected_rows(name)
-    with open(config.output_folder / store.REJECTS, encoding="utf-8", newline="") as handle:
+    with open(config.output_folder / catalog.REJECTS, encoding="utf-8", newline="") as handle:
         listed = [r for r in csv.DictReader(handle) if r["file"] == name]
     return recorded, listed
 
@@ -173,13 +173,13 @@ def test_an_entry_that_is_not_a_regular_file_in_the_folder_is_rejected(config: C
     assert reason in outcome["reason"]
     assert summary["ingested_files"] == 2
     assert snapshot(config.input_folder) == before
-    assert "secret" not in (config.output_folder / ingestion.FINALDATA).read_text(encoding="utf-8")
+    assert "secret" not in (config.output_folder / catalog.FINALDATA).read_text(encoding="utf-8")
 
 
 def test_a_run_with_rejections_exits_0_and_says_how_much(config: Config, caplog) -> None:
     (config.input_folder / "mixed.csv").write_text(rows("ok,1,2,3,0", "bad,-1,2,3,0"), encoding="utf-8")
     (config.input_folder / "semicolon.csv").write_text(HEADER.replace(",", ";"), encoding="utf-8")
     with caplog.at_level(logging.INFO, logger="ingestion"):
-        assert ingestion.main(["--config", str(config.config_path)]) == 0
+        assert ingestion_cli.main(["--config", str(config.config_path)]) == 0
     summary = caplog.records[-1].getMessage()
     assert "rejected 1 file(s) and 1 row(s)" in summary

@@ -11,8 +11,7 @@ from conftest import FOLDERS
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-import ingestion
-from risk import fastread, store
+from risk import catalog, fastread, ingestion, store
 from risk.config import Config, load_config
 from risk.contract import COLUMNS
 from risk.ledger import Ledger
@@ -68,8 +67,8 @@ def outputs(config: Config) -> dict:
         rejected = [{k: r[k] for k in ("file", "row", "column_name", "value", "reason")}
                     for r in ledger.rejected_rows()]
         keys = store.load_index(config, ledger).keys().tolist()
-    return {"finaldata": (config.output_folder / ingestion.FINALDATA).read_bytes(),
-            "rejects": (config.output_folder / store.REJECTS).read_bytes(), "files": files,
+    return {"finaldata": (config.output_folder / catalog.FINALDATA).read_bytes(),
+            "rejects": (config.output_folder / catalog.REJECTS).read_bytes(), "files": files,
             "rejected": rejected, "keys": keys}
 
 
@@ -107,7 +106,7 @@ def test_a_file_that_breaks_in_a_later_piece_is_read_again_as_text(config, monke
     summary = ingestion.run_ingestion(config)
     outcome = {o["name"]: o for o in summary["files"]}["late.csv"]
     assert (outcome["rows"], outcome["rejected_rows"]) == (40, 1)
-    text = (config.output_folder / ingestion.FINALDATA).read_text(encoding="utf-8")
+    text = (config.output_folder / catalog.FINALDATA).read_text(encoding="utf-8")
     assert text.count("\nc0,0,0,3,0\n") == 1
     assert text.endswith("c39,39,78,3,1\n")
     with Ledger(config.ledger_path) as ledger:
@@ -152,7 +151,7 @@ def test_a_byte_order_mark_opening_a_row_stays_text_where_a_piece_begins(config,
     (config.input_folder / "b.csv").write_bytes(("lastmonth_activity,lastyear_activity,number_of_employees,exited\n"
                                                  "\ufeff5,2,3,0\n1,2,3,1\n").encode())
     outcomes = {o["name"]: o for o in ingestion.run_ingestion(config)["files"]}
-    data = (config.output_folder / ingestion.FINALDATA).read_bytes()
+    data = (config.output_folder / catalog.FINALDATA).read_bytes()
     assert b"\n\xef\xbb\xbfAcme,1,2,3,0\n" in data  # as the text path leaves it
     assert b"\n,1,2,3,1\n" in data
     assert (outcomes["b.csv"]["rows"], outcomes["b.csv"]["rejected_rows"]) == (1, 1)

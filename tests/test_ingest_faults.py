@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 from conftest import REPO, synthetic_frame
 
-import ingestion
-from risk import store
+import ingestion as ingestion_cli
+from risk import catalog, store
 from risk.config import Config
 from risk.ledger import Ledger
 
@@ -70,9 +70,9 @@ def killed_at(config: Config, seconds: float) -> bool:
 
 def assert_agrees(config: Config, frames: list[pd.DataFrame], bad_rows: int) -> None:
     expected = pd.concat(frames, ignore_index=True).drop_duplicates().reset_index(drop=True)
-    data = pd.read_csv(config.output_folder / ingestion.FINALDATA)
+    data = pd.read_csv(config.output_folder / catalog.FINALDATA)
     pd.testing.assert_frame_equal(data, expected, check_dtype=False)  # every good row once, in order
-    size = (config.output_folder / ingestion.FINALDATA).stat().st_size
+    size = (config.output_folder / catalog.FINALDATA).stat().st_size
     with Ledger(config.ledger_path) as ledger:
         ingested = ledger.files(status="ingested")
         rejected = [r for r in ledger.rejected_rows() if r["row"] is not None]
@@ -82,10 +82,10 @@ def assert_agrees(config: Config, frames: list[pd.DataFrame], bad_rows: int) -> 
     assert ingested[-1]["data_end"] == size
     assert all(a["data_end"] == b["data_start"] for a, b in itertools.pairwise(ingested))
     assert len(rejected) == bad_rows
-    with open(config.output_folder / store.REJECTS, encoding="utf-8", newline="") as handle:
+    with open(config.output_folder / catalog.REJECTS, encoding="utf-8", newline="") as handle:
         assert len(list(csv.DictReader(handle))) == bad_rows
     assert len(keys) == len(np.unique(keys)) == len(data)
-    listed = (config.output_folder / ingestion.INGESTEDFILES).read_text(encoding="utf-8").split()
+    listed = (config.output_folder / catalog.INGESTEDFILES).read_text(encoding="utf-8").split()
     assert listed == [f["name"] for f in ingested]
 
 
@@ -109,5 +109,5 @@ def test_sigkill_at_random_instants_then_a_clean_run_has_every_good_row_once(con
             bad_rows += bad
         killed += killed_at(config, rng.uniform(0, 2.5 * window))
     assert killed == KILLS, f"only {killed} of {runs} runs were killed mid-way"
-    assert ingestion.main(["--config", str(config.config_path)]) == 0
+    assert ingestion_cli.main(["--config", str(config.config_path)]) == 0
     assert_agrees(config, frames, bad_rows)

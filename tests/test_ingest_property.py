@@ -12,7 +12,7 @@ from conftest import FOLDERS, snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import ingestion
+from risk import catalog, ingestion
 from risk.config import load_config
 from risk.contract import COLUMNS, MAX_COUNT, SCHEMA, all_good, bad_numbers
 from risk.ledger import Ledger
@@ -66,7 +66,7 @@ def test_good_rows_exactly_once_and_inputs_untouched(files: list[list], split: i
         ingestion.run_ingestion(config)
         assert snapshot(config.input_folder) == before
         expected = list(dict.fromkeys(v for content in files for v in content if isinstance(v, tuple)))
-        data = pd.read_csv(config.output_folder / ingestion.FINALDATA, dtype=str, keep_default_na=False)
+        data = pd.read_csv(config.output_folder / catalog.FINALDATA, dtype=str, keep_default_na=False)
         assert [tuple(r) for r in data.itertuples(index=False)] == [tuple(map(str, v)) for v in expected]
         with Ledger(config.ledger_path) as ledger:
             bad = [r for r in ledger.rejected_rows() if r["row"] is not None]

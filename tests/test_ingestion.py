@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from conftest import snapshot, synthetic_frame, write_frame
 
-import ingestion
-from risk import inbox
+import ingestion as ingestion_cli
+from risk import catalog, inbox, ingestion
 from risk.config import Config
 from risk.contract import COLUMNS
 from risk.ledger import Ledger
@@ -22,11 +22,11 @@ COURSE_ROWS = 26  # dataset1 (17 rows) + dataset2 (19 rows) share 10 rows
 
 
 def finaldata(config: Config) -> pd.DataFrame:
-    return pd.read_csv(config.output_folder / ingestion.FINALDATA)
+    return pd.read_csv(config.output_folder / catalog.FINALDATA)
 
 
 def listed(config: Config) -> list[str]:
-    return (config.output_folder / ingestion.INGESTEDFILES).read_text(encoding="utf-8").splitlines()
+    return (config.output_folder / catalog.INGESTEDFILES).read_text(encoding="utf-8").splitlines()
 
 
 def ledger_files(config: Config, status: str | None = None) -> list[dict]:
@@ -215,11 +215,11 @@ def test_a_file_whose_name_cannot_be_listed_is_set_aside_and_the_others_go_in(co
 
 def test_a_lost_ledger_stops_ingestion_before_it_cuts_the_history(config, caplog):
     ingestion.run_ingestion(config)
-    history = (config.output_folder / ingestion.FINALDATA).read_bytes()
+    history = (config.output_folder / catalog.FINALDATA).read_bytes()
     config.ledger_path.rename(config.ledger_path.with_suffix(".lost"))
     put(config, "more.csv", HEADER + GOOD_ROW)
-    assert ingestion.main(["--config", str(config.config_path)]) == 1
-    assert (config.output_folder / ingestion.FINALDATA).read_bytes() == history
+    assert ingestion_cli.main(["--config", str(config.config_path)]) == 1
+    assert (config.output_folder / catalog.FINALDATA).read_bytes() == history
     assert "has no record of any ingestion: restore the ledger from a backup" in caplog.text
 
 
@@ -248,7 +248,7 @@ def args(config: Config) -> list[str]:
 
 def test_main_exits_0_when_something_was_ingested(config):
     put(config, "bad.csv", HEADER)
-    assert ingestion.main(args(config)) == 0
+    assert ingestion_cli.main(args(config)) == 0
     assert listed(config) == ["dataset1.csv", "dataset2.csv"]
 
 
@@ -256,7 +256,7 @@ def test_main_exits_1_when_everything_new_was_rejected(config, caplog):
     ingestion.run_ingestion(config)
     put(config, "bad.csv", HEADER)
     with caplog.at_level(logging.INFO):
-        assert ingestion.main(args(config)) == 1
+        assert ingestion_cli.main(args(config)) == 1
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors == ["no file ingested: 1 file(s) rejected"]
 
@@ -264,15 +264,15 @@ def test_main_exits_1_when_everything_new_was_rejected(config, caplog):
 def test_main_exits_1_for_an_empty_input_folder(config, caplog):
     clear_input(config)
     with caplog.at_level(logging.INFO):
-        assert ingestion.main(args(config)) == 1
+        assert ingestion_cli.main(args(config)) == 1
     assert any("no .csv files" in r.getMessage() for r in caplog.records)
-    assert not (config.output_folder / ingestion.FINALDATA).exists()
+    assert not (config.output_folder / catalog.FINALDATA).exists()
 
 
 def test_main_exits_1_for_a_missing_input_folder(config, caplog):
     shutil.rmtree(config.input_folder)
     with caplog.at_level(logging.INFO):
-        assert ingestion.main(args(config)) == 1
+        assert ingestion_cli.main(args(config)) == 1
     assert any("'input_folder_path' does not exist" in r.getMessage() for r in caplog.records)
 
 

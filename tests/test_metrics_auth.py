@@ -21,11 +21,8 @@ import requests
 from conftest import snapshot
 from prometheus_client.parser import text_string_to_metric_families
 
-import deployment
-import scoring
-import training
 from app import create_app
-from risk import auth
+from risk import auth, deployment, scoring, training
 from risk.config import Config, load_config
 from risk.ledger import Ledger
 

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 
-import deployment
-import reporting
-from risk import contract, registry, report
+import reporting as reporting_cli
+from risk import catalog, contract, deployment, registry, report, reporting
 from risk.config import Config
 from risk.ledger import Ledger
 
@@ -19,7 +18,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 def test_run_reporting_writes_a_readable_png_and_records_the_counts(deployed: Config) -> None:
     detail = reporting.run_reporting(deployed)
-    plot = deployed.model_folder / reporting.PLOT
+    plot = deployed.model_folder / catalog.PLOT
     assert plot.read_bytes().startswith(PNG_SIGNATURE)
     image = matplotlib.image.imread(plot)
     assert image.shape[0] > 0
@@ -49,20 +48,20 @@ def test_plot_confusion_returns_png_bytes() -> None:
 
 
 def test_main_json_reports_and_without_a_model_exits_1(deployed: Config, capsys: pytest.CaptureFixture) -> None:
-    assert reporting.main(["--config", str(deployed.config_path), "--json"]) == 0
+    assert reporting_cli.main(["--config", str(deployed.config_path), "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert printed["path"] == str(deployed.model_folder / reporting.PLOT)
+    assert printed["path"] == str(deployed.model_folder / catalog.PLOT)
     assert sum(map(sum, printed["confusion_matrix"])) == 5
-    (deployed.prod_folder / registry.CURRENT).unlink()  # nothing deployed any more
-    assert reporting.main(["--config", str(deployed.config_path)]) == 1
+    (deployed.prod_folder / catalog.CURRENT).unlink()  # nothing deployed any more
+    assert reporting_cli.main(["--config", str(deployed.config_path)]) == 1
 
 
 def test_a_tampered_model_is_not_reported_on(deployed: Config, caplog: pytest.LogCaptureFixture) -> None:
     version = registry.current(deployed.prod_folder)
     version.model_path.write_bytes(version.model_path.read_bytes() + b"tampered")
-    assert reporting.main(["--config", str(deployed.config_path)]) == 1
+    assert reporting_cli.main(["--config", str(deployed.config_path)]) == 1
     assert "sha256 does not match" in caplog.text
-    assert not (deployed.model_folder / reporting.PLOT).exists()
+    assert not (deployed.model_folder / catalog.PLOT).exists()
 
 
 # The report's content as data (risk/report.py) ------------------------------------------------------------------
@@ -135,7 +134,7 @@ def test_the_report_of_a_deployed_project_renders_to_pdf_and_html(deployed: Conf
     pdf = deployed.model_folder / "reports" / "1" / "report.pdf"
     assert detail["pdf"] == str(pdf)
     assert pdf.read_bytes().startswith(b"%PDF-")
-    page = (deployed.model_folder / "reports" / reporting.LATEST_HTML).read_text(encoding="utf-8")
+    page = (deployed.model_folder / "reports" / catalog.LATEST_HTML).read_text(encoding="utf-8")
     assert "No diagnostics recorded yet." in page
     assert "deployed by hand (deployment.py), not by a decision" in page
     assert set(detail["metrics"]) == {"f1", "precision", "recall", "auc"}
@@ -158,13 +157,13 @@ def test_vectorised_bootstrap_scores_match_scikit_learn_with_ties_and_one_class(
 
 
 def test_reports_of_pruned_versions_are_removed(deployed: Config) -> None:
-    stale = deployed.model_folder / reporting.REPORTS / "7"
+    stale = deployed.model_folder / catalog.REPORTS / "7"
     stale.mkdir(parents=True)
     (stale / "report.pdf").write_bytes(b"%PDF-")
     detail = reporting.run_reporting(deployed)
     assert detail["pruned_reports"] == ["7"]
     assert not stale.exists()
-    assert (deployed.model_folder / reporting.REPORTS / "1" / "report.pdf").is_file()
+    assert (deployed.model_folder / catalog.REPORTS / "1" / "report.pdf").is_file()
 
 
 def test_the_report_keeps_ids_as_ingestion_wrote_them(deployed: Config) -> None:
@@ -189,8 +188,8 @@ def test_rejected_rows_by_reason_leave_out_whole_file_rejections() -> None:
 def test_a_corrupt_previous_version_costs_the_report_only_its_movers(deployed: Config,
                                                                     caplog: pytest.LogCaptureFixture) -> None:
     deployment.run_deployment(deployed)  # version 2; version 1 is its predecessor, the movers' baseline
-    score = registry.versions_folder(deployed.prod_folder) / "1" / registry.SCORE
+    score = registry.versions_folder(deployed.prod_folder) / "1" / catalog.SCORE
     score.write_bytes(score.read_bytes() + b"x")
-    assert reporting.main(["--config", str(deployed.config_path)]) == 0
+    assert reporting_cli.main(["--config", str(deployed.config_path)]) == 0
     assert "no movers in the report: the previous version 1 failed verification" in caplog.text
-    assert (deployed.model_folder / reporting.PLOT).exists()
+    assert (deployed.model_folder / catalog.PLOT).exists()

@@ -10,10 +10,9 @@ from playwright.sync_api import Browser, expect
 from test_dashboard import assert_local_and_clean, assert_png, browser, serving, watched  # noqa: F401
 from test_reports_pdf import build_story
 
-import diagnostics
-import reporting
+import reporting as reporting_cli
 from app import create_app
-from risk import auth
+from risk import auth, catalog, diagnostics
 from risk.config import Config
 from risk.ledger import Ledger
 from risk.report import SECTIONS
@@ -32,7 +31,7 @@ def offline_latest(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_html_is_self_contained_and_small(story: Config) -> None:
-    page = (story.model_folder / reporting.REPORTS / reporting.LATEST_HTML).read_text(encoding="utf-8")
+    page = (story.model_folder / catalog.REPORTS / catalog.LATEST_HTML).read_text(encoding="utf-8")
     assert len(page.encode()) < MAX_BYTES
     for title in SECTIONS:
         assert f">{title}<" in page.replace("&amp;", "&"), title
@@ -50,7 +49,7 @@ def test_routes_serve_the_latest_report_and_write_nothing(story: Config) -> None
     client = create_app(story).test_client()
     pdf = client.get("/reports/latest.pdf")
     assert (pdf.status_code, pdf.mimetype) == (200, "application/pdf")
-    assert pdf.data == (story.model_folder / reporting.REPORTS / reporting.LATEST_PDF).read_bytes()
+    assert pdf.data == (story.model_folder / catalog.REPORTS / catalog.LATEST_PDF).read_bytes()
     html = client.get("/reports/latest.html")
     assert (html.status_code, html.mimetype) == (200, "text/html")
     assert "default-src 'none'" in html.headers["Content-Security-Policy"]
@@ -67,7 +66,7 @@ def test_before_any_report_the_routes_are_404_json_and_the_dashboard_has_no_link
         assert answer.status_code == 404
         assert answer.get_json()["error"] == "no_report"
     assert "/reports/latest.html" not in client.get("/").get_data(as_text=True)
-    assert not (deployed.model_folder / reporting.REPORTS).exists()
+    assert not (deployed.model_folder / catalog.REPORTS).exists()
 
 
 def test_the_report_routes_need_the_token(story: Config, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -78,9 +77,9 @@ def test_the_report_routes_need_the_token(story: Config, monkeypatch: pytest.Mon
 
 
 def test_reporting_on_demand_rewrites_the_latest_report(story: Config) -> None:
-    latest = story.model_folder / reporting.REPORTS / reporting.LATEST_HTML
+    latest = story.model_folder / catalog.REPORTS / catalog.LATEST_HTML
     before = latest.stat().st_mtime_ns
-    detail = reporting.main(["--config", str(story.config_path)])
+    detail = reporting_cli.main(["--config", str(story.config_path)])
     assert detail == 0
     assert latest.stat().st_mtime_ns > before
     with Ledger(story.ledger_path) as ledger:
@@ -109,8 +108,7 @@ def test_the_html_report_in_a_real_browser(story: Config, browser: Browser, tmp_
 
 
 def test_after_a_rollback_the_routes_serve_the_report_of_the_version_now_current(story: Config) -> None:
-    import deployment
-    from risk import registry
+    from risk import deployment, registry
 
     live = registry.current_number(story.prod_folder)
     assert live == 2
@@ -118,9 +116,9 @@ def test_after_a_rollback_the_routes_serve_the_report_of_the_version_now_current
     try:
         client = create_app(story).test_client()
         served = client.get("/reports/latest.pdf").data
-        assert served == reporting.report_paths(story, "1")["pdf"].read_bytes()
-        assert served != (story.model_folder / reporting.REPORTS / reporting.LATEST_PDF).read_bytes()
+        assert served == story.report_paths("1")["pdf"].read_bytes()
+        assert served != (story.model_folder / catalog.REPORTS / catalog.LATEST_PDF).read_bytes()
     finally:
         deployment.run_rollback(story, live, "test: back")
     assert create_app(story).test_client().get("/reports/latest.pdf").data == \
-        reporting.report_paths(story, "2")["pdf"].read_bytes()
+        story.report_paths("2")["pdf"].read_bytes()

@@ -17,10 +17,7 @@ import pytest
 from conftest import FOLDERS, REPO, synthetic_frame, write_frame
 from sklearn.metrics import f1_score
 
-import diagnostics
-import fullprocess
-import reporting
-from risk import contract, registry, risklist
+from risk import catalog, contract, diagnostics, pipeline, registry, risklist, store
 from risk.config import Config, load_config
 from risk.ledger import Ledger
 from risk.report import SECTIONS
@@ -51,12 +48,12 @@ def build_story(root: Path) -> Config:
     config = load_config(root / "config.json")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(diagnostics, "_latest_cached", lambda name, bucket: "unknown")
-        assert fullprocess.run_fullprocess(config)["action"] == "deployed version 1"
+        assert pipeline.run_fullprocess(config)["action"] == "deployed version 1"
         for source in sorted((REPO / "sourcedata").glob("*.csv")):
             shutil.copy(source, config.input_folder / source.name)
-        assert fullprocess.run_fullprocess(config)["action"].startswith("deferred")
+        assert pipeline.run_fullprocess(config)["action"].startswith("deferred")
         write_frame(judged_rows(config, seed=1), config.input_folder / "dataset5.csv")
-        assert fullprocess.run_fullprocess(config)["action"] == "deployed version 2"
+        assert pipeline.run_fullprocess(config)["action"] == "deployed version 2"
     return config
 
 
@@ -68,7 +65,7 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Config:
 @pytest.fixture(scope="module")
 def pdf_text(story: Config) -> str:
     assert PDFTOTEXT.is_file(), f"{PDFTOTEXT} is missing: run `make system-deps` (apt-get install poppler-utils)"
-    pdf = story.model_folder / reporting.REPORTS / reporting.LATEST_PDF
+    pdf = story.model_folder / catalog.REPORTS / catalog.LATEST_PDF
     done = subprocess.run([str(PDFTOTEXT), "-layout", str(pdf), "-"], capture_output=True, text=True, check=True)
     return done.stdout
 
@@ -87,11 +84,11 @@ def line_with(text: str, needle: str) -> str:
 
 
 def test_the_deploy_wrote_pdf_html_and_png_for_the_version_and_as_latest(story: Config) -> None:
-    folder = story.model_folder / reporting.REPORTS
-    assert (folder / "2" / "report.pdf").read_bytes() == (folder / reporting.LATEST_PDF).read_bytes()
-    assert (folder / "2" / "report.html").read_bytes() == (folder / reporting.LATEST_HTML).read_bytes()
+    folder = story.model_folder / catalog.REPORTS
+    assert (folder / "2" / "report.pdf").read_bytes() == (folder / catalog.LATEST_PDF).read_bytes()
+    assert (folder / "2" / "report.html").read_bytes() == (folder / catalog.LATEST_HTML).read_bytes()
     assert (folder / "1" / "report.pdf").read_bytes().startswith(b"%PDF-")
-    assert (story.model_folder / reporting.PLOT).read_bytes().startswith(PNG)
+    assert (story.model_folder / catalog.PLOT).read_bytes().startswith(PNG)
     assert not list(folder.rglob(".tmp-*"))
 
 
@@ -103,7 +100,7 @@ def test_every_section_is_in_the_pdf(pdf_text: str) -> None:
 
 def test_pdftoppm_renders_five_full_pages(story: Config, tmp_path: Path) -> None:
     assert PDFTOPPM.is_file(), f"{PDFTOPPM} is missing: run `make system-deps` (apt-get install poppler-utils)"
-    pdf = story.model_folder / reporting.REPORTS / reporting.LATEST_PDF
+    pdf = story.model_folder / catalog.REPORTS / catalog.LATEST_PDF
     subprocess.run([str(PDFTOPPM), "-png", "-r", "60", str(pdf), str(tmp_path / "page")], check=True)
     pages = sorted(tmp_path.glob("page-*.png"))
     assert len(pages) == 5
@@ -154,7 +151,7 @@ def test_decision_deployments_timings_and_dependencies_come_from_the_ledger(pdf_
 
 def test_the_top_clients_are_the_risk_lists(story: Config, pdf_text: str) -> None:
     model = registry.load_model(registry.current(story.prod_folder))
-    frame = contract.validate_frame(diagnostics.read_ingested(story), "finaldata.csv")
+    frame = contract.validate_frame(store.read_history(story), "finaldata.csv")
     top = risklist.rank(frame, model, 10)["clients"]
     for client in top:
         assert f"{client['probability']:.1%}" in line_with(pdf_text, f" {client['corporation']} ")
@@ -162,7 +159,7 @@ def test_the_top_clients_are_the_risk_lists(story: Config, pdf_text: str) -> Non
 
 def test_data_quality_and_the_decisions_tests_have_their_numbers(story: Config, pdf_text: str,
                                                                  ledger_rows: dict) -> None:
-    raw = diagnostics.read_ingested(story)
+    raw = store.read_history(story)
     for column in contract.FEATURES:
         fields = re.search(rf"^\s*{column}\s+(.*)$", pdf_text, re.MULTILINE).group(1).split()
         assert fields == [f"{raw[column].isna().mean():.1%}", f"{raw[column].min():.0f}", f"{raw[column].max():.0f}",

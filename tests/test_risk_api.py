@@ -9,11 +9,8 @@ import pandas as pd
 import pytest
 from conftest import synthetic_frame, write_frame
 
-import deployment
-import ingestion
-import scoring
-import training
-from risk import contract, openapi, registry
+import deployment as deployment_cli
+from risk import catalog, contract, deployment, ingestion, openapi, registry, scoring, training
 from risk.config import Config
 
 FEATURES = list(contract.FEATURES)
@@ -186,13 +183,13 @@ def rolled_back_to_2(config: Config) -> None:
     training.run_training(config)
     scoring.run_scoring(config)
     deployment.run_deployment(config)
-    assert deployment.main(["--config", str(config.config_path), "--rollback"]) == 0
+    assert deployment_cli.main(["--config", str(config.config_path), "--rollback"]) == 0
     assert registry.current_number(config.prod_folder) == 2
 
 
 def test_a_corrupt_previous_version_drops_the_movers_not_the_answer(client, deployed: Config) -> None:
     rolled_back_to_2(deployed)
-    score = registry.versions_folder(deployed.prod_folder) / "1" / registry.SCORE
+    score = registry.versions_folder(deployed.prod_folder) / "1" / catalog.SCORE
     score.write_bytes(score.read_bytes() + b"x")
     assert client.get("/ready").get_json()["model_version"] == "2"
     answer = client.get("/risk?top=10000")

@@ -6,10 +6,8 @@ import logging
 
 import pytest
 
-import deployment
-import scoring
-import training
-from risk import registry
+import deployment as deployment_cli
+from risk import deployment, registry, scoring, training
 from risk.config import Config
 from risk.files import single_flight
 from risk.ledger import Ledger
@@ -31,7 +29,7 @@ def flip_byte(path, offset: int = 100) -> None:
 
 def test_list_shows_every_version_and_marks_the_current_one(deployed: Config, capsys) -> None:
     redeploy(deployed)
-    assert deployment.main(["--config", str(deployed.config_path), "--list"]) == 0
+    assert deployment_cli.main(["--config", str(deployed.config_path), "--list"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:2] == ["version", "created"]
     assert [line[:9].split() for line in lines[1:]] == [["1"], ["*", "2"]]
@@ -39,7 +37,7 @@ def test_list_shows_every_version_and_marks_the_current_one(deployed: Config, ca
 
 
 def test_list_as_json_carries_score_and_data_fingerprint(deployed: Config, capsys) -> None:
-    assert deployment.main(["--config", str(deployed.config_path), "--list", "--json"]) == 0
+    assert deployment_cli.main(["--config", str(deployed.config_path), "--list", "--json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
     manifest = registry.current(deployed.prod_folder).manifest
     assert row == {"version": 1, "created_at": manifest["created_at"], "score": manifest["score"],
@@ -49,7 +47,7 @@ def test_list_as_json_carries_score_and_data_fingerprint(deployed: Config, capsy
 def test_rollback_goes_to_the_previous_version_and_records_who_and_why(deployed: Config) -> None:
     redeploy(deployed, 2)
     argv = ["--config", str(deployed.config_path), "--rollback", "--reason", "v3 looks wrong"]
-    assert deployment.main(argv) == 0
+    assert deployment_cli.main(argv) == 0
     assert registry.current(deployed.prod_folder).number == 2
     assert (deployed.prod_folder / "trainedmodel.pkl").read_bytes() == \
         (registry.versions_folder(deployed.prod_folder) / "2" / "trainedmodel.pkl").read_bytes()
@@ -57,21 +55,21 @@ def test_rollback_goes_to_the_previous_version_and_records_who_and_why(deployed:
         last = ledger.deployments()[-1]
     assert (last["version"], last["action"], last["reason"]) == (2, "rollback", "v3 looks wrong")
     assert last["actor"]
-    assert deployment.main(["--config", str(deployed.config_path), "--rollback"]) == 0
+    assert deployment_cli.main(["--config", str(deployed.config_path), "--rollback"]) == 0
     assert registry.current(deployed.prod_folder).number == 1
 
 
 def test_rollback_to_a_named_version_and_back_forward(deployed: Config) -> None:
     redeploy(deployed, 2)
-    assert deployment.main(["--config", str(deployed.config_path), "--rollback", "1"]) == 0
+    assert deployment_cli.main(["--config", str(deployed.config_path), "--rollback", "1"]) == 0
     assert registry.current(deployed.prod_folder).number == 1
-    assert deployment.main(["--config", str(deployed.config_path), "--rollback", "3"]) == 0
+    assert deployment_cli.main(["--config", str(deployed.config_path), "--rollback", "3"]) == 0
     assert registry.current(deployed.prod_folder).number == 3
 
 
 @pytest.mark.parametrize("argv", [["--rollback"], ["--rollback", "1"], ["--rollback", "7"]])
 def test_impossible_rollbacks_exit_1_and_keep_the_current_version(deployed: Config, argv, caplog) -> None:
-    assert deployment.main(["--config", str(deployed.config_path), *argv]) == 1
+    assert deployment_cli.main(["--config", str(deployed.config_path), *argv]) == 1
     assert registry.current(deployed.prod_folder).number == 1
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1
@@ -81,7 +79,7 @@ def test_rollback_to_a_tampered_version_is_refused_naming_the_file(deployed: Con
     redeploy(deployed)
     bad = registry.versions_folder(deployed.prod_folder) / "1" / "trainedmodel.pkl"
     flip_byte(bad)
-    assert deployment.main(["--config", str(deployed.config_path), "--rollback", "1"]) == 1
+    assert deployment_cli.main(["--config", str(deployed.config_path), "--rollback", "1"]) == 1
     assert registry.current(deployed.prod_folder).number == 2
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors == [f"{bad}: sha256 does not match the manifest (tampered or truncated)"]
@@ -133,6 +131,6 @@ def test_a_manifest_without_the_model_hash_is_refused(deployed: Config) -> None:
 def test_deploy_by_hand_while_the_pipeline_holds_the_lock_exits_1(deployed: Config, caplog) -> None:
     with single_flight(deployed.lock_path) as mine:
         assert mine
-        assert deployment.main(["--config", str(deployed.config_path), "--rollback", "1"]) == 1
+        assert deployment_cli.main(["--config", str(deployed.config_path), "--rollback", "1"]) == 1
     assert any("another pipeline run holds the lock" in r.getMessage() for r in caplog.records)
     assert registry.current(deployed.prod_folder).number == 1

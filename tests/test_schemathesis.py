@@ -18,10 +18,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-import diagnostics
-import reporting
 from app import create_app
-from risk import auth, openapi
+from risk import auth, diagnostics, openapi, reporting
 from risk.config import Config
 from risk.ledger import Ledger
 

@@ -8,10 +8,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import f1_score
 
-import ingestion
-import scoring
-import training
-from risk import contract
+import scoring as scoring_cli
+from risk import catalog, contract, ingestion, scoring, training
 from risk.config import Config
 from risk.contract import TARGET
 from risk.files import sha256_file
@@ -30,25 +28,25 @@ def trained(config: Config) -> Config:
 
 
 def expected_f1(config: Config) -> float:
-    with open(config.model_folder / training.MODEL, "rb") as handle:
+    with open(config.model_folder / catalog.MODEL, "rb") as handle:
         model = pickle.load(handle)
-    test = pd.read_csv(config.test_data / scoring.TESTDATA)
-    x, _ = contract.split_xy(scoring.read_labelled_csv(config.test_data / scoring.TESTDATA))
+    test = pd.read_csv(config.test_data / catalog.TESTDATA)
+    x, _ = contract.split_xy(scoring.read_labelled_csv(config.test_data / catalog.TESTDATA))
     return f1_score(test[TARGET], model.predict(x))
 
 
 def test_latestscore_is_the_sklearn_f1_on_the_test_data(trained):
     result = scoring.run_scoring(trained)
-    text = (trained.model_folder / scoring.SCORE).read_text(encoding="utf-8")
+    text = (trained.model_folder / catalog.SCORE).read_text(encoding="utf-8")
     assert float(text) == pytest.approx(expected_f1(trained), abs=1e-6)
     assert result["f1"] == pytest.approx(expected_f1(trained))
-    assert result["rows"] == len(pd.read_csv(trained.test_data / scoring.TESTDATA))
+    assert result["rows"] == len(pd.read_csv(trained.test_data / catalog.TESTDATA))
     assert 0.0 <= float(text) <= 1.0
 
 
 def test_the_score_is_recorded_in_the_ledger_for_this_model(trained):
     result = scoring.run_scoring(trained)
-    model_sha = sha256_file(trained.model_folder / training.MODEL)
+    model_sha = sha256_file(trained.model_folder / catalog.MODEL)
     assert result["model_sha256"] == model_sha
     with Ledger(trained.ledger_path) as ledger:
         assert ledger.score_for(model_sha) == pytest.approx(result["f1"])
@@ -60,26 +58,26 @@ def test_the_score_is_recorded_in_the_ledger_for_this_model(trained):
 def test_main_exits_1_without_a_model(config, caplog):
     ingestion.run_ingestion(config)
     with caplog.at_level(logging.INFO):
-        assert scoring.main(args(config)) == 1
+        assert scoring_cli.main(args(config)) == 1
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert errors == [f"{config.model_folder / training.MODEL}: model not found (run training.py first)"]
-    assert not (config.model_folder / scoring.SCORE).exists()
+    assert errors == [f"{config.model_folder / catalog.MODEL}: model not found (run training.py first)"]
+    assert not (config.model_folder / catalog.SCORE).exists()
 
 
 def test_main_exits_1_without_test_data(trained, caplog):
-    (trained.test_data / scoring.TESTDATA).unlink()
+    (trained.test_data / catalog.TESTDATA).unlink()
     with caplog.at_level(logging.INFO):
-        assert scoring.main(args(trained)) == 1
+        assert scoring_cli.main(args(trained)) == 1
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1
-    assert str(trained.test_data / scoring.TESTDATA) in errors[0]
+    assert str(trained.test_data / catalog.TESTDATA) in errors[0]
     with Ledger(trained.ledger_path) as ledger:
         assert ledger.runs(1)[0]["outcome"] == "failed"
 
 
 def test_main_exits_0_when_scored(trained):
-    assert scoring.main(args(trained)) == 0
-    assert (trained.model_folder / scoring.SCORE).is_file()
+    assert scoring_cli.main(args(trained)) == 0
+    assert (trained.model_folder / catalog.SCORE).is_file()
 
 
 def test_f1_of_a_model_that_predicts_no_positive_is_zero(trained):
@@ -87,25 +85,25 @@ def test_f1_of_a_model_that_predicts_no_positive_is_zero(trained):
         def predict(self, x: pd.DataFrame) -> list[int]:
             return [0] * len(x)
 
-    frame = scoring.read_labelled_csv(trained.test_data / scoring.TESTDATA)
+    frame = scoring.read_labelled_csv(trained.test_data / catalog.TESTDATA)
     assert scoring.f1_of(Never(), frame) == 0.0
 
 
 def test_test_data_that_names_a_column_twice_is_refused(trained, caplog):
     """pandas would rename the second `exited` to `exited.1` and score against the first: say so instead."""
-    path = trained.test_data / scoring.TESTDATA
+    path = trained.test_data / catalog.TESTDATA
     frame = pd.read_csv(path)
     frame.insert(len(frame.columns), TARGET, 1 - frame[TARGET], allow_duplicates=True)
     frame.to_csv(path, index=False)
     with caplog.at_level(logging.INFO):
-        assert scoring.main(args(trained)) == 1
+        assert scoring_cli.main(args(trained)) == 1
     assert "duplicated column(s) ['exited']" in caplog.text
 
 
 def test_test_data_that_is_not_utf8_is_refused_naming_the_bytes_offset(trained, caplog):
-    path = trained.test_data / scoring.TESTDATA
+    path = trained.test_data / catalog.TESTDATA
     text = path.read_bytes()
     path.write_bytes(text + b"caf\xe9,1,2,3,0\n")
     with caplog.at_level(logging.INFO):
-        assert scoring.main(args(trained)) == 1
+        assert scoring_cli.main(args(trained)) == 1
     assert f"not UTF-8 text (byte {len(text) + 3})" in caplog.text

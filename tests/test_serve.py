@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 
-import apicalls
-from risk import auth
+import apicalls as apicalls_cli
+from risk import apicalls, auth, catalog
 from risk.config import Config, load_config
 
 pytestmark = pytest.mark.system
@@ -88,8 +88,8 @@ def test_gunicorn_serves_predictions_and_apicalls_records_every_call(server, dep
     assert answer.json()["model_version"] == "1"
     assert len(answer.json()["predictions"]) == 2
 
-    assert apicalls.main(["--config", str(deployed.config_path), "--url", url]) == 0
-    returns = json.loads((deployed.model_folder / apicalls.RETURNS).read_text(encoding="utf-8"))
+    assert apicalls_cli.main(["--config", str(deployed.config_path), "--url", url]) == 0
+    returns = json.loads((deployed.model_folder / catalog.APIRETURNS).read_text(encoding="utf-8"))
     requested = [entry["request"] for entry in returns]
     assert requested == ["POST /prediction", "GET /scoring", "GET /summarystats", "GET /diagnostics"]
     assert [entry["status"] for entry in returns] == [200] * 4
@@ -110,8 +110,8 @@ def test_apicalls_sends_the_token_a_guarded_server_needs(token: str, server, dep
     url, _ = server
     assert requests.get(f"{url}/ready", timeout=10).status_code == 401
     caplog.set_level(logging.DEBUG)
-    assert apicalls.main(["--config", str(deployed.config_path), "--url", url]) == 0
-    written = (deployed.model_folder / apicalls.RETURNS).read_text(encoding="utf-8")
+    assert apicalls_cli.main(["--config", str(deployed.config_path), "--url", url]) == 0
+    written = (deployed.model_folder / catalog.APIRETURNS).read_text(encoding="utf-8")
     assert [entry["status"] for entry in json.loads(written)] == [200] * 4
     said = caplog.text + "".join(capsys.readouterr())
     assert token not in said + written
@@ -127,12 +127,12 @@ def test_apicalls_reads_the_token_from_the_configured_file(deployed: Config, mon
         raise requests.ConnectionError("no server in this test")
 
     monkeypatch.setattr(requests.Session, "request", recording)
-    assert apicalls.main(["--config", str(deployed.config_path), "--url", "http://127.0.0.1:9"]) == 1
+    assert apicalls_cli.main(["--config", str(deployed.config_path), "--url", "http://127.0.0.1:9"]) == 1
     (deployed.root / "token.txt").write_text(f"{TOKEN}\n", encoding="utf-8")
     settings = json.loads(deployed.config_path.read_text(encoding="utf-8"))
     deployed.config_path.write_text(json.dumps({**settings, "api_token_file": "token.txt"}), encoding="utf-8")
     assert load_config(deployed.config_path).api_token_file is not None
-    assert apicalls.main(["--config", str(deployed.config_path), "--url", "http://127.0.0.1:9"]) == 1
+    assert apicalls_cli.main(["--config", str(deployed.config_path), "--url", "http://127.0.0.1:9"]) == 1
     assert sent == [None, f"Bearer {TOKEN}"]
 
 
@@ -187,17 +187,17 @@ def test_apicalls_reports_a_stopped_server_in_one_line(server, deployed: Config,
     stop(process)
     assert process.returncode is not None
     caplog.set_level(logging.INFO)
-    assert apicalls.main(["--config", str(deployed.config_path), "--url", url]) == 1
+    assert apicalls_cli.main(["--config", str(deployed.config_path), "--url", url]) == 1
     errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
     assert len(errors) == 1
     assert url in errors[0].getMessage()
     assert "\n" not in errors[0].getMessage()
-    assert not (deployed.model_folder / apicalls.RETURNS).exists()
+    assert not (deployed.model_folder / catalog.APIRETURNS).exists()
 
 
 def test_apicalls_rejects_a_url_without_a_scheme(deployed: Config, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        apicalls.main(["--config", str(deployed.config_path), "--url", "127.0.0.1:8000"])
+        apicalls_cli.main(["--config", str(deployed.config_path), "--url", "127.0.0.1:8000"])
     assert exit_info.value.code == 2
     assert "expected an http(s):// URL, got '127.0.0.1:8000'" in capsys.readouterr().err
 
@@ -208,7 +208,7 @@ def test_apicalls_reports_an_answer_cut_short_in_one_line(deployed: Config, monk
         raise requests.exceptions.ChunkedEncodingError("connection broken")
 
     monkeypatch.setattr(requests.Session, "request", cut_short)
-    assert apicalls.main(["--config", str(deployed.config_path), "--url", "http://127.0.0.1:9"]) == 1
+    assert apicalls_cli.main(["--config", str(deployed.config_path), "--url", "http://127.0.0.1:9"]) == 1
     errors = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
     assert errors == ["http://127.0.0.1:9/prediction: no complete answer (ChunkedEncodingError)"]
 
@@ -219,10 +219,10 @@ def test_apicalls_exits_1_when_a_call_gets_an_error_status(deployed: Config, mon
         return {"request": f"{method} {route}", "status": 503 if route == "/scoring" else 200, "body": {}}
 
     monkeypatch.setattr(apicalls, "call", not_ready)
-    assert apicalls.main(["--config", str(deployed.config_path), "--url", "http://127.0.0.1:9"]) == 1
+    assert apicalls_cli.main(["--config", str(deployed.config_path), "--url", "http://127.0.0.1:9"]) == 1
     errors = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
     assert errors == ["1 of 4 call(s) failed: GET /scoring -> 503 (see apireturns.txt)"]
-    written = json.loads((deployed.model_folder / apicalls.RETURNS).read_text())
+    written = json.loads((deployed.model_folder / catalog.APIRETURNS).read_text())
     assert [answer["status"] for answer in written] == [200, 503, 200, 200]
 
 

@@ -10,9 +10,8 @@ import pytest
 from conftest import synthetic_frame, write_frame
 from sklearn.linear_model import LogisticRegression
 
-import ingestion
-import training
-from risk import contract
+import training as training_cli
+from risk import catalog, contract, ingestion, training
 from risk.config import Config
 from risk.contract import FEATURES, TARGET
 from risk.errors import ContractError
@@ -34,7 +33,7 @@ def one_class_project(config: Config) -> None:
 def test_model_is_a_plain_pickle_that_predicts(config):
     ingestion.run_ingestion(config)
     training.run_training(config)
-    with open(config.model_folder / training.MODEL, "rb") as handle:
+    with open(config.model_folder / catalog.MODEL, "rb") as handle:
         model = pickle.load(handle)
     assert isinstance(model, LogisticRegression)
     assert model.n_features_in_ == len(FEATURES)
@@ -46,12 +45,12 @@ def test_model_is_a_plain_pickle_that_predicts(config):
 def test_model_card_describes_the_data_and_the_model(config):
     ingestion.run_ingestion(config)
     returned = training.run_training(config)
-    card = json.loads((config.model_folder / training.CARD).read_text(encoding="utf-8"))
-    finaldata = config.output_folder / training.FINALDATA
+    card = json.loads((config.model_folder / catalog.CARD).read_text(encoding="utf-8"))
+    finaldata = config.output_folder / catalog.FINALDATA
     assert card == returned
     assert card["rows"] == len(pd.read_csv(finaldata)) == 26
     assert card["data_sha256"] == sha256_file(finaldata)
-    assert card["model_sha256"] == sha256_file(config.model_folder / training.MODEL)
+    assert card["model_sha256"] == sha256_file(config.model_folder / catalog.MODEL)
     assert card["features"] == list(FEATURES)
 
 
@@ -65,13 +64,13 @@ def test_one_class_data_is_a_contract_error(config):
     one_class_project(config)
     with pytest.raises(ContractError, match=r"only class \[0\] in 'exited'; need both 0 and 1"):
         training.run_training(config)
-    assert not (config.model_folder / training.MODEL).exists()
+    assert not (config.model_folder / catalog.MODEL).exists()
 
 
 def test_main_exits_1_on_one_class_data(config, caplog):
     one_class_project(config)
     with caplog.at_level(logging.INFO):
-        assert training.main(args(config)) == 1
+        assert training_cli.main(args(config)) == 1
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1
     assert "need both 0 and 1" in errors[0]
@@ -79,26 +78,26 @@ def test_main_exits_1_on_one_class_data(config, caplog):
 
 def test_main_exits_1_without_finaldata(config, caplog):
     with caplog.at_level(logging.INFO):
-        assert training.main(args(config)) == 1
+        assert training_cli.main(args(config)) == 1
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert errors == [f"{config.output_folder / training.FINALDATA}: training data not found (run ingestion.py first)"]
-    assert not (config.model_folder / training.CARD).exists()
+    assert errors == [f"{config.output_folder / catalog.FINALDATA}: training data not found (run ingestion.py first)"]
+    assert not (config.model_folder / catalog.CARD).exists()
 
 
 def test_main_exits_0_and_prints_the_card_with_json(config, capsys):
     ingestion.run_ingestion(config)
-    assert training.main([*args(config), "--json"]) == 0
+    assert training_cli.main([*args(config), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["rows"] == 26
 
 
 def test_a_failed_fit_leaves_the_previous_model(config):
     ingestion.run_ingestion(config)
     training.run_training(config)
-    before = (config.model_folder / training.MODEL).read_bytes()
-    write_frame(synthetic_frame(20, seed=7).assign(**{TARGET: 1}), config.output_folder / training.FINALDATA)
+    before = (config.model_folder / catalog.MODEL).read_bytes()
+    write_frame(synthetic_frame(20, seed=7).assign(**{TARGET: 1}), config.output_folder / catalog.FINALDATA)
     with pytest.raises(ContractError):
         training.run_training(config)
-    assert (config.model_folder / training.MODEL).read_bytes() == before
+    assert (config.model_folder / catalog.MODEL).read_bytes() == before
 
 
 def test_the_card_carries_the_cross_validated_performance(config):
@@ -112,7 +111,7 @@ def test_the_card_carries_the_cross_validated_performance(config):
     assert expected["f1_se"] > 0
     assert len(expected["row_log_loss"]) == card["rows"]
     assert expected["log_loss"] == pytest.approx(sum(expected["row_log_loss"]) / card["rows"], abs=1e-4)
-    assert training.expected_performance(pd.read_csv(config.output_folder / training.FINALDATA)) == expected
+    assert training.expected_performance(pd.read_csv(config.output_folder / catalog.FINALDATA)) == expected
 
 
 def test_no_cross_validation_when_a_class_has_one_row():

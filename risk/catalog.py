@@ -1,0 +1,35 @@
+"""The catalog: every file the pipeline reads and writes, by name, and the folder the config puts it in.
+
+Names are defined here once; the stages, the registry, the API and the tests take them from here (Kedro's
+data catalog), and `Config` (risk/config.py) joins them to the configured folders (`config.finaldata_path`).
+The course's names (finaldata.csv, ingestedfiles.txt, trainedmodel.pkl, latestscore.txt, confusionmatrix.png,
+apireturns.txt) are kept as the course gives them. Stdlib only: the idle tick imports it.
+"""
+from __future__ import annotations
+
+# output_folder_path (ingesteddata/): the history and what ingestion keeps beside it
+FINALDATA = "finaldata.csv"  # every ingested row, append-only
+INGESTEDFILES = "ingestedfiles.txt"  # the files finaldata.csv holds, one name a line (derived from the ledger)
+REJECTS = "rejects.csv"  # rejected rows with the file, row and reason
+ROWINDEX = "rowindex"  # folder: the de-duplication index of row hashes
+PARTS = "parts"  # folder: the layout before issue 4 (one CSV per file), adopted once
+LEDGER = "ledger.sqlite"  # the run ledger, the one source of truth
+PIPELINE_LOCK = ".pipeline.lock"
+INGESTION_LOCK = ".ingestion.lock"
+# test_data_path
+TESTDATA = "testdata.csv"
+# output_model_path (practicemodels/): the trained model and what is written about it
+MODEL = "trainedmodel.pkl"  # the course's pickled estimator
+CARD = "trainedmodel.json"  # the model card: features in order, rows, CV metrics, reference sample
+TRAINED_FILES = "trainedfiles.txt"  # the files the model was trained on: a version's ingestedfiles.txt
+SCORE = "latestscore.txt"  # the F1 on the test data, one number
+DIAGNOSTICS = "diagnostics.json"
+PLOT = "confusionmatrix.png"
+REPORTS = "reports"  # folder: <version>/report.pdf and report.html, latest.pdf, latest.html
+LATEST_PDF, LATEST_HTML = "latest.pdf", "latest.html"
+APIRETURNS = "apireturns.txt"
+# prod_deployment_path (production_deployment/): the registry
+VERSIONS = "versions"  # folder: <N>/ one immutable version each
+MANIFEST = "manifest.json"  # a version's sha256 sums, score and sources
+CURRENT = "current"  # the number of the version served
+VERSION_FILES = "ingestedfiles.txt"  # in a version: the files its model was trained on

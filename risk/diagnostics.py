@@ -1,0 +1,221 @@
+"""Diagnostics of the deployed model and the ingested data, stored in the ledger so that trends exist.
+
+Reads the deployed model (verified), testdata.csv, finaldata.csv and requirements.txt; times ingestion and
+training (medians of several runs) in scratch copies (pipeline outputs are never touched). Writes
+diagnostics.json to the model folder and one row to the ledger's `diagnostics` table; the index's latest
+versions are cached in the ledger (`package_versions`) and looked up at most daily.
+Run: python diagnostics.py [--config PATH] [--json]
+"""
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import json
+import logging
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from risk import catalog, contract, registry, store
+from risk.config import Config
+from risk.errors import RiskError
+from risk.files import atomic_write_text
+from risk.ledger import read_package_versions, recorded
+from risk.scoring import read_labelled_csv
+
+logger = logging.getLogger(__name__)
+REQUIREMENTS = Path(__file__).resolve().parent.parent / "requirements.txt"
+PIP_TIMEOUT_SECONDS = 10  # one `pip index versions` call
+LATEST_TTL_SECONDS = 24 * 3600  # a cached latest version is looked up again at most daily
+LATEST_WAIT_SECONDS = 3.0  # GET /diagnostics waits at most this long for lookups; the rest say "unknown" for now
+REPEATS = 3  # timing runs; the medians are reported
+UNKNOWN = "unknown"
+
+
+def model_predictions(model: object, frame: pd.DataFrame) -> list[int]:
+    return [int(p) for p in model.predict(contract.matrix(frame))]
+
+
+def summary_statistics(frame: pd.DataFrame) -> dict:
+    """Mean, median and standard deviation of each numeric feature."""
+    x = contract.features(frame)
+    return {c: {"mean": float(x[c].mean()), "median": float(x[c].median()), "std": float(x[c].std())} for c in x}
+
+
+def missing_share(frame: pd.DataFrame) -> dict:
+    """Share of missing values per column of the raw data (0.0 to 1.0)."""
+    return {str(c): float(v) for c, v in frame.isna().mean().items()}
+
+
+def _timed(function: object, *args: object) -> float:
+    """Seconds one call takes; the stage's own lines are held back: a scratch run is not news, and a file it
+    rejects again would read in the cron log as a fresh rejection (errors still show)."""
+    stage_logger = logging.getLogger(function.__module__)
+    level = stage_logger.level
+    stage_logger.setLevel(logging.ERROR)
+    try:
+        start = time.perf_counter()
+        function(*args)
+        return time.perf_counter() - start
+    finally:
+        stage_logger.setLevel(level)
+
+
+def _scratch_run(config: Config) -> tuple[float, float]:
+    """(ingestion, training) seconds on the input folder, in a fresh scratch copy of the outputs."""
+    from risk import ingestion, training
+
+    with tempfile.TemporaryDirectory(prefix="diagnostics-") as scratch:
+        root = Path(scratch)
+        copy = config._replace(config_path=root / "config.json", output_folder=root / "ingesteddata",
+                               model_folder=root / "models", prod_folder=root / "production")
+        return _timed(ingestion.run_ingestion, copy), _timed(training.run_training, copy)
+
+
+def execution_time(config: Config, repeats: int = REPEATS) -> dict:
+    """Median seconds to ingest the input folder and to train on it, over `repeats` scratch runs."""
+    try:
+        runs = [_scratch_run(config) for _ in range(repeats)]
+    except RiskError as exc:
+        return {"ingestion_seconds": None, "training_seconds": None, "repeats": 0, "note": str(exc)}
+    return {"ingestion_seconds": statistics.median(r[0] for r in runs),
+            "training_seconds": statistics.median(r[1] for r in runs), "repeats": repeats}
+
+
+def pinned_requirements(path: Path) -> dict[str, str]:
+    """{name: version} of the `name==version` lines of a requirements file."""
+    pins = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        match = re.match(r"^\s*([A-Za-z0-9_.\-]+)\s*==\s*([^\s;#]+)", line)
+        if match:
+            pins[match.group(1).lower()] = match.group(2)
+    return pins
+
+
+def installed_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+@functools.lru_cache(maxsize=128)
+def _latest_cached(name: str, bucket: int) -> str:
+    """One `pip index versions` call (the index pip is configured with); "unknown" on any failure."""
+    command = [sys.executable, "-m", "pip", "index", "versions", name, "--disable-pip-version-check"]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=PIP_TIMEOUT_SECONDS, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return UNKNOWN
+    match = re.search(r"\(([^)]+)\)", done.stdout.splitlines()[0]) if done.returncode == 0 and done.stdout else None
+    return match.group(1) if match else UNKNOWN
+
+
+def latest_version(name: str) -> str:
+    """The newest release pip's configured index offers, or "unknown" (no network, timeout); one per day."""
+    return _latest_cached(name, int(time.time() // LATEST_TTL_SECONDS))
+
+
+def lookup_all(names: list[str], wait: float, latest: object = None) -> dict[str, str]:
+    """Look `names` up at once (daemon threads) and wait at most `wait` seconds; late ones are left out."""
+    found: dict[str, str] = {}
+    fetch = latest or latest_version
+    threads = [threading.Thread(target=lambda n=n: found.__setitem__(n, fetch(n)), daemon=True) for n in names]
+    deadline = time.monotonic() + wait
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return dict(found)
+
+
+def stale(cache: dict[str, tuple[str, float]], names: list[str], at: float) -> list[str]:
+    """The names with no cached answer younger than LATEST_TTL_SECONDS."""
+    return [n for n in names if n not in cache or at - cache[n][1] >= LATEST_TTL_SECONDS]
+
+
+def latest_versions(names: list[str], cache: dict[str, tuple[str, float]], wait: float = LATEST_WAIT_SECONDS,
+                    latest: object = None) -> tuple[dict[str, str], dict[str, tuple[str, float]]]:
+    """({name: latest or "unknown"}, the fresh lookups to cache); only stale names are looked up."""
+    at = time.time()
+    fresh = {n: (v, at) for n, v in lookup_all(stale(cache, names, at), wait, latest).items()}
+    merged = {**cache, **fresh}
+    return {n: merged[n][0] if n in merged else UNKNOWN for n in names}, fresh
+
+
+def dependencies(requirements: Path, latest: object = None, cache: dict[str, tuple[str, float]] | None = None,
+                 wait: float = LATEST_WAIT_SECONDS) -> list[dict]:
+    """Installed, pinned and latest version of each pinned dependency (`cache` is updated in place)."""
+    pins = pinned_requirements(requirements)
+    cache = {} if cache is None else cache
+    newest, fresh = latest_versions(list(pins), cache, wait, latest)
+    cache.update(fresh)
+    return [{"name": n, "installed": installed_version(n), "pinned": v, "latest": newest[n],
+             "status": status_of(installed_version(n), v, newest[n])} for n, v in pins.items()]
+
+
+def status_of(installed: str, pinned: str, latest: str) -> str:
+    """"ok", "not installed", "differs from pin" or "update available" (pinned behind the index's latest)."""
+    if installed == "not installed":
+        return installed
+    if installed != pinned:
+        return "differs from pin"
+    return "update available" if latest not in (UNKNOWN, pinned) else "ok"
+
+
+def cached_versions(config: Config, memory: dict[str, tuple[str, float]]) -> dict[str, tuple[str, float]]:
+    """The ledger's cache of latest versions merged with a process's own lookups, the newer of each (read only)."""
+    if not config.ledger_path.is_file():  # a GET never creates the ledger
+        return dict(memory)
+    stored = read_package_versions(config.ledger_path)
+    return {n: max(stored.get(n, ("", 0.0)), memory.get(n, ("", 0.0)), key=lambda e: e[1])
+            for n in {*stored, *memory}}
+
+
+def diagnose(config: Config, timings: bool = True, latest: object = None,
+             cache: dict[str, tuple[str, float]] | None = None, wait: float = LATEST_WAIT_SECONDS) -> dict:
+    """Every diagnostic, without writing anything; `cache` of latest versions gains this call's lookups."""
+    version = registry.current(config.prod_folder)
+    test = read_labelled_csv(config.testdata_path)
+    ingested = store.read_history(config)
+    return {
+        "model_version": version.label,
+        "predictions": model_predictions(registry.load_model(version), test),
+        "summary_statistics": summary_statistics(ingested),
+        "missing_share": missing_share(ingested),
+        "execution_time": execution_time(config) if timings else None,
+        "dependencies": dependencies(REQUIREMENTS, latest, cache, wait),
+    }
+
+
+def diagnose_online(config: Config, memory: dict[str, tuple[str, float]]) -> dict:
+    """What GET /diagnostics answers: the same report, with the ledger's version cache; writes no file.
+
+    Lookups the cache lacked are kept in `memory` (the app's own), since a GET never writes the ledger.
+    """
+    cache = cached_versions(config, memory)
+    before = dict(cache)
+    report = diagnose(config, cache=cache)
+    memory.update({n: e for n, e in cache.items() if before.get(n) != e})
+    return report
+
+
+def run_diagnostics(config: Config, parent_run: int | None = None) -> dict:
+    with recorded(config.ledger_path, "diagnostics", parent_run) as (ledger, run_id, detail):
+        cache = ledger.package_versions()
+        before = dict(cache)
+        report = diagnose(config, cache=cache, wait=PIP_TIMEOUT_SECONDS)
+        ledger.store_package_versions({n: e for n, e in cache.items() if before.get(n) != e})
+        atomic_write_text(config.model_folder / catalog.DIAGNOSTICS, json.dumps(report, indent=2) + "\n")
+        ledger.record_diagnostics(run_id, report)
+        detail.update({"model_version": report["model_version"], "execution_time": report["execution_time"]})
+    logger.info("diagnostics: version %s, timings %s -> %s", report["model_version"], report["execution_time"],
+                config.model_folder / catalog.DIAGNOSTICS)
+    return report

@@ -1,0 +1,331 @@
+"""The cron job: ingest new data, decide on drift, and only then retrain, rescore and redeploy.
+
+Reads the input folder, the ledger and the production folder; calls the stages as functions. The idle tick
+(nothing new, a model deployed) imports only the standard library and exits 0 at once.
+Run: python fullprocess.py [--config PATH] [--json] [-v]; cron runs it every ten minutes (cronjob.txt).
+"""
+from __future__ import annotations
+
+import logging
+
+from risk import catalog, inbox, registry, views
+from risk.config import Config, require_folder
+from risk.errors import BusyError, MissingInputError
+from risk.files import read_json, remove_temp_files, single_flight
+from risk.ledger import Ledger, recorded
+
+logger = logging.getLogger(__name__)
+NOTHING_TO_DECIDE = "nothing to decide: no new rows since the last decision"
+INGESTION_BUSY = "another ingestion is running; its data is left to the next tick"
+
+
+def views_written(config: Config, ledger: Ledger) -> bool:
+    """True when ingestedfiles.txt holds exactly what ingestion writes from the ledger.
+
+    Compared whole rather than line by line: a file name may itself hold a newline."""
+    try:
+        text = (config.output_folder / catalog.INGESTEDFILES).read_bytes().decode("utf-8", "replace")
+    except FileNotFoundError:
+        text = ""
+    return text == "".join(f"{name}\n" for name in views.ingested_names(ledger))
+
+
+def deployment_work(config: Config, ledger: Ledger) -> list[str]:
+    """What the deployed version still needs: a first model, its ledger record, or its diagnostics and report."""
+    live = registry.current_number(config.prod_folder)
+    last = ledger.last_deployment()
+    if live is None:
+        return ["no model deployed yet"]
+    if last is None or last["version"] != live:
+        return [f"version {live} is current but the ledger has not recorded it"]
+    if last["followed_up_run"] is None:
+        return [f"version {live}'s diagnostics and report are not made yet"]
+    return []
+
+
+def pending_work(config: Config) -> list[str]:
+    """Reasons to run; empty when the tick is idle. Hashes only files whose name, size or mtime is new."""
+    require_folder(config.input_folder, "input_folder_path")
+    with Ledger(config.ledger_path) as ledger:
+        reasons = [f"new file {e.name}" for e in inbox.new_entries(config.input_folder, ledger)]
+        reasons += deployment_work(config, ledger)
+        intent = ledger.open_intent()
+        if intent is not None:
+            reasons.append(f"run {intent['run_id']} stopped before recording its {intent['verdict']} decision")
+        if ledger.has_new_rows():  # deferred data waits for new rows: no heavy tick for it alone
+            reasons.append("ingested data awaits a drift decision")
+        if not views_written(config, ledger):
+            reasons.append("ingested-data views are behind the ledger")
+        if not reasons:
+            ledger.record_idle("fullprocess", {"reason": "nothing new"})
+    return reasons
+
+
+def recover(config: Config) -> list[str]:
+    """Clean what a killed run left (temp files, unfinished versions); only under the lock."""
+    from risk import store
+
+    folders = (config.output_folder, store.index_folder(config), config.model_folder)
+    removed = [f"{n} temp file(s) in {f}" for f in folders if (n := remove_temp_files(f))]
+    return removed + registry.recover(config.prod_folder)
+
+
+def reconcile_deployment(config: Config, ledger: Ledger, run_id: int) -> None:
+    """A run killed between switching `current` and recording it: record the switch, refresh the flat copies.
+
+    The pointer is the truth of what is served; the ledger's last deployment must name the same version."""
+    number = registry.current_number(config.prod_folder)
+    if number is None or ledger.last_deployed_version() == number:
+        return
+    version = registry.verify(config.prod_folder, number)
+    ledger.record_deployment(run_id, number, version.manifest["sha256"][catalog.MODEL], version.manifest["score"],
+                             action="recovered", reason="a killed run made this version current before recording it")
+    registry.sync_mirror(config.prod_folder, version)
+    logger.info("recovered: recorded version %d, current since a killed run", number)
+
+
+def reconcile(config: Config, ledger: Ledger, run_id: int) -> None:
+    """Finish what a run killed during a deploy left: the switch's record, then the decision it acted on.
+
+    A decision that deploys writes its intent (verdict, evidence, files) before `current` switches. If a newer
+    version than the intent's starting one is current, the deploy happened: record the decision as the killed
+    run would have, so its files are settled (the new model was trained on them). Otherwise the deploy never
+    happened: drop the intent; its files stay undecided and this run decides them again."""
+    intent, live = ledger.open_intent(), registry.current_number(config.prod_folder)
+    deployed = intent is not None and live is not None and (intent["from_version"] or 0) < live
+    made_by = ledger.child_run(intent["run_id"], "deployment") if deployed else None
+    reconcile_deployment(config, ledger, made_by or run_id)  # the deployment stage run that switched, if known
+    if intent is None:
+        return
+    if not deployed:
+        ledger.abandon_intent(intent["id"], run_id)
+        logger.info("recovered: run %d stopped before deploying; its data is decided again", intent["run_id"])
+        return
+    action = f"deployed version {live}"
+    evidence = {**intent["evidence"], "action": action,
+                "recovered": f"recorded by run {run_id}: run {intent['run_id']} stopped after deploying"}
+    ledger.record_decision(intent["run_id"], intent["verdict"], action, evidence, intent["file_ids"], intent["id"],
+                           settled_by=run_id)
+    logger.info("recovered: recorded run %d's decision %s -> %s", intent["run_id"], intent["verdict"], action)
+
+
+def retrain_and_deploy(config: Config, run_id: int) -> dict:
+    """Train on all ingested data, score on the test data, deploy a new version."""
+    from risk import deployment, scoring, training
+
+    training.run_training(config, run_id)
+    scoring.run_scoring(config, run_id)
+    return deployment.run_deployment(config, run_id)
+
+
+def deploy_on(config: Config, ledger: Ledger, run_id: int, verdict: str, evidence: dict,
+              pending: list[dict]) -> tuple[dict, int]:
+    """Record the intent (the decision and its files), then retrain and deploy. Returns (manifest, intent id)."""
+    intent = ledger.record_intent(run_id, registry.current_number(config.prod_folder), verdict,
+                                  {**evidence, "files": [f["name"] for f in pending]}, [f["id"] for f in pending])
+    return retrain_and_deploy(config, run_id), intent
+
+
+def thresholds_of(config: Config):  # -> drift.Thresholds
+    from risk import drift
+
+    return drift.Thresholds(config.drift_alpha, config.drift_min_rows, config.drift_min_f1_drop,
+                            config.drift_min_feature_effect)
+
+
+def statistical_decision(config: Config, version: registry.Version, model: object, new):  # -> drift.Decision
+    """Tests of the new rows against the deployed model's card (performance) and training data (features)."""
+    import numpy as np
+
+    from risk import contract, drift, training
+
+    card = read_json(version.folder / catalog.CARD)
+    trained_on = training.read_training_data(config.output_folder / catalog.FINALDATA).head(card["rows"])
+    expected = card.get("expected_performance") or training.expected_performance(trained_on)
+    if expected is None:
+        reason = "the deployed model's training data cannot be cross-validated (a class has < 2 rows)"
+        return drift.Decision(drift.INCONCLUSIVE, "statistical", {"new_rows": len(new)}, reason)
+    counts = np.array([expected["confusion"][k] for k in ("tp", "fp", "fn", "tn")])
+    reference = drift.Reference(counts, np.asarray(expected["row_log_loss"]), contract.matrix(trained_on))
+    x, y = contract.split_xy(new)
+    proba = model.predict_proba(x)[:, 1] if len(y) else np.empty(0)
+    predicted = model.predict(x) if len(y) else np.empty(0, dtype=int)
+    batch = drift.Batch(y, predicted, proba, x)
+    return drift.statistical_rule(reference, batch, contract.FEATURES, thresholds_of(config))
+
+
+def decide(config: Config, ledger: Ledger, pending: list[dict]):  # -> drift.Decision
+    """Score the deployed model on every undecided row (new and deferred); apply `drift_method`."""
+    from risk import drift, scoring, store
+
+    version = registry.current(config.prod_folder)
+    model = registry.load_model(version)
+    new = store.read_ingested(config, [f for f in pending if f["rows"]])
+    if config.drift_method == "statistical":
+        return statistical_decision(config, version, model, new)
+    if not len(new):
+        return drift.Decision(drift.NO_DRIFT, config.drift_method, {"new_rows": 0}, "no new rows")
+    new_f1 = scoring.f1_of(model, new)
+    if config.drift_method == "raw":
+        return drift.course_rule(new_f1, float(version.manifest["score"]), len(new))
+    past = ledger.scores_of(version.manifest["sha256"][catalog.MODEL])
+    return drift.history_rule(new_f1, past, len(new), config.drift_method)
+
+
+def challenge(config: Config, ledger: Ledger, pending: list[dict]) -> tuple[bool, dict]:
+    """Challengers trained on all data but one fold of the new rows, against the champion on that fold."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.model_selection import KFold
+
+    from risk import contract, drift, store, training
+    from risk.errors import ContractError
+
+    new = store.read_ingested(config, [f for f in pending if f["rows"]])
+    undecided = {f["id"] for f in pending}
+    old = store.read_ingested(config, [f for f in ledger.files(status="ingested")
+                                           if f["rows"] and f["id"] not in undecided])
+    if len(new) < 2:
+        return True, {"reason": f"{len(new)} new row(s): nothing to hold out; the challenger is deployed"}
+    champion = registry.load_model(registry.current(config.prod_folder))
+    x, y = contract.split_xy(new)
+    challenger = np.empty(len(y), dtype=y.dtype)
+    try:
+        for fit, held in KFold(min(5, len(y)), shuffle=True, random_state=0).split(x):
+            frame = pd.concat([old, new.iloc[fit]], ignore_index=True)
+            challenger[held] = training.train_model(frame).predict(x[held])
+    except ContractError as exc:
+        return False, {"reason": f"no challenger could be trained: {exc}"}
+    test = drift.mcnemar_worse(champion.predict(x) == y, challenger == y)
+    deploy, reason = drift.challenger_verdict(test, config.drift_alpha)
+    return deploy, {"reason": reason, "test": test}
+
+
+def act_on(config: Config, ledger: Ledger, run_id: int,
+           pending: list[dict]) -> tuple[str, str, dict | None, dict, int | None]:
+    """Decide; on DRIFT, deploy a challenger unless it is worse. Returns (verdict, action, manifest, evidence,
+    the intent id of a deploy)."""
+    from risk import drift
+
+    decision = decide(config, ledger, pending)
+    evidence, manifest, intent = decision.record(), None, None
+    if decision.verdict == drift.DRIFT:
+        deploy, evidence["challenger"] = challenge(config, ledger, pending)
+        if deploy:
+            manifest, intent = deploy_on(config, ledger, run_id, decision.verdict, evidence, pending)
+        action = (f"deployed version {manifest['version']}" if manifest
+                  else f"kept the champion: {evidence['challenger']['reason']}")
+    elif decision.verdict == drift.INCONCLUSIVE:
+        action = "deferred: the data joins the next decision"
+    else:
+        action = "kept the deployed model"
+    if manifest is None and decision.verdict != drift.INCONCLUSIVE:
+        record_new_score(config, ledger, run_id, decision.evidence)
+    logger.info("decision: %s -> %s", decision.line(), action)
+    return decision.verdict, action, manifest, evidence, intent
+
+
+def record_new_score(config: Config, ledger: Ledger, run_id: int, evidence: dict) -> None:
+    """The kept model's F1 on the decided rows: the past scores of the parametric and nonparametric rules."""
+    if evidence.get("new_f1") is not None and evidence.get("new_rows"):
+        model_sha = registry.current(config.prod_folder).manifest["sha256"][catalog.MODEL]
+        ledger.record_score(run_id, model_sha, "new rows", evidence["new_f1"], evidence["new_rows"])
+
+
+def act(config: Config, ledger: Ledger, run_id: int) -> str:
+    """Bootstrap, or decide on the undecided data when new rows joined it, and act on the verdict; the action."""
+    pending = ledger.files(status="ingested", pending=True)
+    if registry.current_number(config.prod_folder) is None:
+        if not ledger.files(status="ingested"):
+            raise MissingInputError(f"{config.input_folder}: nothing to train on (no file ingested yet)")
+        logger.info("decision: no model deployed yet -> train and deploy a first model")
+        verdict, evidence = "BOOTSTRAP", {}
+        manifest, intent = deploy_on(config, ledger, run_id, verdict, evidence, pending)
+        action = f"deployed version {manifest['version']}"
+    elif ledger.has_new_rows():  # deferred rows alone were decided already: no second decision on them
+        verdict, action, manifest, evidence, intent = act_on(config, ledger, run_id, pending)
+    else:
+        return NOTHING_TO_DECIDE
+    evidence = {**evidence, "files": [f["name"] for f in pending], "action": action}
+    if verdict == "INCONCLUSIVE":
+        ledger.record_deferral(run_id, verdict, action, evidence, [f["id"] for f in pending])
+    else:  # with the intent settled in the same transaction
+        ledger.record_decision(run_id, verdict, action, evidence, [f["id"] for f in pending], intent)
+    return action
+
+
+def after_deploy(config: Config, run_id: int) -> None:
+    """Diagnostics and the report for the new model, then the API calls if the app is up."""
+    from risk import apicalls, diagnostics, reporting
+
+    diagnostics.run_diagnostics(config, run_id)
+    reporting.run_reporting(config, run_id)
+    try:
+        apicalls.run_apicalls(config, config.api_url)
+    except apicalls.ServerDown as exc:
+        logger.info("apicalls skipped: %s", exc)
+
+
+def follow_up(config: Config, ledger: Ledger, run_id: int) -> None:
+    """After-deploy work for the newest deployment, unless a run finished it (a killed run did not)."""
+    last = ledger.last_deployment()
+    if last is None or last["followed_up_run"] is not None:
+        return
+    after_deploy(config, run_id)
+    ledger.record_follow_up(last["id"], run_id)
+
+
+def ingest(config: Config, run_id: int, detail: dict) -> bool:
+    """Ingest the input folder's new files; False when an ingestion run by hand holds its lock."""
+    from risk import ingestion
+
+    if not inbox.csv_paths(config.input_folder):
+        return True
+    try:
+        detail["ingestion"] = ingestion.run_ingestion(config, run_id)
+    except BusyError:
+        return False
+    return True
+
+
+def refresh_views(config: Config, ledger: Ledger) -> None:
+    """Rewrite ingestedfiles.txt when it is behind (removed, edited, or ingestion had nothing to run on)."""
+    from risk import ingestion
+
+    if not views_written(config, ledger):
+        ingestion.write_views(config, ledger)
+
+
+def process(config: Config) -> dict:
+    """One run with work to do, recorded in the ledger. The ingestion lock is held from the decision to the
+    report, so that a hand-run ingestion cannot add rows the new model trains on but the decision never saw."""
+
+    with recorded(config.ledger_path, "fullprocess") as (ledger, run_id, detail):
+        for leftover in recover(config):
+            logger.info("recovered: removed %s", leftover)
+        reconcile(config, ledger, run_id)
+        done = ingest(config, run_id, detail)
+        with single_flight(config.output_folder / catalog.INGESTION_LOCK) as free:
+            if not (done and free):
+                logger.info("fullprocess: %s (%s held)", INGESTION_BUSY, config.output_folder / catalog.INGESTION_LOCK)
+                detail["action"] = INGESTION_BUSY
+                return detail
+            refresh_views(config, ledger)
+            detail["action"] = act(config, ledger, run_id)
+            logger.info("fullprocess: %s", detail["action"])
+            follow_up(config, ledger, run_id)
+    return detail
+
+
+def run_fullprocess(config: Config) -> dict:
+    """Single flight: if another run holds the lock, exit at once; if nothing is new, exit at once."""
+    with single_flight(config.lock_path) as mine:
+        if not mine:
+            logger.info("another run holds %s; leaving the work to it", config.lock_path)
+            return {"action": "another run is in progress"}
+        reasons = pending_work(config)
+        if not reasons:
+            logger.info("nothing new in %s; the deployed model stays", config.input_folder)
+            return {"action": "nothing new"}
+        logger.info("work to do: %s", "; ".join(reasons))
+        return process(config)

@@ -1,0 +1,166 @@
+"""The API's read side: everything a route or the dashboard reads, in one place, and nothing that writes.
+
+Reads the verified deployed model (ModelHolder), the ledger, the ingested history, the test data and the
+reports the pipeline wrote. The routes (risk/routes.py, risk/dashboard.py) parse a request, call one function
+here and shape the answer.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from risk import decisions, diagnostics, registry, risklist, scoring, store
+from risk.config import Config
+from risk.errors import ApiError, ContractError, IntegrityError, MissingInputError
+from risk.ledger import Ledger
+
+logger = logging.getLogger(__name__)
+
+
+class ModelHolder:
+    """The deployed model, reloaded (verify first, then swap) when the `current` pointer changes.
+    `on_load(number)` runs after each load, so that the version gauge follows any route that loads a model."""
+
+    def __init__(self, prod: Path, on_load: Callable[[int], None] = lambda number: None) -> None:
+        self.prod = prod
+        self.on_load = on_load
+        self.lock = threading.Lock()
+        self.loaded: tuple[registry.Version, object] | None = None
+        self.refused: int | None = None  # a version that failed verification: not re-read on every request
+
+    def get(self) -> tuple[registry.Version, object]:
+        number = registry.current_number(self.prod)
+        if number is None:
+            raise ApiError(503, "no_model", "no model deployed yet: run fullprocess.py or deployment.py")
+        with self.lock:
+            stale = self.loaded is None or self.loaded[0].number != number
+            if stale and not (self.loaded and number == self.refused):
+                self._swap(number)
+            return self.loaded
+
+    def _swap(self, number: int) -> None:
+        try:
+            version = registry.verify(self.prod, number)
+            model = registry.load_model(version)
+        except (IntegrityError, MissingInputError) as exc:
+            logger.error("refusing version %d: %s", number, exc)
+            self.refused = number
+            if self.loaded is None:
+                raise ApiError(503, "model_unverified", f"version {number} failed verification") from None
+            return
+        self.loaded = (version, model)
+        self.on_load(number)
+        logger.info("serving model version %d", number)
+
+
+@contextlib.contextmanager
+def reading_ledger(config: Config) -> Iterator[Ledger | None]:
+    """The ledger for reading, or None before the first pipeline run (a GET never creates it)."""
+    if not config.ledger_path.is_file():
+        yield None
+        return
+    with Ledger(config.ledger_path) as ledger:
+        yield ledger
+
+
+@contextlib.contextmanager
+def servers_own_data() -> Iterator[None]:
+    """Around reading data the server holds (testdata.csv): if it breaks the contract the fault is not the
+    request's, so the answer is 503 not_ready, naming the file, row and column, not 422."""
+    try:
+        yield
+    except ContractError as exc:
+        raise MissingInputError(str(exc)) from None
+
+
+# ---- the model and the data ---------------------------------------------------------------------------
+@functools.lru_cache(maxsize=8)
+def previous_model(prod: Path, number: int) -> tuple[object | None, str | None]:
+    """Version `number`'s model, the movers' baseline, or None and why not. Versions are immutable, so each
+    is verified and loaded once per process (a failure too, as the ModelHolder does for the current one)."""
+    try:
+        return registry.load_model(registry.verify(prod, number)), None
+    except (IntegrityError, MissingInputError) as exc:
+        logger.error("no movers: the previous version %d failed verification: %s", number, exc)
+        return None, f"no movers: the previous version {number} failed verification (see the server log)"
+
+
+def risk_ranking(config: Config, holder: ModelHolder, top: int) -> tuple[registry.Version, dict]:
+    """The served version and GET /risk's answer: the `top` clients with reasons, and movers since the last
+    one; a previous version that fails verification costs only the movers (`movers_note` says why)."""
+    version, model = holder.get()
+    before = registry.predecessor(config.prod_folder, version.number)
+    previous, note = previous_model(config.prod_folder, before) if before else (None, None)
+    frame = store.read_history(config)
+    return version, {"model_version": version.label, "previous_version": before,
+                     **risklist.rank(frame, model, top, previous), "movers_note": note}
+
+
+def served_version(holder: ModelHolder) -> tuple[registry.Version | None, str | None]:
+    """The version the API serves, or None and a problem (None when simply nothing is deployed yet)."""
+    try:
+        return holder.get()[0], None
+    except ApiError as exc:
+        return None, None if exc.kind == "no_model" else exc.detail
+    except IntegrityError as exc:  # a corrupt `current` pointer
+        logger.error("%s", exc)
+        return None, "the deployed model failed verification; see the server log"
+
+
+def test_score(config: Config, holder: ModelHolder) -> dict:
+    """GET /scoring: the served model's F1 on the test data."""
+    version, model = holder.get()
+    with servers_own_data():
+        frame = scoring.read_labelled_csv(config.testdata_path)
+    return {"f1": scoring.f1_of(model, frame), "rows": len(frame), "model_version": version.label}
+
+
+def summary_statistics(config: Config) -> dict:
+    """GET /summarystats: mean, median and standard deviation of each feature of the ingested history."""
+    return diagnostics.summary_statistics(store.read_history(config))
+
+
+def diagnostics_now(config: Config, holder: ModelHolder, versions: dict[str, tuple[str, float]]) -> dict:
+    """GET /diagnostics; `versions` is the worker's own cache of latest package versions."""
+    holder.get()
+    with servers_own_data():
+        return diagnostics.diagnose_online(config, versions)
+
+
+# ---- the ledger ---------------------------------------------------------------------------------------
+def latest_decision(config: Config) -> dict | None:
+    with reading_ledger(config) as ledger:
+        return decisions.latest_decision(ledger) if ledger else None
+
+
+def decision_list(config: Config, limit: int) -> list[dict]:
+    with reading_ledger(config) as ledger:
+        return decisions.decisions(ledger, limit) if ledger else []
+
+
+def ledger_history(config: Config, last_decisions: int) -> tuple[list[dict], list[dict]]:
+    """(every deployment oldest first, the last decisions newest first); empty before the first run."""
+    with reading_ledger(config) as ledger:
+        if ledger is None:
+            return [], []
+        return ledger.deployments(), decisions.decisions(ledger, last_decisions)
+
+
+# ---- files the pipeline wrote -------------------------------------------------------------------------
+def report_file(config: Config, kind: str) -> Path:
+    """The model report ("pdf" or "html") of the current version (so that a rollback shows the report of the
+    version it went back to), else the newest written; 404 before one."""
+    number = registry.current_number(config.prod_folder)
+    paths = config.report_paths(str(number))
+    path = paths[kind] if number is not None and paths[kind].is_file() else paths[f"latest_{kind}"]
+    if not path.is_file():
+        raise ApiError(404, "no_report", "no report written yet: run reporting.py or fullprocess.py")
+    return path
+
+
+def report_written(config: Config) -> bool:
+    return config.report_paths("latest")["latest_html"].is_file()

@@ -1,0 +1,176 @@
+"""Report on the deployed model: the confusion matrix PNG, and a PDF and an HTML report for people to read.
+
+Reads the deployed model (verified) and its card, testdata.csv, finaldata.csv and the ledger (files, rejected
+rows, scores, decisions, deployments, diagnostics). Writes to the model folder: confusionmatrix.png, then
+reports/<version>/report.pdf and report.html, then reports/latest.pdf and latest.html (each atomically);
+removes the report folders of versions the registry has pruned.
+Run: python reporting.py [--config PATH] [--json]
+"""
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import confusion_matrix
+
+from risk import catalog, contract, registry
+from risk import report as content_of
+from risk.config import Config
+from risk.errors import ContractError, IntegrityError, MissingInputError
+from risk.files import atomic_copy, atomic_write_bytes, atomic_write_text, read_json
+from risk.ledger import Ledger, now, recorded
+from risk.scoring import read_labelled_csv
+
+logger = logging.getLogger(__name__)
+LABELS = ["stayed (0)", "exited (1)"]
+
+
+def confusion_counts(model: object, frame: pd.DataFrame) -> list[list[int]]:
+    x, y = contract.split_xy(frame)
+    return confusion_matrix(y, model.predict(x), labels=[0, 1]).tolist()
+
+
+def plot_confusion(counts: list[list[int]], title: str) -> bytes:
+    """A labelled heatmap with the count in each cell, as PNG bytes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    figure, axes = plt.subplots(figsize=(5, 4), dpi=100)
+    sns.heatmap(counts, annot=True, fmt="d", cmap="Blues", cbar=False, ax=axes,
+                xticklabels=LABELS, yticklabels=LABELS)
+    axes.set(xlabel="predicted", ylabel="actual", title=title)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def deciding_record(ledger: Ledger, version: int) -> tuple[dict | None, dict | None]:
+    """(the newest deployment of `version`, the drift decision of the pipeline run that deployed it, if any)."""
+    deployment = next((d for d in reversed(ledger.deployments()) if d["version"] == version), None)
+    stage = ledger.run(deployment["run_id"]) if deployment and deployment["run_id"] else None
+    parent = stage["parent_id"] if stage else None
+    decision = next((d for d in ledger.decisions(1000) if parent and d["run_id"] == parent), None)
+    return deployment, decision
+
+
+def ledger_inputs(ledger: Ledger, version: int) -> dict:
+    deployment, decision = deciding_record(ledger, version)
+    return {"files": ledger.files(), "rejected": ledger.rejected_rows(), "scores": ledger.scores(),
+            "decisions": ledger.decisions(1000), "deployments": ledger.deployments(),
+            "diagnostics": ledger.diagnostics(), "deployment": deployment, "decision": decision}
+
+
+def previous_model(config: Config, before: int | None) -> object | None:
+    """The previous version's model, the movers' baseline; a version that fails verification costs only the
+    movers, not the report."""
+    if before is None:
+        return None
+    try:
+        return registry.load_model(registry.verify(config.prod_folder, before))
+    except IntegrityError as exc:
+        logger.error("no movers in the report: the previous version %d failed verification: %s", before, exc)
+        return None
+
+
+def read_inputs(config: Config, ledger: Ledger) -> dict:
+    """Everything the report shows, read once: the version, models, card, data and ledger rows."""
+    version = registry.current(config.prod_folder)
+    before = registry.predecessor(config.prod_folder, version.number)
+    card_path = version.folder / catalog.CARD
+    raw_path = config.output_folder / catalog.FINALDATA
+    if not raw_path.is_file():
+        raise MissingInputError(f"{raw_path}: no ingested data (run ingestion.py first)")
+    return {"version": version, "model": registry.load_model(version),
+            "previous": previous_model(config, before),
+            "previous_version": before,
+            "card": read_json(card_path) if card_path.is_file() else {},
+            "test": read_labelled_csv(config.testdata_path),
+            "raw": pd.read_csv(raw_path, dtype=str, keep_default_na=False, na_values=[""]),  # ids as ingested
+            "version_files": (version.folder / catalog.VERSION_FILES).read_text(encoding="utf-8").splitlines(),
+            **ledger_inputs(ledger, version.number)}
+
+
+def version_facts(version: registry.Version, card: dict) -> dict:
+    m = version.manifest
+    return {"label": version.label, "created_at": m.get("created_at"), "score": m.get("score"),
+            "rows": m.get("rows", card.get("rows")), "threshold": float(m.get("threshold", 0.5)),
+            "data_sha256": m.get("data_sha256"), "libraries": m.get("libraries", {})}
+
+
+def build_content(inputs: dict) -> dict:
+    """The report's content from what `read_inputs` gathered (pure)."""
+    version, model = inputs["version"], inputs["model"]
+    x, y = contract.split_xy(inputs["test"])
+    proba = model.predict_proba(np.asarray(x, dtype=float))[:, 1]
+    facts = version_facts(version, inputs["card"])
+    try:
+        frame = contract.validate_frame(inputs["raw"], catalog.FINALDATA)
+        clients = {**content_of.top_clients(frame, model, inputs["previous"]),
+                   "previous_version": inputs["previous_version"]}
+    except ContractError as exc:
+        clients = {"clients": [], "movers": [], "population": 0, "problem": str(exc)}
+    latest = inputs["diagnostics"][-1]["detail"] if inputs["diagnostics"] else {}
+    return {
+        "generated_at": now(), "version": facts,
+        "lineage": content_of.lineage(inputs["files"], inputs["version_files"]),
+        "rejections": content_of.rejection_reasons(inputs["rejected"]),
+        "metrics": content_of.metrics_with_ci(np.asarray(y), proba, facts["threshold"]),
+        "cv": content_of.cross_validated(inputs["card"]),
+        "confusion": content_of.confusion(np.asarray(y), (proba >= facts["threshold"]).astype(int)),
+        "calibration": content_of.calibration(np.asarray(y), proba),
+        "scores": inputs["scores"], "drift": content_of.drift_history(inputs["decisions"]),
+        "decision": content_of.decision_record(inputs["decision"], inputs["deployment"]),
+        "quality": content_of.data_quality(inputs["raw"]),
+        "timings": content_of.timing_history(inputs["diagnostics"]),
+        "dependencies": latest.get("dependencies") or [], "deployments": inputs["deployments"], "clients": clients,
+    }
+
+
+def write_reports(config: Config, content: dict, pdf: bytes, html: str) -> dict[str, Path]:
+    """The version's report files, then the latest copies (the record after the payload)."""
+    paths = config.report_paths(content["version"]["label"])
+    atomic_write_bytes(paths["pdf"], pdf)
+    atomic_write_text(paths["html"], html)
+    atomic_copy(paths["pdf"], paths["latest_pdf"])
+    atomic_copy(paths["html"], paths["latest_html"])
+    return paths
+
+
+def prune_reports(config: Config) -> list[str]:
+    """Delete the report folders of versions the registry has pruned (the latest copies stay)."""
+    import shutil
+
+    kept = {str(n) for n in registry.finished(config.prod_folder)}
+    folder = config.model_folder / catalog.REPORTS
+    doomed = [p for p in folder.iterdir() if p.is_dir() and p.name.isdigit() and p.name not in kept]
+    for path in doomed:
+        shutil.rmtree(path)
+    return sorted(p.name for p in doomed)
+
+
+def run_reporting(config: Config, parent_run: int | None = None) -> dict:
+    from risk import report_render
+
+    with recorded(config.ledger_path, "reporting", parent_run) as (ledger, _, detail):
+        inputs = read_inputs(config, ledger)
+        counts = confusion_counts(inputs["model"], inputs["test"])
+        title = f"Model version {inputs['version'].label} on {len(inputs['test'])} test rows"
+        atomic_write_bytes(config.model_folder / catalog.PLOT, plot_confusion(counts, title))
+        content = build_content(inputs)
+        paths = write_reports(config, content, report_render.pdf(content), report_render.html(content))
+        detail["pruned_reports"] = prune_reports(config)
+        detail.update({"model_version": inputs["version"].label, "confusion_matrix": counts,
+                       "path": str(config.model_folder / catalog.PLOT), "pdf": str(paths["pdf"]),
+                       "html": str(paths["html"]), "metrics": {k: content["metrics"][k]["value"]
+                                                               for k in ("f1", "precision", "recall", "auc")}})
+    logger.info("reporting: version %s, confusion matrix %s -> %s, %s", detail["model_version"], counts,
+                config.model_folder / catalog.PLOT, paths["pdf"].parent)
+    return dict(detail)

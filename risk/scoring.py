@@ -1,0 +1,55 @@
+"""Score a model: F1 on the test data.
+
+Reads trainedmodel.pkl from the model folder and testdata.csv from the test data folder.
+Writes latestscore.txt (the F1, one number) to the model folder and the score to the ledger.
+Run: python scoring.py [--config PATH] [--json]
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+from sklearn.metrics import f1_score
+
+from risk import catalog, contract
+from risk.config import Config
+from risk.errors import MissingInputError
+from risk.files import atomic_write_text, sha256_file
+from risk.ledger import recorded
+from risk.training import load_pickle
+
+logger = logging.getLogger(__name__)
+
+
+def f1_of(model: object, frame: pd.DataFrame) -> float:
+    """F1 of `model` on a validated, labelled frame (0 when it predicts no positive)."""
+    x, y = contract.split_xy(frame)
+    return float(f1_score(y, model.predict(x), zero_division=0))
+
+
+def read_labelled_csv(path: Path) -> pd.DataFrame:
+    """A labelled CSV that a stage needs, validated; errors name the file."""
+    if not path.is_file():
+        raise MissingInputError(f"{path}: file not found")
+    return contract.read_csv(path, source=str(path))
+
+
+
+def format_score(f1: float) -> str:
+    return f"{f1:.6f}\n"
+
+
+def run_scoring(config: Config, parent_run: int | None = None, model_path: Path | None = None) -> dict:
+    """Score the trained model (or `model_path`) on the test data; write latestscore.txt."""
+    model_path = model_path or config.model_folder / catalog.MODEL
+    with recorded(config.ledger_path, "scoring", parent_run) as (ledger, run_id, detail):
+        model = load_pickle(model_path)
+        frame = read_labelled_csv(config.testdata_path)
+        f1 = f1_of(model, frame)
+        atomic_write_text(config.model_folder / catalog.SCORE, format_score(f1))
+        sha = sha256_file(model_path)
+        ledger.record_score(run_id, sha, "testdata", f1, len(frame))
+        detail.update({"f1": f1, "rows": len(frame), "model_sha256": sha})
+    logger.info("scoring: F1 %.4f on %d test rows -> %s", f1, len(frame), config.model_folder / catalog.SCORE)
+    return dict(detail)

@@ -1,0 +1,127 @@
+"""Train the attrition-risk model: logistic regression on the contract's features.
+
+Reads finaldata.csv from the output folder. Writes trainedmodel.pkl (a plain pickled scikit-learn estimator)
+and then its card trainedmodel.json (features, rows, data fingerprint, and the cross-validated F1 and log-loss
+the drift decision compares new data with) to the model folder.
+Run: python training.py [--config PATH] [--json]
+"""
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import sklearn
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+
+from risk import catalog, contract
+from risk.config import Config
+from risk.errors import ContractError, MissingInputError
+from risk.files import atomic_write_bytes, atomic_write_text, read_pickle, sha256_file
+from risk.ledger import now, recorded
+
+logger = logging.getLogger(__name__)
+CV_FOLDS = 5
+CARD_LOSSES = 2000  # per-row log-losses kept on the card (a fixed subsample beyond this)
+
+
+def train_model(frame: pd.DataFrame, seed: int = 0) -> LogisticRegression:
+    """Fit a logistic regression on a validated frame; needs both classes present."""
+    x, y = contract.split_xy(frame)
+    classes = sorted(set(y.tolist()))
+    if len(classes) < 2:
+        raise ContractError(f"training data has only class {classes} in {contract.TARGET!r}; need both 0 and 1")
+    model = LogisticRegression(max_iter=1000, random_state=seed)
+    return model.fit(x, y)
+
+
+def out_of_fold(frame: pd.DataFrame, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Stratified k-fold predictions of the same model: (y, predicted, P(exited), k); k=0 when too few rows."""
+    x, y = contract.split_xy(frame)
+    y = np.asarray(y)
+    folds = min(CV_FOLDS, int(np.bincount(y, minlength=2).min()))
+    proba = np.full(len(y), np.nan)
+    if folds < 2:
+        return y, proba, proba, 0
+    x = np.asarray(x, dtype=float)
+    for fit, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
+        model = LogisticRegression(max_iter=1000, random_state=seed).fit(x[fit], y[fit])
+        proba[held] = model.predict_proba(x[held])[:, 1]
+    return y, (proba >= 0.5).astype(int), proba, folds
+
+
+def expected_performance(frame: pd.DataFrame, seed: int = 0) -> dict | None:
+    """Cross-validated F1 and log-loss with their spread and sample sizes; None when CV is impossible."""
+    from risk import drift
+
+    y, predicted, proba, folds = out_of_fold(frame, seed)
+    if not folds:
+        return None
+    losses = drift.row_log_loss(y, proba)
+    counts = drift.confusion_counts(y, predicted)
+    kept = losses if len(losses) <= CARD_LOSSES else np.random.default_rng(seed).choice(losses, CARD_LOSSES, False)
+    return {
+        "cv_folds": folds, "n": len(y), "confusion": dict(zip(("tp", "fp", "fn", "tn"), counts.tolist(), strict=True)),
+        "f1": float(drift.f1_from_counts(counts)), "f1_se": _f1_se(counts),
+        "log_loss": float(losses.mean()), "log_loss_se": float(losses.std(ddof=1) / np.sqrt(len(losses))),
+        "row_log_loss": [round(float(v), 5) for v in kept],
+    }
+
+
+def _f1_se(counts: np.ndarray, draws: int = 1000) -> float:
+    """Bootstrap standard error of the pooled out-of-fold F1."""
+    from risk import drift
+
+    resampled = np.random.default_rng(0).multinomial(int(counts.sum()), counts / counts.sum(), size=draws)
+    return float(drift.f1_from_counts(resampled).std(ddof=1))
+
+
+def model_card(frame: pd.DataFrame, data_path: Path) -> dict:
+    return {
+        "features": list(contract.FEATURES),
+        "target": contract.TARGET,
+        "rows": len(frame),
+        "positives": int(frame[contract.TARGET].sum()),
+        "data_sha256": sha256_file(data_path),
+        "trained_at": now(),
+        "sklearn_version": sklearn.__version__,
+        "expected_performance": expected_performance(frame),
+    }
+
+
+def read_training_data(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise MissingInputError(f"{path}: training data not found (run ingestion.py first)")
+    return contract.read_csv(path, source=str(path))
+
+
+def load_pickle(path: Path) -> object:
+    """Load a model file we wrote ourselves (never a path a client sent)."""
+    if not path.is_file():
+        raise MissingInputError(f"{path}: model not found (run training.py first)")
+    return read_pickle(path)
+
+
+def run_training(config: Config, parent_run: int | None = None) -> dict:
+    """Train on finaldata.csv; write the model, then its card (the record after the payload)."""
+    data_path = config.output_folder / catalog.FINALDATA
+    with recorded(config.ledger_path, "training", parent_run) as (ledger, _, detail):
+        ingested = ledger.files(status="ingested")  # what finaldata.csv holds now
+        files = "".join(f"{f['name']}\n" for f in ingested)
+        frame = read_training_data(data_path)
+        model = train_model(frame)
+        card = model_card(frame, data_path)
+        atomic_write_text(config.model_folder / catalog.TRAINED_FILES, files)
+        card["files_sha256"] = sha256_file(config.model_folder / catalog.TRAINED_FILES)
+        card["last_file_id"] = max((f["id"] for f in ingested), default=0)  # the ledger's newest file trained on
+        atomic_write_bytes(config.model_folder / catalog.MODEL, pickle.dumps(model))
+        card["model_sha256"] = sha256_file(config.model_folder / catalog.MODEL)
+        atomic_write_text(config.model_folder / catalog.CARD, json.dumps(card, indent=2) + "\n")
+        detail.update(card)
+    logger.info("training: fitted on %d rows (%d exited) -> %s", card["rows"], card["positives"],
+                config.model_folder / catalog.MODEL)
+    return card
