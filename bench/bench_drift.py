@@ -22,8 +22,11 @@ from sklearn.linear_model import LogisticRegression
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-import training  # noqa: E402
-from risk import contract, drift  # noqa: E402
+from risk import (  # noqa: E402
+    contract,
+    drift,
+    training,
+)
 
 # scenario: (shift of the log1p(feature) means in standard deviations, factor on the label rule's
 # lastmonth_activity coefficient, change of its intercept); each one's cost in F1 is measured and printed

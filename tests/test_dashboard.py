@@ -26,6 +26,7 @@ from risk import (
     diagnostics,
     ingestion,
     pipeline,
+    readside,
     registry,
     scoring,
     training,
@@ -141,7 +142,7 @@ def test_movers_since_the_previous_version_are_shown(deployed: Config, monkeypat
         return version, {"model_version": "2", "previous_version": 1, "clients": [], "movers": [mover],
                          "population": 0}
 
-    monkeypatch.setattr(dashboard, "risk_ranking", ranking)
+    monkeypatch.setattr(readside, "risk_ranking", ranking)
     html = create_app(deployed).test_client().get("/").get_data(as_text=True)
     assert "Rising since version 1" in html
     assert "50.0%" in html

@@ -127,7 +127,7 @@ def test_bad_rows_are_dropped_and_recorded_and_good_rows_go_on(config: Config, n
 @pytest.mark.parametrize("name", sorted(FILE_CASES))
 def test_a_bad_file_is_set_aside_whole_with_one_log_line(config: Config, caplog, name: str) -> None:
     content, reason = FILE_CASES[name]
-    with caplog.at_level(logging.WARNING, logger="ingestion"):
+    with caplog.at_level(logging.WARNING, logger="risk.ingestion"):
         outcome, data = run_on(config, name, content)
     assert outcome["status"] == "rejected"
     assert reason in outcome["reason"]
@@ -179,7 +179,7 @@ def test_an_entry_that_is_not_a_regular_file_in_the_folder_is_rejected(config: C
 def test_a_run_with_rejections_exits_0_and_says_how_much(config: Config, caplog) -> None:
     (config.input_folder / "mixed.csv").write_text(rows("ok,1,2,3,0", "bad,-1,2,3,0"), encoding="utf-8")
     (config.input_folder / "semicolon.csv").write_text(HEADER.replace(",", ";"), encoding="utf-8")
-    with caplog.at_level(logging.INFO, logger="ingestion"):
+    with caplog.at_level(logging.INFO, logger="risk.ingestion"):
         assert ingestion_cli.main(["--config", str(config.config_path)]) == 0
     summary = caplog.records[-1].getMessage()
     assert "rejected 1 file(s) and 1 row(s)" in summary

@@ -162,7 +162,7 @@ BAD_FILES = {
 def test_a_bad_file_is_rejected_with_a_reason_and_good_files_still_go_in(config, caplog, name):
     content, problem = BAD_FILES[name]
     put(config, name, content)
-    with caplog.at_level(logging.WARNING, logger="ingestion"):
+    with caplog.at_level(logging.WARNING, logger="risk.ingestion"):
         summary = ingestion.run_ingestion(config)
     outcome = by_name(summary)[name]
     assert outcome["status"] == "rejected"
@@ -188,7 +188,7 @@ def make_outside_link(config: Config, tmp_path: Path) -> str:
 @pytest.mark.parametrize("make", [make_directory, make_outside_link])
 def test_an_entry_that_is_not_a_file_in_the_folder_is_rejected(config, tmp_path, caplog, make):
     problem = make(config, tmp_path)
-    with caplog.at_level(logging.WARNING, logger="ingestion"):
+    with caplog.at_level(logging.WARNING, logger="risk.ingestion"):
         summary = ingestion.run_ingestion(config)
     rejected = [o for o in summary["files"] if o["status"] == "rejected"]
     assert len(rejected) == 1
