@@ -9,7 +9,7 @@ PORT ?= 8000
 # with cron's `%` escaped; a folder whose name holds a newline cannot go in a crontab.
 CRONLINE = $(PYTHON) -c 'import os, shlex, sys; here = os.getcwd(); "\n" in here and sys.exit("make: a folder with a newline in its name cannot go in a crontab"); quoted = shlex.quote(here).replace("%", "\\%"); sys.stdout.writelines(line.replace("/path/to/repo", quoted) for line in open("cronjob.txt", encoding="utf-8") if not line.startswith("\#"))'
 
-.PHONY: run test lint serve cron cron-install bench bench-drift clean
+.PHONY: run test test-fast lint serve cron cron-install bench bench-drift clean
 
 # Direct dependencies are pinned in requirements*.txt; constraints.txt pins the transitive ones too.
 $(STAMP): requirements.txt constraints.txt
@@ -26,9 +26,16 @@ run: $(STAMP)
 	$(PY) fullprocess.py --config config.practice.json
 	$(PY) fullprocess.py --config config.json
 
+# Every test, spread over two processes (pytest-xdist); each process builds the deployed miniature project once.
 test: $(DEVSTAMP) system-deps
 	$(PY) -m ruff check .
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2
+
+# The edit loop (under a minute): everything but the tests marked system (real processes) or slow (a second or
+# more). One process: at this size xdist's start-up costs more than it saves.
+test-fast: $(DEVSTAMP)
+	$(PY) -m ruff check .
+	$(PY) -m pytest -m "not system and not slow"
 
 # Debian's chromium, for the browser tests (tests/test_dashboard.py, tests/test_reports_*.py), and poppler-utils
 # (pdftoppm, pdftotext) to read the PDF report in tests; each installed only when missing.

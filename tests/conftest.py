@@ -41,10 +41,8 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
+def make_project(root: Path) -> Path:
     """A project root with config.json, the course's practice files as input and its test data."""
-    root = tmp_path / "project"
     for folder in FOLDERS.values():
         (root / folder).mkdir(parents=True)
     for source in sorted((REPO / "practicedata").glob("*.csv")):
@@ -55,17 +53,32 @@ def project(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return make_project(tmp_path / "project")
+
+
+@pytest.fixture
 def config(project: Path) -> Config:
     return load_config(project / "config.json")
 
 
-@pytest.fixture
-def deployed(config: Config) -> Config:
-    """The project with its input ingested and a first model trained, scored and deployed."""
+@pytest.fixture(scope="session")
+def deployed_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The miniature project ingested, trained, scored and deployed once per session (nothing in it names its
+    own folder: config paths are relative, the ledger and manifests hold names and hashes)."""
+    config = load_config(make_project(tmp_path_factory.mktemp("template") / "project") / "config.json")
     ingestion.run_ingestion(config)
     training.run_training(config)
     scoring.run_scoring(config)
     deployment.run_deployment(config)
+    return config.root
+
+
+@pytest.fixture
+def deployed(config: Config, deployed_template: Path) -> Config:
+    """The project with its input ingested and a first model trained, scored and deployed: a copy of the
+    session's template (file times kept, so the inbox sees the same files as unchanged)."""
+    shutil.copytree(deployed_template, config.root, symlinks=True, dirs_exist_ok=True)
     return config
 
 

@@ -156,6 +156,7 @@ def big_frame(n: int) -> pd.DataFrame:
                          "number_of_employees": rng.integers(1, 1000, n)})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["csv", "records"])
 def test_a_batch_of_the_row_limit_is_scored(client, deployed: Config, fmt: str) -> None:
     frame = big_frame(serving.MAX_ROWS)
@@ -332,6 +333,7 @@ def csv_bodies(draw: st.DrawFn) -> bytes:
     return draw(st.sampled_from([b"", b"\xef\xbb\xbf"])) + text.encode()
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(csv_bodies())
 def test_csv_fast_path_agrees_with_the_text_path(body: bytes) -> None:

@@ -71,6 +71,7 @@ def deploy_with_hostile_name(config: Config) -> Config:
     return config
 
 
+@pytest.mark.slow
 def test_the_page_shows_version_score_clients_decisions_and_chart(story: Config) -> None:
     answer = create_app(story).test_client().get("/")
     assert answer.status_code == 200
@@ -120,6 +121,7 @@ def test_without_a_model_or_ledger_the_page_says_so(config: Config) -> None:
     assert snapshot(config.root) == before  # no ledger created, nothing written
 
 
+@pytest.mark.slow
 def test_get_writes_no_pipeline_files(story: Config) -> None:
     before = snapshot(story.root)
     assert create_app(story).test_client().get("/").status_code == 200

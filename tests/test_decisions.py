@@ -37,6 +37,7 @@ def decision_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.getMessage().startswith("decision: ")]
 
 
+@pytest.mark.slow
 def test_the_course_story_gives_a_readable_record_and_accumulates(config: Config,
                                                                   caplog: pytest.LogCaptureFixture) -> None:
     assert pipeline.run_fullprocess(config)["action"] == "deployed version 1"  # practice data

@@ -150,6 +150,7 @@ def test_latest_version_with_no_index_at_all_is_unknown(monkeypatch: pytest.Monk
     assert diagnostics.latest_version("pandas") == "unknown"
 
 
+@pytest.mark.slow
 def test_latest_version_gives_up_on_an_index_that_never_answers(monkeypatch: pytest.MonkeyPatch,
                                                                 no_index: None) -> None:
     with socket.socket() as silent:

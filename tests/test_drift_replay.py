@@ -30,6 +30,7 @@ def test_the_generator_is_fitted_to_the_course_data() -> None:
     assert np.log1p(x).mean(axis=0) == pytest.approx(logged.mean(axis=0), abs=0.15)
 
 
+@pytest.mark.slow
 def test_the_scenarios_cost_what_they_claim(result: dict) -> None:
     f1 = {s: result["mean_f1"][(s, 1000)] for s in bench_drift.SCENARIOS}
     assert f1["covariate shift"] >= f1["no drift"] - 0.01  # harmless to the deployed model

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from risk import reporting
+from risk import deployment, ingestion, reporting, scoring, training
 from risk.config import Config
 from risk.files import atomic_copy, atomic_write_bytes, atomic_write_text, single_flight
 
@@ -59,8 +59,15 @@ def test_the_lock_file_follows_the_umask(tmp_path: Path, umask: int) -> None:
     assert mode(tmp_path / "out") == 0o775
 
 
-def test_what_the_pipeline_writes_is_readable_by_the_group(umask: int, deployed: Config) -> None:
-    reporting.run_reporting(deployed)
+@pytest.mark.slow
+def test_what_the_pipeline_writes_is_readable_by_the_group(umask: int, config: Config) -> None:
+    # the stages run here under the umask (the session's deployed template was written under another)
+    ingestion.run_ingestion(config)
+    training.run_training(config)
+    scoring.run_scoring(config)
+    deployment.run_deployment(config)
+    reporting.run_reporting(config)
+    deployed = config
     written = [p for folder in (deployed.output_folder, deployed.model_folder, deployed.prod_folder)
                for p in folder.rglob("*")]
     names = {p.name for p in written}

@@ -57,6 +57,7 @@ def offline_env() -> dict[str, str]:
     return {**os.environ, **OFFLINE_PIP}
 
 
+@pytest.mark.slow
 def test_course_story_bootstrap_idle_drift_then_no_drift(config: Config) -> None:
     assert pipeline.run_fullprocess(config)["action"] == "deployed version 1"
     assert registry.current_number(config.prod_folder) == 1
@@ -100,6 +101,7 @@ def test_course_story_bootstrap_idle_drift_then_no_drift(config: Config) -> None
     assert [d["verdict"] for d in decisions(config)] == ["BOOTSTRAP", "DRIFT", "NO DRIFT"]
 
 
+@pytest.mark.slow
 def test_raw_method_is_the_course_rule(config: Config) -> None:
     config = config._replace(drift_method="raw")
     pipeline.run_fullprocess(config)
@@ -115,6 +117,7 @@ def test_raw_method_is_the_course_rule(config: Config) -> None:
     assert calm["new_f1"] >= calm["deployed_f1"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["parametric", "nonparametric"])
 def test_history_methods_compare_with_the_past_scores_of_the_deployed_model(config: Config, method: str) -> None:
     config = config._replace(drift_method=method)
@@ -130,6 +133,7 @@ def test_history_methods_compare_with_the_past_scores_of_the_deployed_model(conf
     assert drift["new_f1"] < drift["threshold"]
 
 
+@pytest.mark.slow
 def test_empty_input_folder_with_a_model_deployed_is_idle(config: Config, capsys: pytest.CaptureFixture) -> None:
     assert fullprocess.main(["--config", str(config.config_path)]) == 0
     for path in config.input_folder.glob("*.csv"):
@@ -162,6 +166,7 @@ def test_a_held_lock_makes_the_run_leave_at_once(config: Config) -> None:
     assert not config.ledger_path.exists()
 
 
+@pytest.mark.slow
 def test_five_overlapping_runs_deploy_exactly_once(config: Config) -> None:
     command = [sys.executable, str(REPO / "fullprocess.py"), "--config", str(config.config_path), "--json"]
     runs = [subprocess.Popen(command, cwd=config.root, env=offline_env(), stdout=subprocess.PIPE,
@@ -179,6 +184,7 @@ def test_five_overlapping_runs_deploy_exactly_once(config: Config) -> None:
     assert [d["verdict"] for d in decisions(config)] == ["BOOTSTRAP"]
 
 
+@pytest.mark.slow
 def test_a_crash_before_the_decision_is_decided_by_the_next_run(config: Config,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     original = pipeline.retrain_and_deploy
@@ -217,6 +223,7 @@ def test_a_crash_before_the_decision_is_decided_by_the_next_run(config: Config,
         assert not ledger.has_pending()
 
 
+@pytest.mark.slow
 def test_data_ingested_outside_fullprocess_is_decided_on_the_next_tick(config: Config) -> None:
     pipeline.run_fullprocess(config)
     write_frame(judged_rows(config, seed=4, agree=True), config.input_folder / "dataset5.csv")
@@ -229,6 +236,7 @@ def test_data_ingested_outside_fullprocess_is_decided_on_the_next_tick(config: C
     assert pipeline.run_fullprocess(config) == {"action": "nothing new"}
 
 
+@pytest.mark.slow
 def test_leftovers_of_a_killed_run_are_cleaned_by_the_next_run(config: Config) -> None:
     pipeline.run_fullprocess(config)
     unfinished = registry.versions_folder(config.prod_folder) / "2"
@@ -245,6 +253,7 @@ def test_leftovers_of_a_killed_run_are_cleaned_by_the_next_run(config: Config) -
     assert registry.current(config.prod_folder).number == 2  # verified: every file matches the manifest
 
 
+@pytest.mark.slow
 def test_the_idle_tick_imports_no_heavy_library(config: Config) -> None:
     pipeline.run_fullprocess(config)
     script = ("import json, sys, fullprocess; code = fullprocess.main(['--config', sys.argv[1]]); "
@@ -269,6 +278,7 @@ class Contrarian:
         return 1 - self.champion.predict(x)
 
 
+@pytest.mark.slow
 def test_a_challenger_worse_than_the_champion_is_not_deployed(config: Config,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     pipeline.run_fullprocess(config)
@@ -290,6 +300,7 @@ def test_a_challenger_worse_than_the_champion_is_not_deployed(config: Config,
     assert pipeline.run_fullprocess(config) == {"action": "nothing new"}
 
 
+@pytest.mark.slow
 def test_a_version_made_current_but_not_recorded_is_recorded_by_the_next_run(config: Config) -> None:
     from risk import deployment
 
@@ -317,6 +328,7 @@ def deferred_course_data(config: Config) -> list[dict]:
     return decisions(config)
 
 
+@pytest.mark.slow
 def test_a_rejected_file_alone_does_not_decide_the_deferred_rows_again(config: Config) -> None:
     before = deferred_course_data(config)
     (config.input_folder / "bad.csv").write_text("a,b\n1,2\n", encoding="utf-8")
@@ -325,6 +337,7 @@ def test_a_rejected_file_alone_does_not_decide_the_deferred_rows_again(config: C
     assert decisions(config) == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("files_there", [True, False])
 def test_views_behind_are_rewritten_without_deciding_again(config: Config, files_there: bool) -> None:
     before = deferred_course_data(config)
@@ -340,6 +353,7 @@ def test_views_behind_are_rewritten_without_deciding_again(config: Config, files
     assert decisions(config) == before
 
 
+@pytest.mark.slow
 def test_a_file_named_with_a_newline_is_decided_at_most_once_then_the_tick_is_idle(config: Config) -> None:
     """Ingested (26 + 2 rows: deferred again) or rejected for its name: either way one tick, then idle."""
     before = deferred_course_data(config)
@@ -351,6 +365,7 @@ def test_a_file_named_with_a_newline_is_decided_at_most_once_then_the_tick_is_id
     assert len(decisions(config)) <= len(before) + 1
 
 
+@pytest.mark.slow
 def test_a_model_trained_and_deployed_by_hand_is_never_drift_tested_on_its_own_rows(config: Config) -> None:
     import deployment as deployment_cli
     from risk import scoring

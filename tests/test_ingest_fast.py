@@ -85,6 +85,7 @@ def ingest(root: Path, runs: list[list[str]], fast: bool) -> dict:
     return outputs(config)
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(files=st.lists(a_file, min_size=1, max_size=6), split=st.integers(0, 6),
        piece=st.sampled_from([96, 200, 1 << 22]))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from conftest import FOLDERS, snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -52,6 +53,7 @@ def expected_bad_rows(files: list[list]) -> int:
     return count
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(files=files, split=st.integers(0, 5))
 def test_good_rows_exactly_once_and_inputs_untouched(files: list[list], split: int) -> None:

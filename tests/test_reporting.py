@@ -16,6 +16,7 @@ from risk.ledger import Ledger
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_run_reporting_writes_a_readable_png_and_records_the_counts(deployed: Config) -> None:
     detail = reporting.run_reporting(deployed)
     plot = deployed.model_folder / catalog.PLOT
@@ -47,6 +48,7 @@ def test_plot_confusion_returns_png_bytes() -> None:
     assert reporting.plot_confusion([[1, 2], [0, 2]], "a title").startswith(PNG_SIGNATURE)
 
 
+@pytest.mark.slow
 def test_main_json_reports_and_without_a_model_exits_1(deployed: Config, capsys: pytest.CaptureFixture) -> None:
     assert reporting_cli.main(["--config", str(deployed.config_path), "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
@@ -129,6 +131,7 @@ def test_drift_history_keeps_each_features_effect_in_order() -> None:
     assert history[1]["features"] == {"lastmonth_activity": {"effect": 0.3, "p_adjusted": 0.02, "flagged": True}}
 
 
+@pytest.mark.slow
 def test_the_report_of_a_deployed_project_renders_to_pdf_and_html(deployed: Config) -> None:
     detail = reporting.run_reporting(deployed)
     pdf = deployed.model_folder / "reports" / "1" / "report.pdf"
@@ -156,6 +159,7 @@ def test_vectorised_bootstrap_scores_match_scikit_learn_with_ties_and_one_class(
             assert np.isnan(scores["auc"][0])
 
 
+@pytest.mark.slow
 def test_reports_of_pruned_versions_are_removed(deployed: Config) -> None:
     stale = deployed.model_folder / catalog.REPORTS / "7"
     stale.mkdir(parents=True)
@@ -185,6 +189,7 @@ def test_rejected_rows_by_reason_leave_out_whole_file_rejections() -> None:
                                                   {"reason": "missing value", "rows": 1}]
 
 
+@pytest.mark.slow
 def test_a_corrupt_previous_version_costs_the_report_only_its_movers(deployed: Config,
                                                                     caplog: pytest.LogCaptureFixture) -> None:
     deployment.run_deployment(deployed)  # version 2; version 1 is its predecessor, the movers' baseline

@@ -30,6 +30,7 @@ def offline_latest(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(diagnostics, "_latest_cached", lambda name, bucket: "unknown")
 
 
+@pytest.mark.slow
 def test_the_html_is_self_contained_and_small(story: Config) -> None:
     page = (story.model_folder / catalog.REPORTS / catalog.LATEST_HTML).read_text(encoding="utf-8")
     assert len(page.encode()) < MAX_BYTES
@@ -76,6 +77,7 @@ def test_the_report_routes_need_the_token(story: Config, monkeypatch: pytest.Mon
     assert client.get("/reports/latest.pdf", headers={"Authorization": "Bearer s3cret"}).status_code == 200
 
 
+@pytest.mark.slow
 def test_reporting_on_demand_rewrites_the_latest_report(story: Config) -> None:
     latest = story.model_folder / catalog.REPORTS / catalog.LATEST_HTML
     before = latest.stat().st_mtime_ns

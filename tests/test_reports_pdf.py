@@ -83,6 +83,7 @@ def line_with(text: str, needle: str) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_the_deploy_wrote_pdf_html_and_png_for_the_version_and_as_latest(story: Config) -> None:
     folder = story.model_folder / catalog.REPORTS
     assert (folder / "2" / "report.pdf").read_bytes() == (folder / catalog.LATEST_PDF).read_bytes()

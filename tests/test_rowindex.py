@@ -39,6 +39,7 @@ def test_row_hashes_are_the_ones_kept_on_disk():
     assert rowindex.hash_rows(hashes).tolist() == list(columns[5])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", [pa.string(), pa.large_string()])
 def test_string_hashes_match_the_byte_by_byte_definition(kind):
     rng = np.random.default_rng(1)
