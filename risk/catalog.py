@@ -19,7 +19,8 @@ INGESTION_LOCK = ".ingestion.lock"
 # test_data_path
 TESTDATA = "testdata.csv"
 # output_model_path (practicemodels/): the trained model and what is written about it
-MODEL = "trainedmodel.pkl"  # the course's pickled estimator
+MODEL = "trainedmodel.pkl"  # the course's pickled estimator: written for people who want it, never loaded
+SAFE_MODEL = "trainedmodel.skops"  # the same estimator in skops format: what every load reads (risk/model.py)
 CARD = "trainedmodel.json"  # the model card: features in order, rows, CV metrics, reference sample
 TRAINED_FILES = "trainedfiles.txt"  # the files the model was trained on: a version's ingestedfiles.txt
 SCORE = "latestscore.txt"  # the F1 on the test data, one number

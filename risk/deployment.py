@@ -1,6 +1,7 @@
 """Deploy the trained model: a new immutable, verified version in the production folder.
 
-Reads trainedmodel.pkl, its card and latestscore.txt (model folder) and ingestedfiles.txt (output folder).
+Reads trainedmodel.skops, trainedmodel.pkl, their card and latestscore.txt (model folder) and
+ingestedfiles.txt (output folder).
 Writes production_deployment/versions/<N>/ with a manifest of sha256s, then the `current` pointer, then the
 course's flat copies (trainedmodel.pkl, latestscore.txt, ingestedfiles.txt); keeps the last `keep_versions`.
 Run: python deployment.py [--config PATH]; --list; --rollback [VERSION] [--reason TEXT]
@@ -31,6 +32,7 @@ def sources(config: Config, card: dict) -> dict:
                                 " again)")
     return {
         catalog.MODEL: config.model_folder / catalog.MODEL,
+        catalog.SAFE_MODEL: config.model_folder / catalog.SAFE_MODEL,
         catalog.SCORE: config.model_folder / catalog.SCORE,
         catalog.VERSION_FILES: trained if expected is not None else config.output_folder / catalog.INGESTEDFILES,
         catalog.CARD: config.model_folder / catalog.CARD,
@@ -43,6 +45,9 @@ def read_card(config: Config, model_sha: str) -> dict:
     if not path.is_file():
         raise MissingInputError(f"{path}: model card not found (run training.py first)")
     card = read_json(path)
+    safe = config.model_folder / catalog.SAFE_MODEL
+    if not safe.is_file() or card.get("safe_model_sha256") != sha256_file(safe):
+        raise MissingInputError(f"{path}: card does not describe {safe} (run training.py again)")
     if card.get("model_sha256") != model_sha:
         raise MissingInputError(f"{path}: card is for model {str(card.get('model_sha256'))[:12]}, not the trained"
                                 f" model {model_sha[:12]} (run training.py again)")

@@ -142,15 +142,3 @@ def read_json(path: Path) -> object:
                                f"{REWRITE}") from exc
     except UnicodeDecodeError as exc:
         raise CorruptFileError(f"{path}: not UTF-8 text (offset {exc.start}): {REWRITE}") from exc
-
-
-def read_pickle(path: Path) -> object:
-    """A model the project pickled itself (never a client's file); CorruptFileError names it when truncated."""
-    import pickle
-
-    with open(path, "rb") as handle:
-        try:
-            return pickle.load(handle)
-        except (EOFError, pickle.UnpicklingError) as exc:
-            raise CorruptFileError(f"{path}: not a readable pickle, truncated or corrupt "
-                                   f"({exc or 'ran out of input'}): {REWRITE}") from exc

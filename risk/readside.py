@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -50,7 +51,8 @@ class ModelHolder:
             logger.error("refusing version %d: %s", number, exc)
             self.refused = number
             if self.loaded is None:
-                raise ApiError(503, "model_unverified", f"version {number} failed verification") from None
+                reason = str(exc).replace(f"{self.prod}{os.sep}", "")  # the server's paths stay in its log
+                raise ApiError(503, "model_unverified", f"version {number} refused: {reason}") from None
             return
         self.loaded = (version, model)
         self.on_load(number)

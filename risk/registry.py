@@ -1,8 +1,9 @@
 """The model registry: numbered, immutable versions in the production folder, one `current` pointer.
 
-Layout: versions/<N>/{trainedmodel.pkl, latestscore.txt, ingestedfiles.txt, manifest.json}; `current`
-holds N and is replaced atomically; the course's flat files mirror the current version. A version without
-a manifest is unfinished (a killed deploy) and is removed by `recover`. Stdlib only.
+Layout: versions/<N>/{trainedmodel.skops, trainedmodel.pkl, trainedmodel.json, latestscore.txt, ingestedfiles.txt,
+manifest.json}; `current` holds N and is replaced atomically; the course's flat files mirror the current
+version. A version without a manifest is unfinished (a killed deploy) and is removed by `recover`. Stdlib only
+(a model is read by risk.model, imported when one is loaded).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from risk import catalog
 from risk.errors import IntegrityError, MissingInputError
-from risk.files import atomic_copy, atomic_write_text, read_pickle, remove_temp_files, sha256_file
+from risk.files import atomic_copy, atomic_write_text, remove_temp_files, sha256_file
 from risk.ledger import now
 
 PAYLOAD = (catalog.MODEL, catalog.SCORE, catalog.VERSION_FILES)
@@ -87,7 +88,7 @@ def current(prod: Path) -> Version:
 
 
 def library_versions() -> dict[str, str]:
-    """The versions that decide whether a pickled model loads the same: recorded in every manifest."""
+    """The versions that decide whether a saved model loads the same: recorded in every manifest."""
     import platform
 
     import numpy
@@ -96,21 +97,40 @@ def library_versions() -> dict[str, str]:
     return {"python": platform.python_version(), "sklearn": sklearn.__version__, "numpy": numpy.__version__}
 
 
+def features_of(version: Version) -> list[str]:
+    """The features a version's model was trained on, in order, from its card (verified with the version)."""
+    from risk.files import read_json
+
+    card_path = version.folder / catalog.CARD
+    if catalog.CARD not in version.manifest["sha256"]:
+        raise MissingInputError(f"{version.folder}: version {version.number} has no model card, so no feature list")
+    features = read_json(card_path).get("features")
+    if not isinstance(features, list) or not features or not all(isinstance(f, str) for f in features):
+        raise IntegrityError(f"{card_path}: the card does not list the model's features")
+    return features
+
+
 def load_model(version: Version) -> object:
-    """Unpickle a verified version's model; warn, naming both versions, if it was pickled by other libraries."""
+    """A verified version's model (risk.model.Model), read from its skops file: nothing in it runs. Warns, naming
+    both, if it was saved with other library versions. The course's pickle beside it is never read."""
     import warnings
 
-    pickled_with = version.manifest.get("libraries", {})
+    from risk import model
+
+    if catalog.SAFE_MODEL not in version.manifest["sha256"]:
+        raise MissingInputError(f"{version.folder}: version {version.number} has no {catalog.SAFE_MODEL} (deployed "
+                                "before models were kept in skops format): run `python -m risk.migrate` once")
+    saved_with = version.manifest.get("libraries", {})
     here = library_versions()
-    differ = {k: (v, here.get(k)) for k, v in pickled_with.items() if here.get(k) != v}
+    differ = {k: (v, here.get(k)) for k, v in saved_with.items() if here.get(k) != v}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model = read_pickle(version.model_path)
+        loaded = model.read(version.folder / catalog.SAFE_MODEL, features_of(version))
     if differ or caught:
-        detail = ", ".join(f"{k} {old} (pickled) vs {new} (here)" for k, (old, new) in differ.items())
-        logger.warning("version %d was pickled with other library versions: %s%s", version.number,
+        detail = ", ".join(f"{k} {old} (saved) vs {new} (here)" for k, (old, new) in differ.items())
+        logger.warning("version %d was saved with other library versions: %s%s", version.number,
                        detail or "see below", "".join(f"; {w.message}" for w in caught))
-    return model
+    return loaded
 
 
 def recover(prod: Path) -> list[str]:

@@ -1,6 +1,7 @@
 """Score a model: F1 on the test data.
 
-Reads trainedmodel.pkl from the model folder and testdata.csv from the test data folder.
+Reads the trained model (trainedmodel.skops and its card) from the model folder and testdata.csv from the
+test data folder.
 Writes latestscore.txt (the F1, one number) to the model folder and the score to the ledger.
 Run: python scoring.py [--config PATH] [--json]
 """
@@ -17,7 +18,7 @@ from risk.config import Config
 from risk.errors import MissingInputError
 from risk.files import atomic_write_text, sha256_file
 from risk.ledger import recorded
-from risk.training import load_pickle
+from risk.training import load_trained
 
 logger = logging.getLogger(__name__)
 
@@ -40,11 +41,12 @@ def format_score(f1: float) -> str:
     return f"{f1:.6f}\n"
 
 
-def run_scoring(config: Config, parent_run: int | None = None, model_path: Path | None = None) -> dict:
-    """Score the trained model (or `model_path`) on the test data; write latestscore.txt."""
-    model_path = model_path or config.model_folder / catalog.MODEL
+def run_scoring(config: Config, parent_run: int | None = None) -> dict:
+    """Score the trained model on the test data; write latestscore.txt. The score is recorded under the
+    model's identity, the sha256 of trainedmodel.pkl (its card binds the skops file read here to it)."""
+    model_path = config.model_folder / catalog.MODEL
     with recorded(config.ledger_path, "scoring", parent_run) as (ledger, run_id, detail):
-        model = load_pickle(model_path)
+        model = load_trained(config)
         frame = read_labelled_csv(config.testdata_path)
         f1 = f1_of(model, frame)
         atomic_write_text(config.model_folder / catalog.SCORE, format_score(f1))

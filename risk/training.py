@@ -1,8 +1,9 @@
 """Train the attrition-risk model: logistic regression on the contract's features.
 
-Reads finaldata.csv from the output folder. Writes trainedmodel.pkl (a plain pickled scikit-learn estimator)
-and then its card trainedmodel.json (features, rows, data fingerprint, and the cross-validated F1 and log-loss
-the drift decision compares new data with) to the model folder.
+Reads finaldata.csv from the output folder. Writes to the model folder trainedmodel.skops (the estimator in
+skops format, what every later load reads), trainedmodel.pkl (the course's pickle of the same estimator, never
+loaded by this project) and then their card trainedmodel.json (features in order, rows, data fingerprint, the
+files' sha256, and the cross-validated F1 and log-loss the drift decision compares new data with).
 Run: python training.py [--config PATH] [--json]
 """
 from __future__ import annotations
@@ -19,9 +20,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
 from risk import catalog, contract
+from risk import model as models
 from risk.config import Config
 from risk.errors import ContractError, MissingInputError
-from risk.files import atomic_write_bytes, atomic_write_text, read_pickle, sha256_file
+from risk.files import atomic_write_bytes, atomic_write_text, read_json, sha256_file
 from risk.ledger import now, recorded
 
 logger = logging.getLogger(__name__)
@@ -99,11 +101,19 @@ def read_training_data(path: Path) -> pd.DataFrame:
     return contract.read_csv(path, source=str(path))
 
 
-def load_pickle(path: Path) -> object:
-    """Load a model file we wrote ourselves (never a path a client sent)."""
+def load_trained(config: Config) -> models.Model:
+    """The trained model in the model folder, read from its skops file with the features its card lists; the
+    card must vouch for that file (training writes the card last)."""
+    path, card_path = config.model_folder / catalog.SAFE_MODEL, config.model_folder / catalog.CARD
     if not path.is_file():
         raise MissingInputError(f"{path}: model not found (run training.py first)")
-    return read_pickle(path)
+    if not card_path.is_file():
+        raise MissingInputError(f"{card_path}: model card not found (run training.py again)")
+    card = read_json(card_path)
+    if card.get("safe_model_sha256") != sha256_file(path):
+        raise MissingInputError(f"{path}: not the model its card {card_path.name} describes (truncated, corrupt or "
+                                "replaced): run training.py again")
+    return models.read(path, card.get("features") or ())
 
 
 def run_training(config: Config, parent_run: int | None = None) -> dict:
@@ -118,7 +128,9 @@ def run_training(config: Config, parent_run: int | None = None) -> dict:
         atomic_write_text(config.model_folder / catalog.TRAINED_FILES, files)
         card["files_sha256"] = sha256_file(config.model_folder / catalog.TRAINED_FILES)
         card["last_file_id"] = max((f["id"] for f in ingested), default=0)  # the ledger's newest file trained on
-        atomic_write_bytes(config.model_folder / catalog.MODEL, pickle.dumps(model))
+        atomic_write_bytes(config.model_folder / catalog.SAFE_MODEL, models.dumps(model))
+        card["safe_model_sha256"] = sha256_file(config.model_folder / catalog.SAFE_MODEL)
+        atomic_write_bytes(config.model_folder / catalog.MODEL, pickle.dumps(model))  # the course's copy
         card["model_sha256"] = sha256_file(config.model_folder / catalog.MODEL)
         atomic_write_text(config.model_folder / catalog.CARD, json.dumps(card, indent=2) + "\n")
         detail.update(card)

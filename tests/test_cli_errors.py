@@ -49,12 +49,13 @@ def test_a_truncated_model_card_is_one_line_naming_it(deployed: Config, caplog) 
     assert one_line(caplog).startswith(f"{card}: not valid JSON, truncated or corrupt (line ")
 
 
-@pytest.mark.parametrize("content", [b"garbage, not a pickle", b""])
+@pytest.mark.parametrize("content", [b"garbage, not a model", b""])
 def test_a_corrupt_model_is_one_line_naming_it(deployed: Config, caplog, content: bytes) -> None:
-    model = deployed.model_folder / catalog.MODEL
+    model = deployed.model_folder / catalog.SAFE_MODEL
     model.write_bytes(content)
     assert scoring_cli.main(["--config", str(deployed.config_path)]) == 1
-    assert one_line(caplog).startswith(f"{model}: not a readable pickle, truncated or corrupt (")
+    assert one_line(caplog) == (f"{model}: not the model its card {catalog.CARD} describes (truncated, corrupt or "
+                                "replaced): run training.py again")
 
 
 def test_a_file_where_a_folder_belongs_is_one_line_naming_it(deployed: Config, caplog) -> None:
@@ -90,11 +91,11 @@ def test_a_damaged_ledger_is_one_line_naming_it(config: Config, caplog) -> None:
 
 
 def test_verbose_adds_the_traceback(deployed: Config, caplog) -> None:
-    (deployed.model_folder / catalog.MODEL).write_bytes(b"garbage")
+    (deployed.model_folder / catalog.SAFE_MODEL).write_bytes(b"garbage")
     assert scoring_cli.main(["--config", str(deployed.config_path), "-v"]) == 1
     (record,) = error_records(caplog)
     assert record.exc_info is not None
-    assert "not a readable pickle" in record.getMessage()
+    assert "not the model its card" in record.getMessage()
 
 
 @pytest.mark.parametrize("error", [KeyError("feature"), json.JSONDecodeError("Expecting value", "", 0),

@@ -35,7 +35,7 @@ def predicts(version: registry.Version) -> bool:
 def test_first_deploy_creates_version_1_with_a_manifest(deployed):
     folder = version_folder(deployed, 1)
     manifest = json.loads((folder / catalog.MANIFEST).read_text(encoding="utf-8"))
-    assert set(manifest["sha256"]) == {*registry.PAYLOAD, catalog.CARD}
+    assert set(manifest["sha256"]) == {*registry.PAYLOAD, catalog.SAFE_MODEL, catalog.CARD}
     for name, digest in manifest["sha256"].items():
         assert sha256_file(folder / name) == digest
     assert manifest["version"] == 1

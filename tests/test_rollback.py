@@ -107,7 +107,7 @@ def test_pruning_never_removes_a_rolled_back_current_version(deployed: Config) -
     assert registry.current(config.prod_folder).number == 2
 
 
-def test_a_model_pickled_by_other_library_versions_warns_with_both(deployed: Config, caplog) -> None:
+def test_a_model_saved_by_other_library_versions_warns_with_both(deployed: Config, caplog) -> None:
     folder = registry.versions_folder(deployed.prod_folder) / "1"
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["libraries"]["sklearn"] = "0.0.1"
@@ -115,7 +115,7 @@ def test_a_model_pickled_by_other_library_versions_warns_with_both(deployed: Con
     caplog.set_level(logging.WARNING)
     registry.load_model(registry.current(deployed.prod_folder))
     (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert "sklearn 0.0.1 (pickled) vs" in warning
+    assert "sklearn 0.0.1 (saved) vs" in warning
     assert registry.library_versions()["sklearn"] in warning
 
 

@@ -60,7 +60,7 @@ def test_main_exits_1_without_a_model(config, caplog):
     with caplog.at_level(logging.INFO):
         assert scoring_cli.main(args(config)) == 1
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert errors == [f"{config.model_folder / catalog.MODEL}: model not found (run training.py first)"]
+    assert errors == [f"{config.model_folder / catalog.SAFE_MODEL}: model not found (run training.py first)"]
     assert not (config.model_folder / catalog.SCORE).exists()
 
 
