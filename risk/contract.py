@@ -19,10 +19,12 @@ from risk.errors import ContractError
 MAX_COUNT = float(2**53)  # the largest count a float64 holds exactly; beyond it two counts could merge
 
 
-class Column(namedtuple("_Column", "name role required nullable minimum maximum allowed",
-                        defaults=(True, False, None, None, None))):
+class Column(namedtuple("_Column", "name role required nullable minimum maximum allowed fill",
+                        defaults=(True, False, None, None, None, None))):
     """One column: its role (`id` text, `feature` number, `target` label), whether it must be present and
-    filled, and its range (`minimum`/`maximum`) or its `allowed` values."""
+    filled, its range (`minimum`/`maximum`) or its `allowed` values, and for a feature added to a history
+    that already has rows, `fill`: the value its empty cells take in the rows written before it existed
+    (`python -m risk.migrate` adds the column to the history, empty). New files must carry it like any other."""
 
     __slots__ = ()
 
@@ -132,9 +134,11 @@ def shown(value: object, width: int = 40) -> str:
     return text if len(text) <= width else text[:width - 4] + "...'"
 
 
-def _checked(frame: pd.DataFrame, column: Column, source: str) -> np.ndarray:
+def _checked(frame: pd.DataFrame, column: Column, source: str, history: bool = False) -> np.ndarray:
     raw = frame[column.name]
     values = parse_numbers(raw)
+    if history and column.fill is not None:
+        values[raw.isna().to_numpy()] = column.fill
     bad = bad_numbers(column, values)
     if bad.any():
         pos = int(np.flatnonzero(bad)[0])
@@ -144,11 +148,12 @@ def _checked(frame: pd.DataFrame, column: Column, source: str) -> np.ndarray:
     return values
 
 
-def validate_frame(frame: pd.DataFrame, source: str, *, labelled: bool = True) -> pd.DataFrame:
+def validate_frame(frame: pd.DataFrame, source: str, *, labelled: bool = True, history: bool = False) -> pd.DataFrame:
     """Check `frame` against the contract and return it typed, in contract column order.
 
     Headers may carry surrounding whitespace and appear in any order; extra columns are dropped.
-    `labelled=False` accepts rows without the target (for prediction).
+    `labelled=False` accepts rows without the target (for prediction). `history=True` reads the ingested
+    history, where a feature added later is empty in older rows and takes its `fill`.
     """
     frame = frame.rename(columns=lambda c: str(c).strip())
     needed = required(labelled)
@@ -163,7 +168,7 @@ def validate_frame(frame: pd.DataFrame, source: str, *, labelled: bool = True) -
     out[ID_COLUMN] = out[ID_COLUMN].astype("string")
     for column in SCHEMA:
         if column.role == "feature" or (column.role == "target" and labelled):
-            values = _checked(frame, column, source)
+            values = _checked(frame, column, source, history)
             out[column.name] = values.astype("int64") if column.role == "target" else values
     return out.reset_index(drop=True)
 
@@ -228,7 +233,7 @@ def _first_non_utf8(path: Path) -> int | None:
     return None
 
 
-def read_csv(path: Path, *, labelled: bool = True, source: str | None = None) -> pd.DataFrame:
+def read_csv(path: Path, *, labelled: bool = True, source: str | None = None, history: bool = False) -> pd.DataFrame:
     """Read a client CSV and validate it; ContractError names the file (or `source`) and what was wrong."""
     source = source or path.name
     try:
@@ -249,4 +254,4 @@ def read_csv(path: Path, *, labelled: bool = True, source: str | None = None) ->
     duplicated = named_twice(names.fillna("").tolist())  # as written: pandas renames a second `exited` `exited.1`
     if duplicated:
         raise ContractError(f"{source}: duplicated column(s) {duplicated}")
-    return validate_frame(raw, source, labelled=labelled)
+    return validate_frame(raw, source, labelled=labelled, history=history)

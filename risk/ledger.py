@@ -259,6 +259,15 @@ class Ledger:
         row = self.db.execute("SELECT * FROM index_segments ORDER BY id DESC LIMIT 1").fetchone()
         return dict(row) if row else None
 
+    def move_history(self, ranges: dict[int, tuple[int, int]], segment: str, max_file_id: int, rows: int) -> None:
+        """One transaction for a migrated history (risk/migrate.py): every file's new byte range in finaldata.csv
+        and the index segment rebuilt from it, which covers every file so far."""
+        with self.db:
+            self.db.executemany("UPDATE files SET data_start = ?, data_end = ? WHERE id = ?",
+                                [(start, end, file_id) for file_id, (start, end) in ranges.items()])
+            self.db.execute("INSERT INTO index_segments (path, max_file_id, rows, created_at) VALUES (?, ?, ?, ?)",
+                            (segment, max_file_id, rows, now()))
+
     def record_index_segment(self, path: str, max_file_id: int, rows: int) -> None:
         self._insert("INSERT INTO index_segments (path, max_file_id, rows, created_at) VALUES (?, ?, ?, ?)",
                      path, max_file_id, rows, now())

@@ -112,7 +112,7 @@ def build_content(inputs: dict) -> dict:
     proba = model.predict_proba(np.asarray(x, dtype=float))[:, 1]
     facts = version_facts(version, inputs["card"])
     try:
-        frame = contract.validate_frame(inputs["raw"], catalog.FINALDATA)
+        frame = contract.validate_frame(inputs["raw"], catalog.FINALDATA, history=True)
         clients = {**content_of.top_clients(frame, model, inputs["previous"]),
                    "previous_version": inputs["previous_version"]}
     except ContractError as exc:

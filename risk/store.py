@@ -45,6 +45,7 @@ class Sink:
         data_end, rejects_end = ledger.committed_ends()
         if data_end is None and not ledger.ingested_before(run_id):
             refuse_unknown_history(config, ledger)
+        require_contract_header(config.output_folder / catalog.FINALDATA)
         self.data = open_at(config.output_folder / catalog.FINALDATA, DATA_HEADER, data_end)
         self.rejects = open_at(config.output_folder / catalog.REJECTS, REJECTS_HEADER, rejects_end)
         self.index = load_index(config, ledger)
@@ -89,6 +90,20 @@ def refuse_unknown_history(config: Config, ledger: Ledger) -> None:
         raise IntegrityError(f"{path} holds {path.stat().st_size} bytes of rows, but the ledger {ledger.path} has "
                              "no record of any ingestion: restore the ledger from a backup, or move finaldata.csv, "
                              f"{catalog.REJECTS} and {catalog.ROWINDEX}/ aside to start a new history")
+
+
+def require_contract_header(path: Path) -> None:
+    """A history whose header is not the contract's columns (a column was added to SCHEMA since it was written)
+    is neither appended to nor read until `python -m risk.migrate` has given it the new columns."""
+    try:
+        with open(path, "rb") as handle:
+            header = handle.readline()
+    except FileNotFoundError:
+        return
+    if header and header != DATA_HEADER:
+        written = header.decode("utf-8", "replace").strip().split(",")
+        raise MissingInputError(f"{path}: its columns {written} are not the data contract's {list(contract.COLUMNS)}:"
+                                " run `python -m risk.migrate` once to migrate the history")
 
 
 def open_at(path: Path, header: bytes, committed: int | None):  # -> BinaryIO at the committed end
@@ -169,7 +184,7 @@ def read_ingested(config: Config, records: list[dict]) -> pd.DataFrame:
             handle.seek(record["data_start"])
             chunks.append(handle.read(record["data_end"] - record["data_start"]))
     raw = pd.read_csv(io.BytesIO(b"".join(chunks)), dtype=str, keep_default_na=False, na_values=[""])
-    return contract.validate_frame(raw, catalog.FINALDATA)
+    return contract.validate_frame(raw, catalog.FINALDATA, history=True)
 
 
 REPAIR = " (the next ingestion.py run cuts a row that a killed run left after its last commit)"
@@ -187,9 +202,10 @@ def read_history(config: Config) -> pd.DataFrame:
     path = config.output_folder / catalog.FINALDATA
     if not path.is_file():
         raise MissingInputError(f"{path}: no ingested data (run ingestion.py first)")
+    require_contract_header(path)
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-        return contract.validate_frame(raw, str(path))
+        return contract.validate_frame(raw, str(path), history=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise UnusableIngestedData(f"{path}: not a well-formed CSV ({str(exc).strip()}){REPAIR}") from None
     except ContractError as exc:

@@ -98,7 +98,7 @@ def model_card(frame: pd.DataFrame, data_path: Path) -> dict:
 def read_training_data(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise MissingInputError(f"{path}: training data not found (run ingestion.py first)")
-    return contract.read_csv(path, source=str(path))
+    return contract.read_csv(path, source=str(path), history=True)
 
 
 def load_trained(config: Config) -> models.Model:

@@ -12,7 +12,7 @@ import pytest
 import skops.io
 
 from app import create_app
-from risk import catalog, contract, diagnostics, model, registry, reporting
+from risk import catalog, contract, diagnostics, migrate, model, registry, reporting
 from risk.config import Config
 from risk.errors import IntegrityError
 from risk.files import sha256_file
@@ -105,3 +105,17 @@ def test_the_model_takes_its_own_features_by_name_from_contract_rows(deployed: C
     np.testing.assert_array_equal(trained_reversed.coef_[0][::-1], loaded.estimator.coef_[0])
     with pytest.raises(IntegrityError, match=r"trained on feature\(s\) \['gone'\] that the data contract"):
         model.Model(loaded.estimator, [*contract.FEATURES, "gone"])
+
+
+def test_a_version_from_before_skops_is_refused_until_migrate_converts_it(deployed: Config) -> None:
+    version = registry.versions_folder(deployed.prod_folder) / "1"
+    (version / catalog.SAFE_MODEL).unlink()
+    manifest = json.loads((version / catalog.MANIFEST).read_text(encoding="utf-8"))
+    del manifest["sha256"][catalog.SAFE_MODEL]
+    (version / catalog.MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    answer = create_app(deployed).test_client().get("/ready")
+    assert answer.status_code == 503
+    assert "run `python -m risk.migrate` once" in answer.json["detail"]
+    assert migrate.run_migration(deployed) == {"history": "current", "converted_versions": [1]}
+    assert create_app(deployed).test_client().get("/ready").json == {"status": "ready", "model_version": "1"}
+    assert migrate.run_migration(deployed) == {"history": "current", "converted_versions": []}
