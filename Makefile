@@ -38,9 +38,10 @@ test-fast: $(DEVSTAMP)
 	$(PY) -m pytest -m "not system and not slow"
 
 # Debian's chromium, for the browser tests (tests/test_dashboard.py, tests/test_reports_*.py), and poppler-utils
-# (pdftoppm, pdftotext) to read the PDF report in tests; each installed only when missing.
+# (pdftoppm, pdftotext) to read the PDF report in tests, and curl for the README's curl lines (tests/test_readme.py);
+# each installed only when missing.
 .PHONY: system-deps
-system-deps: /usr/bin/chromium /usr/bin/pdftoppm
+system-deps: /usr/bin/chromium /usr/bin/pdftoppm /usr/bin/curl
 
 /usr/bin/chromium:
 	apt-get update
@@ -49,6 +50,10 @@ system-deps: /usr/bin/chromium /usr/bin/pdftoppm
 /usr/bin/pdftoppm:
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y poppler-utils
+
+/usr/bin/curl:
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y curl
 
 lint: $(DEVSTAMP)
 	$(PY) -m ruff check .
