@@ -29,6 +29,8 @@ from risk.ledger import now, recorded
 logger = logging.getLogger(__name__)
 CV_FOLDS = 5
 CARD_LOSSES = 2000  # per-row log-losses kept on the card (a fixed subsample beyond this)
+CV_ROWS = 100_000  # the card's cross-validation runs on a stratified sample of this many rows beyond it
+REFERENCE_ROWS = 2000  # training rows kept on the card: the drift decision's reference for the features
 
 
 def train_model(frame: pd.DataFrame, seed: int = 0) -> LogisticRegression:
@@ -56,18 +58,35 @@ def out_of_fold(frame: pd.DataFrame, seed: int = 0) -> tuple[np.ndarray, np.ndar
     return y, (proba >= 0.5).astype(int), proba, folds
 
 
+def stratified_sample(frame: pd.DataFrame, rows: int, seed: int = 0) -> pd.DataFrame:
+    """`rows` rows of `frame` (all of them when it has no more), each class in its own share, in their order."""
+    if len(frame) <= rows:
+        return frame
+    rng = np.random.default_rng(seed)
+    y = frame[contract.TARGET].to_numpy()
+    keep = []
+    for label in np.unique(y):
+        where = np.flatnonzero(y == label)
+        keep.append(rng.choice(where, max(1, round(rows * len(where) / len(y))), replace=False))
+    return frame.iloc[np.sort(np.concatenate(keep))]
+
+
 def expected_performance(frame: pd.DataFrame, seed: int = 0) -> dict | None:
-    """Cross-validated F1 and log-loss with their spread and sample sizes; None when CV is impossible."""
+    """Cross-validated F1 and log-loss with their spread and sample sizes, on a stratified sample of CV_ROWS
+    rows when there are more (the standard errors are those of the sample: nothing hidden); None when CV is
+    impossible."""
     from risk import drift
 
-    y, predicted, proba, folds = out_of_fold(frame, seed)
+    sample = stratified_sample(frame, CV_ROWS, seed)
+    y, predicted, proba, folds = out_of_fold(sample, seed)
     if not folds:
         return None
     losses = drift.row_log_loss(y, proba)
     counts = drift.confusion_counts(y, predicted)
     kept = losses if len(losses) <= CARD_LOSSES else np.random.default_rng(seed).choice(losses, CARD_LOSSES, False)
     return {
-        "cv_folds": folds, "n": len(y), "confusion": dict(zip(("tp", "fp", "fn", "tn"), counts.tolist(), strict=True)),
+        "cv_folds": folds, "n": len(y), "sampled_from": len(frame) if len(sample) < len(frame) else None,
+        "confusion": dict(zip(("tp", "fp", "fn", "tn"), counts.tolist(), strict=True)),
         "f1": float(drift.f1_from_counts(counts)), "f1_se": _f1_se(counts),
         "log_loss": float(losses.mean()), "log_loss_se": float(losses.std(ddof=1) / np.sqrt(len(losses))),
         "row_log_loss": [round(float(v), 5) for v in kept],
@@ -92,7 +111,16 @@ def model_card(frame: pd.DataFrame, data_path: Path) -> dict:
         "trained_at": now(),
         "sklearn_version": sklearn.__version__,
         "expected_performance": expected_performance(frame),
+        "reference": reference_sample(frame),
     }
+
+
+def reference_sample(frame: pd.DataFrame, seed: int = 0) -> dict:
+    """A bounded sample of the training rows' features, kept on the card: the drift decision compares new rows
+    with it instead of reading the history again."""
+    sample = stratified_sample(frame, REFERENCE_ROWS, seed)
+    return {"features": list(contract.FEATURES), "rows": len(sample), "of": len(frame),
+            "values": contract.matrix(sample).tolist()}
 
 
 def read_training_data(path: Path) -> pd.DataFrame:

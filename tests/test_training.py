@@ -124,3 +124,23 @@ def test_a_large_card_keeps_a_fixed_sample_of_row_losses():
     expected = training.expected_performance(frame)
     assert expected["n"] == training.CARD_LOSSES + 500
     assert len(expected["row_log_loss"]) == training.CARD_LOSSES
+
+
+def test_cross_validation_runs_on_a_stratified_sample_when_the_data_is_large(monkeypatch) -> None:
+    frame = contract.validate_frame(synthetic_frame(3000, seed=5), "synthetic")
+    monkeypatch.setattr(training, "CV_ROWS", 1000)
+    expected = training.expected_performance(frame)
+    assert (expected["n"], expected["sampled_from"]) == (1000, 3000)
+    positives = int(frame[TARGET].sum())
+    assert sum(expected["confusion"][k] for k in ("tp", "fn")) == round(1000 * positives / 3000)
+    assert training.expected_performance(frame.head(900))["sampled_from"] is None  # small data: every row
+
+
+def test_the_card_keeps_a_bounded_reference_sample_of_the_training_features(monkeypatch) -> None:
+    frame = contract.validate_frame(synthetic_frame(500, seed=6), "synthetic")
+    monkeypatch.setattr(training, "REFERENCE_ROWS", 100)
+    reference = training.reference_sample(frame)
+    assert reference["features"] == list(FEATURES)
+    assert (reference["rows"], reference["of"], len(reference["values"])) == (100, 500, 100)
+    rows = {tuple(row) for row in frame[list(FEATURES)].to_numpy().tolist()}
+    assert all(tuple(row) in rows for row in reference["values"])  # training rows, not made-up ones
