@@ -1,9 +1,12 @@
 """Diagnostics of the deployed model and the ingested data, stored in the ledger so that trends exist.
 
-Reads the deployed model (verified), testdata.csv, finaldata.csv and requirements.txt; times ingestion and
-training (medians of several runs) in scratch copies (pipeline outputs are never touched). Writes
-diagnostics.json to the model folder and one row to the ledger's `diagnostics` table; the index's latest
-versions are cached in the ledger (`package_versions`) and looked up at most daily.
+Reads the deployed model (verified), testdata.csv, finaldata.csv and requirements.txt. Timings: the medians
+of the real ingestion and training runs the ledger records, and fresh runs (medians of several) in scratch
+copies on at most SAMPLE_BYTES of the input folder, which says how much (pipeline outputs are never touched).
+Writes diagnostics.json to the model folder and one row to the ledger's `diagnostics` table; the index's
+latest versions are cached in the ledger (`package_versions`) and looked up at most daily.
+GET /diagnostics answers from the newest recorded run plus what is cheap now (the model's predictions on the
+test data, the dependencies), so a request never reads the history.
 Run: python diagnostics.py [--config PATH] [--json]
 """
 from __future__ import annotations
@@ -36,6 +39,8 @@ PIP_TIMEOUT_SECONDS = 10  # one `pip index versions` call
 LATEST_TTL_SECONDS = 24 * 3600  # a cached latest version is looked up again at most daily
 LATEST_WAIT_SECONDS = 3.0  # GET /diagnostics waits at most this long for lookups; the rest say "unknown" for now
 REPEATS = 3  # timing runs; the medians are reported
+SAMPLE_BYTES = 8 << 20  # fresh timings run on at most this much of the input folder (whole lines)
+TIMED_STAGES = ("ingestion", "training")
 UNKNOWN = "unknown"
 
 
@@ -68,25 +73,62 @@ def _timed(function: object, *args: object) -> float:
         stage_logger.setLevel(level)
 
 
-def _scratch_run(config: Config) -> tuple[float, float]:
-    """(ingestion, training) seconds on the input folder, in a fresh scratch copy of the outputs."""
+def input_sample(source: Path, target: Path, limit: int = SAMPLE_BYTES) -> dict:
+    """Copy the input folder's CSVs into `target`, in name order, up to `limit` bytes (the last one cut at a
+    line end); {"bytes", "of_bytes", "files", "of_files"} of what was copied."""
+    target.mkdir(parents=True)
+    files = sorted(p for p in source.glob("*.csv") if p.is_file())
+    copied = files_copied = 0
+    for path in files:
+        room = limit - copied
+        if room <= 0:
+            break
+        with open(path, "rb") as handle:
+            data = handle.read(room + 1)
+        if len(data) > room:
+            data = data[:data.rfind(b"\n", 0, room) + 1]
+        if data:
+            (target / path.name).write_bytes(data)
+            copied, files_copied = copied + len(data), files_copied + 1
+    return {"bytes": copied, "of_bytes": sum(p.stat().st_size for p in files), "files": files_copied,
+            "of_files": len(files)}
+
+
+def _scratch_run(config: Config, root: Path) -> tuple[float, float]:
+    """(ingestion, training) seconds on the sampled input in `root`, in a fresh scratch copy of the outputs."""
+    import shutil
+
     from risk import ingestion, training
 
-    with tempfile.TemporaryDirectory(prefix="diagnostics-") as scratch:
-        root = Path(scratch)
-        copy = config._replace(config_path=root / "config.json", output_folder=root / "ingesteddata",
-                               model_folder=root / "models", prod_folder=root / "production")
-        return _timed(ingestion.run_ingestion, copy), _timed(training.run_training, copy)
+    for folder in ("ingesteddata", "models", "production"):
+        shutil.rmtree(root / folder, ignore_errors=True)
+    copy = config._replace(config_path=root / "config.json", input_folder=root / "input",
+                           output_folder=root / "ingesteddata", model_folder=root / "models",
+                           prod_folder=root / "production")
+    return _timed(ingestion.run_ingestion, copy), _timed(training.run_training, copy)
 
 
 def execution_time(config: Config, repeats: int = REPEATS) -> dict:
-    """Median seconds to ingest the input folder and to train on it, over `repeats` scratch runs."""
-    try:
-        runs = [_scratch_run(config) for _ in range(repeats)]
-    except RiskError as exc:
-        return {"ingestion_seconds": None, "training_seconds": None, "repeats": 0, "note": str(exc)}
+    """Median seconds to ingest and to train, over `repeats` scratch runs on at most SAMPLE_BYTES of the input
+    folder (`sample` says how much), beside the medians of the real runs the ledger records (`recorded`)."""
+    from risk.ledger import read_stage_seconds
+
+    recorded = read_stage_seconds(config.ledger_path, TIMED_STAGES) if config.ledger_path.is_file() else {}
+    real = {stage: {"median_seconds": statistics.median(seconds) if seconds else None, "runs": len(seconds),
+                    "seconds": [round(s, 3) for s in seconds]} for stage, seconds in recorded.items()}
+    with tempfile.TemporaryDirectory(prefix="diagnostics-") as scratch:
+        sample = input_sample(config.input_folder, Path(scratch) / "input")
+        if not sample["files"]:
+            return {"ingestion_seconds": None, "training_seconds": None, "repeats": 0, "sample": sample,
+                    "recorded": real, "note": f"{config.input_folder}: no CSV file to time ingestion and training on"}
+        try:
+            runs = [_scratch_run(config, Path(scratch)) for _ in range(repeats)]
+        except RiskError as exc:
+            return {"ingestion_seconds": None, "training_seconds": None, "repeats": 0, "note": str(exc),
+                    "sample": sample, "recorded": real}
     return {"ingestion_seconds": statistics.median(r[0] for r in runs),
-            "training_seconds": statistics.median(r[1] for r in runs), "repeats": repeats}
+            "training_seconds": statistics.median(r[1] for r in runs), "repeats": repeats, "sample": sample,
+            "recorded": real}
 
 
 def pinned_requirements(path: Path) -> dict[str, str]:
@@ -196,13 +238,27 @@ def diagnose(config: Config, timings: bool = True, latest: object = None,
 
 
 def diagnose_online(config: Config, memory: dict[str, tuple[str, float]]) -> dict:
-    """What GET /diagnostics answers: the same report, with the ledger's version cache; writes no file.
-
-    Lookups the cache lacked are kept in `memory` (the app's own), since a GET never writes the ledger.
+    """What GET /diagnostics answers, writing nothing: the newest recorded diagnostics run (its statistics,
+    missing shares and timings, with `recorded_at`) and, checked now, the served version's predictions on the
+    test data and the dependencies. Before any run is recorded the statistics are computed now, without
+    timings. Lookups the version cache lacked are kept in `memory` (the app's own): a GET never writes.
     """
+    from risk.ledger import read_last_diagnostics
+
     cache = cached_versions(config, memory)
     before = dict(cache)
-    report = diagnose(config, cache=cache)
+    last = read_last_diagnostics(config.ledger_path) if config.ledger_path.is_file() else None
+    if last is None:
+        report = {**diagnose(config, timings=False, cache=cache), "recorded_at": None}
+    else:
+        version = registry.current(config.prod_folder)
+        test = read_labelled_csv(config.testdata_path)
+        report = {"model_version": version.label,
+                  "predictions": model_predictions(registry.load_model(version), test),
+                  "summary_statistics": last.get("summary_statistics"), "missing_share": last.get("missing_share"),
+                  "execution_time": last.get("execution_time"), "recorded_at": last["recorded_at"],
+                  "recorded_for_version": last.get("model_version"),
+                  "dependencies": dependencies(REQUIREMENTS, None, cache, LATEST_WAIT_SECONDS)}
     memory.update({n: e for n, e in cache.items() if before.get(n) != e})
     return report
 

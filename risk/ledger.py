@@ -440,6 +440,37 @@ def read_package_versions(path: Path) -> dict[str, tuple[str, float]]:
     return {name: (latest, at) for name, latest, at in rows}
 
 
+def read_stage_seconds(path: Path, stages: tuple[str, ...], limit: int = 10) -> dict[str, list[float]]:
+    """{stage: seconds of its latest `limit` successful runs, oldest first}, read without migrating (for GETs)."""
+    found: dict[str, list[float]] = {stage: [] for stage in stages}
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=30)) as db:
+            for stage in stages:
+                rows = db.execute("SELECT started_at, ended_at FROM runs WHERE stage = ? AND outcome = 'ok' AND"
+                                  " ended_at IS NOT NULL ORDER BY id DESC LIMIT ?", (stage, limit)).fetchall()
+                found[stage] = [(_parse_time(end) - _parse_time(start)).total_seconds()
+                                for start, end in reversed(rows)]
+    except sqlite3.OperationalError:
+        return found
+    return found
+
+
+def read_last_diagnostics(path: Path) -> dict | None:
+    """The newest diagnostics run's report with its time, read without migrating (for GETs); None before one."""
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=30)) as db:
+            row = db.execute("SELECT created_at, detail FROM diagnostics ORDER BY id DESC LIMIT 1").fetchone()
+    except sqlite3.OperationalError:
+        return None
+    return {**json.loads(row[1]), "recorded_at": row[0]} if row else None
+
+
+def _parse_time(text: str):  # -> datetime
+    from datetime import datetime
+
+    return datetime.fromisoformat(text)
+
+
 @contextlib.contextmanager
 def recorded(path: Path, stage: str, parent_run: int | None = None) -> Iterator[tuple[Ledger, int, dict]]:
     """Open the ledger and record one stage run; the caller fills `detail`, the outcome is set on exit."""

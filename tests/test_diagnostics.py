@@ -187,9 +187,22 @@ def test_main_without_a_deployed_model_exits_1(config: Config, caplog: pytest.Lo
 
 def test_execution_time_reports_medians_of_the_repeats(deployed: Config, monkeypatch: pytest.MonkeyPatch) -> None:
     runs = iter([(0.5, 0.1), (0.2, 0.9), (0.3, 0.3)])
-    monkeypatch.setattr(diagnostics, "_scratch_run", lambda config: next(runs))
-    assert diagnostics.execution_time(deployed, repeats=3) == {"ingestion_seconds": 0.3, "training_seconds": 0.3,
-                                                                "repeats": 3}
+    monkeypatch.setattr(diagnostics, "_scratch_run", lambda config, root: next(runs))
+    timings = diagnostics.execution_time(deployed, repeats=3)
+    assert (timings["ingestion_seconds"], timings["training_seconds"], timings["repeats"]) == (0.3, 0.3, 3)
+    assert timings["recorded"]["ingestion"]["runs"] == timings["recorded"]["training"]["runs"] == 1
+
+
+def test_fresh_timings_run_on_a_bounded_sample_of_whole_lines(config: Config, tmp_path: Path) -> None:
+    files = sorted(config.input_folder.glob("*.csv"))
+    total = sum(p.stat().st_size for p in files)
+    limit = files[0].stat().st_size + 120  # the second file's header and a row or so
+    sample = diagnostics.input_sample(config.input_folder, tmp_path / "sample", limit)
+    assert sample == {"bytes": sample["bytes"], "of_bytes": total, "files": 2, "of_files": len(files)}
+    assert files[0].stat().st_size < sample["bytes"] <= limit
+    second = (tmp_path / "sample" / files[1].name).read_bytes()
+    assert second.endswith(b"\n")
+    assert files[1].read_bytes().startswith(second)
 
 
 def counting_latest(calls: list[str], answer: str = "9.9") -> object:
@@ -253,8 +266,9 @@ def test_get_diagnostics_returns_what_the_cli_prints_and_writes_nothing(
     served = answer.get_json()
     assert snapshot(deployed.root) == before
     assert len(calls) == looked_up  # served from the ledger's cache
-    assert served["execution_time"].keys() == printed["execution_time"].keys()
-    assert {**served, "execution_time": None} == {**printed, "execution_time": None}
+    assert served.pop("recorded_for_version") == printed["model_version"]
+    assert served.pop("recorded_at") is not None
+    assert served == printed  # the recorded run, timings included, with the predictions checked now
 
 
 def test_get_diagnostics_before_any_cache_keeps_its_own_lookups(deployed: Config,
