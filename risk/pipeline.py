@@ -140,13 +140,22 @@ def statistical_decision(config: Config, version: registry.Version, model: objec
     from risk import contract, drift, training
 
     card = read_json(version.folder / catalog.CARD)
-    trained_on = training.read_training_data(config.output_folder / catalog.FINALDATA).head(card["rows"])
-    expected = card.get("expected_performance") or training.expected_performance(trained_on)
+    stored = card.get("reference")
+    if stored and "expected_performance" in card:  # the card holds the reference: the history is not read
+        expected = card["expected_performance"]
+        columns = dict(zip(stored["features"], np.asarray(stored["values"], dtype=float).reshape(
+            -1, len(stored["features"])).T, strict=True))
+        nothing = np.full(int(stored["rows"]), np.nan)  # a feature the version was not trained with: no reference
+        reference_x = np.column_stack([columns.get(name, nothing) for name in contract.FEATURES])
+    else:  # a card from before it kept a reference: its training rows, read from the history
+        trained_on = training.read_training_data(config.output_folder / catalog.FINALDATA).head(card["rows"])
+        expected = card.get("expected_performance") or training.expected_performance(trained_on)
+        reference_x = contract.matrix(trained_on)
     if expected is None:
         reason = "the deployed model's training data cannot be cross-validated (a class has < 2 rows)"
         return drift.Decision(drift.INCONCLUSIVE, "statistical", {"new_rows": len(new)}, reason)
     counts = np.array([expected["confusion"][k] for k in ("tp", "fp", "fn", "tn")])
-    reference = drift.Reference(counts, np.asarray(expected["row_log_loss"]), contract.matrix(trained_on))
+    reference = drift.Reference(counts, np.asarray(expected["row_log_loss"]), reference_x)
     x, y = contract.split_xy(new)
     proba = model.predict_proba(x)[:, 1] if len(y) else np.empty(0)
     predicted = model.predict(x) if len(y) else np.empty(0, dtype=int)

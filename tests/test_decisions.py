@@ -87,3 +87,20 @@ def test_decisions_before_any_and_bad_limits(config: Config) -> None:
         for bad in (0, -1, decisions.MAX_LIMIT + 1, "5", True, 2.5):
             with pytest.raises(ValueError, match=f"limit must be an integer from 1 to {decisions.MAX_LIMIT}"):
                 decisions.decisions(ledger, bad)
+
+
+def test_the_decision_compares_with_the_cards_reference_without_reading_the_history(
+        deployed: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    from risk import training
+
+    def no_history(*args: object) -> None:
+        raise AssertionError("the decision read the history")
+
+    monkeypatch.setattr(training, "read_training_data", no_history)
+    version = registry.current(deployed.prod_folder)
+    new = contract.validate_frame(synthetic_frame(60, seed=12), "new")
+    decision = pipeline.statistical_decision(deployed, version, registry.load_model(version), new)
+    card = json.loads((version.folder / "trainedmodel.json").read_text(encoding="utf-8"))
+    features = [t for t in decision.tests if t["kind"] == "data"]
+    assert [t["name"] for t in features] == list(contract.FEATURES)
+    assert {t["n_reference"] for t in features} == {card["reference"]["rows"]} == {card["rows"]}

@@ -260,3 +260,22 @@ def test_deferred_files_wait_for_new_data_and_then_are_decided_together(tmp_path
         assert not ledger.files(status="ingested", pending=True)
         assert [d["verdict"] for d in ledger.decisions()] == [drift.DRIFT, drift.INCONCLUSIVE]
         assert second != first
+
+
+def test_a_tiny_reference_against_a_huge_batch_decides_in_bounded_memory() -> None:
+    """A 26-row model's card against 200k new rows: the permutation tests permute bounded subsamples."""
+    import tracemalloc
+
+    rng = np.random.default_rng(3)
+    reference = drift.Reference(np.array([8, 3, 4, 11]), rng.exponential(0.5, 26), rng.normal(size=(26, 3)))
+    n = 200_000
+    y = rng.integers(0, 2, n)
+    batch = drift.Batch(y, y.copy(), np.clip(rng.random(n), 0.01, 0.99), rng.normal(size=(n, 3)))
+    tracemalloc.start()
+    decision = drift.statistical_rule(reference, batch, ("a", "b", "c"), drift.Thresholds())
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 150 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+    log_loss = next(t for t in decision.tests if t["name"] == "log_loss")
+    assert (log_loss["test"], log_loss["n"], log_loss["n_used"]) == ("permutation, one-sided", n, drift.REFERENCE_CAP)
+    assert decision.verdict in {drift.DRIFT, drift.NO_DRIFT, drift.INCONCLUSIVE}
