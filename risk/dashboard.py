@@ -11,7 +11,7 @@ import logging
 from flask import Blueprint, Response, current_app, make_response, render_template
 from markupsafe import Markup, escape
 
-from risk import readside, registry, store
+from risk import prepared, readside, registry, store
 from risk.config import Config
 from risk.errors import ApiError, IntegrityError, MissingInputError
 from risk.readside import ModelHolder
@@ -32,6 +32,9 @@ def ranking_or_reason(config: Config, holder: ModelHolder) -> tuple[dict | None,
         return readside.risk_ranking(config, holder, TOP)[1], None
     except store.UnusableIngestedData as exc:
         return None, f"The ingested data breaks the data contract: {exc}"
+    except prepared.StaleReadState:
+        return None, ("The list is being prepared (its read state is behind the ingested data): the next"
+                      " fullprocess.py or ingestion.py run brings it up to date.")
     except MissingInputError:
         return None, "No ingested data yet: run ingestion.py or fullprocess.py."
     except (ApiError, IntegrityError) as exc:

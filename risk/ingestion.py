@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from risk import catalog, contract, fastread, inbox, rowcheck, rowindex, rowtext, views
+from risk import catalog, contract, fastread, inbox, prepared, rowcheck, rowindex, rowtext, views
 from risk.config import Config, require_folder
 from risk.errors import BusyError, ContractError, MissingInputError
 from risk.files import atomic_write_text, single_flight
@@ -311,6 +311,8 @@ def run_ingestion(config: Config, parent_run: int | None = None) -> dict:
         with recorded(config.ledger_path, "ingestion", parent_run) as (ledger, run_id, detail):
             summary = summarise(ingest_new(config, ledger, run_id))
             detail.update(summary)
+            committed = ledger.committed_ends()[0]
+        prepared.update(config, committed)  # after the commit: the API's read state follows the ledger
     logger.info("ingestion: %d file(s), %d new row(s), %d duplicate row(s); rejected %d file(s) and %d row(s) "
                 "(see %s); %d duplicate file(s)", summary["ingested_files"], summary["ingested_rows"],
                 summary["duplicate_rows"], summary["rejected_files"], summary["rejected_rows"], catalog.REJECTS,

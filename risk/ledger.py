@@ -455,6 +455,17 @@ def read_stage_seconds(path: Path, stages: tuple[str, ...], limit: int = 10) -> 
     return found
 
 
+def read_committed_end(path: Path) -> int | None:
+    """The byte length of finaldata.csv the ledger has committed (None before any), read without migrating."""
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=30)) as db:
+            row = db.execute("SELECT data_end FROM files WHERE data_end IS NOT NULL"
+                             " ORDER BY id DESC LIMIT 1").fetchone()
+    except sqlite3.OperationalError:
+        return None
+    return row[0] if row else None
+
+
 def read_last_diagnostics(path: Path) -> dict | None:
     """The newest diagnostics run's report with its time, read without migrating (for GETs); None before one."""
     try:

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from risk import catalog, cli, contract, registry, rowindex, rowtext, store
+from risk import catalog, cli, contract, prepared, registry, rowindex, rowtext, store
 from risk.config import Config
 from risk.errors import BusyError, IntegrityError
 from risk.files import atomic_write_bytes, atomic_write_text, fsync_dir, sha256_file, single_flight
@@ -167,6 +167,8 @@ def run_migration(config: Config) -> dict:
         if config.ledger_path.is_file():
             with Ledger(config.ledger_path) as ledger:
                 result = migrate_history(config, ledger)
+                if result["history"] == "migrated":  # the API's read state gains the column too
+                    prepared.update(config, ledger.committed_ends()[0])
         result["converted_versions"] = convert_versions(config)
     if result.get("history") != "migrated" and not result["converted_versions"]:
         logger.info("migrate: nothing to do (the history has the contract's columns; every version has %s)",

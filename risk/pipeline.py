@@ -30,6 +30,16 @@ def views_written(config: Config, ledger: Ledger) -> bool:
     return text == "".join(f"{name}\n" for name in views.ingested_names(ledger))
 
 
+def prepared_written(config: Config, ledger: Ledger) -> bool:
+    """True when the API's read state covers what the ledger has committed (its text tag; stdlib only)."""
+    committed = ledger.committed_ends()[0]
+    try:
+        tag = (config.output_folder / catalog.PREPARED_TAG).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        tag = None
+    return committed is None or (tag == str(committed) and (config.output_folder / catalog.PREPARED).is_file())
+
+
 def deployment_work(config: Config, ledger: Ledger) -> list[str]:
     """What the deployed version still needs: a first model, its ledger record, or its diagnostics and report."""
     live = registry.current_number(config.prod_folder)
@@ -56,6 +66,8 @@ def pending_work(config: Config) -> list[str]:
             reasons.append("ingested data awaits a drift decision")
         if not views_written(config, ledger):
             reasons.append("ingested-data views are behind the ledger")
+        if not prepared_written(config, ledger):
+            reasons.append("the API's prepared read state is behind the ledger")
         if not reasons:
             ledger.record_idle("fullprocess", {"reason": "nothing new"})
     return reasons
@@ -305,6 +317,15 @@ def refresh_views(config: Config, ledger: Ledger) -> None:
         ingestion.write_views(config, ledger)
 
 
+def refresh_prepared(config: Config, ledger: Ledger) -> None:
+    """Bring the API's read state up to the ledger (after a killed run, an upgrade, or an ingestion by hand
+    that was killed between its commit and the state)."""
+    if not prepared_written(config, ledger):
+        from risk import prepared
+
+        prepared.update(config, ledger.committed_ends()[0])
+
+
 def process(config: Config) -> dict:
     """One run with work to do, recorded in the ledger. The ingestion lock is held from the decision to the
     report, so that a hand-run ingestion cannot add rows the new model trains on but the decision never saw."""
@@ -320,6 +341,7 @@ def process(config: Config) -> dict:
                 detail["action"] = INGESTION_BUSY
                 return detail
             refresh_views(config, ledger)
+            refresh_prepared(config, ledger)
             detail["action"] = act(config, ledger, run_id)
             logger.info("fullprocess: %s", detail["action"])
             follow_up(config, ledger, run_id)

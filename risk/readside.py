@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from risk import decisions, diagnostics, registry, risklist, scoring, store
+from risk import decisions, diagnostics, registry, risklist, scoring
 from risk.config import Config
 from risk.errors import ApiError, ContractError, IntegrityError, MissingInputError
 from risk.ledger import Ledger
@@ -91,15 +91,38 @@ def previous_model(prod: Path, number: int) -> tuple[object | None, str | None]:
         return None, f"no movers: the previous version {number} failed verification (see the server log)"
 
 
+def prepared_state(config: Config):  # -> prepared.State
+    """The read state the pipeline prepared, if it covers exactly what the ledger has committed."""
+    from risk import prepared
+    from risk.ledger import read_committed_end
+
+    committed = read_committed_end(config.ledger_path) if config.ledger_path.is_file() else None
+    return prepared.current(config, committed)
+
+
+RANK_LIMIT = 10_000  # the longest list /risk gives (its `top`)
+_rankings: dict[tuple, dict] = {}  # (prod folder, version, previous version, state tag) -> the full ranking
+_rankings_lock = threading.Lock()
+
+
 def risk_ranking(config: Config, holder: ModelHolder, top: int) -> tuple[registry.Version, dict]:
     """The served version and GET /risk's answer: the `top` clients with reasons, and movers since the last
-    one; a previous version that fails verification costs only the movers (`movers_note` says why)."""
+    one; a previous version that fails verification costs only the movers (`movers_note` says why). The ranking
+    is computed once per version and data change (per worker) from the prepared state, then sliced."""
     version, model = holder.get()
     before = registry.predecessor(config.prod_folder, version.number)
-    previous, note = previous_model(config.prod_folder, before) if before else (None, None)
-    frame = store.read_history(config)
-    return version, {"model_version": version.label, "previous_version": before,
-                     **risklist.rank(frame, model, top, previous), "movers_note": note}
+    state = prepared_state(config)
+    key = (config.prod_folder, version.number, before, state.tag)
+    with _rankings_lock:
+        full = _rankings.get(key)
+        if full is None:
+            previous, note = previous_model(config.prod_folder, before) if before else (None, None)
+            full = {**risklist.rank(state.clients, model, RANK_LIMIT, previous), "movers_note": note}
+            _rankings.clear()  # one ranking per worker: the newest
+            _rankings[key] = full
+    return version, {"model_version": version.label, "previous_version": before, "clients": full["clients"][:top],
+                     "movers": full["movers"][:top], "population": full["population"],
+                     "movers_note": full["movers_note"]}
 
 
 def served_version(holder: ModelHolder) -> tuple[registry.Version | None, str | None]:
@@ -122,8 +145,11 @@ def test_score(config: Config, holder: ModelHolder) -> dict:
 
 
 def summary_statistics(config: Config) -> dict:
-    """GET /summarystats: mean, median and standard deviation of each feature of the ingested history."""
-    return diagnostics.summary_statistics(store.read_history(config))
+    """GET /summarystats: mean, median and standard deviation of each feature of the ingested history, kept
+    up to date by the pipeline as rows arrive (risk/prepared.py)."""
+    from risk import prepared
+
+    return prepared.summary(prepared_state(config))
 
 
 def diagnostics_now(config: Config, holder: ModelHolder, versions: dict[str, tuple[str, float]]) -> dict:

@@ -190,13 +190,22 @@ def test_a_corrupt_previous_version_still_shows_the_ranking(deployed: Config) ->
 
 
 @pytest.mark.parametrize("tail", [b"torn,12", b"a,1,2,3,4,5,6,7\n"])
-def test_a_bad_row_in_finaldata_is_said_on_the_page(deployed: Config, tail: bytes) -> None:
+def test_a_torn_tail_in_finaldata_is_invisible_on_the_page(deployed: Config, tail: bytes) -> None:
     with open(deployed.output_folder / "finaldata.csv", "ab") as handle:
         handle.write(tail)
     answer = create_app(deployed).test_client().get("/")
     assert answer.status_code == 200
     html = answer.get_data(as_text=True)
-    assert "The ingested data breaks the data contract" in html
+    assert 'class="client-row"' in html
+    assert "torn" not in html
+
+
+def test_a_read_state_behind_the_ledger_is_said_on_the_page(deployed: Config) -> None:
+    (deployed.output_folder / "prepared.npz").unlink()
+    answer = create_app(deployed).test_client().get("/")
+    assert answer.status_code == 200
+    html = answer.get_data(as_text=True)
+    assert "The list is being prepared" in html
     assert 'class="client-row"' not in html
 
 

@@ -10,8 +10,9 @@ import pytest
 from conftest import synthetic_frame, write_frame
 
 import deployment as deployment_cli
-from risk import catalog, contract, deployment, ingestion, openapi, registry, scoring, training
+from risk import catalog, contract, deployment, ingestion, openapi, pipeline, registry, scoring, training
 from risk.config import Config
+from risk.ledger import Ledger
 
 FEATURES = list(contract.FEATURES)
 
@@ -239,14 +240,42 @@ def test_spreadsheet_safe_follows_the_owasp_rule() -> None:
         assert spreadsheet_safe(text) == text
 
 
-@pytest.mark.parametrize("route", ["/risk", "/summarystats", "/diagnostics"])
+@pytest.mark.parametrize("route", ["/risk", "/summarystats"])
 @pytest.mark.parametrize("tail", [b"torn,12", b"a,1,2,3,4,5,6,7\n"])
-def test_a_bad_row_in_finaldata_is_the_servers_fault_503(client, deployed: Config, route: str, tail: bytes) -> None:
+def test_rows_past_the_ledgers_committed_end_are_never_served(client, deployed: Config, route: str,
+                                                              tail: bytes) -> None:
+    """A torn tail a killed run left, or a run's rows not yet committed, are invisible to the API."""
+    before = client.get(route).get_json()
     with open(deployed.output_folder / "finaldata.csv", "ab") as handle:
         handle.write(tail)
     answer = client.get(route)
+    assert answer.status_code == 200
+    assert answer.get_json() == before
+
+
+@pytest.mark.parametrize("route", ["/risk", "/summarystats"])
+def test_a_read_state_behind_the_ledger_is_503_naming_what_rebuilds_it(client, deployed: Config,
+                                                                        route: str) -> None:
+    (deployed.output_folder / "prepared.npz").unlink()
+    answer = client.get(route)
+    assert answer.status_code == 503, answer.get_json()
+    assert answer.get_json()["error"] == "not_ready"
+    assert "prepared read state" in answer.get_json()["detail"]
+    assert "ingestion.py or fullprocess.py" in answer.get_json()["detail"]
+    assert str(deployed.root) not in answer.get_json()["detail"]
+    assert "503" in openapi.spec()["paths"][route]["get"]["responses"]  # declared in /openapi.json
+    with Ledger(deployed.ledger_path) as ledger:
+        pipeline.refresh_prepared(deployed, ledger)  # what the next tick does
+    assert client.get(route).status_code == 200
+
+
+@pytest.mark.parametrize("tail", [b"torn,12", b"a,1,2,3,4,5,6,7\n"])
+def test_a_bad_row_in_finaldata_before_any_diagnostics_run_is_the_servers_fault_503(client, deployed: Config,
+                                                                                     tail: bytes) -> None:
+    with open(deployed.output_folder / "finaldata.csv", "ab") as handle:
+        handle.write(tail)
+    answer = client.get("/diagnostics")
     assert answer.status_code == 503, answer.get_json()
     assert answer.get_json()["error"] == "not_ready"
     assert "finaldata.csv" in answer.get_json()["detail"]
     assert str(deployed.root) not in answer.get_json()["detail"]
-    assert "503" in openapi.spec()["paths"][route]["get"]["responses"]  # declared in /openapi.json

@@ -1,0 +1,177 @@
+"""The read state the pipeline prepares for the API: each client's latest row and the history's summary
+statistics, kept up to date as data is ingested, so that a request costs the size of its answer.
+
+One file, `ingesteddata/prepared.npz`, written atomically after each ingestion commit and tagged with the
+byte length of `finaldata.csv` it covers (the ledger's committed end); `prepared.tag` repeats the tag as text
+for the idle tick, which imports no NumPy. An update reads only the rows
+appended since its tag. Readers take it only when its tag is the ledger's committed end: the API never
+sees a row the ledger has not recorded (a run being appended, a torn tail), and a stale or missing state (a
+killed run, an upgrade) is a 503 naming the command that rebuilds it, never a rebuild per request.
+
+Summary statistics are exact: count, mean and the sum of squared deviations merge by Chan's formula, and
+the median comes from each feature's distinct values with their counts (a count column has few).
+"""
+from __future__ import annotations
+
+import io
+import logging
+from collections import namedtuple
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from risk import catalog, contract
+from risk.config import Config
+from risk.errors import MissingInputError
+from risk.files import atomic_write_bytes, atomic_write_text
+
+logger = logging.getLogger(__name__)
+FORMAT = 1
+NUMBERS = (*contract.FEATURES, contract.TARGET)
+
+class StaleReadState(MissingInputError):
+    """The prepared read state is missing or behind the ledger: a 503 until the pipeline brings it up."""
+
+
+State = namedtuple("State", "tag clients stats")  # clients: DataFrame (id, features, target, position)
+
+
+def path_of(config: Config) -> Path:
+    return config.output_folder / catalog.PREPARED
+
+
+def _stats_of(values: np.ndarray) -> dict:
+    values = values[np.isfinite(values)]
+    distinct, counts = np.unique(values, return_counts=True)
+    mean = float(values.mean()) if values.size else 0.0
+    return {"n": int(values.size), "mean": mean, "m2": float(((values - mean) ** 2).sum()),
+            "values": distinct, "counts": counts.astype(np.int64)}
+
+
+def _merge_stats(a: dict, b: dict) -> dict:
+    """Chan et al.'s pairwise update of count, mean and M2, and the union of the value counts."""
+    n = a["n"] + b["n"]
+    if not n:
+        return a
+    delta = b["mean"] - a["mean"]
+    mean = a["mean"] + delta * b["n"] / n
+    m2 = a["m2"] + b["m2"] + delta * delta * a["n"] * b["n"] / n
+    values, inverse = np.unique(np.r_[a["values"], b["values"]], return_inverse=True)
+    counts = np.bincount(inverse, weights=np.r_[a["counts"], b["counts"]], minlength=values.size).astype(np.int64)
+    return {"n": n, "mean": mean, "m2": m2, "values": values, "counts": counts}
+
+
+def _median(stat: dict) -> float:
+    if not stat["n"]:
+        return float("nan")
+    cumulative = np.cumsum(stat["counts"])
+    low = stat["values"][np.searchsorted(cumulative, (stat["n"] + 1) // 2)]
+    high = stat["values"][np.searchsorted(cumulative, stat["n"] // 2 + 1)]
+    return float((low + high) / 2)
+
+
+def summary(state: State) -> dict:
+    """Mean, median and standard deviation (n - 1) of each feature over the whole history."""
+    out = {}
+    for name in contract.FEATURES:
+        stat = state.stats[name]
+        std = (stat["m2"] / (stat["n"] - 1)) ** 0.5 if stat["n"] > 1 else float("nan")
+        out[name] = {"mean": stat["mean"] if stat["n"] else float("nan"), "median": _median(stat), "std": std}
+    return out
+
+
+def _latest(frame: pd.DataFrame, start: int) -> pd.DataFrame:
+    """Each named client's latest row of `frame`, with its position in the history (ingestion order)."""
+    frame = frame.assign(position=np.arange(start, start + len(frame), dtype=np.int64))
+    named = frame[frame[contract.ID_COLUMN].notna()]
+    return named.drop_duplicates(contract.ID_COLUMN, keep="last")
+
+
+def _apply(state: State | None, rows: pd.DataFrame, tag: int) -> State:
+    start = 0 if state is None else int(state.stats["rows"])
+    fresh = {name: _stats_of(rows[name].to_numpy(dtype=float)) for name in NUMBERS}
+    if state is None:
+        clients, stats = _latest(rows, start), fresh
+    else:
+        both = pd.concat([state.clients, _latest(rows, start)], ignore_index=True)
+        clients = both.drop_duplicates(contract.ID_COLUMN, keep="last")
+        stats = {name: _merge_stats(state.stats[name], fresh[name]) for name in NUMBERS}
+    clients = clients.sort_values("position", kind="stable").reset_index(drop=True)
+    return State(tag, clients, {**stats, "rows": start + len(rows)})
+
+
+def _encode(state: State) -> bytes:
+    arrays = {"format": np.array(FORMAT), "tag": np.array(state.tag), "rows": np.array(state.stats["rows"]),
+              "columns": np.array(contract.COLUMNS), "position": state.clients["position"].to_numpy(np.int64),
+              "ids": state.clients[contract.ID_COLUMN].to_numpy(dtype=str)}
+    for name in NUMBERS:
+        arrays[f"x:{name}"] = state.clients[name].to_numpy(dtype=float)
+        stat = state.stats[name]
+        arrays[f"s:{name}"] = np.array([stat["n"], stat["mean"], stat["m2"]])
+        arrays[f"v:{name}"], arrays[f"c:{name}"] = stat["values"], stat["counts"]
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def load(config: Config) -> State | None:
+    """The prepared state as written, or None when there is none or it is of another layout."""
+    try:
+        with np.load(path_of(config), allow_pickle=False) as data:
+            if int(data["format"]) != FORMAT or tuple(data["columns"].tolist()) != contract.COLUMNS:
+                return None
+            clients = pd.DataFrame({contract.ID_COLUMN: pd.array(data["ids"].tolist(), dtype="string"),
+                                    **{name: data[f"x:{name}"] for name in NUMBERS}, "position": data["position"]})
+            clients[contract.TARGET] = clients[contract.TARGET].astype("int64")
+            stats = {name: {"n": int(data[f"s:{name}"][0]), "mean": float(data[f"s:{name}"][1]),
+                            "m2": float(data[f"s:{name}"][2]), "values": data[f"v:{name}"],
+                            "counts": data[f"c:{name}"]} for name in NUMBERS}
+            return State(int(data["tag"]), clients, {**stats, "rows": int(data["rows"])})
+    except (FileNotFoundError, KeyError, ValueError, OSError):
+        return None
+
+
+def _rows_between(config: Config, start: int, end: int) -> pd.DataFrame:
+    from risk import store
+
+    with open(config.finaldata_path, "rb") as handle:
+        handle.seek(start)
+        text = handle.read(end - start)
+    raw = pd.read_csv(io.BytesIO(store.DATA_HEADER + text), dtype=str, keep_default_na=False, na_values=[""])
+    return contract.validate_frame(raw, catalog.FINALDATA, history=True)
+
+
+def update(config: Config, committed: int | None) -> State | None:
+    """Bring the prepared state up to the ledger's committed end of finaldata.csv, reading only the rows
+    appended since its tag (the whole history when there is no usable state); None before any data."""
+    from risk import store
+
+    if committed is None:
+        return None
+    state = load(config)
+    if state is not None and state.tag == committed:
+        atomic_write_text(config.output_folder / catalog.PREPARED_TAG, f"{committed}\n")
+        return state
+    start = len(store.DATA_HEADER)
+    if state is not None and start <= state.tag < committed:
+        new = _apply(state, _rows_between(config, state.tag, committed), committed)
+        how = f"{new.stats['rows'] - state.stats['rows']} new row(s)"
+    else:
+        new = _apply(None, _rows_between(config, start, committed), committed)
+        how = f"rebuilt from {new.stats['rows']} row(s)"
+    atomic_write_bytes(path_of(config), _encode(new))
+    atomic_write_text(config.output_folder / catalog.PREPARED_TAG, f"{committed}\n")
+    logger.info("prepared read state: %s, %d client(s)", how, len(new.clients))
+    return new
+
+
+def current(config: Config, committed: int | None) -> State:
+    """The prepared state for a request: it must cover exactly what the ledger has committed."""
+    if committed is None:
+        raise MissingInputError(f"{config.finaldata_path}: no ingested data (run ingestion.py first)")
+    state = load(config)
+    if state is None or state.tag != committed:
+        raise StaleReadState(f"{path_of(config)}: the prepared read state is missing or behind the ledger (a killed"
+                             " run or an upgrade): the next ingestion.py or fullprocess.py run rebuilds it")
+    return state

@@ -1,0 +1,57 @@
+"""The API's prepared read state: kept up to date at ingestion from the new rows only, equal to what the whole
+history says, never ahead of or behind the ledger without saying so."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from conftest import synthetic_frame, write_frame
+
+from risk import contract, ingestion, pipeline, prepared, risklist, store
+from risk.config import Config
+from risk.ledger import Ledger, read_committed_end
+
+
+def test_summary_statistics_have_a_known_answer() -> None:
+    frame = contract.validate_frame(pd.DataFrame({
+        contract.ID_COLUMN: ["a", "b", "c", "d"], **{name: [1, 2, 3, 4] for name in contract.FEATURES},
+        contract.TARGET: [0, 1, 0, 1]}), "known")
+    first = prepared._apply(None, frame.head(1), 10)
+    state = prepared._apply(first, frame.tail(3), 20)  # merged in two steps, as two ingestion runs would
+    for name in contract.FEATURES:
+        assert prepared.summary(state)[name] == {"mean": 2.5, "median": 2.5, "std": pytest.approx(1.2909944487)}
+    assert state.stats["rows"] == 4
+    assert state.tag == 20
+
+
+def test_ingesting_in_steps_gives_what_the_whole_history_gives(config: Config) -> None:
+    ingestion.run_ingestion(config)
+    for seed in (1, 2):  # later months: some clients again, with new values
+        frame = synthetic_frame(200, seed=seed)
+        frame[contract.ID_COLUMN] = [f"client{i % 150}" for i in range(200)]
+        write_frame(frame, config.input_folder / f"month{seed}.csv")
+        ingestion.run_ingestion(config)
+    state = prepared.load(config)
+    assert state.tag == read_committed_end(config.ledger_path) == config.finaldata_path.stat().st_size
+    history = store.read_history(config)
+    expected = history[list(contract.FEATURES)].agg(["mean", "median", "std"])
+    for name, numbers in prepared.summary(state).items():
+        assert numbers == pytest.approx(expected[name].to_dict())
+    latest = risklist.latest_clients(history)
+    pd.testing.assert_frame_equal(state.clients.drop(columns="position"), latest, check_dtype=False)
+
+
+def test_a_run_killed_between_its_commit_and_the_state_is_caught_up_by_the_next_tick(
+        config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    ingestion.run_ingestion(config)
+    before = prepared.load(config)
+    monkeypatch.setattr(prepared, "update", lambda *args: None)  # killed after the ledger's commit
+    write_frame(synthetic_frame(50, seed=4), config.input_folder / "late.csv")
+    ingestion.run_ingestion(config)
+    monkeypatch.undo()
+    with pytest.raises(prepared.StaleReadState, match="behind the ledger"):
+        prepared.current(config, read_committed_end(config.ledger_path))
+    assert "the API's prepared read state is behind the ledger" in pipeline.pending_work(config)
+    with Ledger(config.ledger_path) as ledger:
+        pipeline.refresh_prepared(config, ledger)
+    after = prepared.current(config, read_committed_end(config.ledger_path))
+    assert after.stats["rows"] == before.stats["rows"] + 50
