@@ -25,6 +25,7 @@ sys.path.insert(0, str(REPO))
 from risk import (  # noqa: E402
     contract,
     drift,
+    methods,
     training,
 )
 
@@ -38,7 +39,7 @@ SCENARIO_SPECS = {
 }
 SCENARIOS = tuple(SCENARIO_SPECS)
 SIZES = (5, 20, 100, 1000, 10000)
-METHODS = ("statistical", "raw", "parametric", "nonparametric")
+METHODS = tuple(methods.METHODS)  # the registry the pipeline and the config check read
 TRAIN_ROWS = 1000  # rows the deployed model is trained (and cross-validated) on
 TEST_ROWS = 100  # rows of the test set that gives the raw rule its deployed score (the course ships 5)
 PAST_TICKS = 10  # earlier calm batches whose F1s the parametric / nonparametric rules compare with
@@ -89,30 +90,17 @@ def deploy(gen: Generator, rng: np.random.Generator) -> Deployed:
     counts = np.array([card["confusion"][k] for k in ("tp", "fp", "fn", "tn")])
     reference = drift.Reference(counts, np.asarray(card["row_log_loss"]), x)
     tx, ty = sample(gen, TEST_ROWS, rng)
-    return Deployed(model, reference, course_f1(ty, model.predict(tx)))
-
-
-def course_f1(y: np.ndarray, predicted: np.ndarray) -> float:
-    """F1 as scoring.py computes it (0 when there is no positive)."""
-    return float(np.nan_to_num(drift.f1_from_counts(drift.confusion_counts(y, predicted)) *
-                               (drift.confusion_counts(y, predicted)[:3].sum() > 0)))
+    return Deployed(model, reference, drift.f1(ty, model.predict(tx)))
 
 
 def decisions(deployed: Deployed, x: np.ndarray, y: np.ndarray, past: list[float],
               thresholds: drift.Thresholds, seed: int) -> tuple[dict, float]:
-    """Whether each method retrains on this batch, and the deployed model's F1 on it."""
-    proba = deployed.model.predict_proba(x)[:, 1]
-    predicted = (proba >= 0.5).astype(int)
-    new_f1 = course_f1(y, predicted)
-    batch = drift.Batch(y, predicted, proba, x)
-    stat = drift.statistical_rule(deployed.reference, batch, contract.FEATURES, thresholds, seed)
-    verdicts = {
-        "statistical": stat.verdict,
-        "raw": drift.course_rule(new_f1, deployed.test_f1, len(y)).verdict,
-        "parametric": drift.history_rule(new_f1, past, len(y), "parametric").verdict,
-        "nonparametric": drift.history_rule(new_f1, past, len(y), "nonparametric").verdict,
-    }
-    return {m: v == drift.DRIFT for m, v in verdicts.items()}, new_f1
+    """Whether each method retrains on this batch (the registry's functions, as the pipeline calls them), and
+    the deployed model's F1 on it."""
+    batch = drift.Batch(y, deployed.model.predict(x), deployed.model.predict_proba(x)[:, 1], x)
+    inputs = drift.Inputs(batch, deployed.reference, deployed.test_f1, past, contract.FEATURES, thresholds, seed)
+    retrains = {m: decide(inputs).verdict == drift.DRIFT for m, decide in methods.METHODS.items()}
+    return retrains, drift.f1(y, batch.predicted)
 
 
 def replay_one(gen: Generator, sizes: tuple[int, ...], seed: int, r: int, thresholds: drift.Thresholds) -> dict:
@@ -121,7 +109,7 @@ def replay_one(gen: Generator, sizes: tuple[int, ...], seed: int, r: int, thresh
     deployed = deploy(gen, rng)
     out = {}
     for n in sizes:
-        past = [course_f1(y, deployed.model.predict(x)) for x, y in (sample(gen, n, rng) for _ in range(PAST_TICKS))]
+        past = [drift.f1(y, deployed.model.predict(x)) for x, y in (sample(gen, n, rng) for _ in range(PAST_TICKS))]
         for s in SCENARIOS:
             x, y = sample(gen, n, rng, s)
             out[(s, n)] = decisions(deployed, x, y, past, thresholds, seed=r)

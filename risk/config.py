@@ -12,6 +12,7 @@ from pathlib import Path
 
 from risk import catalog
 from risk.errors import ConfigError
+from risk.methods import METHODS as DRIFT_METHODS
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.json"
 
@@ -29,7 +30,6 @@ DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 DEFAULT_KEEP_VERSIONS = 10
 # The drift decision (risk/drift.py): method and thresholds, documented in the README's configuration table.
-DRIFT_METHODS = ("statistical", "raw", "parametric", "nonparametric")
 DEFAULT_DRIFT = {"drift_method": "statistical", "drift_alpha": 0.05, "drift_min_rows": 30,
                  "drift_min_f1_drop": 0.05, "drift_min_feature_effect": 0.1}
 # Every key config.json may hold (the README's configuration table); any other is a typo, refused.

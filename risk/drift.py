@@ -15,7 +15,6 @@ from scipy import stats
 DRIFT = "DRIFT"
 NO_DRIFT = "NO DRIFT"
 INCONCLUSIVE = "INCONCLUSIVE"
-METHODS = ("statistical", "raw", "parametric", "nonparametric")
 DRAWS = 999  # Monte Carlo permutations: p-values resolve to 0.001, valid at any n ((b + 1) / (draws + 1))
 PERMUTE_BELOW = 100  # the smaller sample below this: permutation tests; above: KS / Welch's asymptotics
 REFERENCE_CAP = 400  # permutation tests use a fixed random subsample of a larger reference (level unchanged)
@@ -103,11 +102,18 @@ def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
 
 
 def f1_from_counts(counts: np.ndarray) -> np.ndarray:
-    """F1 of [tp, fp, fn, tn] (vectorised on the last axis); no positive at all, predicted or true, is 1."""
+    """The project's one F1, of [tp, fp, fn, tn] (vectorised on the last axis). With no positive at all,
+    true or predicted, there is nothing to find and nothing wrongly flagged: 1.0 (scikit-learn's
+    zero_division=1.0). Scoring, the card, the decision and the benches all use it."""
     counts = np.asarray(counts, dtype=float)
     tp, fp, fn = counts[..., 0], counts[..., 1], counts[..., 2]
     denominator = 2 * tp + fp + fn
     return np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 1.0)
+
+
+def f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """F1 of binary labels and predictions (see f1_from_counts)."""
+    return float(f1_from_counts(confusion_counts(y_true, y_pred)))
 
 
 def row_log_loss(y_true: np.ndarray, p_positive: np.ndarray) -> np.ndarray:
@@ -258,6 +264,9 @@ def _adjust(tests: list[dict], thresholds: Thresholds, min_effect: float) -> lis
 
 Reference = namedtuple("Reference", "counts log_loss x")  # the model card's CV [tp, fp, fn, tn], per-row log-loss
 Batch = namedtuple("Batch", "y predicted p_positive x")  # new labelled rows as the deployed model sees them
+# What a method (risk/methods.py) decides from: the batch, the card's Reference (None when it has none), the
+# deployed score, the deployed model's past scores, the feature names, the thresholds and the seed.
+Inputs = namedtuple("Inputs", "batch reference deployed_f1 past_scores names thresholds seed", defaults=(0,))
 
 
 def run_tests(reference: Reference, batch: Batch, names: tuple[str, ...], thresholds: Thresholds,

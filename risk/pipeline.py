@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from risk import catalog, inbox, registry, views
+from risk import catalog, inbox, methods, registry, views
 from risk.config import Config, require_folder
 from risk.errors import BusyError, MissingInputError
 from risk.files import read_json, remove_temp_files, single_flight
@@ -145,8 +145,10 @@ def thresholds_of(config: Config):  # -> drift.Thresholds
                             config.drift_min_feature_effect)
 
 
-def statistical_decision(config: Config, version: registry.Version, model: object, new):  # -> drift.Decision
-    """Tests of the new rows against the deployed model's card (performance) and training data (features)."""
+def reference_of(config: Config, version: registry.Version):  # -> drift.Reference | None
+    """The deployed version's reference: its card's cross-validated performance and its sample of training
+    rows (a card from before it kept one: its training rows, read from the history once); None when the card
+    has no cross-validated performance (a class had < 2 rows)."""
     import numpy as np
 
     from risk import contract, drift, training
@@ -159,38 +161,39 @@ def statistical_decision(config: Config, version: registry.Version, model: objec
             -1, len(stored["features"])).T, strict=True))
         nothing = np.full(int(stored["rows"]), np.nan)  # a feature the version was not trained with: no reference
         reference_x = np.column_stack([columns.get(name, nothing) for name in contract.FEATURES])
-    else:  # a card from before it kept a reference: its training rows, read from the history
+    else:
         trained_on = training.read_training_data(config.output_folder / catalog.FINALDATA).head(card["rows"])
         expected = card.get("expected_performance") or training.expected_performance(trained_on)
         reference_x = contract.matrix(trained_on)
     if expected is None:
-        reason = "the deployed model's training data cannot be cross-validated (a class has < 2 rows)"
-        return drift.Decision(drift.INCONCLUSIVE, "statistical", {"new_rows": len(new)}, reason)
+        return None
     counts = np.array([expected["confusion"][k] for k in ("tp", "fp", "fn", "tn")])
-    reference = drift.Reference(counts, np.asarray(expected["row_log_loss"]), reference_x)
+    return drift.Reference(counts, np.asarray(expected["row_log_loss"]), reference_x)
+
+
+def decision_inputs(config: Config, ledger: Ledger, version: registry.Version, model: object, new):  # -> Inputs
+    """What every drift method decides from: the new rows as the deployed model sees them, and the references."""
+    import numpy as np
+
+    from risk import contract, drift
+
     x, y = contract.split_xy(new)
     proba = model.predict_proba(x)[:, 1] if len(y) else np.empty(0)
     predicted = model.predict(x) if len(y) else np.empty(0, dtype=int)
-    batch = drift.Batch(y, predicted, proba, x)
-    return drift.statistical_rule(reference, batch, contract.FEATURES, thresholds_of(config))
+    past = ledger.scores_of(version.manifest["sha256"][catalog.MODEL])
+    return drift.Inputs(drift.Batch(y, predicted, proba, x), reference_of(config, version),
+                        float(version.manifest["score"]), past, contract.FEATURES, thresholds_of(config))
 
 
 def decide(config: Config, ledger: Ledger, pending: list[dict]):  # -> drift.Decision
-    """Score the deployed model on every undecided row (new and deferred); apply `drift_method`."""
-    from risk import drift, scoring, store
+    """Score the deployed model on every undecided row (new and deferred); apply `drift_method` (the registry
+    in risk/methods.py, which the config check and the drift bench read too)."""
+    from risk import store
 
     version = registry.current(config.prod_folder)
     model = registry.load_model(version)
     new = store.read_ingested(config, [f for f in pending if f["rows"]])
-    if config.drift_method == "statistical":
-        return statistical_decision(config, version, model, new)
-    if not len(new):
-        return drift.Decision(drift.NO_DRIFT, config.drift_method, {"new_rows": 0}, "no new rows")
-    new_f1 = scoring.f1_of(model, new)
-    if config.drift_method == "raw":
-        return drift.course_rule(new_f1, float(version.manifest["score"]), len(new))
-    past = ledger.scores_of(version.manifest["sha256"][catalog.MODEL])
-    return drift.history_rule(new_f1, past, len(new), config.drift_method)
+    return methods.METHODS[config.drift_method](decision_inputs(config, ledger, version, model, new))
 
 
 def challenge(config: Config, ledger: Ledger, pending: list[dict]) -> tuple[bool, dict]:

@@ -8,7 +8,7 @@ import shutil
 import pytest
 from conftest import REPO, synthetic_frame, write_frame
 
-from risk import contract, decisions, diagnostics, pipeline, registry
+from risk import contract, decisions, diagnostics, methods, pipeline, registry
 from risk.config import Config
 from risk.ledger import Ledger
 
@@ -99,7 +99,9 @@ def test_the_decision_compares_with_the_cards_reference_without_reading_the_hist
     monkeypatch.setattr(training, "read_training_data", no_history)
     version = registry.current(deployed.prod_folder)
     new = contract.validate_frame(synthetic_frame(60, seed=12), "new")
-    decision = pipeline.statistical_decision(deployed, version, registry.load_model(version), new)
+    with Ledger(deployed.ledger_path) as ledger:
+        inputs = pipeline.decision_inputs(deployed, ledger, version, registry.load_model(version), new)
+    decision = methods.METHODS["statistical"](inputs)
     card = json.loads((version.folder / "trainedmodel.json").read_text(encoding="utf-8"))
     features = [t for t in decision.tests if t["kind"] == "data"]
     assert [t["name"] for t in features] == list(contract.FEATURES)

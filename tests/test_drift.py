@@ -4,9 +4,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from risk import drift
+from risk import contract, drift
 from risk.ledger import Ledger
 
 T = drift.Thresholds()
@@ -279,3 +280,27 @@ def test_a_tiny_reference_against_a_huge_batch_decides_in_bounded_memory() -> No
     log_loss = next(t for t in decision.tests if t["name"] == "log_loss")
     assert (log_loss["test"], log_loss["n"], log_loss["n_used"]) == ("permutation, one-sided", n, drift.REFERENCE_CAP)
     assert decision.verdict in {drift.DRIFT, drift.NO_DRIFT, drift.INCONCLUSIVE}
+
+
+def test_one_f1_with_one_convention_everywhere() -> None:
+    from risk import methods, scoring
+
+    assert drift.f1([1, 1, 0, 0, 1], [1, 0, 0, 1, 1]) == pytest.approx(2 / 3)  # tp 2, fp 1, fn 1
+    assert drift.f1([0, 0, 0], [0, 0, 0]) == 1.0  # nothing to find, nothing wrongly flagged
+    assert drift.f1([1, 0], [0, 0]) == 0.0
+
+    class Says:  # a model that predicts what it is told
+        def predict(self, x: np.ndarray) -> np.ndarray:
+            return np.zeros(len(x), dtype=int)
+
+    frame = contract.validate_frame(pd.DataFrame({
+        **{name: [1.0, 2.0] for name in contract.FEATURES}, contract.TARGET: [0, 0]}), "no positives")
+    assert scoring.f1_of(Says(), frame) == 1.0  # the same convention as the decision's
+    assert set(methods.METHODS) == {"statistical", "raw", "parametric", "nonparametric"}
+
+
+def test_the_config_check_reads_the_method_registry(tmp_path) -> None:
+    from risk import config as config_module
+    from risk import methods
+
+    assert config_module.DRIFT_METHODS is methods.METHODS
