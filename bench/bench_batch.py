@@ -32,9 +32,8 @@ FEATURES = list(contract.FEATURES)
 def batch_csv(rows: int = ROWS, seed: int = 0) -> bytes:
     rng = np.random.default_rng(seed)
     frame = pd.DataFrame({"corporation": [f"client{i}" for i in range(rows)],
-                          "lastmonth_activity": rng.integers(0, 300, rows),
-                          "lastyear_activity": rng.integers(0, 3000, rows),
-                          "number_of_employees": rng.integers(1, 1000, rows)})
+                          **dict(zip(FEATURES, (rng.integers(0, 300, rows), rng.integers(0, 3000, rows),
+                                                rng.integers(1, 1000, rows)), strict=True))})
     return frame.to_csv(index=False).encode()
 
 

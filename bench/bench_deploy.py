@@ -12,7 +12,7 @@ import multiprocessing
 import sys
 import time
 
-from common import REPO, gunicorn, median, project
+from common import REPO, gunicorn, median, one_record, project
 
 sys.path.insert(0, str(REPO))
 from risk.config import load_config  # the repo's package, once its folder is on the path
@@ -20,7 +20,7 @@ from risk.config import load_config  # the repo's package, once its folder is on
 SECONDS = 30.0
 CLIENTS = 2
 SWITCH_SECONDS = 1.0
-BODY = b'{"records": [{"lastmonth_activity": 50, "lastyear_activity": 900, "number_of_employees": 12}]}'
+BODY = one_record(50, 900, 12)
 
 
 def client(args: tuple) -> list[tuple[float, float, int, str]]:

@@ -30,7 +30,7 @@ from risk import (  # noqa: E402
 )
 
 # scenario: (shift of the log1p(feature) means in standard deviations, factor on the label rule's
-# lastmonth_activity coefficient, change of its intercept); each one's cost in F1 is measured and printed
+# first feature's coefficient, change of its intercept); each one's cost in F1 is measured and printed
 SCENARIO_SPECS = {
     "no drift": ((0.0, 0.0, 0.0), 1.0, 0.0),
     "covariate shift": ((0.0, -1.5, 1.5), 1.0, 0.0),  # fewer yearly activities, more employees: harmless

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.csv as pa_csv
-from common import FOLDERS, REPO, median, timed
+from common import FOLDERS, REPO, contract, median, timed
 
 sys.path.insert(0, str(REPO))
 
@@ -32,7 +32,7 @@ def write_rows(path: Path, n: int, seed: int) -> None:
             body = np.char.add(body, ",")
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
-        handle.write("corporation,lastmonth_activity,lastyear_activity,number_of_employees,exited\n")
+        handle.write(",".join(contract.COLUMNS) + "\n")
         handle.write("\n".join(body.tolist()) + "\n")
 
 

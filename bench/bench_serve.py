@@ -5,16 +5,13 @@ prediction req/s >= 0.5x median health req/s. Prints p50/p99 latencies.
 """
 from __future__ import annotations
 
-import json
-
-from common import gunicorn, load, median, project
+from common import gunicorn, load, median, one_record, project
 
 ROUNDS = 3
 SECONDS = 4.0
 CLIENTS = 2
 MIN_RATIO = 0.5
-RECORD = json.dumps({"records": [{"lastmonth_activity": 50, "lastyear_activity": 900,
-                                  "number_of_employees": 12}]}).encode()
+RECORD = one_record(50, 900, 12)
 
 
 def measure(rounds: int = ROUNDS, seconds: float = SECONDS) -> dict:

@@ -22,7 +22,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(REPO))
-from risk.config import COURSE_FOLDERS as FOLDERS  # noqa: E402  (the repo's package, once on the path)
+from risk import contract  # noqa: E402  (the repo's package, once on the path)
+from risk.config import COURSE_FOLDERS as FOLDERS  # noqa: E402
+
+
+def one_record(*values: float) -> bytes:
+    """A /prediction JSON body of one record: `values` for the contract's first features, 1 for any further."""
+    record = {name: values[i] if i < len(values) else 1 for i, name in enumerate(contract.FEATURES)}
+    return json.dumps({"records": [record]}).encode()
 
 
 def make_project(root: Path) -> Path:

@@ -10,13 +10,20 @@ import pandas as pd
 import pytest
 
 from app import create_app
-from risk import deployment, ingestion, scoring, training
+from risk import contract, deployment, ingestion, scoring, training
 from risk.config import COURSE_FOLDERS, Config, load_config
 from risk.contract import COLUMNS
 
 REPO = Path(__file__).resolve().parent.parent
 FOLDERS = COURSE_FOLDERS
 COURSE_F1 = 4 / 7  # the course's known answer: the practice-data model scored on testdata.csv
+FIRST, SECOND, THIRD = contract.FEATURES[:3]  # tests name features through the contract, never by literal
+HEADER = ",".join(contract.COLUMNS)  # a client CSV's header line, without its newline
+
+
+def record(*values: float) -> dict:
+    """One valid API record: `values` for the first features, 1 for any further one (a feature added later)."""
+    return {name: values[i] if i < len(values) else 1 for i, name in enumerate(contract.FEATURES)}
 
 
 def synthetic_frame(n: int, seed: int = 0, flip: bool = False) -> pd.DataFrame:

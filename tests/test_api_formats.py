@@ -112,9 +112,9 @@ def test_ids_are_absent_when_not_sent(client, deployed: Config, fmt: str) -> Non
 @pytest.mark.parametrize("fmt", ["csv", "multipart", "dataset_path"])
 def test_csv_tolerates_column_order_extra_columns_and_whitespace(client, deployed: Config, fmt: str) -> None:
     frame = rows(5)
-    text = (" number_of_employees , lastyear_activity,corporation, lastmonth_activity ,note\n"
-            + "".join(f"{r.number_of_employees}, {r.lastyear_activity} ,{r.corporation}, \"{r.lastmonth_activity}\""
-                      f",x\n" for r in frame.itertuples()))
+    first, second, third = FEATURES[:3]
+    text = (f" {third} , {second},corporation, {first} ,note\n"
+            + "".join(f"{r[third]}, {r[second]} ,{r[ID_COLUMN]}, \"{r[first]}\",x\n" for r in frame.to_dict("records")))
     kwargs = request_for(fmt, frame, deployed)
     if fmt == "csv":
         kwargs["data"] = text.encode()
@@ -152,8 +152,8 @@ def test_ids_keep_their_text(client, deployed: Config) -> None:
 def big_frame(n: int) -> pd.DataFrame:
     rng = np.random.default_rng(5)
     return pd.DataFrame({"corporation": [f"k{i}" for i in range(n)],
-                         "lastmonth_activity": rng.integers(0, 300, n), "lastyear_activity": rng.integers(0, 3000, n),
-                         "number_of_employees": rng.integers(1, 1000, n)})
+                         **dict(zip(FEATURES, (rng.integers(0, 300, n), rng.integers(0, 3000, n),
+                                               rng.integers(1, 1000, n)), strict=True))})
 
 
 @pytest.mark.slow
@@ -208,10 +208,10 @@ def test_malformed_bodies_are_400(client, kwargs: dict, kind: str) -> None:
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_an_invalid_value_is_422_naming_the_row_and_field(client, deployed: Config, fmt: str) -> None:
-    frame = rows(4).astype({"lastyear_activity": "object"})
-    frame.loc[2, "lastyear_activity"] = -5
+    frame = rows(4).astype({FEATURES[1]: "object"})
+    frame.loc[2, FEATURES[1]] = -5
     detail = assert_error(client.post("/prediction", **request_for(fmt, frame, deployed)), 422, "invalid_values")
-    assert "lastyear_activity" in detail
+    assert FEATURES[1] in detail
     assert "-5" in detail
     where = {"records": "records[2]", "dataframe_records": "dataframe_records[2]",
              "dataframe_split": "dataframe_split.data[2]", "csv": "row 4", "multipart": "row 4",
@@ -222,18 +222,18 @@ def test_an_invalid_value_is_422_naming_the_row_and_field(client, deployed: Conf
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("value", ["abc", None, float("inf"), float("nan"), 2.0**60])
 def test_non_numbers_are_422(client, deployed: Config, fmt: str, value: object) -> None:
-    frame = rows(3).astype({"number_of_employees": "object"})
-    frame.loc[1, "number_of_employees"] = value
+    frame = rows(3).astype({FEATURES[2]: "object"})
+    frame.loc[1, FEATURES[2]] = value
     detail = assert_error(client.post("/prediction", **request_for(fmt, frame, deployed)), 422, "invalid_values")
-    assert "number_of_employees" in detail
+    assert FEATURES[2] in detail
     assert ("[1]" if fmt in ("records", "dataframe_records", "dataframe_split") else "row 3") in detail
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_a_missing_column_is_422_naming_it(client, deployed: Config, fmt: str) -> None:
-    frame = rows(3).drop(columns="lastmonth_activity")
+    frame = rows(3).drop(columns=FEATURES[0])
     detail = assert_error(client.post("/prediction", **request_for(fmt, frame, deployed)), 422, "invalid_values")
-    assert "lastmonth_activity" in detail
+    assert FEATURES[0] in detail
 
 
 @pytest.mark.parametrize("fmt", ["records", "dataframe_records", "dataframe_split"])
@@ -407,17 +407,17 @@ def test_a_quote_left_open_in_the_last_column_does_not_swallow_the_rows_after_it
     assert answer[ID_COLUMN] == ["acme\ninc", "beta", "gamma"]  # a quoted id may hold a line break
 
 
-@pytest.mark.parametrize("header", [HEAD.strip() + ",lastmonth_activity", HEAD.strip() + ", lastmonth_activity"])
+@pytest.mark.parametrize("header", [f"{HEAD.strip()},{FEATURES[0]}", f"{HEAD.strip()}, {FEATURES[0]}"])
 def test_a_csv_column_named_twice_is_422(client, header: str) -> None:
     body = f"{header}\nabcd,50,900,12,60\n".encode()
     detail = assert_error(client.post("/prediction", data=body, content_type="text/csv"), 422, "invalid_values")
-    assert "duplicated column(s) ['lastmonth_activity']" in detail
+    assert f"duplicated column(s) ['{FEATURES[0]}']" in detail
 
 
 def test_a_split_column_named_twice_is_422(client) -> None:
-    split = {"columns": [ID_COLUMN, *FEATURES, "lastmonth_activity"], "data": [["abcd", 50, 900, 12, 60]]}
+    split = {"columns": [ID_COLUMN, *FEATURES, FEATURES[0]], "data": [["abcd", 50, 900, 12, 60]]}
     detail = assert_error(client.post("/prediction", json={"dataframe_split": split}), 422, "invalid_values")
-    assert "duplicated column(s) ['lastmonth_activity']" in detail
+    assert f"duplicated column(s) ['{FEATURES[0]}']" in detail
 
 
 @pytest.mark.parametrize("key", ["records", "dataframe_records"])
@@ -428,10 +428,9 @@ def test_json_ids_follow_the_csv_rule_trimmed_and_empty_is_null(client, key: str
 
 
 @pytest.mark.parametrize("body", [
-    b'{"records": [{"corporation": "\\ud800", "lastmonth_activity": 1, "lastyear_activity": 2, '
-    b'"number_of_employees": 3}]}',
-    b'{"dataframe_split": {"columns": ["corporation", "lastmonth_activity", "lastyear_activity", '
-    b'"number_of_employees"], "data": [["ok", 1, 2, 3], ["x\\udfff", 1, 2, 3]]}}',
+    b'{"records": [{"corporation": "\\ud800", ' + b", ".join(b'"%s": 1' % f.encode() for f in FEATURES) + b"}]}",
+    b'{"dataframe_split": {"columns": ["corporation", ' + b", ".join(b'"%s"' % f.encode() for f in FEATURES)
+    + b'], "data": [["ok", 1, 2, 3], ["x\\udfff", 1, 2, 3]]}}',
 ])
 def test_an_id_with_half_a_surrogate_pair_is_422_not_500(client, body: bytes) -> None:
     detail = assert_error(client.post("/prediction", data=body, content_type="application/json"), 422)
@@ -455,7 +454,7 @@ def test_csv_value_errors_say_why_and_quote_the_value_short(client, value: str, 
     body = (HEAD + f"abcd,{value},900,12\n").encode()
     answer = client.post("/prediction", data=body, content_type="text/csv")
     detail = assert_error(answer, 422, "invalid_values")
-    assert "row 2, column 'lastmonth_activity'" in detail
+    assert f"row 2, column '{FEATURES[0]}'" in detail
     assert said in detail
     assert len(answer.data) < 400
 

@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import COURSE_F1, snapshot
+from conftest import COURSE_F1, FIRST, SECOND, THIRD, record, snapshot
 
 from app import create_app
 from risk import auth, catalog, contract, deployment, diagnostics, registry
 from risk.config import Config, load_config
 
-RECORD = {"lastmonth_activity": 10, "lastyear_activity": 100, "number_of_employees": 5}
+RECORD = record(10, 100, 5)
 
 
 def assert_error(answer, status: int, kind: str | None = None) -> dict:
@@ -49,7 +49,7 @@ def flip_byte(path: Path) -> None:
 
 
 def test_prediction_from_records(client, deployed: Config) -> None:
-    records = [RECORD, {"lastmonth_activity": 250.5, "lastyear_activity": 0, "number_of_employees": 1}]
+    records = [RECORD, record(250.5, 0, 1)]
     answer = client.post("/prediction", json={"records": records})
     assert answer.status_code == 200
     expected = deployed_model(deployed).predict(np.array([[r[c] for c in contract.FEATURES] for r in records]))
@@ -169,19 +169,19 @@ def test_json_with_charset_is_accepted(client) -> None:
     ],
 )
 def test_invalid_record_value_is_422_naming_row_and_field(client, value: str, shown: str) -> None:
-    body = ('{"records": [{"lastmonth_activity": 1, "lastyear_activity": 2, "number_of_employees": 3}, '
-            f'{{"lastmonth_activity": 1, "lastyear_activity": {value}, "number_of_employees": 3}}]}}')
+    second = json.dumps(record(1, 0, 3)).replace(f'"{SECOND}": 0', f'"{SECOND}": {value}')
+    body = f'{{"records": [{json.dumps(record(1, 2, 3))}, {second}]}}'
     answer = client.post("/prediction", data=body, content_type="application/json")
     detail = assert_error(answer, 422, "invalid_values")["detail"]
-    assert "records[1].lastyear_activity" in detail
+    assert f"records[1].{SECOND}" in detail
     assert shown in detail
 
 
 def test_missing_field_is_422_naming_row_and_field(client) -> None:
-    records = [RECORD, RECORD, {"lastmonth_activity": 1, "lastyear_activity": 2}]
+    records = [RECORD, RECORD, {FIRST: 1, SECOND: 2}]
     detail = assert_error(client.post("/prediction", json={"records": records}), 422, "invalid_values")["detail"]
     assert "records[2]" in detail
-    assert "number_of_employees" in detail
+    assert THIRD in detail
 
 
 @pytest.mark.parametrize("records", [[], {}, "rows", 7, None, [RECORD, 3]])
@@ -278,4 +278,4 @@ def test_a_bad_row_in_the_servers_test_data_is_503_not_422(client, deployed: Con
     body = answer.get_json()
     assert body["error"] == "not_ready"
     assert "testdata.csv" in body["detail"]
-    assert "column 'lastmonth_activity'" in body["detail"]
+    assert f"column '{FIRST}'" in body["detail"]

@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import REPO, snapshot, synthetic_frame, write_frame
+from conftest import FIRST, REPO, snapshot, synthetic_frame, write_frame
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from werkzeug.serving import make_server
 
@@ -62,7 +62,7 @@ def story(config: Config) -> Config:
 def deploy_with_hostile_name(config: Config) -> Config:
     frame = synthetic_frame(60, seed=3)
     frame.loc[0, "corporation"] = HOSTILE
-    frame.loc[0, "lastmonth_activity"] = 5000  # the riskiest client, so it is on the page
+    frame.loc[0, FIRST] = 5000  # the riskiest client, so it is on the page
     write_frame(frame, config.input_folder / "hostile.csv")
     ingestion.run_ingestion(config)
     training.run_training(config)

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from risk import contract
 from risk.config import Config
 
 MARKER = f"SECRET-{uuid.uuid4().hex}"
-FEATURE_HEADER = "corporation,lastmonth_activity,lastyear_activity,number_of_employees,exited"
+FEATURE_HEADER = ",".join(contract.COLUMNS)
+A, B, C = (name.encode() for name in contract.FEATURES[:3])
 
 
 @pytest.fixture
@@ -113,13 +115,11 @@ def test_dataset_path_of_the_wrong_type_is_400(client, planted: Config, value: o
         b"-Infinity",
         b'{"dataset_path": NaN}',
         b'{"dataset_path": Infinity}',
-        b'{"records": [{"lastmonth_activity": NaN, "lastyear_activity": 1, "number_of_employees": 1}]}',
-        b'{"records": [{"lastmonth_activity": -Infinity, "lastyear_activity": 1, "number_of_employees": 1}]}',
-        b'{"records": [{"lastmonth_activity": 1e999, "lastyear_activity": 1, "number_of_employees": 1}]}',
-        b'{"records": [{"lastmonth_activity": ' + b"9" * 5000 + b', "lastyear_activity": 1, '
-        b'"number_of_employees": 1}]}',
-        b'{"records": [{"lastmonth_activity": "' + b"x" * 100_000 + b'", "lastyear_activity": 1, '
-        b'"number_of_employees": 1}]}',
+        b'{"records": [{"' + A + b'": NaN, "' + B + b'": 1, "' + C + b'": 1}]}',
+        b'{"records": [{"' + A + b'": -Infinity, "' + B + b'": 1, "' + C + b'": 1}]}',
+        b'{"records": [{"' + A + b'": 1e999, "' + B + b'": 1, "' + C + b'": 1}]}',
+        b'{"records": [{"' + A + b'": ' + b"9" * 5000 + b', "' + B + b'": 1, "' + C + b'": 1}]}',
+        b'{"records": [{"' + A + b'": "' + b"x" * 100_000 + b'", "' + B + b'": 1, "' + C + b'": 1}]}',
         b'{"records": [' + b"[" * 500 + b"]" * 500 + b"]}",
         b'{"records": null}',
         b'{"dataset_path": "\\u0000"}',

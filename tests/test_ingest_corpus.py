@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import snapshot
+from conftest import FIRST, SECOND, THIRD, snapshot
 
 import ingestion as ingestion_cli
 from risk import catalog, ingestion
@@ -31,38 +31,38 @@ def rows(*lines: str) -> str:
 # name: (content, ids ingested, rejected rows [(row, column, reason part)], file-level reason part or None)
 ROW_CASES = {
     "text_count.csv": (rows("good1,10,100,5,1", "bad,ten,100,5,1"), ["good1"],
-                       [(3, "lastmonth_activity", "not a number")]),
+                       [(3, FIRST, "not a number")]),
     "negative.csv": (rows("bad,10,100,-5,1", "good1,1,2,3,0"), ["good1"],
-                     [(2, "number_of_employees", "negative")]),
+                     [(2, THIRD, "negative")]),
     "target.csv": (rows("bad,10,100,5,2", "good1,1,2,3,0", "bad2,1,2,3,yes"), ["good1"],
                    [(2, "exited", "expected 0 or 1"), (4, "exited", "expected 0 or 1")]),
     "missing_value.csv": (rows("good1,1,2,3,0", "bad,,100,5,1", "bad2,1,2,3,"), ["good1"],
-                          [(3, "lastmonth_activity", "missing value"), (4, "exited", "missing value")]),
+                          [(3, FIRST, "missing value"), (4, "exited", "missing value")]),
     "nan_inf.csv": (rows("bad,NaN,1,1,1", "bad2,1,inf,1,0", "bad3,1,1,-Infinity,0", "good1,1,1,1,1"), ["good1"],
-                    [(2, "lastmonth_activity", "NaN"), (3, "lastyear_activity", "not finite"),
-                     (4, "number_of_employees", "not finite")]),
+                    [(2, FIRST, "NaN"), (3, SECOND, "not finite"),
+                     (4, THIRD, "not finite")]),
     "huge.csv": (rows("bad,1e400,1,1,1", "bad2,1,100000000000000000000,1,0", "good1,9007199254740992,1,1,1"),
-                 ["good1"], [(2, "lastmonth_activity", "not finite"), (3, "lastyear_activity", "too large")]),
+                 ["good1"], [(2, FIRST, "not finite"), (3, SECOND, "too large")]),
     "header_again.csv": (rows("good1,1,2,3,0", ",".join(COLUMNS), "good2,4,5,6,1"), ["good1", "good2"],
                          [(3, None, "the header repeated mid-file")]),
     "ragged.csv": (rows("good1,1,2,3,0", "short,1,2,3", "long,1,2,3,0,9", "good2,4,5,6,1"), ["good1", "good2"],
                    [(3, None, "ragged row: 4 field(s), expected 5"), (4, None, "ragged row: 6 field(s), expected 5")]),
     "thousands.csv": (rows('bad,"1,234",2,3,0', "good1,1234,2,3,0"), ["good1"],
-                      [(2, "lastmonth_activity", "thousands separator")]),
+                      [(2, FIRST, "thousands separator")]),
     "several_bad_values.csv": (rows("bad,-1,x,3,7", "good1,1,2,3,0"), ["good1"],
-                               [(2, "lastmonth_activity", "negative"), (2, "lastyear_activity", "not a number"),
+                               [(2, FIRST, "negative"), (2, SECOND, "not a number"),
                                 (2, "exited", "expected 0 or 1")]),
     # tolerated: each of these is ingested whole
     "blank_lines.csv": (HEADER + "\ngood1,1,2,3,0\n\n\nbad,-1,2,3,0\n", ["good1"],
-                        [(6, "lastmonth_activity", "negative")]),
-    "extra_reordered.csv": (" exited , note,number_of_employees,lastyear_activity ,lastmonth_activity,corporation\n"
+                        [(6, FIRST, "negative")]),
+    "extra_reordered.csv": (f" exited , note,{THIRD},{SECOND} ,{FIRST},corporation\n"
                             "1,hello,5,100,10,good1\n", ["good1"], []),
     # a quote after a space is text, not CSV quoting
     "quoted_spaced.csv": (rows('good1,"10", 100 ,5,1', '"good2",20,200,6," 0 "', 'bad, "10" ,1,1,1'),
-                          ["good1", "good2"], [(4, "lastmonth_activity", "not a number")]),
+                          ["good1", "good2"], [(4, FIRST, "not a number")]),
     "target_float.csv": (rows("good1,1,2,3,1.0", "good2,1,2,3,0.0"), ["good1", "good2"], []),
     "crlf.csv": (HEADER.replace("\n", "\r\n") + "good1,1,2,3,0\r\n", ["good1"], []),
-    "no_id_column.csv": ("lastmonth_activity,lastyear_activity,number_of_employees,exited\n1,2,3,0\n", [""], []),
+    "no_id_column.csv": (",".join(COLUMNS[1:]) + "\n1,2,3,0\n", [""], []),
 }
 FILE_CASES = {
     "semicolon.csv": (HEADER.replace(",", ";") + "x;1;2;3;0\n", "wrong delimiter: semicolon-separated"),
@@ -79,9 +79,8 @@ FILE_CASES = {
     "utf16_bom_only.csv": (b"\xff\xfe", "empty file"),
     "headeronly.csv": (HEADER, "header only, no data rows"),
     "header_and_blanks.csv": (HEADER + "\n\n", "header only, no data rows"),
-    "nocolumn.csv": ("corporation,lastmonth_activity,lastyear_activity,exited\nx,1,2,0\n",
-                     "missing required column(s) ['number_of_employees']"),
-    "json.csv": ('{"records": [{"lastmonth_activity": 1}]}\n', "missing required column(s)"),
+    "nocolumn.csv": (HEADER.replace(f",{THIRD}", "") + "x,1,2,0\n", f"missing required column(s) ['{THIRD}']"),
+    "json.csv": (f'{{"records": [{{"{FIRST}": 1}}]}}\n', "missing required column(s)"),
     "dupcolumn.csv": (HEADER.strip() + ",exited\nx,1,2,3,0,1\n", "duplicated column(s) ['exited']"),
     "all_rows_bad.csv": (rows("a,-1,2,3,0", "b,x,2,3,0"), "no valid row; 2 row(s) broke the contract"),
     "long_header_only.csv": (HEADER.strip() + "," + BIG + "\n", "header only"),

@@ -7,11 +7,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import FOLDERS
+from conftest import FIRST, FOLDERS
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from risk import catalog, fastread, ingestion, store
+from risk import catalog, contract, fastread, ingestion, store
 from risk.config import Config, load_config
 from risk.contract import COLUMNS
 from risk.ledger import Ledger
@@ -111,7 +111,7 @@ def test_a_file_that_breaks_in_a_later_piece_is_read_again_as_text(config, monke
     assert text.count("\nc0,0,0,3,0\n") == 1
     assert text.endswith("c39,39,78,3,1\n")
     with Ledger(config.ledger_path) as ledger:
-        assert [(r["row"], r["column_name"]) for r in ledger.rejected_rows("late.csv")] == [(42, "lastmonth_activity")]
+        assert [(r["row"], r["column_name"]) for r in ledger.rejected_rows("late.csv")] == [(42, FIRST)]
 
 
 @pytest.mark.parametrize(("body", "expected"), [
@@ -149,7 +149,7 @@ def test_a_byte_order_mark_opening_a_row_stays_text_where_a_piece_begins(config,
     """Arrow skips a byte-order mark at the start of what it reads; a piece may start at any row."""
     monkeypatch.setattr(fastread, "PIECE_BYTES", piece)
     (config.input_folder / "a.csv").write_bytes((HEADER + "\ufeffAcme,1,2,3,0\n").encode())
-    (config.input_folder / "b.csv").write_bytes(("lastmonth_activity,lastyear_activity,number_of_employees,exited\n"
+    (config.input_folder / "b.csv").write_bytes((",".join(contract.COLUMNS[1:]) + "\n"
                                                  "\ufeff5,2,3,0\n1,2,3,1\n").encode())
     outcomes = {o["name"]: o for o in ingestion.run_ingestion(config)["files"]}
     data = (config.output_folder / catalog.FINALDATA).read_bytes()

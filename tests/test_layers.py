@@ -76,3 +76,18 @@ def test_the_import_reader_sees_imports_inside_functions_and_type_checking(tmp_p
     path.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from app import create_app\n"
                     "def f():\n    import training\n    from risk import ledger\n", encoding="utf-8")
     assert imported(path) == {"app", "training", "risk.ledger"}
+
+
+def test_the_feature_names_are_written_only_in_the_contract() -> None:
+    """Tests, benches and the library take the columns from risk.contract; only the contract, the shipped data
+    and the docs spell the features out (a fourth feature is one SCHEMA line)."""
+    from risk import contract
+
+    spelled = []
+    for folder in ("risk", "tests", "bench"):
+        for path in sorted((REPO / folder).rglob("*.py")):
+            text = path.read_text(encoding="utf-8")
+            if path.name != "contract.py" and any(name in text for name in contract.FEATURES):
+                spelled.append(str(path.relative_to(REPO)))
+    spelled += [p.name for p in REPO.glob("*.py") if any(n in p.read_text(encoding="utf-8") for n in contract.FEATURES)]
+    assert spelled == []

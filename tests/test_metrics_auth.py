@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import snapshot
+from conftest import record, snapshot
 from prometheus_client.parser import text_string_to_metric_families
 
 from app import create_app
@@ -29,7 +29,7 @@ from risk.ledger import Ledger
 REPO = Path(__file__).resolve().parent.parent
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 TOKEN = "s3cret-token-for-tests"
-RECORD = {"lastmonth_activity": 10, "lastyear_activity": 100, "number_of_employees": 5}
+RECORD = record(10, 100, 5)
 GUARDED = [("GET", "/ready"), ("GET", "/risk"), ("GET", "/metrics"), ("GET", "/openapi.json"), ("GET", "/scoring"),
            ("GET", "/summarystats"), ("GET", "/decisions"), ("POST", "/prediction"), ("GET", "/nosuch")]
 START_SECONDS = 30

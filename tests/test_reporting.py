@@ -122,13 +122,13 @@ def test_the_decision_record_says_how_a_version_without_one_became_current() -> 
 
 
 def test_drift_history_keeps_each_features_effect_in_order() -> None:
-    tests = [{"name": "lastmonth_activity", "kind": "data", "effect": 0.3, "p_adjusted": 0.02, "flagged": True},
+    tests = [{"name": contract.FEATURES[0], "kind": "data", "effect": 0.3, "p_adjusted": 0.02, "flagged": True},
              {"name": "f1", "kind": "performance", "effect": 0.1}]
     rows = [{"id": 2, "created_at": "t2", "verdict": "DRIFT", "action": "a", "evidence": {"tests": tests}},
             {"id": 1, "created_at": "t1", "verdict": "BOOTSTRAP", "action": "b", "evidence": {}}]
     history = report.drift_history(rows)
     assert [d["id"] for d in history] == [1, 2]
-    assert history[1]["features"] == {"lastmonth_activity": {"effect": 0.3, "p_adjusted": 0.02, "flagged": True}}
+    assert history[1]["features"] == {contract.FEATURES[0]: {"effect": 0.3, "p_adjusted": 0.02, "flagged": True}}
 
 
 @pytest.mark.slow

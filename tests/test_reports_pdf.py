@@ -24,7 +24,7 @@ from risk.report import SECTIONS
 
 PDFTOPPM, PDFTOTEXT = Path("/usr/bin/pdftoppm"), Path("/usr/bin/pdftotext")
 PNG = b"\x89PNG\r\n\x1a\n"
-BAD_ROWS = ("corporation,lastmonth_activity,lastyear_activity,number_of_employees,exited\n"
+BAD_ROWS = (",".join(contract.COLUMNS) + "\n"
             "okay1,10,100,5,0\nneg,-4,100,5,1\nword,12,lots,5,0\nokay2,300,40,2,1\nlabel,5,5,5,7\n")
 
 

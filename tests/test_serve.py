@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from conftest import HEADER, record
 
 import apicalls as apicalls_cli
 from risk import apicalls, auth, catalog
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.system
 REPO = Path(__file__).resolve().parent.parent
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 START_SECONDS = 20
-RECORD = {"lastmonth_activity": 10, "lastyear_activity": 100, "number_of_employees": 5}
+RECORD = record(10, 100, 5)
 TOKEN = "apicalls-test-token"
 
 
@@ -139,7 +140,7 @@ def test_apicalls_reads_the_token_from_the_configured_file(deployed: Config, mon
 def test_a_body_cut_short_of_its_content_length_is_a_json_400(server) -> None:
     """The client announces more bytes than it sends, then stops sending: a 400 naming the shortfall."""
     url, _ = server
-    body = b"corporation,lastmonth_activity,lastyear_activity,number_of_employees\nacme,1,2,3\n"
+    body = f"{HEADER.rsplit(',', 1)[0]}\nacme,1,2,3\n".encode()
     head = (f"POST /prediction HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
             f"Content-Length: {len(body) + 100}\r\nConnection: close\r\n\r\n").encode()
     host, port = url.removeprefix("http://").split(":")
@@ -165,7 +166,7 @@ def test_a_chunked_body_over_max_request_bytes_is_413_not_cut_and_scored(deploye
                f'app:create_app("{deployed.config_path}")']
     with open(tmp_path / "gunicorn.log", "wb") as log:
         process = subprocess.Popen(command, cwd=REPO, env=server_env(), stdout=log, stderr=subprocess.STDOUT)
-    head = b"corporation,lastmonth_activity,lastyear_activity,number_of_employees\n"
+    head = f"{HEADER.rsplit(',', 1)[0]}\n".encode()
     small, big = head + b"abcd,50,900,12\n", head + b"a" * 28 + b",50,900,12\nefgh,1,2,34567\nijkl,5,5,5\n"
     try:
         wait_for_health(url, process)
