@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from risk.errors import RiskError
+from risk.errors import MissingInputError, RiskError
 
 # One entry per schema version, applied in order; the file's `PRAGMA user_version` says how many ran.
 MIGRATIONS = (
@@ -80,12 +80,31 @@ def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int(seconds % 1 * 1000):03d}+00:00"
 
 
+class OldLedger(MissingInputError):
+    """A reader found a ledger of another schema: only a writer (a pipeline run) migrates it; a GET says 503."""
+
+
+def read_only_connection(path: Path) -> sqlite3.Connection:
+    """A connection that cannot write the ledger (SQLite mode=ro), for the API: a GET never writes or migrates
+    it. Reading a WAL database maps its -shm index (SQLite creates it, empty, if absent); no data is written."""
+    return sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+
+
 class Ledger:
     """A thin wrapper over one SQLite connection; each write is its own transaction."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path, read_only: bool = False) -> None:
         self.path = path
+        if read_only:  # the API: never creates, writes or migrates; another schema is a 503 naming the cure
+            self.db = read_only_connection(path)
+            self.db.row_factory = sqlite3.Row
+            version = self._version()
+            if version != SCHEMA_VERSION:
+                self.db.close()
+                raise OldLedger(f"{path}: ledger schema {version}, this code reads {SCHEMA_VERSION}: run the pipeline"
+                                " once to upgrade the ledger (fullprocess.py)")
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(path, timeout=30)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA synchronous=FULL")
@@ -148,10 +167,6 @@ class Ledger:
                 (now(), outcome, json.dumps(detail or {}, default=str), run_id),
             )
 
-    def runs(self, limit: int = 20) -> list[dict]:
-        rows = self.db.execute("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
-        return [dict(row) for row in rows]
-
     def run(self, run_id: int) -> dict | None:
         row = self.db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         return dict(row) if row else None
@@ -175,14 +190,6 @@ class Ledger:
         ).fetchone()
         return row[0] if row else None
 
-    def record_file(self, run_id: int, name: str, sha256: str, size: int, mtime_ns: int, status: str,
-                    reason: str | None = None, rows: int | None = None, part: str | None = None) -> int:
-        return self._insert(
-            "INSERT INTO files (run_id, name, sha256, size, mtime_ns, status, reason, rows, part, seen_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            run_id, name, sha256, size, mtime_ns, status, reason, rows, part, now(),
-        )
-
     def files(self, status: str | None = None, pending: bool = False) -> list[dict]:
         sql, args = "SELECT * FROM files WHERE 1 = 1", []
         if status:
@@ -190,10 +197,6 @@ class Ledger:
         if pending:
             sql += " AND decided_run IS NULL"
         return [dict(row) for row in self.db.execute(sql + " ORDER BY id", args).fetchall()]
-
-    def has_pending(self) -> bool:
-        row = self.db.execute("SELECT 1 FROM files WHERE status = 'ingested' AND decided_run IS NULL").fetchone()
-        return row is not None
 
     # ingestion: appended data, rejected rows, the de-duplication index (issue 4)
     def committed_ends(self) -> tuple[int | None, int | None]:
@@ -305,13 +308,6 @@ class Ledger:
                 "INSERT INTO decisions (run_id, created_at, verdict, action, evidence) VALUES (?, ?, ?, ?, ?)",
                 (run_id, now(), verdict, action, json.dumps(evidence, default=str)),
             ).lastrowid
-
-    def has_undeferred_pending(self) -> bool:
-        """Ingested data that no decision has seen yet (deferred data waits for new data to join it)."""
-        row = self.db.execute(
-            "SELECT 1 FROM files WHERE status = 'ingested' AND decided_run IS NULL AND deferred_run IS NULL"
-        ).fetchone()
-        return row is not None
 
     def has_new_rows(self) -> bool:
         """Undecided rows that no decision has seen yet: what makes a drift decision worth making again."""
@@ -430,10 +426,9 @@ class Ledger:
 def read_package_versions(path: Path) -> dict[str, tuple[str, float]]:
     """The cached latest versions, read without migrating the schema (for GET requests, which write nothing).
 
-    Empty when the ledger predates the table (its next writer migrates it). Not `mode=ro`: a read-only
-    connection leaves WAL's -shm and -wal files behind, which a normal one removes when it closes."""
+    Empty when the ledger predates the table (its next writer migrates it)."""
     try:
-        with contextlib.closing(sqlite3.connect(path, timeout=30)) as db:
+        with contextlib.closing(read_only_connection(path)) as db:
             rows = db.execute("SELECT name, latest, checked_at FROM package_versions").fetchall()
     except sqlite3.OperationalError:
         return {}
@@ -444,7 +439,7 @@ def read_stage_seconds(path: Path, stages: tuple[str, ...], limit: int = 10) -> 
     """{stage: seconds of its latest `limit` successful runs, oldest first}, read without migrating (for GETs)."""
     found: dict[str, list[float]] = {stage: [] for stage in stages}
     try:
-        with contextlib.closing(sqlite3.connect(path, timeout=30)) as db:
+        with contextlib.closing(read_only_connection(path)) as db:
             for stage in stages:
                 rows = db.execute("SELECT started_at, ended_at FROM runs WHERE stage = ? AND outcome = 'ok' AND"
                                   " ended_at IS NOT NULL ORDER BY id DESC LIMIT ?", (stage, limit)).fetchall()
@@ -458,7 +453,7 @@ def read_stage_seconds(path: Path, stages: tuple[str, ...], limit: int = 10) -> 
 def read_committed_end(path: Path) -> int | None:
     """The byte length of finaldata.csv the ledger has committed (None before any), read without migrating."""
     try:
-        with contextlib.closing(sqlite3.connect(path, timeout=30)) as db:
+        with contextlib.closing(read_only_connection(path)) as db:
             row = db.execute("SELECT data_end FROM files WHERE data_end IS NOT NULL"
                              " ORDER BY id DESC LIMIT 1").fetchone()
     except sqlite3.OperationalError:
@@ -469,7 +464,7 @@ def read_committed_end(path: Path) -> int | None:
 def read_last_diagnostics(path: Path) -> dict | None:
     """The newest diagnostics run's report with its time, read without migrating (for GETs); None before one."""
     try:
-        with contextlib.closing(sqlite3.connect(path, timeout=30)) as db:
+        with contextlib.closing(read_only_connection(path)) as db:
             row = db.execute("SELECT created_at, detail FROM diagnostics ORDER BY id DESC LIMIT 1").fetchone()
     except sqlite3.OperationalError:
         return None

@@ -11,9 +11,9 @@ from datetime import datetime
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from risk.ledger import Ledger
+from risk.ledger import Ledger, OldLedger
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -27,22 +27,47 @@ def method_label(method: str) -> str:
 
 
 class PipelineCollector:
-    """The newest pipeline run (fullprocess) from the ledger: when it ended and with what outcome."""
+    """What the alert rules (monitoring/alerts.yml) watch, read from the ledger at scrape time, read-only: when
+    the newest pipeline run ended and how, the drift decisions by verdict, and whether the ledger is readable."""
 
     def __init__(self, ledger_path: Path) -> None:
         self.ledger_path = ledger_path
 
-    def collect(self):  # -> Iterator[GaugeMetricFamily]
+    def collect(self):  # -> Iterator[GaugeMetricFamily | CounterMetricFamily]
         ended = GaugeMetricFamily("risk_pipeline_last_run_timestamp_seconds",
                                   "When the newest pipeline run ended (Unix time), by outcome", labels=["outcome"])
+        decided = CounterMetricFamily("risk_drift_decisions", "Drift decisions recorded in the ledger, by verdict",
+                                      labels=["verdict"])
+        readable = GaugeMetricFamily("risk_ledger_readable",
+                                     "1 when the API can read the ledger (absent before the first run)")
         if self.ledger_path.is_file():
-            with Ledger(self.ledger_path) as ledger:
-                row = ledger.db.execute(
-                    "SELECT outcome, ended_at FROM runs WHERE stage = 'fullprocess' AND ended_at IS NOT NULL"
-                    " ORDER BY id DESC LIMIT 1").fetchone()
-            if row:
-                ended.add_metric([row["outcome"]], datetime.fromisoformat(row["ended_at"]).timestamp())
+            try:
+                with Ledger(self.ledger_path, read_only=True) as ledger:
+                    row = ledger.db.execute(
+                        "SELECT outcome, ended_at FROM runs WHERE stage = 'fullprocess' AND ended_at IS NOT NULL"
+                        " ORDER BY id DESC LIMIT 1").fetchone()
+                    counts = ledger.db.execute("SELECT verdict, COUNT(*) FROM decisions GROUP BY verdict").fetchall()
+            except OldLedger:
+                readable.add_metric([], 0)
+            else:
+                readable.add_metric([], 1)
+                if row:
+                    ended.add_metric([row["outcome"]], datetime.fromisoformat(row["ended_at"]).timestamp())
+                for verdict, count in counts:
+                    decided.add_metric([verdict], count)
         yield ended
+        yield decided
+        yield readable
+
+
+class Fixed:
+    """A collector of metric families computed for this one scrape (no multiprocess files behind them)."""
+
+    def __init__(self, families: list) -> None:
+        self.families = families
+
+    def collect(self):  # -> Iterator
+        yield from self.families
 
 
 class Metrics:
@@ -66,8 +91,9 @@ class Metrics:
         self.requests.labels(route, method_label(method), str(status)).inc()
         self.latency.labels(route).observe(seconds)
 
-    def exposition(self) -> bytes:
-        """The text format: every worker's counts (multiprocess mode) or this process's, then the pipeline."""
+    def exposition(self, model_ready: bool) -> bytes:
+        """The text format: every worker's counts (multiprocess mode) or this process's, then the pipeline and
+        whether this worker has a verified model to serve (`risk_model_ready`, checked at scrape time)."""
         if os.environ.get(MULTIPROC_ENV):
             merged = CollectorRegistry()
             multiprocess.MultiProcessCollector(merged)
@@ -75,4 +101,7 @@ class Metrics:
             merged = self.registry
         pipeline = CollectorRegistry()
         pipeline.register(PipelineCollector(self.ledger_path))
+        ready = GaugeMetricFamily("risk_model_ready", "1 when this worker has a verified model to serve, else 0",
+                                  value=1 if model_ready else 0)
+        pipeline.register(Fixed([ready]))
         return generate_latest(merged) + generate_latest(pipeline)

@@ -65,8 +65,14 @@ def reading_ledger(config: Config) -> Iterator[Ledger | None]:
     if not config.ledger_path.is_file():
         yield None
         return
-    with Ledger(config.ledger_path) as ledger:
+    with Ledger(config.ledger_path, read_only=True) as ledger:
         yield ledger
+
+
+def require_readable_ledger(config: Config) -> None:
+    """OldLedger (a 503 naming the cure) when the ledger is of another schema; nothing before the first run."""
+    with reading_ledger(config):
+        pass
 
 
 @contextlib.contextmanager

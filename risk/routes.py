@@ -168,6 +168,7 @@ def diagnostics_route() -> Response:
 
 @api.get("/ready")
 def ready() -> Response:
+    readside.require_readable_ledger(served().config)
     version, _ = served().models.get()
     return jsonify({"status": "ready", "model_version": version.label})
 
@@ -180,7 +181,8 @@ def health() -> Response:
 
 @api.get("/metrics")
 def metrics_route() -> Response:
-    return Response(served().metrics.exposition(), mimetype="text/plain; version=0.0.4")
+    version, _ = readside.served_version(served().models)
+    return Response(served().metrics.exposition(model_ready=version is not None), mimetype="text/plain; version=0.0.4")
 
 
 @api.get("/openapi.json")

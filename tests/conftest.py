@@ -13,6 +13,7 @@ from app import create_app
 from risk import contract, deployment, ingestion, scoring, training
 from risk.config import COURSE_FOLDERS, Config, load_config
 from risk.contract import COLUMNS
+from risk.ledger import Ledger
 
 REPO = Path(__file__).resolve().parent.parent
 FOLDERS = COURSE_FOLDERS
@@ -38,6 +39,34 @@ def synthetic_frame(n: int, seed: int = 0, flip: bool = False) -> pd.DataFrame:
     return pd.DataFrame(dict(zip(COLUMNS, [ids, month, year, employees, exited], strict=True)))
 
 
+# --- reading and seeding the ledger in tests (the product has no use for these) ---------------------------------
+def runs(ledger: Ledger, limit: int = 20) -> list[dict]:
+    """The newest `limit` runs, newest first."""
+    return [dict(r) for r in ledger.db.execute("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()]
+
+
+def record_file(ledger: Ledger, run_id: int, name: str, sha256: str, size: int, mtime_ns: int, status: str,
+                reason: str | None = None, rows: int | None = None, part: str | None = None) -> int:
+    """A file row written directly, as an ingestion would record it."""
+    with ledger.db:
+        return ledger.db.execute(
+            "INSERT INTO files (run_id, name, sha256, size, mtime_ns, status, reason, rows, part, seen_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'now')",
+            (run_id, name, sha256, size, mtime_ns, status, reason, rows, part)).lastrowid
+
+
+def has_pending(ledger: Ledger) -> bool:
+    """Ingested data no decision has settled."""
+    return ledger.db.execute("SELECT 1 FROM files WHERE status = 'ingested' AND decided_run IS NULL").fetchone() \
+        is not None
+
+
+def has_undeferred_pending(ledger: Ledger) -> bool:
+    """Ingested data that no decision has seen yet (neither decided nor deferred)."""
+    return ledger.db.execute("SELECT 1 FROM files WHERE status = 'ingested' AND decided_run IS NULL"
+                             " AND deferred_run IS NULL").fetchone() is not None
+
+
 def write_frame(frame: pd.DataFrame, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(path, index=False)
@@ -45,8 +74,15 @@ def write_frame(frame: pd.DataFrame, path: Path) -> Path:
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    """Every file under `folder` with its bytes, to assert inputs are untouched."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    """Every file under `folder` with its bytes, to assert inputs are untouched. SQLite's -shm index of a WAL
+    ledger, and an empty -wal, are left out: any reader of a WAL database maps them (a read-only one too)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in paths(folder) if p.is_file()}
+
+
+def paths(folder: Path) -> list[Path]:
+    """Every path under `folder`, sorted, but SQLite's -shm index and an empty -wal (see snapshot)."""
+    return [p for p in sorted(folder.rglob("*"))
+            if not p.name.endswith("-shm") and not (p.name.endswith("-wal") and p.stat().st_size == 0)]
 
 
 def make_project(root: Path) -> Path:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import COURSE_F1, FIRST, SECOND, THIRD, record, snapshot
+from conftest import COURSE_F1, FIRST, SECOND, THIRD, paths, record, snapshot
 
 from app import create_app
 from risk import auth, catalog, contract, deployment, diagnostics, registry
@@ -252,11 +252,11 @@ def test_a_tampered_new_deployment_keeps_the_verified_one_serving(client, deploy
 
 def test_get_routes_write_no_pipeline_files(client, deployed: Config, fake_latest: str) -> None:
     root = deployed.root
-    before, paths_before = snapshot(root), sorted(root.rglob("*"))
+    before, paths_before = snapshot(root), paths(root)
     statuses = [client.get(route).status_code for route in
                 ("/scoring", "/summarystats", "/diagnostics", "/health", "/ready")]
     assert statuses == [200] * 5
-    assert sorted(root.rglob("*")) == paths_before
+    assert paths(root) == paths_before
     assert snapshot(root) == before
 
 

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import has_undeferred_pending, record_file
 
 from risk import contract, drift
 from risk.ledger import Ledger
@@ -248,13 +249,13 @@ def test_the_decision_is_reproducible() -> None:
 def test_deferred_files_wait_for_new_data_and_then_are_decided_together(tmp_path) -> None:
     with Ledger(tmp_path / "ledger.sqlite") as ledger:
         run = ledger.start_run("fullprocess")
-        first = ledger.record_file(run, "a.csv", "sha-a", 10, 1, "ingested", rows=10)
-        assert ledger.has_undeferred_pending()
+        first = record_file(ledger, run, "a.csv", "sha-a", 10, 1, "ingested", rows=10)
+        assert has_undeferred_pending(ledger)
         ledger.record_deferral(run, drift.INCONCLUSIVE, "deferred", {"new_rows": 10}, [first])
-        assert not ledger.has_undeferred_pending()  # the idle tick does not redo the same decision
+        assert not has_undeferred_pending(ledger)  # the idle tick does not redo the same decision
         assert [f["name"] for f in ledger.files(status="ingested", pending=True)] == ["a.csv"]
-        second = ledger.record_file(run, "b.csv", "sha-b", 30, 1, "ingested", rows=30)
-        assert ledger.has_undeferred_pending()
+        second = record_file(ledger, run, "b.csv", "sha-b", 30, 1, "ingested", rows=30)
+        assert has_undeferred_pending(ledger)
         pending = ledger.files(status="ingested", pending=True)
         assert [f["name"] for f in pending] == ["a.csv", "b.csv"]  # the next decision sees both
         ledger.record_decision(run, drift.DRIFT, "deployed", {"new_rows": 40}, [f["id"] for f in pending])

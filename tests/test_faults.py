@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO, synthetic_frame, write_frame
+from conftest import REPO, has_pending, runs, synthetic_frame, write_frame
 
 from risk import catalog, contract, registry
 from risk.config import Config, load_config
@@ -55,12 +55,12 @@ def stage_windows(config: Config) -> dict[str, tuple[float, float]]:
     start = time.time()
     subprocess.run([*COMMAND, str(config.config_path)], env=OFFLINE, check=True, capture_output=True, timeout=300)
     with Ledger(config.ledger_path) as ledger:
-        runs = {run["stage"]: run for run in ledger.runs(limit=50)[::-1] if run["stage"] in STAGES}
+        by_stage = {run["stage"]: run for run in runs(ledger, limit=50)[::-1] if run["stage"] in STAGES}
 
     def seconds(stamp: str) -> float:
         return pd.Timestamp(stamp).timestamp() - start
 
-    return {s: (seconds(runs[s]["started_at"]), seconds(runs[s]["ended_at"])) for s in STAGES}
+    return {s: (seconds(by_stage[s]["started_at"]), seconds(by_stage[s]["ended_at"])) for s in STAGES}
 
 
 def last_run_id(config: Config) -> int:
@@ -118,7 +118,7 @@ def assert_everything_agrees(config: Config, written: list[pd.DataFrame]) -> Non
     with Ledger(config.ledger_path) as ledger:
         ingested = sorted(f["name"] for f in ledger.files(status="ingested"))
         assert ingested == sorted(p.name for p in config.input_folder.glob("*.csv"))
-        assert not ledger.has_pending()
+        assert not has_pending(ledger)
         assert ledger.deployments()[-1]["version"] == registry.current(config.prod_folder).number
     names = (config.output_folder / "ingestedfiles.txt").read_text().split()
     assert sorted(names) == ingested
@@ -200,7 +200,7 @@ def assert_completed(config: Config, verdicts: list[str], version: int) -> None:
 
     with Ledger(config.ledger_path) as ledger:
         assert [d["verdict"] for d in ledger.decisions()][::-1] == verdicts
-        assert not ledger.has_pending()
+        assert not has_pending(ledger)
         assert ledger.deployments()[-1]["version"] == version
         _, decision = reporting.deciding_record(ledger, version)  # the report names its decision
         assert decision is not None

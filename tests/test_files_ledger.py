@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import has_pending, record_file, runs
 
 from risk.errors import RiskError
 from risk.files import TEMP_PREFIX, atomic_open, atomic_write_text, remove_temp_files, single_flight
@@ -108,7 +109,7 @@ def test_a_new_ledger_carries_the_schema_version(tmp_path):
         ledger.start_run("ingestion")
     assert user_version(path) == SCHEMA_VERSION
     with Ledger(path) as ledger:
-        assert [r["stage"] for r in ledger.runs()] == ["ingestion"]
+        assert [r["stage"] for r in runs(ledger)] == ["ingestion"]
 
 
 def test_a_ledger_from_newer_code_is_refused(tmp_path):
@@ -121,7 +122,7 @@ def test_a_ledger_from_newer_code_is_refused(tmp_path):
 
 
 def add_files(ledger: Ledger, run_id: int, names: list[str]) -> list[int]:
-    return [ledger.record_file(run_id, n, n * 8, 10, 1, "ingested", rows=1, part=f"{n}.csv") for n in names]
+    return [record_file(ledger, run_id, n, n * 8, 10, 1, "ingested", rows=1, part=f"{n}.csv") for n in names]
 
 
 def test_record_decision_marks_its_files_decided(tmp_path):
@@ -132,7 +133,7 @@ def test_record_decision_marks_its_files_decided(tmp_path):
         assert [f["name"] for f in ledger.files(pending=True)] == ["c"]
         assert ledger.decisions()[0]["evidence"] == {"f1": 0.5}
         ledger.record_decision(run_id, "DRIFT", "deployed version 2", {}, ids[2:])
-        assert not ledger.has_pending()
+        assert not has_pending(ledger)
 
 
 def test_a_failed_decision_marks_no_file(tmp_path):

@@ -9,7 +9,7 @@ import sys
 
 import pandas as pd
 import pytest
-from conftest import REPO, snapshot, synthetic_frame, write_frame
+from conftest import REPO, has_pending, runs, snapshot, synthetic_frame, write_frame
 
 import fullprocess
 from risk import catalog, contract, diagnostics, drift, ingestion, pipeline, registry, training
@@ -36,7 +36,7 @@ def decisions(config: Config) -> list[dict]:
 
 def last_run(config: Config, stage: str) -> dict:
     with Ledger(config.ledger_path) as ledger:
-        return next(run for run in ledger.runs(limit=100) if run["stage"] == stage)
+        return next(run for run in runs(ledger, limit=100) if run["stage"] == stage)
 
 
 def versions(config: Config) -> list[str]:
@@ -220,7 +220,7 @@ def test_a_crash_before_the_decision_is_decided_by_the_next_run(config: Config,
     assert (drift["verdict"], drift["evidence"]["files"]) == ("DRIFT", ["dataset5.csv"])
     assert registry.current(config.prod_folder).number == 2
     with Ledger(config.ledger_path) as ledger:
-        assert not ledger.has_pending()
+        assert not has_pending(ledger)
 
 
 @pytest.mark.slow

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import record, snapshot
+from conftest import paths, record, snapshot
 from prometheus_client.parser import text_string_to_metric_families
 
 from app import create_app
@@ -114,10 +114,10 @@ def test_metrics_report_the_last_pipeline_run_from_the_ledger(client, deployed: 
 def test_metrics_and_risk_write_no_pipeline_files(client, deployed: Config) -> None:
     with Ledger(deployed.ledger_path) as ledger:
         ledger.end_run(ledger.start_run("fullprocess"), "no_new_data")
-    before, paths = snapshot(deployed.root), sorted(deployed.root.rglob("*"))
+    before, paths_before = snapshot(deployed.root), paths(deployed.root)
     for route in ("/metrics", "/risk", "/risk?top=3", "/openapi.json", "/ready"):
         assert client.get(route).status_code == 200, route
-    assert sorted(deployed.root.rglob("*")) == paths
+    assert paths(deployed.root) == paths_before
     assert snapshot(deployed.root) == before
 
 

@@ -6,6 +6,7 @@ import json
 import matplotlib.image
 import numpy as np
 import pytest
+from conftest import runs
 from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 
 import reporting as reporting_cli
@@ -29,7 +30,7 @@ def test_run_reporting_writes_a_readable_png_and_records_the_counts(deployed: Co
     assert sum(map(sum, counts)) == 5
     assert detail["model_version"] == "1"
     with Ledger(deployed.ledger_path) as ledger:
-        run = next(r for r in ledger.runs() if r["stage"] == "reporting")
+        run = next(r for r in runs(ledger) if r["stage"] == "reporting")
     assert run["outcome"] == "ok"
     assert json.loads(run["detail"])["confusion_matrix"] == counts
 

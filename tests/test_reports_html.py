@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import snapshot
+from conftest import runs, snapshot
 from playwright.sync_api import Browser, expect
 from test_dashboard import assert_local_and_clean, assert_png, browser, serving, watched  # noqa: F401
 from test_reports_pdf import build_story
@@ -85,7 +85,7 @@ def test_reporting_on_demand_rewrites_the_latest_report(story: Config) -> None:
     assert detail == 0
     assert latest.stat().st_mtime_ns > before
     with Ledger(story.ledger_path) as ledger:
-        run = next(r for r in ledger.runs() if r["stage"] == "reporting")
+        run = next(r for r in runs(ledger) if r["stage"] == "reporting")
     assert run["outcome"] == "ok"
     assert '"pdf"' in run["detail"]
 

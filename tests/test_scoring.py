@@ -5,7 +5,7 @@ import logging
 
 import pandas as pd
 import pytest
-from conftest import COURSE_F1
+from conftest import COURSE_F1, runs
 
 import scoring as scoring_cli
 from risk import catalog, ingestion, scoring, training
@@ -43,8 +43,8 @@ def test_the_score_is_recorded_in_the_ledger_for_this_model(trained):
     with Ledger(trained.ledger_path) as ledger:
         assert ledger.score_for(model_sha) == pytest.approx(result["f1"])
         assert ledger.score_for("0" * 64) is None
-        assert ledger.runs(1)[0]["stage"] == "scoring"
-        assert ledger.runs(1)[0]["outcome"] == "ok"
+        assert runs(ledger, 1)[0]["stage"] == "scoring"
+        assert runs(ledger, 1)[0]["outcome"] == "ok"
 
 
 def test_main_exits_1_without_a_model(config, caplog):
@@ -64,7 +64,7 @@ def test_main_exits_1_without_test_data(trained, caplog):
     assert len(errors) == 1
     assert str(trained.test_data / catalog.TESTDATA) in errors[0]
     with Ledger(trained.ledger_path) as ledger:
-        assert ledger.runs(1)[0]["outcome"] == "failed"
+        assert runs(ledger, 1)[0]["outcome"] == "failed"
 
 
 def test_main_exits_0_when_scored(trained):

@@ -1,0 +1,50 @@
+"""GETs never write: the API opens the ledger read-only (SQLite mode=ro), and a ledger of an older schema is a
+503 saying to run the pipeline once, never a migration from a request."""
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from conftest import snapshot
+
+from app import create_app
+from risk.config import Config
+from risk.ledger import SCHEMA_VERSION, Ledger
+
+
+def schema_of(config: Config) -> int:
+    with sqlite3.connect(config.ledger_path) as db:
+        return db.execute("PRAGMA user_version").fetchone()[0]
+
+
+def test_the_apis_ledger_connection_cannot_write(deployed: Config) -> None:
+    with Ledger(deployed.ledger_path, read_only=True) as ledger, \
+            pytest.raises(sqlite3.OperationalError, match="readonly database"):
+        ledger.db.execute("INSERT INTO runs (stage, started_at) VALUES ('x', 'y')")
+
+
+def test_a_ledger_of_an_older_schema_is_503_and_never_migrated_by_a_get(deployed: Config) -> None:
+    with sqlite3.connect(deployed.ledger_path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
+    before = snapshot(deployed.root)
+    client = create_app(deployed).test_client()
+    for route in ("/ready", "/decisions", "/decisions/latest"):
+        answer = client.get(route)
+        assert answer.status_code == 503, route
+        assert answer.json["error"] == "not_ready"
+        assert "run the pipeline once to upgrade the ledger" in answer.json["detail"]
+        assert str(deployed.root) not in answer.json["detail"]
+    assert client.get("/metrics").status_code == 200  # the scrape says so: risk_ledger_readable 0
+    assert "risk_ledger_readable 0.0" in client.get("/metrics").get_data(as_text=True)
+    assert schema_of(deployed) == SCHEMA_VERSION - 1
+    assert snapshot(deployed.root) == before
+    with sqlite3.connect(deployed.ledger_path) as db:  # what the pipeline's migration ends with
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    assert create_app(deployed).test_client().get("/ready").status_code == 200
+
+
+def test_get_routes_before_the_first_run_create_no_ledger(config: Config) -> None:
+    client = create_app(config).test_client()
+    for route in ("/ready", "/decisions", "/metrics", "/summarystats", "/"):
+        client.get(route)
+    assert not config.ledger_path.exists()
