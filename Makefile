@@ -29,6 +29,9 @@ run: $(STAMP)
 # Every test, spread over two processes (pytest-xdist); each process builds the deployed miniature project once.
 test: $(DEVSTAMP) system-deps
 	$(PY) -m ruff check .
+	promtool test rules monitoring/alerts_test.yml
+	promtool check config monitoring/prometheus.yml
+	amtool check-config monitoring/alertmanager.yml
 	$(PY) -m pytest -n 2
 
 # The edit loop (under a minute): everything but the tests marked system (real processes) or slow (a second or
@@ -38,10 +41,10 @@ test-fast: $(DEVSTAMP)
 	$(PY) -m pytest -m "not system and not slow"
 
 # Debian's chromium, for the browser tests (tests/test_dashboard.py, tests/test_reports_*.py), and poppler-utils
-# (pdftoppm, pdftotext) to read the PDF report in tests, and curl for the README's curl lines (tests/test_readme.py);
-# each installed only when missing.
+# (pdftoppm, pdftotext) to read the PDF report in tests, curl for the README's curl lines (tests/test_readme.py),
+# promtool and amtool for the alert rules; each installed only when missing.
 .PHONY: system-deps
-system-deps: /usr/bin/chromium /usr/bin/pdftoppm /usr/bin/curl
+system-deps: /usr/bin/chromium /usr/bin/pdftoppm /usr/bin/curl /usr/bin/promtool /usr/bin/amtool
 
 /usr/bin/chromium:
 	apt-get update
@@ -54,6 +57,15 @@ system-deps: /usr/bin/chromium /usr/bin/pdftoppm /usr/bin/curl
 /usr/bin/curl:
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y curl
+
+# promtool and amtool check and unit-test the alert rules (monitoring/); the servers are not started.
+/usr/bin/promtool:
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus
+
+/usr/bin/amtool:
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus-alertmanager
 
 lint: $(DEVSTAMP)
 	$(PY) -m ruff check .

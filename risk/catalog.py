@@ -15,6 +15,7 @@ ROWINDEX = "rowindex"  # folder: the de-duplication index of row hashes
 PARTS = "parts"  # folder: the layout before issue 4 (one CSV per file), adopted once
 PREPARED = "prepared.npz"  # the API's read state: each client's latest row, summary statistics (risk/prepared.py)
 PREPARED_TAG = "prepared.tag"  # the byte length of finaldata.csv the read state covers, as text (the idle check)
+NOTIFIED = "notified.json"  # when each alert condition was last sent to the webhook (risk/notify.py)
 LEDGER = "ledger.sqlite"  # the run ledger, the one source of truth
 PIPELINE_LOCK = ".pipeline.lock"
 INGESTION_LOCK = ".ingestion.lock"

@@ -32,8 +32,10 @@ DEFAULT_KEEP_VERSIONS = 10
 # The drift decision (risk/drift.py): method and thresholds, documented in the README's configuration table.
 DEFAULT_DRIFT = {"drift_method": "statistical", "drift_alpha": 0.05, "drift_min_rows": 30,
                  "drift_min_f1_drop": 0.05, "drift_min_feature_effect": 0.1}
-# Every key config.json may hold (the README's configuration table); any other is a typo, refused.
-KNOWN_KEYS = (*PATH_KEYS, "max_request_bytes", "api_url", "keep_versions", *DEFAULT_DRIFT, "api_token_file")
+DEFAULT_ALERT_REPEAT_HOURS = 4.0
+# Every key config.json may hold (docs/operations.md's configuration table); any other is a typo, refused.
+KNOWN_KEYS = (*PATH_KEYS, "max_request_bytes", "api_url", "keep_versions", *DEFAULT_DRIFT, "api_token_file",
+              "alert_webhook_url", "alert_repeat_hours", "heartbeat_url")
 # Folders the pipeline writes: none may be the input folder, or inside it, or hold it (it would ingest itself).
 WRITTEN_FOLDER_KEYS = ("output_folder_path", "output_model_path", "prod_deployment_path")
 
@@ -42,8 +44,9 @@ _Fields = namedtuple(
     "_Fields",
     "config_path input_folder output_folder test_data model_folder prod_folder max_request_bytes api_url"
     " keep_versions drift_method drift_alpha drift_min_rows drift_min_f1_drop drift_min_feature_effect"
-    " api_token_file",
-    defaults=(DEFAULT_MAX_REQUEST_BYTES, DEFAULT_API_URL, DEFAULT_KEEP_VERSIONS, *DEFAULT_DRIFT.values(), None),
+    " api_token_file alert_webhook_url alert_repeat_hours heartbeat_url",
+    defaults=(DEFAULT_MAX_REQUEST_BYTES, DEFAULT_API_URL, DEFAULT_KEEP_VERSIONS, *DEFAULT_DRIFT.values(), None, None,
+              DEFAULT_ALERT_REPEAT_HOURS, None),
 )
 
 
@@ -53,7 +56,8 @@ class Config(_Fields):
     A namedtuple rather than a frozen dataclass: `dataclasses` costs the idle cron tick ~5 ms of imports.
     Fields: config_path, input_folder, output_folder, test_data, model_folder, prod_folder (Paths),
     max_request_bytes (int), api_url (str), keep_versions (int), drift_method (str), drift_alpha,
-    drift_min_rows, drift_min_f1_drop, drift_min_feature_effect (numbers), api_token_file (Path or None).
+    drift_min_rows, drift_min_f1_drop, drift_min_feature_effect (numbers), api_token_file (Path or None),
+    alert_webhook_url and heartbeat_url (str or None), alert_repeat_hours (number).
     `config._replace(...)` gives a changed copy.
     """
 
@@ -211,7 +215,28 @@ def load_config(path: str | Path | None = None) -> Config:
         keep_versions=_positive_int(data, "keep_versions", DEFAULT_KEEP_VERSIONS, config_path),
         **_drift_settings(data, config_path),
         api_token_file=_optional_file(data, "api_token_file", root, config_path),
+        alert_webhook_url=_optional_url(data, "alert_webhook_url", config_path),
+        alert_repeat_hours=_positive_number(data, "alert_repeat_hours", DEFAULT_ALERT_REPEAT_HOURS, config_path),
+        heartbeat_url=_optional_url(data, "heartbeat_url", config_path),
     )
+
+
+def _optional_url(data: dict, key: str, path: Path) -> str | None:
+    """An http(s) URL, or None when the key is absent or null. Its value is not quoted in the error: such a
+    URL often holds a token."""
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        raise ConfigError(f"{path}: key {key!r} must be an http(s) URL (value not shown: it may hold a token)")
+    return value.rstrip("/")
+
+
+def _positive_number(data: dict, key: str, default: float, path: Path) -> float:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
+        raise ConfigError(f"{path}: key {key!r} must be a number above 0, got {value!r}")
+    return float(value)
 
 
 def require_folder(folder: Path, key: str) -> Path:

@@ -116,6 +116,11 @@ def run_rollback(config: Config, target: int | None = None, reason: str | None =
                                  version.manifest["score"], action="rollback", reason=reason, actor=actor())
         detail.update({"from": live, "to": target, "reason": reason, "actor": actor()})
     logger.info("rollback: version %d -> %d by %s (%s)", live, target, actor(), reason or "no reason given")
+    from risk import notify
+
+    notify.notify(config, "rollback", f"rolled back from version {live} to {target} by {actor()}"
+                  f" ({reason or 'no reason given'})", run_id=run_id, model_version=target,
+                  details={"from": live, "to": target, "reason": reason, "actor": actor()}, subject=str(target))
     return dict(detail)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from risk import catalog, inbox, methods, registry, views
+from risk import catalog, inbox, methods, notify, registry, views
 from risk.config import Config, require_folder
 from risk.errors import BusyError, MissingInputError
 from risk.files import read_json, remove_temp_files, single_flight
@@ -94,6 +94,8 @@ def reconcile_deployment(config: Config, ledger: Ledger, run_id: int) -> None:
                              action="recovered", reason="a killed run made this version current before recording it")
     registry.sync_mirror(config.prod_folder, version)
     logger.info("recovered: recorded version %d, current since a killed run", number)
+    notify.notify(config, "recovery", f"version {number} was made current by a killed run; recorded and serving",
+                  run_id=run_id, model_version=number, subject=str(number))
 
 
 def reconcile(config: Config, ledger: Ledger, run_id: int) -> None:
@@ -275,7 +277,24 @@ def act(config: Config, ledger: Ledger, run_id: int) -> str:
         ledger.record_deferral(run_id, verdict, action, evidence, [f["id"] for f in pending])
     else:  # with the intent settled in the same transaction
         ledger.record_decision(run_id, verdict, action, evidence, [f["id"] for f in pending], intent)
+    announce(config, run_id, verdict, action, manifest, evidence)
     return action
+
+
+def announce(config: Config, run_id: int, verdict: str, action: str, manifest: dict | None, evidence: dict) -> None:
+    """The webhook's messages for a recorded decision: a DRIFT, a deployment (risk/notify.py)."""
+    live = registry.current_number(config.prod_folder)
+    if verdict == "DRIFT":
+        notify.notify(config, "drift", f"drift found ({evidence.get('reason', 'see the decision')}); {action}",
+                      run_id=run_id, model_version=live, details={k: evidence.get(k) for k in (
+                          "reason", "new_f1", "expected_f1", "new_rows", "files", "action")})
+    elif verdict == "NO DRIFT":
+        notify.clear(config, "no_drift")
+    if manifest is not None:
+        notify.notify(config, "deployment", f"version {manifest['version']} deployed after a {verdict} decision"
+                      f" (F1 {manifest['score']:.4f} on the test data)", run_id=run_id,
+                      model_version=manifest["version"], details={"verdict": verdict, "score": manifest["score"]},
+                      subject=str(manifest["version"]))
 
 
 def after_deploy(config: Config, run_id: int) -> None:
@@ -360,6 +379,18 @@ def run_fullprocess(config: Config) -> dict:
         reasons = pending_work(config)
         if not reasons:
             logger.info("nothing new in %s; the deployed model stays", config.input_folder)
+            notify.heartbeat(config)
             return {"action": "nothing new"}
         logger.info("work to do: %s", "; ".join(reasons))
-        return process(config)
+        notify.heartbeat(config, "start")
+        try:
+            detail = process(config)
+        except Exception as exc:
+            notify.notify(config, "failed", f"the pipeline run failed: {str(exc)[:300]}",
+                          model_version=registry.current_number(config.prod_folder),
+                          details={"error": f"{type(exc).__name__}: {str(exc)[:1000]}", "reasons": reasons})
+            notify.heartbeat(config, "fail")
+            raise
+        notify.clear(config, "ok")
+        notify.heartbeat(config)
+        return detail

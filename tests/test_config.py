@@ -183,10 +183,14 @@ def test_an_unknown_key_like_no_other_lists_the_known_keys(tmp_path):
 def test_every_known_key_is_accepted(tmp_path):
     settings = {"max_request_bytes": 1024, "api_url": "http://127.0.0.1:1", "keep_versions": 3,
                 "drift_method": "raw", "drift_alpha": 0.01, "drift_min_rows": 5, "drift_min_f1_drop": 0.1,
-                "drift_min_feature_effect": 0.2, "api_token_file": "token.txt"}
+                "drift_min_feature_effect": 0.2, "api_token_file": "token.txt",
+                "alert_webhook_url": "https://hooks.example/x/", "alert_repeat_hours": 0.5,
+                "heartbeat_url": "https://hc.example/ping/abc"}
     assert set(settings) | set(FOLDERS) == set(KNOWN_KEYS)
     config = load_config(write_config(tmp_path, {**FOLDERS, **settings}))
     assert (config.drift_min_rows, config.keep_versions) == (5, 3)
+    assert (config.alert_webhook_url, config.alert_repeat_hours, config.heartbeat_url) == (
+        "https://hooks.example/x", 0.5, "https://hc.example/ping/abc")
 
 
 @pytest.mark.parametrize("name", ["config.json", "config.practice.json"])
