@@ -379,7 +379,7 @@ def run_fullprocess(config: Config) -> dict:
         reasons = pending_work(config)
         if not reasons:
             logger.info("nothing new in %s; the deployed model stays", config.input_folder)
-            notify.heartbeat(config)
+            notify.heartbeat(config, wait=False)  # from a forked child: the idle tick does not wait for it
             return {"action": "nothing new"}
         logger.info("work to do: %s", "; ".join(reasons))
         notify.heartbeat(config, "start")

@@ -84,7 +84,10 @@ def test_a_first_deployment_is_announced_and_every_tick_beats(config: Config, re
     assert message["model_version"] == "1"
     assert message["text"].startswith("[info] risk pipeline: version 1 deployed after a BOOTSTRAP decision")
     assert set(message) == {"event", "severity", "summary", "time", "run_id", "model_version", "details", "text"}
-    pipeline.run_fullprocess(config)  # idle: a heartbeat, no message
+    pipeline.run_fullprocess(config)  # idle: a heartbeat from a forked child, no message
+    deadline = time.monotonic() + 10
+    while len(receiver.pings()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert receiver.pings() == ["/ping/abc/start", "/ping/abc", "/ping/abc"]
     assert receiver.events() == ["deployment"]
 
