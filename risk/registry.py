@@ -189,8 +189,10 @@ def predecessor(prod: Path, number: int) -> int | None:
 
 
 def activate(prod: Path, number: int) -> Version:
-    """Verify a version, then make it current (one atomic pointer write) and refresh the flat copies."""
+    """Verify a version and read its model (skops: nothing runs; a model that would run code is refused), then
+    make it current (one atomic pointer write) and refresh the flat copies."""
     version = verify(prod, number)
+    load_model(version)
     atomic_write_text(prod / catalog.CURRENT, f"{version.number}\n")
     sync_mirror(prod, version)
     return version

@@ -170,3 +170,19 @@ def test_nothing_is_sent_without_urls(config: Config) -> None:
     with contextlib.suppress(Exception):
         assert notify.notify(config, "failed", "x") is False
     assert notify.heartbeat(config) is False
+
+
+def test_a_drift_decision_and_its_deployment_are_each_one_message(config: Config, receiver: Receiver) -> None:
+    from conftest import write_frame
+    from test_fullprocess import judged_rows
+
+    config = with_urls(config, receiver)
+    pipeline.run_fullprocess(config)  # bootstrap: version 1
+    write_frame(judged_rows(config, seed=1, agree=False), config.input_folder / "dataset5.csv")
+    assert pipeline.run_fullprocess(config)["action"] == "deployed version 2"
+    assert receiver.events() == ["deployment", "drift", "deployment"]
+    drift, deployed = (body for method, path, body in receiver.requests[-3:] if method == "POST")
+    assert (drift["severity"], drift["model_version"]) == ("warning", "2")
+    assert drift["details"]["files"] == ["dataset5.csv"]
+    assert drift["summary"].startswith("drift found (F1 dropped by")
+    assert (deployed["model_version"], deployed["details"]["verdict"]) == ("2", "DRIFT")

@@ -2,6 +2,7 @@
 503 saying to run the pipeline once, never a migration from a request."""
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 
 import pytest
@@ -9,7 +10,7 @@ from conftest import snapshot
 
 from app import create_app
 from risk.config import Config
-from risk.ledger import SCHEMA_VERSION, Ledger
+from risk.ledger import MIGRATIONS, SCHEMA_VERSION, Ledger
 
 
 def schema_of(config: Config) -> int:
@@ -23,9 +24,19 @@ def test_the_apis_ledger_connection_cannot_write(deployed: Config) -> None:
         ledger.db.execute("INSERT INTO runs (stage, started_at) VALUES ('x', 'y')")
 
 
-def test_a_ledger_of_an_older_schema_is_503_and_never_migrated_by_a_get(deployed: Config) -> None:
-    with sqlite3.connect(deployed.ledger_path) as db:
+def previous_schema_ledger(path) -> None:
+    """A ledger as the previous release created it: every migration but the last, and its version."""
+    path.unlink()
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+        for script in MIGRATIONS[:SCHEMA_VERSION - 1]:
+            db.executescript(script)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
+        db.commit()
+
+
+def test_a_ledger_of_an_older_schema_is_503_and_never_migrated_by_a_get(deployed: Config) -> None:
+    previous_schema_ledger(deployed.ledger_path)
     before = snapshot(deployed.root)
     client = create_app(deployed).test_client()
     for route in ("/ready", "/decisions", "/decisions/latest"):
@@ -38,8 +49,9 @@ def test_a_ledger_of_an_older_schema_is_503_and_never_migrated_by_a_get(deployed
     assert "risk_ledger_readable 0.0" in client.get("/metrics").get_data(as_text=True)
     assert schema_of(deployed) == SCHEMA_VERSION - 1
     assert snapshot(deployed.root) == before
-    with sqlite3.connect(deployed.ledger_path) as db:  # what the pipeline's migration ends with
-        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    with Ledger(deployed.ledger_path):  # a pipeline run's writer migrates it
+        pass
+    assert schema_of(deployed) == SCHEMA_VERSION
     assert create_app(deployed).test_client().get("/ready").status_code == 200
 
 

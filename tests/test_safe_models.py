@@ -119,3 +119,28 @@ def test_a_version_from_before_skops_is_refused_until_migrate_converts_it(deploy
     assert migrate.run_migration(deployed) == {"history": "current", "converted_versions": [1]}
     assert create_app(deployed).test_client().get("/ready").json == {"status": "ready", "model_version": "1"}
     assert migrate.run_migration(deployed) == {"history": "current", "converted_versions": []}
+
+
+def test_a_version_that_would_run_code_is_refused_by_every_stage_and_by_rollback(deployed: Config,
+                                                                                 tmp_path: Path) -> None:
+    from risk import deployment, pipeline, scoring, training
+    from risk.errors import RiskError
+
+    training.run_training(deployed)
+    scoring.run_scoring(deployed)
+    deployment.run_deployment(deployed)  # version 2, good
+    marker = tmp_path / "ran"
+    version = registry.versions_folder(deployed.prod_folder) / "1"
+    replace_with_manifest(version, catalog.SAFE_MODEL, skops.io.dumps(RunsOnLoad(str(marker))))
+    with pytest.raises(IntegrityError, match=rf"{version / catalog.SAFE_MODEL}: refused, .*not trusted"):
+        deployment.run_rollback(deployed, 1, "to the tampered one")
+    assert registry.current_number(deployed.prod_folder) == 2  # the good version stays
+    (deployed.prod_folder / catalog.CURRENT).write_text("1\n", encoding="utf-8")  # forced, as an attacker would
+    for stage in (diagnostics.run_diagnostics, reporting.run_reporting):
+        with pytest.raises(RiskError, match="not trusted"):
+            stage(deployed)
+    (deployed.input_folder / "more.csv").write_bytes((deployed.input_folder / "dataset1.csv").read_bytes())
+    with pytest.raises(RiskError, match="not trusted"):
+        pipeline.run_fullprocess(deployed)
+    assert create_app(deployed).test_client().get("/ready").status_code == 503
+    assert not marker.exists()
