@@ -33,9 +33,10 @@ DEFAULT_KEEP_VERSIONS = 10
 DEFAULT_DRIFT = {"drift_method": "statistical", "drift_alpha": 0.05, "drift_min_rows": 30,
                  "drift_min_f1_drop": 0.05, "drift_min_feature_effect": 0.1}
 DEFAULT_ALERT_REPEAT_HOURS = 4.0
+DEFAULT_CALL_CAPACITY, MAX_CALL_CAPACITY = 20, 10_000
 # Every key config.json may hold (docs/operations.md's configuration table); any other is a typo, refused.
 KNOWN_KEYS = (*PATH_KEYS, "max_request_bytes", "api_url", "keep_versions", *DEFAULT_DRIFT, "api_token_file",
-              "alert_webhook_url", "alert_repeat_hours", "heartbeat_url")
+              "alert_webhook_url", "alert_repeat_hours", "heartbeat_url", "call_capacity")
 # Folders the pipeline writes: none may be the input folder, or inside it, or hold it (it would ingest itself).
 WRITTEN_FOLDER_KEYS = ("output_folder_path", "output_model_path", "prod_deployment_path")
 
@@ -44,9 +45,9 @@ _Fields = namedtuple(
     "_Fields",
     "config_path input_folder output_folder test_data model_folder prod_folder max_request_bytes api_url"
     " keep_versions drift_method drift_alpha drift_min_rows drift_min_f1_drop drift_min_feature_effect"
-    " api_token_file alert_webhook_url alert_repeat_hours heartbeat_url",
+    " api_token_file alert_webhook_url alert_repeat_hours heartbeat_url call_capacity",
     defaults=(DEFAULT_MAX_REQUEST_BYTES, DEFAULT_API_URL, DEFAULT_KEEP_VERSIONS, *DEFAULT_DRIFT.values(), None, None,
-              DEFAULT_ALERT_REPEAT_HOURS, None),
+              DEFAULT_ALERT_REPEAT_HOURS, None, DEFAULT_CALL_CAPACITY),
 )
 
 
@@ -57,7 +58,8 @@ class Config(_Fields):
     Fields: config_path, input_folder, output_folder, test_data, model_folder, prod_folder (Paths),
     max_request_bytes (int), api_url (str), keep_versions (int), drift_method (str), drift_alpha,
     drift_min_rows, drift_min_f1_drop, drift_min_feature_effect (numbers), api_token_file (Path or None),
-    alert_webhook_url and heartbeat_url (str or None), alert_repeat_hours (number).
+    alert_webhook_url and heartbeat_url (str or None), alert_repeat_hours (number), call_capacity (int: how many
+    clients the managers can call, the call list's length).
     `config._replace(...)` gives a changed copy.
     """
 
@@ -218,7 +220,16 @@ def load_config(path: str | Path | None = None) -> Config:
         alert_webhook_url=_optional_url(data, "alert_webhook_url", config_path),
         alert_repeat_hours=_positive_number(data, "alert_repeat_hours", DEFAULT_ALERT_REPEAT_HOURS, config_path),
         heartbeat_url=_optional_url(data, "heartbeat_url", config_path),
+        call_capacity=_call_capacity(data, config_path),
     )
+
+
+def _call_capacity(data: dict, path: Path) -> int:
+    value = data.get("call_capacity", DEFAULT_CALL_CAPACITY)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CALL_CAPACITY:
+        raise ConfigError(f"{path}: key 'call_capacity' must be a whole number from 1 to {MAX_CALL_CAPACITY} (how"
+                          f" many clients the managers can call), got {value!r}")
+    return value
 
 
 def _optional_url(data: dict, key: str, path: Path) -> str | None:

@@ -19,21 +19,22 @@ from risk.errors import ContractError
 MAX_COUNT = float(2**53)  # the largest count a float64 holds exactly; beyond it two counts could merge
 
 
-class Column(namedtuple("_Column", "name role required nullable minimum maximum allowed fill",
-                        defaults=(True, False, None, None, None, None))):
+class Column(namedtuple("_Column", "name role required nullable minimum maximum allowed fill label",
+                        defaults=(True, False, None, None, None, None, None))):
     """One column: its role (`id` text, `feature` number, `target` label), whether it must be present and
     filled, its range (`minimum`/`maximum`) or its `allowed` values, and for a feature added to a history
     that already has rows, `fill`: the value its empty cells take in the rows written before it existed
-    (`python -m risk.migrate` adds the column to the history, empty). New files must carry it like any other."""
+    (`python -m risk.migrate` adds the column to the history, empty). New files must carry it like any other.
+    `label` is what a client manager reads (the call list's reasons); the name with spaces when absent."""
 
     __slots__ = ()
 
 
 SCHEMA = (
     Column("corporation", "id", required=False, nullable=True),
-    Column("lastmonth_activity", "feature", minimum=0.0, maximum=MAX_COUNT),
-    Column("lastyear_activity", "feature", minimum=0.0, maximum=MAX_COUNT),
-    Column("number_of_employees", "feature", minimum=0.0, maximum=MAX_COUNT),
+    Column("lastmonth_activity", "feature", minimum=0.0, maximum=MAX_COUNT, label="activity last month"),
+    Column("lastyear_activity", "feature", minimum=0.0, maximum=MAX_COUNT, label="activity last year"),
+    Column("number_of_employees", "feature", minimum=0.0, maximum=MAX_COUNT, label="employees"),
     Column("exited", "target", allowed=(0, 1)),
 )
 # What is tolerated, rather than rejected (README "Data contract"):
@@ -48,6 +49,7 @@ ID_COLUMN = next(c.name for c in SCHEMA if c.role == "id")
 FEATURES = tuple(c.name for c in SCHEMA if c.role == "feature")
 TARGET = next(c.name for c in SCHEMA if c.role == "target")
 COLUMNS = tuple(c.name for c in SCHEMA)
+LABELS = {c.name: c.label or c.name.replace("_", " ") for c in SCHEMA}
 HEADER_LINES = 1  # a CSV row number counts the header as line 1
 DELIMITER = ","
 THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$")

@@ -17,7 +17,6 @@ from risk.errors import ApiError, IntegrityError, MissingInputError
 from risk.readside import ModelHolder
 
 logger = logging.getLogger(__name__)
-TOP = 20
 LAST_DECISIONS = 10
 # Nothing but this page and its inline styles may load: the browser enforces "no external assets".
 CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; "
@@ -29,7 +28,7 @@ GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 def ranking_or_reason(config: Config, holder: ModelHolder) -> tuple[dict | None, str | None]:
     """The ranked list for the page, or None and a sentence saying why there is none."""
     try:
-        return readside.risk_ranking(config, holder, TOP)[1], None
+        return readside.risk_ranking(config, holder, config.call_capacity)[1], None
     except store.UnusableIngestedData as exc:
         return None, f"The ingested data breaks the data contract: {exc}"
     except prepared.StaleReadState:

@@ -19,8 +19,10 @@ PREDICTION = {
         contract.ID_COLUMN: {"type": "array", "items": {"type": "string", "nullable": True}},
     },
 }
-REASON = {"type": "object", "required": ["feature", "value", "log_odds"],
-          "properties": {"feature": {"type": "string"}, "value": {"type": "number"}, "log_odds": {"type": "number"}}}
+REASON = {"type": "object", "required": ["feature", "value", "typical", "log_odds", "odds_ratio", "points", "text"],
+          "properties": {"feature": {"type": "string"}, "value": {"type": "number"}, "typical": {"type": "number"},
+                         "log_odds": {"type": "number"}, "odds_ratio": {"type": "number"},
+                         "points": {"type": "number"}, "text": {"type": "string"}}}
 CLIENT = {"type": "object", "required": ["rank", "corporation", "probability", "reasons"],
           "properties": {"rank": {"type": "integer"}, "corporation": {"type": "string"},
                          "probability": {"type": "number"}, "reasons": {"type": "array", "items": REASON}}}
@@ -31,6 +33,8 @@ RISK = {"type": "object", "required": ["model_version", "clients", "movers", "po
         "properties": {"model_version": {"type": "string"}, "previous_version": {"type": "integer", "nullable": True},
                        "clients": {"type": "array", "items": CLIENT}, "movers": {"type": "array", "items": MOVER},
                        "population": {"type": "integer"},
+                       "typical": {"type": "object", "additionalProperties": {"type": "number"}},
+                       "typical_from": {"type": "string"},
                        "movers_note": {"type": "string", "nullable": True,
                                        "description": "why there are no movers though there is a previous version"}}}
 DECISION = {"type": "object", "required": ["id", "created_at", "verdict", "action", "summary", "evidence"],

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from risk import decisions, diagnostics, registry, risklist, scoring
+from risk import catalog, contract, decisions, diagnostics, registry, risklist, scoring
 from risk.config import Config
 from risk.errors import ApiError, ContractError, IntegrityError, MissingInputError
 from risk.ledger import Ledger
@@ -112,9 +112,12 @@ _rankings_lock = threading.Lock()
 
 
 def risk_ranking(config: Config, holder: ModelHolder, top: int) -> tuple[registry.Version, dict]:
-    """The served version and GET /risk's answer: the `top` clients with reasons, and movers since the last
-    one; a previous version that fails verification costs only the movers (`movers_note` says why). The ranking
-    is computed once per version and data change (per worker) from the prepared state, then sliced."""
+    """The served version and GET /risk's answer: the `top` current clients with reasons against the version's
+    typical client, and movers since the last version; a previous version that fails verification costs only
+    the movers (`movers_note` says why). The ranking is computed once per version and data change (per
+    worker) from the prepared state, then sliced."""
+    from risk.files import read_json
+
     version, model = holder.get()
     before = registry.predecessor(config.prod_folder, version.number)
     state = prepared_state(config)
@@ -123,11 +126,16 @@ def risk_ranking(config: Config, holder: ModelHolder, top: int) -> tuple[registr
         full = _rankings.get(key)
         if full is None:
             previous, note = previous_model(config.prod_folder, before) if before else (None, None)
-            full = {**risklist.rank(state.clients, model, RANK_LIMIT, previous), "movers_note": note}
+            card = read_json(version.folder / catalog.CARD) if catalog.CARD in version.manifest["sha256"] else None
+            typical, source = risklist.typical_of(card, risklist.current_clients(state.clients))
+            full = {**risklist.rank(state.clients, model, RANK_LIMIT, previous, typical), "movers_note": note,
+                    "typical": dict(zip(contract.FEATURES, typical.round(4).tolist(), strict=True)),
+                    "typical_from": source}
             _rankings.clear()  # one ranking per worker: the newest
             _rankings[key] = full
     return version, {"model_version": version.label, "previous_version": before, "clients": full["clients"][:top],
                      "movers": full["movers"][:top], "population": full["population"],
+                     "typical": full["typical"], "typical_from": full["typical_from"],
                      "movers_note": full["movers_note"]}
 
 

@@ -162,6 +162,9 @@ def timing_history(diagnostics: list[dict]) -> list[dict]:
              "repeats": d["repeats"]} for d in diagnostics]
 
 
-def top_clients(frame: pd.DataFrame, model: object, previous: object | None, top: int = TOP_CLIENTS) -> dict:
-    ranked = risklist.rank(frame, model, top, previous)
-    return {**ranked, "movers": ranked["movers"][:top]}
+def top_clients(frame: pd.DataFrame, model: object, previous: object | None, top: int = TOP_CLIENTS,
+                card: dict | None = None) -> dict:
+    """The call list of `top` (the call capacity) current clients, reasons against the version's typical client."""
+    typical, source = risklist.typical_of(card, risklist.current_clients(risklist.latest_clients(frame)))
+    ranked = risklist.rank(frame, model, top, previous, typical)
+    return {**ranked, "movers": ranked["movers"][:top], "typical_from": source}

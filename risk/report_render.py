@@ -291,11 +291,11 @@ def _operations_page(content: dict) -> Figure:
 def _clients_page(content: dict) -> Figure:
     figure = _page(content, 5)
     clients = content["clients"]
-    _heading(figure, 0.915, SECTIONS[10], f"The {len(clients['clients'])} of {clients['population']} clients "
-             "most likely to leave, with the measures that raise each one's risk most (log-odds vs the average).")
+    _heading(figure, 0.915, SECTIONS[10], f"The {len(clients['clients'])} of {clients['population']} current "
+             "clients most likely to leave (the call capacity), with what raises each one's risk against the typical"
+             " client.")
     rows = [[str(c["rank"]), c["corporation"][:30], f"{c['probability']:.1%}",
-             "; ".join(f"{r['feature'].replace('_', ' ')} {r['value']:,.0f} (+{r['log_odds']:.2f})"
-                       for r in c["reasons"]) or "-"] for c in clients["clients"]]
+             "; ".join(r["text"] for r in c["reasons"]) or "-"] for c in clients["clients"]]
     bottom = _table_at(figure, 0.88, 0.4, ["#", "client", "risk", "why"], rows, [0.06, 0.22, 0.1, 0.62])
     if clients["movers"]:
         _heading(figure, bottom - 0.05, f"Rising since version {clients.get('previous_version') or 'the previous one'}",

@@ -90,7 +90,7 @@ def read_inputs(config: Config, ledger: Ledger) -> dict:
         raise MissingInputError(f"{raw_path}: no ingested data (run ingestion.py first)")
     return {"version": version, "model": registry.load_model(version),
             "previous": previous_model(config, before),
-            "previous_version": before,
+            "previous_version": before, "capacity": config.call_capacity,
             "card": read_json(card_path) if card_path.is_file() else {},
             "test": read_labelled_csv(config.testdata_path),
             "raw": pd.read_csv(raw_path, dtype=str, keep_default_na=False, na_values=[""]),  # ids as ingested
@@ -113,7 +113,8 @@ def build_content(inputs: dict) -> dict:
     facts = version_facts(version, inputs["card"])
     try:
         frame = contract.validate_frame(inputs["raw"], catalog.FINALDATA, history=True)
-        clients = {**content_of.top_clients(frame, model, inputs["previous"]),
+        clients = {**content_of.top_clients(frame, model, inputs["previous"], inputs["capacity"],
+                                            inputs["card"]),
                    "previous_version": inputs["previous_version"]}
     except ContractError as exc:
         clients = {"clients": [], "movers": [], "population": 0, "problem": str(exc)}

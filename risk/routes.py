@@ -143,7 +143,8 @@ def prediction() -> Response:
 @api.get("/risk")
 def risk() -> Response:
     state = served()
-    version, ranked = readside.risk_ranking(state.config, state.models, int_arg("top", 20, MAX_TOP))
+    top = int_arg("top", state.config.call_capacity, MAX_TOP)  # by default, as many as the managers can call
+    version, ranked = readside.risk_ranking(state.config, state.models, top)
     if wants_csv():
         return Response(risklist.as_csv(ranked["clients"]), mimetype="text/csv",
                         headers={"X-Model-Version": version.label})

@@ -185,7 +185,7 @@ def test_every_known_key_is_accepted(tmp_path):
                 "drift_method": "raw", "drift_alpha": 0.01, "drift_min_rows": 5, "drift_min_f1_drop": 0.1,
                 "drift_min_feature_effect": 0.2, "api_token_file": "token.txt",
                 "alert_webhook_url": "https://hooks.example/x/", "alert_repeat_hours": 0.5,
-                "heartbeat_url": "https://hc.example/ping/abc"}
+                "heartbeat_url": "https://hc.example/ping/abc", "call_capacity": 50}
     assert set(settings) | set(FOLDERS) == set(KNOWN_KEYS)
     config = load_config(write_config(tmp_path, {**FOLDERS, **settings}))
     assert (config.drift_min_rows, config.keep_versions) == (5, 3)

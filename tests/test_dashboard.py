@@ -39,7 +39,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--no-proxy-server"]
 HOSTILE = "<script>alert(1)</script> & Co"
 PNG = b"\x89PNG\r\n\x1a\n"
-READABLE_FEATURES = [name.replace("_", " ") for name in contract.FEATURES]
+READABLE_FEATURES = [contract.LABELS[name] for name in contract.FEATURES]
 
 
 @pytest.fixture(autouse=True)
@@ -63,6 +63,7 @@ def deploy_with_hostile_name(config: Config) -> Config:
     frame = synthetic_frame(60, seed=3)
     frame.loc[0, "corporation"] = HOSTILE
     frame.loc[0, FIRST] = 5000  # the riskiest client, so it is on the page
+    frame.loc[0, contract.TARGET] = 0  # a current client
     write_frame(frame, config.input_folder / "hostile.csv")
     ingestion.run_ingestion(config)
     training.run_training(config)
@@ -79,7 +80,8 @@ def test_the_page_shows_version_score_clients_decisions_and_chart(story: Config)
     assert "default-src 'none'" in answer.headers["Content-Security-Policy"]
     html = answer.get_data(as_text=True)
     assert '<dd id="model-version">2</dd>' in html
-    assert html.count('class="client-row"') == 20
+    current = create_app(story).test_client().get("/risk").get_json()["population"]
+    assert html.count('class="client-row"') == min(story.call_capacity, current) > 5
     assert html.count('class="decision-row"') == 2
     assert "INCONCLUSIVE" in html
     assert html.count('<circle class="deploy"') == 2
@@ -88,7 +90,8 @@ def test_the_page_shows_version_score_clients_decisions_and_chart(story: Config)
 
 
 def test_everything_shown_is_escaped(config: Config) -> None:
-    html = create_app(deploy_with_hostile_name(config)).test_client().get("/").get_data(as_text=True)
+    config = deploy_with_hostile_name(config)._replace(call_capacity=10_000)  # every current client on the page
+    html = create_app(config).test_client().get("/").get_data(as_text=True)
     assert "<script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co" in html
 
@@ -164,9 +167,10 @@ def test_ids_are_shown_as_ingestion_kept_them(deployed: Config, monkeypatch: pyt
     ids = ["NA", "null", "None", "nan", "00007"]
     frame = synthetic_frame(len(ids), seed=5)
     frame["corporation"] = ids
+    frame[contract.TARGET] = 0  # current clients
     write_frame(frame, deployed.input_folder / "odd-ids.csv")
     ingestion.run_ingestion(deployed)
-    monkeypatch.setattr(dashboard, "TOP", 10_000)  # every client on the page
+    deployed = deployed._replace(call_capacity=10_000)  # every client on the page
     html = create_app(deployed).test_client().get("/").get_data(as_text=True)
     for name in ids:
         assert f'<td class="client">{name}</td>' in html, name
@@ -184,7 +188,8 @@ def test_a_corrupt_previous_version_still_shows_the_ranking(deployed: Config) ->
     assert answer.status_code == 200
     html = answer.get_data(as_text=True)
     assert '<dd id="model-version">2</dd>' in html
-    assert html.count('class="client-row"') == 20
+    current = create_app(deployed).test_client().get("/risk").get_json()["population"]
+    assert html.count('class="client-row"') == min(deployed.call_capacity, current)
     movers = html[html.index('<section id="movers">'):]
     assert "no movers: the previous version 1 failed verification" in movers[:movers.index("</section>")]
 
@@ -279,7 +284,8 @@ def test_dashboard_in_a_real_browser(story: Config, browser: Browser, tmp_path: 
         first = page.locator("#risk-list tr.client-row").first
         expect(first).to_be_visible()
         expect(first.locator(".reason").first).to_contain_text(re.compile("|".join(READABLE_FEATURES)))
-        expect(page.locator("#risk-list tr.client-row")).to_have_count(20)
+        current = create_app(story).test_client().get("/risk").get_json()["population"]
+        expect(page.locator("#risk-list tr.client-row")).to_have_count(min(story.call_capacity, current))
         expect(page.locator("#decisions tr.decision-row").first).to_contain_text("INCONCLUSIVE")
         expect(page.locator("#score-chart")).to_be_visible()
         expect(page.locator("#score-chart circle")).to_have_count(2)

@@ -176,7 +176,8 @@ def test_the_report_keeps_ids_as_ingestion_wrote_them(deployed: Config) -> None:
     data = deployed.output_folder / "finaldata.csv"
     with Ledger(deployed.ledger_path) as ledger:
         before = reporting.build_content(reporting.read_inputs(deployed, ledger))["clients"]["population"]
-    data.write_text(data.read_text(encoding="utf-8") + "NA,0,0,90000,1\n0091,0,0,80000,1\n", encoding="utf-8")
+    # two current clients (exited 0), named as ingestion keeps names
+    data.write_text(data.read_text(encoding="utf-8") + "NA,0,0,90000,0\n0091,0,0,80000,0\n", encoding="utf-8")
     with Ledger(deployed.ledger_path) as ledger:
         content = reporting.build_content(reporting.read_inputs(deployed, ledger))
     assert content["clients"]["population"] == before + 2

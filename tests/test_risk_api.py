@@ -3,6 +3,7 @@ and the movers since the previous deployment."""
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pandas as pd
@@ -18,10 +19,12 @@ FEATURES = list(contract.FEATURES)
 
 
 def latest_rows(config: Config) -> pd.DataFrame:
-    """Each client's newest row in finaldata.csv (computed here without risk.risklist)."""
+    """Each current client's newest row in finaldata.csv (computed here without risk.risklist): a client whose
+    newest row says it left (exited = 1) is gone."""
     data = pd.read_csv(config.output_folder / "finaldata.csv", dtype={"corporation": str})
     data = data[data["corporation"].notna()]
-    return data.groupby("corporation", sort=False).tail(1).reset_index(drop=True)
+    latest = data.groupby("corporation", sort=False).tail(1)
+    return latest[latest[contract.TARGET] == 0].reset_index(drop=True)
 
 
 def model_of(config: Config, number: int | None = None) -> object:
@@ -35,7 +38,7 @@ def expected_risk(config: Config, number: int | None = None) -> dict[str, float]
     return dict(zip(latest["corporation"], proba, strict=True))
 
 
-def test_risk_ranks_every_latest_client_by_probability(client, deployed: Config) -> None:
+def test_risk_ranks_every_current_client_by_probability(client, deployed: Config) -> None:
     answer = client.get("/risk?top=10000")
     assert answer.status_code == 200
     body = answer.get_json()
@@ -61,10 +64,12 @@ def test_top_n_is_the_head_of_the_ranking(client, deployed: Config, top: int) ->
     assert len(head) == top
 
 
-def test_reasons_are_the_largest_positive_pushes_on_the_log_odds(client, deployed: Config) -> None:
+def test_reasons_are_the_largest_positive_pushes_against_the_versions_typical_client(client, deployed: Config) -> None:
     latest = latest_rows(deployed)
     x = latest[FEATURES].to_numpy(dtype="float64")
-    push = (x - x.mean(axis=0)) * model_of(deployed).coef_[0]
+    card = json.loads((deployed.prod_folder / "versions" / "1" / catalog.CARD).read_text(encoding="utf-8"))
+    typical = np.median(np.asarray(card["reference"]["values"]), axis=0)  # the version's own reference
+    push = (x - typical) * model_of(deployed).coef_[0]
     by_client = {name: (push[i], x[i]) for i, name in enumerate(latest["corporation"])}
     ranked = client.get("/risk?top=10000").get_json()["clients"]
     seen_reasons = 0
@@ -76,6 +81,12 @@ def test_reasons_are_the_largest_positive_pushes_on_the_log_odds(client, deploye
             assert reason["log_odds"] == pytest.approx(contribution[j], abs=1e-4)
             assert reason["log_odds"] > 0
             assert reason["value"] == values[j]
+            assert reason["odds_ratio"] == pytest.approx(np.exp(contribution[j]), rel=1e-3)
+            p = entry["probability"]  # rounded to 4 places: a certain 1.0 has no log-odds to check against
+            if 0 < p < 1:
+                without = 1 / (1 + np.exp(-(np.log(p / (1 - p)) - contribution[j])))  # the measure made typical
+                assert reason["points"] == pytest.approx(100 * (p - without), abs=0.2)
+            assert reason["text"].startswith(f"{contract.LABELS[FEATURES[j]]} ")
         seen_reasons += len(entry["reasons"])
     assert seen_reasons > 0
 
@@ -92,7 +103,7 @@ def test_csv_has_the_same_order_as_json(client) -> None:
     assert table["corporation"].tolist() == [c["corporation"] for c in body["clients"]]
     assert table["probability"].tolist() == [c["probability"] for c in body["clients"]]
     first = body["clients"][0]["reasons"]
-    assert table["reasons"][0] == "; ".join(f"{r['feature']} (+{r['log_odds']})" for r in first)
+    assert table["reasons"][0] == "; ".join(r["text"] for r in first)
 
 
 def test_json_is_preferred_unless_csv_is_asked_for(client) -> None:
@@ -161,6 +172,7 @@ def ingest_clients(config: Config, ids: list[str], name: str) -> None:
     """New source rows named `ids`, ingested."""
     frame = synthetic_frame(len(ids), seed=5)
     frame["corporation"] = ids
+    frame[contract.TARGET] = 0  # current clients: on the list
     write_frame(frame, config.input_folder / name)
     ingestion.run_ingestion(config)
 
@@ -172,7 +184,8 @@ def test_ids_are_the_text_ingestion_kept(client, deployed: Config) -> None:
     body = client.get("/risk?top=10000").get_json()
     names = [c["corporation"] for c in body["clients"]]
     assert set(ODD_IDS) <= set(names)
-    assert body["population"] == kept["corporation"].dropna().nunique()
+    latest = kept.dropna(subset=["corporation"]).groupby("corporation", sort=False).tail(1)
+    assert body["population"] == int((latest[contract.TARGET] == "0").sum())  # the current clients
     answer = client.get("/risk?top=10000", headers={"Accept": "text/csv"})
     table = pd.read_csv(io.StringIO(answer.get_data(as_text=True)), dtype=str, keep_default_na=False)
     assert table["corporation"].tolist() == names

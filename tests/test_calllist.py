@@ -1,0 +1,95 @@
+"""The call list: the current clients only, as many as the managers can call, with reasons that are the same
+for a client whatever else is in the data."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import write_frame
+
+from app import create_app
+from risk import contract, ingestion
+from risk.config import Config, load_config
+from risk.errors import ConfigError
+
+MONTHS, CLIENTS = 4, 60
+
+
+def monthly_snapshots(seed: int = 7) -> list[pd.DataFrame]:
+    """Snapshots of CLIENTS clients: a client who leaves (exited = 1) is in no later month."""
+    rng = np.random.default_rng(seed)
+    alive, months = list(range(CLIENTS)), []
+    for _ in range(MONTHS):
+        n = len(alive)
+        frame = pd.DataFrame({contract.ID_COLUMN: [f"client{i}" for i in alive],
+                              **{name: rng.integers(1, 300, n) for name in contract.FEATURES},
+                              contract.TARGET: (rng.random(n) < 0.15).astype(int)})
+        months.append(frame)
+        alive = [i for i, left in zip(alive, frame[contract.TARGET], strict=True) if not left]
+    return months
+
+
+def ingested(config: Config, months: list[pd.DataFrame]) -> Config:
+    for i, frame in enumerate(months):
+        write_frame(frame, config.input_folder / f"month{i}.csv")
+    ingestion.run_ingestion(config)
+    return config
+
+
+def test_no_departed_client_is_listed_and_population_is_the_current_clients(deployed: Config) -> None:
+    months = monthly_snapshots()
+    ingested(deployed, months)
+    departed = {row[contract.ID_COLUMN] for frame in months for _, row in frame.iterrows()
+                if row[contract.TARGET] == 1}
+    current = set(months[-1].loc[months[-1][contract.TARGET] == 0, contract.ID_COLUMN])
+    assert departed
+    assert current
+    client = create_app(deployed).test_client()
+    body = client.get("/risk?top=10000").get_json()
+    listed = {c["corporation"] for c in body["clients"]}
+    assert listed & departed == set()
+    assert current <= listed
+    page = client.get("/").get_data(as_text=True)
+    assert not any(f'<td class="client">{name}</td>' in page for name in departed)
+    practice_current = body["population"] - len(current)
+    assert practice_current >= 0  # the course's clients are current too unless their last row says they left
+    assert len(client.get("/risk").get_json()["clients"]) == min(deployed.call_capacity, body["population"])
+
+
+def test_call_capacity_sets_the_default_length(deployed: Config) -> None:
+    ingested(deployed, monthly_snapshots())
+    data = json.loads(deployed.config_path.read_text(encoding="utf-8"))
+    deployed.config_path.write_text(json.dumps({**data, "call_capacity": 7}), encoding="utf-8")
+    config = load_config(deployed.config_path)
+    client = create_app(config).test_client()
+    assert len(client.get("/risk").get_json()["clients"]) == 7
+    assert len(client.get("/risk?top=3").get_json()["clients"]) == 3
+    assert client.get("/").get_data(as_text=True).count('class="client-row"') == 7
+
+
+@pytest.mark.parametrize("value", [0, 10_001, 2.5, "20", True])
+def test_a_bad_call_capacity_is_named(config: Config, value: object) -> None:
+    data = json.loads(config.config_path.read_text(encoding="utf-8"))
+    config.config_path.write_text(json.dumps({**data, "call_capacity": value}), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"key 'call_capacity' must be a whole number from 1 to 10000"):
+        load_config(config.config_path)
+
+
+def test_a_clients_reasons_do_not_change_when_unrelated_extreme_clients_arrive(deployed: Config) -> None:
+    ingested(deployed, monthly_snapshots()[:1])
+    before = {c["corporation"]: c["reasons"] for c in
+              create_app(deployed).test_client().get("/risk?top=10000").get_json()["clients"]}
+    extreme = pd.DataFrame({contract.ID_COLUMN: [f"giant{i}" for i in range(30)],
+                            **{name: np.full(30, 10**7) for name in contract.FEATURES}, contract.TARGET: 0})
+    write_frame(extreme, deployed.input_folder / "giants.csv")
+    ingestion.run_ingestion(deployed)
+    body = create_app(deployed).test_client().get("/risk?top=10000").get_json()
+    after = {c["corporation"]: c["reasons"] for c in body["clients"]}
+    assert {name for name in after if name.startswith("giant")} == {f"giant{i}" for i in range(30)}
+    assert {name: after[name] for name in before} == before  # the same model, the same reasons
+    assert body["typical_from"] == "the version's training reference"
+    for reasons in after.values():
+        assert all(r["log_odds"] > 0 and r["points"] >= 0 for r in reasons)  # only what raises the risk
+        assert all(r["text"].startswith(contract.LABELS[r["feature"]]) for r in reasons)
