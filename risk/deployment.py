@@ -115,6 +115,9 @@ def run_rollback(config: Config, target: int | None = None, reason: str | None =
         ledger.record_deployment(run_id, target, version.manifest["sha256"][catalog.MODEL],
                                  version.manifest["score"], action="rollback", reason=reason, actor=actor())
         detail.update({"from": live, "to": target, "reason": reason, "actor": actor()})
+        from risk import calllists
+
+        detail["call_list"] = calllists.record_if_changed(config, ledger, run_id)  # the list the rollback gives
     logger.info("rollback: version %d -> %d by %s (%s)", live, target, actor(), reason or "no reason given")
     from risk import notify
 

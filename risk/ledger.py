@@ -70,6 +70,11 @@ CREATE TABLE intents (
     verdict TEXT NOT NULL, evidence TEXT NOT NULL, file_ids TEXT NOT NULL, settled_run INTEGER, outcome TEXT);
 ALTER TABLE deployments ADD COLUMN followed_up_run INTEGER;
 """,
+    """
+CREATE TABLE call_lists (
+    id INTEGER PRIMARY KEY, run_id INTEGER, created_at TEXT NOT NULL, model_version INTEGER NOT NULL,
+    capacity INTEGER NOT NULL, data_rows INTEGER NOT NULL, data_end INTEGER NOT NULL, clients TEXT NOT NULL);
+""",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -396,6 +401,18 @@ class Ledger:
         row = self.db.execute("SELECT id FROM runs WHERE parent_id = ? AND stage = ? ORDER BY id DESC LIMIT 1",
                               (parent_id, stage)).fetchone()
         return row[0] if row else None
+
+    # the call lists (issue 14): each list as it was, to measure its outcome when later data arrives
+    def record_call_list(self, run_id: int | None, model_version: int, capacity: int, data_rows: int,
+                         data_end: int, clients: list[dict]) -> int:
+        return self._insert("INSERT INTO call_lists (run_id, created_at, model_version, capacity, data_rows, data_end,"
+                            " clients) VALUES (?, ?, ?, ?, ?, ?, ?)", run_id, now(), model_version, capacity,
+                            data_rows, data_end, json.dumps(clients))
+
+    def call_lists(self, limit: int = 12) -> list[dict]:
+        """The newest `limit` recorded lists, newest first, each with its clients parsed."""
+        rows = self.db.execute("SELECT * FROM call_lists ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [{**dict(row), "clients": json.loads(row["clients"])} for row in rows]
 
     # diagnostics (issue 8): timings and dependency status over time; the cache of the index's latest versions
     def record_diagnostics(self, run_id: int | None, report: dict) -> int:

@@ -29,6 +29,19 @@ CLIENT = {"type": "object", "required": ["rank", "corporation", "probability", "
 MOVER = {"type": "object", "required": ["corporation", "probability", "previous_probability", "rise"],
          "properties": {k: {"type": "number"} for k in ("probability", "previous_probability", "rise")}
          | {"corporation": {"type": "string"}}}
+_RATE = {"type": "number", "nullable": True}
+_CI = {"type": "array", "items": {"type": "number"}, "nullable": True}
+OUTCOME = {"type": "object",
+           "required": ["created_at", "model_version", "capacity", "clients", "followed", "left", "hit_rate",
+                        "hit_rate_ci95", "base_rate", "lift", "missed"],
+           "properties": {"id": {"type": "integer"}, "created_at": {"type": "string"},
+                          "model_version": {"type": "string"}, "capacity": {"type": "integer"},
+                          "clients": {"type": "array", "items": {"type": "string"}},
+                          "followed": {"type": "integer"}, "left": {"type": "integer"}, "hit_rate": _RATE,
+                          "hit_rate_ci95": _CI, "base_followed": {"type": "integer"},
+                          "base_left": {"type": "integer"}, "base_rate": _RATE, "lift": _RATE,
+                          "missed": {"type": "integer"},
+                          "missed_clients": {"type": "array", "items": {"type": "string"}}}}
 RISK = {"type": "object", "required": ["model_version", "clients", "movers", "population"],
         "properties": {"model_version": {"type": "string"}, "previous_version": {"type": "integer", "nullable": True},
                        "clients": {"type": "array", "items": CLIENT}, "movers": {"type": "array", "items": MOVER},
@@ -112,6 +125,9 @@ def spec() -> dict:
             "/risk": _get("Clients ranked by attrition probability, with reasons and movers", RISK, 400, 503,
                           parameters=[_int_param("top", 10_000, "how many clients")],
                           extra={"text/csv": {"schema": {"type": "string"}}}),
+            "/risk/outcomes": _get("The recorded call lists, newest first, with their hit rate against the base rate",
+                                   {"type": "array", "items": OUTCOME}, 400, 503,
+                                   parameters=[_int_param("limit", 100, "how many lists (default 12)")]),
             "/scoring": _get("F1 of the deployed model on the test data", OBJECT, 503),
             "/summarystats": _get("Mean, median, std of each feature of the ingested data", OBJECT, 503),
             "/diagnostics": _get("Predictions, statistics, missing shares, timings, dependencies", OBJECT, 503),

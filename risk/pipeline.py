@@ -37,7 +37,8 @@ def prepared_written(config: Config, ledger: Ledger) -> bool:
         tag = (config.output_folder / catalog.PREPARED_TAG).read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         tag = None
-    return committed is None or (tag == str(committed) and (config.output_folder / catalog.PREPARED).is_file())
+    return committed is None or (tag == f"{catalog.PREPARED_FORMAT}:{committed}"
+                                 and (config.output_folder / catalog.PREPARED).is_file())
 
 
 def deployment_work(config: Config, ledger: Ledger) -> list[str]:
@@ -367,6 +368,9 @@ def process(config: Config) -> dict:
             detail["action"] = act(config, ledger, run_id)
             logger.info("fullprocess: %s", detail["action"])
             follow_up(config, ledger, run_id)
+            from risk import calllists
+
+            detail["call_list"] = calllists.record_if_changed(config, ledger, run_id)  # new data or a new version
     return detail
 
 

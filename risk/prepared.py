@@ -27,14 +27,14 @@ from risk.errors import MissingInputError
 from risk.files import atomic_write_bytes, atomic_write_text
 
 logger = logging.getLogger(__name__)
-FORMAT = 1
+FORMAT = catalog.PREPARED_FORMAT
 NUMBERS = (*contract.FEATURES, contract.TARGET)
 
 class StaleReadState(MissingInputError):
     """The prepared read state is missing or behind the ledger: a 503 until the pipeline brings it up."""
 
 
-State = namedtuple("State", "tag clients stats")  # clients: DataFrame (id, features, target, position)
+State = namedtuple("State", "tag clients stats")  # clients: id, features, target, position, first_position
 
 
 def path_of(config: Config) -> Path:
@@ -82,10 +82,12 @@ def summary(state: State) -> dict:
 
 
 def _latest(frame: pd.DataFrame, start: int) -> pd.DataFrame:
-    """Each named client's latest row of `frame`, with its position in the history (ingestion order)."""
+    """Each named client's latest row of `frame`, with its position in the history (ingestion order) and the
+    position of its first row (when it became a client: the call list's outcomes need it)."""
     frame = frame.assign(position=np.arange(start, start + len(frame), dtype=np.int64))
     named = frame[frame[contract.ID_COLUMN].notna()]
-    return named.drop_duplicates(contract.ID_COLUMN, keep="last")
+    first = named.groupby(contract.ID_COLUMN, sort=False)["position"].transform("min")
+    return named.assign(first_position=first).drop_duplicates(contract.ID_COLUMN, keep="last")
 
 
 def _apply(state: State | None, rows: pd.DataFrame, tag: int) -> State:
@@ -95,6 +97,7 @@ def _apply(state: State | None, rows: pd.DataFrame, tag: int) -> State:
         clients, stats = _latest(rows, start), fresh
     else:
         both = pd.concat([state.clients, _latest(rows, start)], ignore_index=True)
+        both["first_position"] = both.groupby(contract.ID_COLUMN, sort=False)["first_position"].transform("min")
         clients = both.drop_duplicates(contract.ID_COLUMN, keep="last")
         stats = {name: _merge_stats(state.stats[name], fresh[name]) for name in NUMBERS}
     clients = clients.sort_values("position", kind="stable").reset_index(drop=True)
@@ -104,6 +107,7 @@ def _apply(state: State | None, rows: pd.DataFrame, tag: int) -> State:
 def _encode(state: State) -> bytes:
     arrays = {"format": np.array(FORMAT), "tag": np.array(state.tag), "rows": np.array(state.stats["rows"]),
               "columns": np.array(contract.COLUMNS), "position": state.clients["position"].to_numpy(np.int64),
+              "first": state.clients["first_position"].to_numpy(np.int64),
               "ids": state.clients[contract.ID_COLUMN].to_numpy(dtype=str)}
     for name in NUMBERS:
         arrays[f"x:{name}"] = state.clients[name].to_numpy(dtype=float)
@@ -122,7 +126,8 @@ def load(config: Config) -> State | None:
             if int(data["format"]) != FORMAT or tuple(data["columns"].tolist()) != contract.COLUMNS:
                 return None
             clients = pd.DataFrame({contract.ID_COLUMN: pd.array(data["ids"].tolist(), dtype="string"),
-                                    **{name: data[f"x:{name}"] for name in NUMBERS}, "position": data["position"]})
+                                    **{name: data[f"x:{name}"] for name in NUMBERS}, "position": data["position"],
+                                    "first_position": data["first"]})
             clients[contract.TARGET] = clients[contract.TARGET].astype("int64")
             stats = {name: {"n": int(data[f"s:{name}"][0]), "mean": float(data[f"s:{name}"][1]),
                             "m2": float(data[f"s:{name}"][2]), "values": data[f"v:{name}"],
@@ -151,7 +156,7 @@ def update(config: Config, committed: int | None) -> State | None:
         return None
     state = load(config)
     if state is not None and state.tag == committed:
-        atomic_write_text(config.output_folder / catalog.PREPARED_TAG, f"{committed}\n")
+        atomic_write_text(config.output_folder / catalog.PREPARED_TAG, f"{FORMAT}:{committed}\n")
         return state
     start = len(store.DATA_HEADER)
     if state is not None and start <= state.tag < committed:
@@ -161,7 +166,7 @@ def update(config: Config, committed: int | None) -> State | None:
         new = _apply(None, _rows_between(config, start, committed), committed)
         how = f"rebuilt from {new.stats['rows']} row(s)"
     atomic_write_bytes(path_of(config), _encode(new))
-    atomic_write_text(config.output_folder / catalog.PREPARED_TAG, f"{committed}\n")
+    atomic_write_text(config.output_folder / catalog.PREPARED_TAG, f"{FORMAT}:{committed}\n")
     logger.info("prepared read state: %s, %d client(s)", how, len(new.clients))
     return new
 

@@ -173,6 +173,15 @@ def diagnostics_now(config: Config, holder: ModelHolder, versions: dict[str, tup
         return diagnostics.diagnose_online(config, versions)
 
 
+def call_list_outcomes(config: Config, limit: int) -> list[dict]:
+    """GET /risk/outcomes: the newest `limit` recorded call lists, each with what later data says about it."""
+    from risk import calllists
+
+    with reading_ledger(config) as ledger:
+        lists = ledger.call_lists(limit) if ledger else []
+    return calllists.outcomes(lists, prepared_state(config)) if lists else []
+
+
 # ---- the ledger ---------------------------------------------------------------------------------------
 def latest_decision(config: Config) -> dict | None:
     with reading_ledger(config) as ledger:

@@ -151,6 +151,12 @@ def risk() -> Response:
     return jsonify(ranked)
 
 
+@api.get("/risk/outcomes")
+def risk_outcomes() -> Response:
+    """The recorded call lists, newest first, with their hit rate against the base rate."""
+    return jsonify(readside.call_list_outcomes(served().config, int_arg("limit", 12, 100)))
+
+
 @api.get("/scoring")
 def scoring_route() -> Response:
     return jsonify(readside.test_score(served().config, served().models))

@@ -1,0 +1,87 @@
+"""Every call list, recorded, and how right it was once later data arrives.
+
+The pipeline records the list (time, model version, capacity, how much history it saw, the listed clients
+with their probabilities and ranks) whenever it changes: new data, a new version, a rollback. Later data
+says what happened: a listed client seen again after the list is `followed`, and `left` if its newest row
+says it left. The same is measured among the current clients that were not listed (the `base_rate`), so the
+list's `hit_rate` has something to beat (`lift`); `missed` counts the clients who left without being listed.
+Outcomes are read from the prepared state (each client's newest and first rows), never from the history.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from risk import catalog, contract, prepared, registry, risklist
+from risk.config import Config
+from risk.files import read_json
+from risk.ledger import Ledger
+
+logger = logging.getLogger(__name__)
+SHOWN_MISSED = 20  # ids of missed clients given with each list (their count is whole)
+
+
+def ranked_now(config: Config, version: registry.Version, state: prepared.State) -> list[dict]:
+    """The call list the served version gives now: rank, id and probability of `call_capacity` clients."""
+    card = read_json(version.folder / catalog.CARD) if catalog.CARD in version.manifest["sha256"] else None
+    typical, _ = risklist.typical_of(card, risklist.current_clients(state.clients))
+    ranked = risklist.rank(state.clients, registry.load_model(version), config.call_capacity, None, typical)
+    return [{"rank": c["rank"], "corporation": c["corporation"], "probability": c["probability"]}
+            for c in ranked["clients"]]
+
+
+def record_if_changed(config: Config, ledger: Ledger, run_id: int | None) -> int | None:
+    """Record the current call list unless it is the last one recorded (same version, capacity, clients and
+    probabilities); the new list's id, or None."""
+    live = registry.current_number(config.prod_folder)
+    committed = ledger.committed_ends()[0]
+    if live is None or committed is None:
+        return None
+    state = prepared.update(config, committed)
+    version = registry.verify(config.prod_folder, live)
+    clients = ranked_now(config, version, state)
+    last = ledger.call_lists(1)
+    if last and (last[0]["model_version"], last[0]["capacity"], last[0]["clients"]) == (
+            live, config.call_capacity, clients):
+        return None
+    list_id = ledger.record_call_list(run_id, live, config.call_capacity, int(state.stats["rows"]), state.tag, clients)
+    logger.info("call list %d: %d client(s) from version %d", list_id, len(clients), live)
+    return list_id
+
+
+def wilson(successes: int, trials: int) -> list[float] | None:
+    """The 95% Wilson score interval of a proportion (scipy's), or None without trials."""
+    if not trials:
+        return None
+    from scipy import stats
+
+    interval = stats.binomtest(successes, trials).proportion_ci(confidence_level=0.95, method="wilson")
+    return [round(float(interval.low), 4), round(float(interval.high), 4)]
+
+
+def outcome(recorded: dict, state: prepared.State) -> dict:
+    """What later data says about one recorded list."""
+    clients = state.clients
+    ids = clients[contract.ID_COLUMN].to_numpy(dtype=object)
+    listed = np.isin(ids, [c["corporation"] for c in recorded["clients"]])
+    seen_again = clients["position"].to_numpy() >= recorded["data_rows"]
+    was_current = clients["first_position"].to_numpy() < recorded["data_rows"]  # seen again: had not left
+    left = clients[contract.TARGET].to_numpy() == 1
+    followed, base = listed & seen_again, ~listed & was_current & seen_again
+    n_followed, n_left = int(followed.sum()), int((followed & left).sum())
+    n_base, n_base_left = int(base.sum()), int((base & left).sum())
+    hit_rate = n_left / n_followed if n_followed else None
+    base_rate = n_base_left / n_base if n_base else None
+    return {"id": recorded["id"], "created_at": recorded["created_at"], "model_version": str(recorded["model_version"]),
+            "capacity": recorded["capacity"], "clients": [c["corporation"] for c in recorded["clients"]],
+            "followed": n_followed, "left": n_left,
+            "hit_rate": None if hit_rate is None else round(hit_rate, 4), "hit_rate_ci95": wilson(n_left, n_followed),
+            "base_followed": n_base, "base_left": n_base_left,
+            "base_rate": None if base_rate is None else round(base_rate, 4),
+            "lift": round(hit_rate / base_rate, 4) if hit_rate is not None and base_rate else None,
+            "missed": n_base_left, "missed_clients": ids[base & left][:SHOWN_MISSED].tolist()}
+
+
+def outcomes(lists: list[dict], state: prepared.State) -> list[dict]:
+    return [outcome(recorded, state) for recorded in lists]

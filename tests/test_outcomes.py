@@ -1,0 +1,69 @@
+"""Every call list is recorded and its outcome measured when the next month arrives: the figures equal what
+the snapshot files say, and a rollback records the list it gives."""
+from __future__ import annotations
+
+import math
+
+import pytest
+from conftest import write_frame
+from test_calllist import monthly_snapshots
+
+from app import create_app
+from risk import contract, deployment, pipeline, scoring, training
+from risk.config import Config
+from risk.ledger import Ledger
+
+pytestmark = pytest.mark.slow  # pipeline runs
+
+
+def wilson(k: int, n: int) -> list[float]:
+    """The 95% Wilson score interval, from its formula."""
+    z, p = 1.959963984540054, k / n
+    centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z / (1 + z * z / n) * math.sqrt(
+        p * (1 - p) / n + z * z / (4 * n * n))
+    return [round(centre - half, 4), round(centre + half, 4)]
+
+
+def test_a_recorded_list_is_measured_by_the_next_month(config: Config) -> None:
+    months = monthly_snapshots(seed=11)
+    write_frame(months[0], config.input_folder / "month0.csv")
+    pipeline.run_fullprocess(config)  # bootstrap on the course data and month 0: the first list
+    client = create_app(config).test_client()
+    assert client.get("/risk/outcomes").get_json()[0]["followed"] == 0  # nothing seen since
+    write_frame(months[1], config.input_folder / "month1.csv")
+    pipeline.run_fullprocess(config)  # month 1 arrives: a second list
+    answer = client.get("/risk/outcomes")
+    assert answer.status_code == 200
+    second, first = answer.get_json()
+    listed = set(first["clients"])
+    assert first["capacity"] == config.call_capacity == len(listed)
+    month1 = months[1].set_index(contract.ID_COLUMN)[contract.TARGET]
+    followed = listed & set(month1.index)
+    left = {name for name in followed if month1[name] == 1}
+    base = set(month1.index) - listed
+    base_left = {name for name in base if month1[name] == 1}
+    assert (first["followed"], first["left"]) == (len(followed), len(left))
+    assert (first["base_followed"], first["base_left"], first["missed"]) == (len(base), len(base_left),
+                                                                             len(base_left))
+    assert first["hit_rate"] == pytest.approx(len(left) / len(followed), abs=1e-4)
+    assert first["base_rate"] == pytest.approx(len(base_left) / len(base), abs=1e-4)
+    assert first["lift"] == pytest.approx(first["hit_rate"] / first["base_rate"], abs=1e-3)
+    assert first["hit_rate_ci95"] == pytest.approx(wilson(len(left), len(followed)), abs=1e-4)
+    assert set(first["missed_clients"]) <= base_left
+    assert second["followed"] == 0
+    assert client.get("/risk/outcomes?limit=1").get_json() == [second]
+    assert client.get("/risk/outcomes?limit=0").status_code == 400
+
+
+def test_a_rollback_records_the_list_it_gives(deployed: Config) -> None:
+    training.run_training(deployed)
+    scoring.run_scoring(deployed)
+    deployment.run_deployment(deployed)
+    with Ledger(deployed.ledger_path) as ledger:
+        before = len(ledger.call_lists(100))
+    deployment.run_rollback(deployed, 1, "a test")
+    with Ledger(deployed.ledger_path) as ledger:
+        lists = ledger.call_lists(100)
+    assert len(lists) == before + 1
+    assert lists[0]["model_version"] == 1
+    assert [c["rank"] for c in lists[0]["clients"]] == list(range(1, len(lists[0]["clients"]) + 1))
