@@ -107,6 +107,36 @@ def score_chart(deployments: list[dict]) -> Markup:
                   f'<title>{label}</title>{"".join(body)}</svg>')
 
 
+def outcome_chart(outcomes: list[dict]) -> Markup:
+    """Each measured list's hit rate (dark) beside the base rate (light) as an inline SVG bar chart."""
+    measured = [o for o in outcomes if o["hit_rate"] is not None]
+    if not measured:
+        return Markup("")
+    inner_h, slot = HEIGHT - TOP_PAD - BOTTOM, (WIDTH - LEFT - RIGHT) / len(measured)
+    width, body = min(60.0, slot / 3), list(chart_axes())
+    for i, o in enumerate(measured):
+        x = LEFT + i * slot + slot / 2
+        for offset, rate, css in ((-width, o["hit_rate"], "hit"), (0.0, o["base_rate"] or 0.0, "base")):
+            top = TOP_PAD + (1 - min(max(rate, 0.0), 1.0)) * inner_h
+            body.append(f'<rect class="{css}" x="{x + offset:.1f}" y="{top:.1f}" width="{width:.1f}" '
+                        f'height="{TOP_PAD + inner_h - top:.1f}"/>')
+        body.append(f'<text class="tick" x="{x:.1f}" y="{HEIGHT - 6}" text-anchor="middle">'
+                    f'{escape(when(o["created_at"]))}</text>')
+    label = escape(f"Hit rate of the last {len(measured)} measured call list(s) beside the base rate")
+    return Markup(f'<svg id="outcome-chart" role="img" aria-label="{label}" viewBox="0 0 {WIDTH} {HEIGHT}" '  # noqa: S704
+                  f'width="{WIDTH}" height="{HEIGHT}" xmlns="http://www.w3.org/2000/svg">'
+                  f'<title>{label}</title>{"".join(body)}</svg>')
+
+
+def feedback_or_none(config: Config) -> dict:
+    """The lists' outcomes for the page, or nothing (and a log line) when they cannot be read."""
+    try:
+        return readside.list_feedback(config)
+    except (MissingInputError, ApiError, IntegrityError) as exc:
+        logger.info("dashboard: no list outcomes: %s", exc)
+        return {"outcomes": [], "departed": [], "since": None}
+
+
 def page(config: Config, holder: ModelHolder) -> dict:
     """Everything the template shows; each part says why it is missing instead of failing the page."""
     version, problem = readside.served_version(holder)
@@ -117,7 +147,8 @@ def page(config: Config, holder: ModelHolder) -> dict:
             "refused": pointer if version and pointer != version.number else None,
             "ranking": ranking, "no_ranking": no_ranking, "decisions": recent, "deployments": deployments,
             "chart": score_chart(deployments), "when": when, "number": number,
-            "report": readside.report_written(config)}
+            "report": readside.report_written(config), "feedback": (feedback := feedback_or_none(config)),
+            "outcome_chart": outcome_chart(feedback["outcomes"])}
 
 
 page_blueprint = Blueprint("dashboard", __name__)

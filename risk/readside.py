@@ -182,6 +182,27 @@ def call_list_outcomes(config: Config, limit: int) -> list[dict]:
     return calllists.outcomes(lists, prepared_state(config)) if lists else []
 
 
+def list_feedback(config: Config, lists: int = 6) -> dict:
+    """For the dashboard: the outcomes of the latest recorded lists (oldest first) and the clients who left
+    since the list before the newest one (the list the managers had while the newest data was gathered)."""
+    from risk import calllists
+
+    with reading_ledger(config) as ledger:
+        recorded = ledger.call_lists(lists) if ledger else []
+    if not recorded:
+        return {"outcomes": [], "departed": [], "since": None}
+    state = prepared_state(config)
+    outcomes = calllists.outcomes(recorded, state)[::-1]
+    since = recorded[1] if len(recorded) > 1 else None
+    departed = []
+    if since is not None:
+        clients = state.clients
+        gone = clients[(clients[contract.TARGET] == 1) & (clients["position"] >= since["data_rows"])]
+        listed = {c["corporation"] for c in since["clients"]}
+        departed = [{"corporation": name, "on_list": name in listed} for name in gone[contract.ID_COLUMN]]
+    return {"outcomes": outcomes, "departed": departed, "since": since and since["created_at"]}
+
+
 # ---- the ledger ---------------------------------------------------------------------------------------
 def latest_decision(config: Config) -> dict | None:
     with reading_ledger(config) as ledger:

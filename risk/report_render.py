@@ -297,6 +297,14 @@ def _clients_page(content: dict) -> Figure:
     rows = [[str(c["rank"]), c["corporation"][:30], f"{c['probability']:.1%}",
              "; ".join(r["text"] for r in c["reasons"]) or "-"] for c in clients["clients"]]
     bottom = _table_at(figure, 0.88, 0.4, ["#", "client", "risk", "why"], rows, [0.06, 0.22, 0.1, 0.62])
+    outcome = clients.get("outcome")
+    if outcome:
+        lift = "-" if outcome["lift"] is None else f"{outcome['lift']:.1f}"
+        base = "-" if outcome["base_rate"] is None else f"{outcome['base_rate']:.0%}"
+        low, high = outcome["hit_rate_ci95"]
+        bottom = _lines(figure, bottom - 0.02, f"How right the list of {when(outcome['created_at'])} was: precision at"
+                        f" capacity {outcome['hit_rate']:.0%} (95% CI {low:.0%}-{high:.0%}) of {outcome['followed']}"
+                        f" listed clients seen again, base rate {base}, lift {lift}.", 150, color=INK)
     if clients["movers"]:
         _heading(figure, bottom - 0.05, f"Rising since version {clients.get('previous_version') or 'the previous one'}",
                  "The clients whose risk rose most between the previous model and this one.")

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix
 
-from risk import catalog, contract, registry
+from risk import catalog, contract, prepared, registry
 from risk import report as content_of
 from risk.config import Config
 from risk.errors import ContractError, IntegrityError, MissingInputError
@@ -63,7 +63,8 @@ def deciding_record(ledger: Ledger, version: int) -> tuple[dict | None, dict | N
 
 def ledger_inputs(ledger: Ledger, version: int) -> dict:
     deployment, decision = deciding_record(ledger, version)
-    return {"files": ledger.files(), "rejected": ledger.rejected_rows(), "scores": ledger.scores(),
+    return {"call_lists": ledger.call_lists(12), "files": ledger.files(), "rejected": ledger.rejected_rows(),
+            "scores": ledger.scores(),
             "decisions": ledger.decisions(1000), "deployments": ledger.deployments(),
             "diagnostics": ledger.diagnostics(), "deployment": deployment, "decision": decision}
 
@@ -90,12 +91,22 @@ def read_inputs(config: Config, ledger: Ledger) -> dict:
         raise MissingInputError(f"{raw_path}: no ingested data (run ingestion.py first)")
     return {"version": version, "model": registry.load_model(version),
             "previous": previous_model(config, before),
-            "previous_version": before, "capacity": config.call_capacity,
+            "previous_version": before, "capacity": config.call_capacity, "prepared": prepared.load(config),
             "card": read_json(card_path) if card_path.is_file() else {},
             "test": read_labelled_csv(config.testdata_path),
             "raw": pd.read_csv(raw_path, dtype=str, keep_default_na=False, na_values=[""]),  # ids as ingested
             "version_files": (version.folder / catalog.VERSION_FILES).read_text(encoding="utf-8").splitlines(),
             **ledger_inputs(ledger, version.number)}
+
+
+def list_outcome(inputs: dict) -> dict | None:
+    """The newest call list that later data has measured: precision at capacity (its hit rate) and lift."""
+    from risk import calllists
+
+    if not inputs.get("call_lists") or inputs.get("prepared") is None:
+        return None
+    measured = [o for o in calllists.outcomes(inputs["call_lists"], inputs["prepared"]) if o["followed"]]
+    return measured[0] if measured else None
 
 
 def version_facts(version: registry.Version, card: dict) -> dict:
@@ -114,7 +125,7 @@ def build_content(inputs: dict) -> dict:
     try:
         frame = contract.validate_frame(inputs["raw"], catalog.FINALDATA, history=True)
         clients = {**content_of.top_clients(frame, model, inputs["previous"], inputs["capacity"],
-                                            inputs["card"]),
+                                            inputs["card"]), "outcome": list_outcome(inputs),
                    "previous_version": inputs["previous_version"]}
     except ContractError as exc:
         clients = {"clients": [], "movers": [], "population": 0, "problem": str(exc)}

@@ -3,6 +3,7 @@ the snapshot files say, and a rollback records the list it gives."""
 from __future__ import annotations
 
 import math
+import subprocess
 
 import pytest
 from conftest import write_frame
@@ -67,3 +68,35 @@ def test_a_rollback_records_the_list_it_gives(deployed: Config) -> None:
     assert len(lists) == before + 1
     assert lists[0]["model_version"] == 1
     assert [c["rank"] for c in lists[0]["clients"]] == list(range(1, len(lists[0]["clients"]) + 1))
+
+
+def test_the_dashboard_shows_who_left_since_the_last_list_and_the_hit_rate_chart(config: Config) -> None:
+    months = monthly_snapshots(seed=11)
+    for i in (0, 1):
+        write_frame(months[i], config.input_folder / f"month{i}.csv")
+        pipeline.run_fullprocess(config)
+    html = create_app(config).test_client().get("/").get_data(as_text=True)
+    assert '<section id="left-since">' in html
+    gone = set(months[1].loc[months[1][contract.TARGET] == 1, contract.ID_COLUMN])
+    assert html.count('class="departed-row"') == len(gone) > 0
+    assert all(f'<td class="client">{name}</td>' in html for name in gone)
+    assert '<svg id="outcome-chart"' in html
+    assert html.count('<rect class="hit"') == 1  # the first list, measured by month 1
+    assert html.count('class="outcome-row"') == 1
+
+
+def test_the_report_says_how_right_the_last_measured_list_was(config: Config) -> None:
+    from risk import reporting
+
+    months = monthly_snapshots(seed=11)
+    for i in (0, 1):
+        write_frame(months[i], config.input_folder / f"month{i}.csv")
+        pipeline.run_fullprocess(config)
+    reporting.run_reporting(config)
+    first = create_app(config).test_client().get("/risk/outcomes").get_json()[-1]
+    html = " ".join((config.model_folder / "reports" / "latest.html").read_text(encoding="utf-8").split())
+    assert f"precision at capacity {first['hit_rate'] * 100:.0f}%" in html
+    assert f"lift {first['lift']:.1f}." in html
+    pdf = subprocess.run(["/usr/bin/pdftotext", str(config.model_folder / "reports" / "latest.pdf"), "-"],
+                         capture_output=True, text=True, check=True).stdout
+    assert f"precision at capacity {first['hit_rate'] * 100:.0f}%" in " ".join(pdf.split())
