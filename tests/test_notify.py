@@ -7,6 +7,7 @@ import http.server
 import json
 import logging
 import re
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -46,10 +47,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(length)) if length else None
         self.server.requests.append((self.command, self.path, body))
         time.sleep(self.server.hang)
-        self.send_response(self.server.status)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # a client that gave up (its timeout)
+            self.send_response(self.server.status)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
 
     do_GET = do_POST = _answer
 
@@ -186,3 +188,44 @@ def test_a_drift_decision_and_its_deployment_are_each_one_message(config: Config
     assert drift["details"]["files"] == ["dataset5.csv"]
     assert drift["summary"].startswith("drift found (F1 dropped by")
     assert (deployed["model_version"], deployed["details"]["verdict"]) == ("2", "DRIFT")
+
+
+@pytest.fixture
+def not_http() -> Iterator[str]:
+    """A TCP server on 127.0.0.1 that answers every connection with a line that is not HTTP (a wrong port)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def answer() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                connection, _ = listener.accept()
+                with connection:
+                    connection.recv(65536)
+                    connection.sendall(b"+OK not http\r\n\r\n")
+
+    threading.Thread(target=answer, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    listener.close()
+
+
+def test_an_answer_that_is_not_http_never_fails_the_tick(config: Config, not_http: str,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    data = json.loads(config.config_path.read_text(encoding="utf-8"))
+    data.update(alert_webhook_url=f"{not_http}/hooks/{TOKEN}", heartbeat_url=f"{not_http}/ping/{TOKEN}")
+    config.config_path.write_text(json.dumps(data), encoding="utf-8")
+    config = load_config(config.config_path)
+
+    def broken(*args: object) -> None:
+        raise RiskError("training broke")
+
+    monkeypatch.setattr(training, "run_training", broken)
+    with caplog.at_level(logging.WARNING), pytest.raises(RiskError, match="training broke"):
+        pipeline.run_fullprocess(config)  # the run's own failure, not the webhook's (http.client.BadStatusLine)
+    assert notify.notify(config, "rollback", "a test message") is False
+    assert notify.heartbeat(config) is False
+    assert notify.notify(config._replace(alert_webhook_url="http://127.0.0.1:port/x"), "rollback", "x") is False
+    lines = [r.getMessage() for r in caplog.records if r.name == "risk.notify"]
+    assert len(lines) == 6  # start, failed, fail; then the three above
+    assert all(TOKEN not in line and "BadStatusLine" in line for line in lines[:5])
+
