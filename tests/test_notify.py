@@ -13,10 +13,11 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from test_fullprocess import last_run
 
 from risk import deployment, notify, pipeline, training
 from risk.config import Config, load_config
-from risk.errors import ConfigError, RiskError
+from risk.errors import ConfigError, IntegrityError, RiskError
 
 pytestmark = pytest.mark.slow  # real HTTP servers and pipeline runs
 TOKEN = "T000-SECRET-TOKEN"
@@ -229,3 +230,43 @@ def test_an_answer_that_is_not_http_never_fails_the_tick(config: Config, not_htt
     assert len(lines) == 6  # start, failed, fail; then the three above
     assert all(TOKEN not in line and "BadStatusLine" in line for line in lines[:5])
 
+
+def test_a_failed_idle_check_is_announced_and_the_message_names_no_version_it_cannot_read(
+        deployed: Config, receiver: Receiver) -> None:
+    """The idle check fails (a corrupt `current` pointer): the message and /fail are sent, each within its
+    2 s timeout while the receiver hangs, and the run's own error is what the tick raises."""
+    config = with_urls(deployed, receiver)
+    (config.prod_folder / "current").write_text("garbage\n", encoding="utf-8")
+    receiver.hang = 3.0
+    started = time.monotonic()
+    with pytest.raises(IntegrityError, match="expected a version number"):
+        pipeline.run_fullprocess(config)
+    assert time.monotonic() - started < 2 * notify.TIMEOUT_SECONDS + 1.5
+    assert [(method, path) for method, path, body in receiver.requests] == [
+        ("POST", f"/hooks/{TOKEN}"), ("GET", "/ping/abc/fail")]
+    message = receiver.requests[0][2]
+    assert (message["event"], message["run_id"], message["model_version"]) == ("failed", None, None)
+    assert message["details"]["error"].startswith("IntegrityError:")
+
+
+def test_a_failed_run_names_its_run_and_a_good_idle_tick_ends_the_failure(
+        config: Config, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = with_urls(config, receiver)
+
+    def broken(*args: object) -> None:
+        raise RiskError("training broke")
+
+    monkeypatch.setattr(training, "run_training", broken)
+    with pytest.raises(RiskError):
+        pipeline.run_fullprocess(config)
+    failed = receiver.requests[1][2]
+    assert failed["event"] == "failed"
+    assert failed["run_id"] == last_run(config, "fullprocess")["id"]
+    assert last_run(config, "fullprocess")["outcome"] == "failed"
+    monkeypatch.setattr(pipeline, "pending_work", lambda config: [])  # an idle tick: nothing to do, done well
+    assert pipeline.run_fullprocess(config) == {"action": "nothing new"}
+    monkeypatch.undo()
+    monkeypatch.setattr(training, "run_training", broken)
+    with pytest.raises(RiskError):
+        pipeline.run_fullprocess(config)
+    assert receiver.events() == ["failed", "failed"]  # the idle tick ended the first failure: the second is news
