@@ -13,11 +13,15 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from risk import drift
 from risk.ledger import Ledger, OldLedger
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+# Each verdict's count is exposed from 0, before its first decision: Prometheus' increase() takes a series'
+# first sample as its start, so a DRIFT series that appeared at 1 would never fire RiskDriftDecided.
+ZERO_DECISIONS = dict.fromkeys((drift.DRIFT, drift.NO_DRIFT, drift.INCONCLUSIVE), 0)
 
 
 def method_label(method: str) -> str:
@@ -53,7 +57,7 @@ class PipelineCollector:
                 readable.add_metric([], 1)
                 if row:
                     ended.add_metric([row["outcome"]], datetime.fromisoformat(row["ended_at"]).timestamp())
-                for verdict, count in counts:
+                for verdict, count in {**ZERO_DECISIONS, **dict(counts)}.items():
                     decided.add_metric([verdict], count)
         yield ended
         yield decided

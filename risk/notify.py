@@ -37,11 +37,16 @@ def where(url: str) -> str:
     import urllib.parse
 
     parts = urllib.parse.urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or '?'}{f':{parts.port}' if parts.port else ''}/..."
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # a port that is not a number: the reason the send failed, not a second failure
+        port = ":?"
+    return f"{parts.scheme}://{parts.hostname or '?'}{port}/..."
 
 
 def _send(url: str, body: bytes | None, what: str) -> bool:
-    import urllib.error  # here, not at the top: the idle tick without a URL imports none of it
+    import http.client  # here, not at the top: the idle tick without a URL imports none of it
+    import urllib.error
     import urllib.request
 
     request = urllib.request.Request(  # noqa: S310 (the config check allows only http and https URLs)
@@ -51,7 +56,8 @@ def _send(url: str, body: bytes | None, what: str) -> bool:
         with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as answer:  # noqa: S310
             answer.read(1024)
         return True
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:  # HTTPException: an
+        # answer that is not HTTP (a wrong port), cut short or with overlong lines; it is no OSError
         reason = getattr(exc, "reason", None) or getattr(exc, "code", None) or type(exc).__name__
         logger.warning("%s to %s failed (%s); the run goes on", what, where(url), reason)
         return False

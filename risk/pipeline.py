@@ -10,7 +10,7 @@ import logging
 
 from risk import catalog, inbox, methods, notify, registry, views
 from risk.config import Config, require_folder
-from risk.errors import BusyError, MissingInputError
+from risk.errors import BusyError, IntegrityError, MissingInputError
 from risk.files import read_json, remove_temp_files, single_flight
 from risk.ledger import Ledger, recorded
 
@@ -349,11 +349,14 @@ def refresh_prepared(config: Config, ledger: Ledger) -> None:
         prepared.update(config, ledger.committed_ends()[0])
 
 
-def process(config: Config) -> dict:
-    """One run with work to do, recorded in the ledger. The ingestion lock is held from the decision to the
-    report, so that a hand-run ingestion cannot add rows the new model trains on but the decision never saw."""
+def process(config: Config, run: dict | None = None) -> dict:
+    """One run with work to do, recorded in the ledger (its id put in `run`, for a failure's message). The
+    ingestion lock is held from the decision to the report, so that a hand-run ingestion cannot add rows the new
+    model trains on but the decision never saw."""
 
     with recorded(config.ledger_path, "fullprocess") as (ledger, run_id, detail):
+        if run is not None:
+            run["run_id"] = run_id
         for leftover in recover(config):
             logger.info("recovered: removed %s", leftover)
         reconcile(config, ledger, run_id)
@@ -375,26 +378,39 @@ def process(config: Config) -> dict:
 
 
 def run_fullprocess(config: Config) -> dict:
-    """Single flight: if another run holds the lock, exit at once; if nothing is new, exit at once."""
+    """Single flight: if another run holds the lock, exit at once; if nothing is new, exit at once. Every run
+    under the lock is announced (risk/notify.py): a heartbeat when it ends well, idle or not, or `/fail` and a
+    webhook message when it fails, in the idle check too (a missing input folder, an unreadable ledger)."""
     with single_flight(config.lock_path) as mine:
         if not mine:
             logger.info("another run holds %s; leaving the work to it", config.lock_path)
             return {"action": "another run is in progress"}
-        reasons = pending_work(config)
+        reasons, run = [], {}  # `run` gets the id process() records, for the failure message
+        try:
+            reasons = pending_work(config)
+            detail = work(config, reasons, run) if reasons else {"action": "nothing new"}
+        except Exception as exc:
+            failed(config, exc, run.get("run_id"), reasons)
+            raise
+        notify.clear(config, "ok")  # a good run, an idle one too, ends a failure: the next one is news
         if not reasons:
             logger.info("nothing new in %s; the deployed model stays", config.input_folder)
-            notify.heartbeat(config, wait=False)  # from a forked child: the idle tick does not wait for it
-            return {"action": "nothing new"}
-        logger.info("work to do: %s", "; ".join(reasons))
-        notify.heartbeat(config, "start")
-        try:
-            detail = process(config)
-        except Exception as exc:
-            notify.notify(config, "failed", f"the pipeline run failed: {str(exc)[:300]}",
-                          model_version=registry.current_number(config.prod_folder),
-                          details={"error": f"{type(exc).__name__}: {str(exc)[:1000]}", "reasons": reasons})
-            notify.heartbeat(config, "fail")
-            raise
-        notify.clear(config, "ok")
-        notify.heartbeat(config)
+        notify.heartbeat(config, wait=bool(reasons))  # idle: from a spawned process, the tick does not wait
         return detail
+
+
+def work(config: Config, reasons: list[str], run: dict) -> dict:
+    logger.info("work to do: %s", "; ".join(reasons))
+    notify.heartbeat(config, "start")
+    return process(config, run)
+
+
+def failed(config: Config, exc: Exception, run_id: int | None, reasons: list[str]) -> None:
+    """The failure message (run_id None when the idle check failed, before a run was recorded) and `/fail`."""
+    try:
+        live = registry.current_number(config.prod_folder)
+    except IntegrityError:  # a corrupt `current` pointer may be the very failure being announced
+        live = None
+    notify.notify(config, "failed", f"the pipeline run failed: {str(exc)[:300]}", run_id=run_id, model_version=live,
+                  details={"error": f"{type(exc).__name__}: {str(exc)[:1000]}", "reasons": reasons})
+    notify.heartbeat(config, "fail")

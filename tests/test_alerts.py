@@ -36,3 +36,11 @@ def test_every_metric_the_rules_watch_is_exposed(deployed: Config) -> None:
                        "risk_ledger_readable", "risk_http_requests_total"}
     assert watched - names == set()
     assert "risk_model_ready 1.0" in text  # a verified model is loaded
+
+
+def test_each_verdict_is_exposed_from_zero_so_the_first_drift_fires(deployed: Config) -> None:
+    """Before any DRIFT decision its series reads 0: increase() from 0 to 1 fires RiskDriftDecided, a series that
+    first appeared at 1 would not (monitoring/alerts_test.yml has the case)."""
+    text = create_app(deployed).test_client().get("/metrics").get_data(as_text=True)
+    counts = dict(re.findall(r'^risk_drift_decisions_total\{verdict="([^"]+)"\} (\S+)$', text, flags=re.M))
+    assert counts == {"DRIFT": "0.0", "NO DRIFT": "0.0", "INCONCLUSIVE": "0.0"}  # deployed by hand: no decision

@@ -7,15 +7,17 @@ import http.server
 import json
 import logging
 import re
+import socket
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
+from test_fullprocess import last_run
 
 from risk import deployment, notify, pipeline, training
 from risk.config import Config, load_config
-from risk.errors import ConfigError, RiskError
+from risk.errors import ConfigError, IntegrityError, RiskError
 
 pytestmark = pytest.mark.slow  # real HTTP servers and pipeline runs
 TOKEN = "T000-SECRET-TOKEN"
@@ -46,10 +48,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(length)) if length else None
         self.server.requests.append((self.command, self.path, body))
         time.sleep(self.server.hang)
-        self.send_response(self.server.status)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # a client that gave up (its timeout)
+            self.send_response(self.server.status)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
 
     do_GET = do_POST = _answer
 
@@ -186,3 +189,84 @@ def test_a_drift_decision_and_its_deployment_are_each_one_message(config: Config
     assert drift["details"]["files"] == ["dataset5.csv"]
     assert drift["summary"].startswith("drift found (F1 dropped by")
     assert (deployed["model_version"], deployed["details"]["verdict"]) == ("2", "DRIFT")
+
+
+@pytest.fixture
+def not_http() -> Iterator[str]:
+    """A TCP server on 127.0.0.1 that answers every connection with a line that is not HTTP (a wrong port)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def answer() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                connection, _ = listener.accept()
+                with connection:
+                    connection.recv(65536)
+                    connection.sendall(b"+OK not http\r\n\r\n")
+
+    threading.Thread(target=answer, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    listener.close()
+
+
+def test_an_answer_that_is_not_http_never_fails_the_tick(config: Config, not_http: str,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    data = json.loads(config.config_path.read_text(encoding="utf-8"))
+    data.update(alert_webhook_url=f"{not_http}/hooks/{TOKEN}", heartbeat_url=f"{not_http}/ping/{TOKEN}")
+    config.config_path.write_text(json.dumps(data), encoding="utf-8")
+    config = load_config(config.config_path)
+
+    def broken(*args: object) -> None:
+        raise RiskError("training broke")
+
+    monkeypatch.setattr(training, "run_training", broken)
+    with caplog.at_level(logging.WARNING), pytest.raises(RiskError, match="training broke"):
+        pipeline.run_fullprocess(config)  # the run's own failure, not the webhook's (http.client.BadStatusLine)
+    assert notify.notify(config, "rollback", "a test message") is False
+    assert notify.heartbeat(config) is False
+    assert notify.notify(config._replace(alert_webhook_url="http://127.0.0.1:port/x"), "rollback", "x") is False
+    lines = [r.getMessage() for r in caplog.records if r.name == "risk.notify"]
+    assert len(lines) == 6  # start, failed, fail; then the three above
+    assert all(TOKEN not in line and "BadStatusLine" in line for line in lines[:5])
+
+
+def test_a_failed_idle_check_is_announced_and_the_message_names_no_version_it_cannot_read(
+        deployed: Config, receiver: Receiver) -> None:
+    """The idle check fails (a corrupt `current` pointer): the message and /fail are sent, each within its
+    2 s timeout while the receiver hangs, and the run's own error is what the tick raises."""
+    config = with_urls(deployed, receiver)
+    (config.prod_folder / "current").write_text("garbage\n", encoding="utf-8")
+    receiver.hang = 3.0
+    started = time.monotonic()
+    with pytest.raises(IntegrityError, match="expected a version number"):
+        pipeline.run_fullprocess(config)
+    assert time.monotonic() - started < 2 * notify.TIMEOUT_SECONDS + 1.5
+    assert [(method, path) for method, path, body in receiver.requests] == [
+        ("POST", f"/hooks/{TOKEN}"), ("GET", "/ping/abc/fail")]
+    message = receiver.requests[0][2]
+    assert (message["event"], message["run_id"], message["model_version"]) == ("failed", None, None)
+    assert message["details"]["error"].startswith("IntegrityError:")
+
+
+def test_a_failed_run_names_its_run_and_a_good_idle_tick_ends_the_failure(
+        config: Config, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = with_urls(config, receiver)
+
+    def broken(*args: object) -> None:
+        raise RiskError("training broke")
+
+    monkeypatch.setattr(training, "run_training", broken)
+    with pytest.raises(RiskError):
+        pipeline.run_fullprocess(config)
+    failed = receiver.requests[1][2]
+    assert failed["event"] == "failed"
+    assert failed["run_id"] == last_run(config, "fullprocess")["id"]
+    assert last_run(config, "fullprocess")["outcome"] == "failed"
+    monkeypatch.setattr(pipeline, "pending_work", lambda config: [])  # an idle tick: nothing to do, done well
+    assert pipeline.run_fullprocess(config) == {"action": "nothing new"}
+    monkeypatch.undo()
+    monkeypatch.setattr(training, "run_training", broken)
+    with pytest.raises(RiskError):
+        pipeline.run_fullprocess(config)
+    assert receiver.events() == ["failed", "failed"]  # the idle tick ended the first failure: the second is news
