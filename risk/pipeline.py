@@ -395,8 +395,9 @@ def run_fullprocess(config: Config) -> dict:
         notify.clear(config, "ok")  # a good run, an idle one too, ends a failure: the next one is news
         if not reasons:
             logger.info("nothing new in %s; the deployed model stays", config.input_folder)
-        notify.heartbeat(config, wait=bool(reasons))  # idle: from a spawned process, the tick does not wait
-        return detail
+    # after the lock is released: a spawned heartbeat process must never be what the next tick finds holding it
+    notify.heartbeat(config, wait=bool(reasons))  # idle: from a spawned process, the tick does not wait
+    return detail
 
 
 def work(config: Config, reasons: list[str], run: dict) -> dict:
