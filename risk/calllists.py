@@ -2,24 +2,23 @@
 
 The pipeline records the list (time, model version, capacity, how much history it saw, the listed clients
 with their probabilities and ranks) whenever it changes: new data, a new version, a rollback. Later data
-says what happened: a listed client seen again after the list is `followed`, and `left` if its newest row
-says it left. The same is measured among the current clients that were not listed (the `base_rate`), so the
-list's `hit_rate` has something to beat (`lift`); `missed` counts the clients who left without being listed.
-Outcomes are read from the prepared state (each client's newest and first rows), never from the history.
+says what happened: a listed client whose next row arrives is `followed`, and `left` if that row says it
+left (a later row does not change the outcome: the list is judged on the horizon it was made for). The same
+is measured among the clients current at the list that were not listed (the `base_rate`), so the list's
+`hit_rate` has something to beat (`lift`); `missed` counts the clients who left without being listed.
+Outcomes are read from the prepared state's watch of each list (risk/prepared.py), never from the history.
 """
 from __future__ import annotations
 
 import logging
 
-import numpy as np
-
-from risk import catalog, contract, prepared, registry, risklist
+from risk import catalog, prepared, registry, risklist
 from risk.config import Config
 from risk.files import read_json
 from risk.ledger import Ledger
 
 logger = logging.getLogger(__name__)
-SHOWN_MISSED = 20  # ids of missed clients given with each list (their count is whole)
+SHOWN_MISSED = prepared.SHOWN_LEFT  # ids of missed clients given with each list (their count is whole)
 
 
 def ranked_now(config: Config, version: registry.Version, state: prepared.State) -> list[dict]:
@@ -38,7 +37,7 @@ def record_if_changed(config: Config, ledger: Ledger, run_id: int | None) -> int
     committed = ledger.committed_ends()[0]
     if live is None or committed is None:
         return None
-    state = prepared.update(config, committed)
+    state = prepared.update(config, committed, ledger.listed_by_end())
     version = registry.verify(config.prod_folder, live)
     clients = ranked_now(config, version, state)
     last = ledger.call_lists(1)
@@ -61,26 +60,25 @@ def wilson(successes: int, trials: int) -> list[float] | None:
 
 
 def outcome(recorded: dict, state: prepared.State) -> dict:
-    """What later data says about one recorded list."""
-    clients = state.clients
-    ids = clients[contract.ID_COLUMN].to_numpy(dtype=object)
-    listed = np.isin(ids, [c["corporation"] for c in recorded["clients"]])
-    seen_again = clients["position"].to_numpy() >= recorded["data_rows"]
-    was_current = clients["first_position"].to_numpy() < recorded["data_rows"]  # seen again: had not left
-    left = clients[contract.TARGET].to_numpy() == 1
-    followed, base = listed & seen_again, ~listed & was_current & seen_again
-    n_followed, n_left = int(followed.sum()), int((followed & left).sum())
-    n_base, n_base_left = int(base.sum()), int((base & left).sum())
+    """What later data says about one recorded list: each client's next row after the list."""
+    watch = state.watches.get(recorded["data_rows"]) or prepared.unwatched()
+    ids = [c["corporation"] for c in recorded["clients"]]
+    outcomes = [watch["listed"].get(name) for name in ids]
+    n_followed = sum(o is not None for o in outcomes)
+    n_left = sum(o == 1 for o in outcomes)
+    n_base, n_base_left = watch["followed"] - n_followed, watch["left"] - n_left
     hit_rate = n_left / n_followed if n_followed else None
     base_rate = n_base_left / n_base if n_base else None
+    listed = set(ids)
     return {"id": recorded["id"], "created_at": recorded["created_at"], "model_version": str(recorded["model_version"]),
-            "capacity": recorded["capacity"], "clients": [c["corporation"] for c in recorded["clients"]],
+            "capacity": recorded["capacity"], "clients": ids,
             "followed": n_followed, "left": n_left,
             "hit_rate": None if hit_rate is None else round(hit_rate, 4), "hit_rate_ci95": wilson(n_left, n_followed),
             "base_followed": n_base, "base_left": n_base_left,
             "base_rate": None if base_rate is None else round(base_rate, 4),
             "lift": round(hit_rate / base_rate, 4) if hit_rate is not None and base_rate else None,
-            "missed": n_base_left, "missed_clients": ids[base & left][:SHOWN_MISSED].tolist()}
+            "missed": n_base_left,
+            "missed_clients": [name for name in watch["left_ids"] if name not in listed][:SHOWN_MISSED]}
 
 
 def outcomes(lists: list[dict], state: prepared.State) -> list[dict]:

@@ -15,6 +15,7 @@ import functools
 import importlib.metadata
 import json
 import logging
+import os
 import re
 import statistics
 import subprocess
@@ -150,7 +151,10 @@ def installed_version(name: str) -> str:
 
 @functools.lru_cache(maxsize=128)
 def _latest_cached(name: str, bucket: int) -> str:
-    """One `pip index versions` call (the index pip is configured with); "unknown" on any failure."""
+    """One `pip index versions` call (the index pip is configured with); "unknown" on any failure, and at once
+    when pip is told to use no index (PIP_NO_INDEX, as on an offline machine): no process to learn nothing."""
+    if os.environ.get("PIP_NO_INDEX", "").strip().lower() in ("1", "true", "yes", "on"):
+        return UNKNOWN
     command = [sys.executable, "-m", "pip", "index", "versions", name, "--disable-pip-version-check"]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=PIP_TIMEOUT_SECONDS, check=False)

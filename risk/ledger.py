@@ -414,6 +414,13 @@ class Ledger:
         rows = self.db.execute("SELECT * FROM call_lists ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
         return [{**dict(row), "clients": json.loads(row["clients"])} for row in rows]
 
+    def listed_by_end(self) -> dict[int, set[str]]:
+        """For each history length at which lists were recorded, the clients listed then (every list's)."""
+        listed: dict[int, set[str]] = {}
+        for data_rows, clients in self.db.execute("SELECT data_rows, clients FROM call_lists"):
+            listed.setdefault(int(data_rows), set()).update(c["corporation"] for c in json.loads(clients))
+        return listed
+
     # diagnostics (issue 8): timings and dependency status over time; the cache of the index's latest versions
     def record_diagnostics(self, run_id: int | None, report: dict) -> int:
         timings = report.get("execution_time") or {}

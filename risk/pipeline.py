@@ -346,7 +346,7 @@ def refresh_prepared(config: Config, ledger: Ledger) -> None:
     if not prepared_written(config, ledger):
         from risk import prepared
 
-        prepared.update(config, ledger.committed_ends()[0])
+        prepared.update(config, ledger.committed_ends()[0], ledger.listed_by_end())
 
 
 def process(config: Config, run: dict | None = None) -> dict:

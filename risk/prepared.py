@@ -8,12 +8,19 @@ appended since its tag. Readers take it only when its tag is the ledger's commit
 sees a row the ledger has not recorded (a run being appended, a torn tail), and a stale or missing state (a
 killed run, an upgrade) is a 503 naming the command that rebuilds it, never a rebuild per request.
 
+Each recorded call list is watched from the history length it saw (its boundary): when a client who was current
+then (its row at the boundary says it stayed) shows its next row, the row says whether it left. A watch keeps
+the counts over all such clients, the next row of each listed client, and the first clients seen to have left
+(enough to name the missed ones): bounded by the lists' capacity, whatever the portfolio's size.
+
 Summary statistics are exact: count, mean and the sum of squared deviations merge by Chan's formula, and
 the median comes from each feature's distinct values with their counts (a count column has few).
 """
 from __future__ import annotations
 
 import io
+import itertools
+import json
 import logging
 from collections import namedtuple
 from pathlib import Path
@@ -34,7 +41,8 @@ class StaleReadState(MissingInputError):
     """The prepared read state is missing or behind the ledger: a 503 until the pipeline brings it up."""
 
 
-State = namedtuple("State", "tag clients stats")  # clients: id, features, target, position, first_position
+State = namedtuple("State", "tag clients stats watches")  # clients: id, features, target, position, first_position
+SHOWN_LEFT = 20  # clients seen to have left, kept per watch beyond its listed ones (missed clients named)
 
 
 def path_of(config: Config) -> Path:
@@ -90,25 +98,59 @@ def _latest(frame: pd.DataFrame, start: int) -> pd.DataFrame:
     return named.assign(first_position=first).drop_duplicates(contract.ID_COLUMN, keep="last")
 
 
-def _apply(state: State | None, rows: pd.DataFrame, tag: int) -> State:
+def _new_watch(listed: set[str]) -> dict:
+    return {"followed": 0, "left": 0, "listed": {name: None for name in sorted(listed)}, "left_ids": []}
+
+
+def unwatched() -> dict:
+    """The watch of a list no data has followed yet."""
+    return _new_watch(set())
+
+
+def _watch(watches: dict[int, dict], old: pd.DataFrame, rows: pd.DataFrame) -> None:
+    """Each watched boundary learns the next row of the clients current then and not seen since."""
+    named = rows[rows[contract.ID_COLUMN].notna()].drop_duplicates(contract.ID_COLUMN, keep="first")
+    index = pd.Index(old[contract.ID_COLUMN]).get_indexer(named[contract.ID_COLUMN])
+    known = index >= 0
+    ids = named[contract.ID_COLUMN].to_numpy(dtype=object)[known]
+    next_left = named[contract.TARGET].to_numpy()[known] == 1
+    last_position = old["position"].to_numpy()[index[known]]
+    was_current = old[contract.TARGET].to_numpy()[index[known]] != 1
+    for boundary, watch in watches.items():
+        news = was_current & (last_position < boundary)
+        watch["followed"] += int(news.sum())
+        watch["left"] += int((news & next_left).sum())
+        for name, left in zip(ids[news], next_left[news], strict=True):
+            if name in watch["listed"]:
+                watch["listed"][name] = int(left)
+        room = SHOWN_LEFT + len(watch["listed"]) - len(watch["left_ids"])
+        watch["left_ids"] += ids[news & next_left][:max(room, 0)].tolist()
+
+
+def _apply(state: State | None, rows: pd.DataFrame, tag: int, lists: dict[int, set[str]]) -> State:
     start = 0 if state is None else int(state.stats["rows"])
     fresh = {name: _stats_of(rows[name].to_numpy(dtype=float)) for name in NUMBERS}
     if state is None:
-        clients, stats = _latest(rows, start), fresh
+        clients, stats, watches = _latest(rows, start), fresh, {}
     else:
+        watches = {**state.watches}
+        if start in lists and start not in watches:  # a list was recorded on the history as it stood
+            watches[start] = _new_watch(lists[start])
+        _watch(watches, state.clients, rows)
         both = pd.concat([state.clients, _latest(rows, start)], ignore_index=True)
         both["first_position"] = both.groupby(contract.ID_COLUMN, sort=False)["first_position"].transform("min")
         clients = both.drop_duplicates(contract.ID_COLUMN, keep="last")
         stats = {name: _merge_stats(state.stats[name], fresh[name]) for name in NUMBERS}
     clients = clients.sort_values("position", kind="stable").reset_index(drop=True)
-    return State(tag, clients, {**stats, "rows": start + len(rows)})
+    return State(tag, clients, {**stats, "rows": start + len(rows)}, watches)
 
 
 def _encode(state: State) -> bytes:
     arrays = {"format": np.array(FORMAT), "tag": np.array(state.tag), "rows": np.array(state.stats["rows"]),
               "columns": np.array(contract.COLUMNS), "position": state.clients["position"].to_numpy(np.int64),
               "first": state.clients["first_position"].to_numpy(np.int64),
-              "ids": state.clients[contract.ID_COLUMN].to_numpy(dtype=str)}
+              "ids": state.clients[contract.ID_COLUMN].to_numpy(dtype=str),
+              "watches": np.array(json.dumps({str(b): w for b, w in state.watches.items()}))}
     for name in NUMBERS:
         arrays[f"x:{name}"] = state.clients[name].to_numpy(dtype=float)
         stat = state.stats[name]
@@ -132,7 +174,8 @@ def load(config: Config) -> State | None:
             stats = {name: {"n": int(data[f"s:{name}"][0]), "mean": float(data[f"s:{name}"][1]),
                             "m2": float(data[f"s:{name}"][2]), "values": data[f"v:{name}"],
                             "counts": data[f"c:{name}"]} for name in NUMBERS}
-            return State(int(data["tag"]), clients, {**stats, "rows": int(data["rows"])})
+            watches = {int(b): w for b, w in json.loads(str(data["watches"])).items()}
+            return State(int(data["tag"]), clients, {**stats, "rows": int(data["rows"])}, watches)
     except (FileNotFoundError, KeyError, ValueError, OSError):
         return None
 
@@ -147,23 +190,38 @@ def _rows_between(config: Config, start: int, end: int) -> pd.DataFrame:
     return contract.validate_frame(raw, catalog.FINALDATA, history=True)
 
 
-def update(config: Config, committed: int | None) -> State | None:
+def _rebuilt(config: Config, committed: int, lists: dict[int, set[str]]) -> State:
+    """The state from the whole history, applied in steps cut at the lists' boundaries, so that each list is
+    watched from where it was recorded as an incremental update would have."""
+    from risk import store
+
+    rows = _rows_between(config, len(store.DATA_HEADER), committed)
+    cuts = [0, *sorted(b for b in lists if 0 < b < len(rows)), len(rows)]
+    state = None
+    for begin, end in itertools.pairwise(cuts):
+        state = _apply(state, rows.iloc[begin:end], committed, lists)
+    return state
+
+
+def update(config: Config, committed: int | None, lists: dict[int, set[str]] | None = None) -> State | None:
     """Bring the prepared state up to the ledger's committed end of finaldata.csv, reading only the rows
-    appended since its tag (the whole history when there is no usable state); None before any data."""
+    appended since its tag (the whole history when there is no usable state); None before any data. `lists`:
+    the listed clients by history length at which lists were recorded (`Ledger.listed_by_end`)."""
     from risk import store
 
     if committed is None:
         return None
+    lists = lists or {}
     state = load(config)
-    if state is not None and state.tag == committed:
+    unwatched = state is not None and any(b < state.stats["rows"] and b not in state.watches for b in lists)
+    if state is not None and state.tag == committed and not unwatched:
         atomic_write_text(config.output_folder / catalog.PREPARED_TAG, f"{FORMAT}:{committed}\n")
         return state
-    start = len(store.DATA_HEADER)
-    if state is not None and start <= state.tag < committed:
-        new = _apply(state, _rows_between(config, state.tag, committed), committed)
+    if state is not None and not unwatched and len(store.DATA_HEADER) <= state.tag < committed:
+        new = _apply(state, _rows_between(config, state.tag, committed), committed, lists)
         how = f"{new.stats['rows'] - state.stats['rows']} new row(s)"
     else:
-        new = _apply(None, _rows_between(config, start, committed), committed)
+        new = _rebuilt(config, committed, lists)
         how = f"rebuilt from {new.stats['rows']} row(s)"
     atomic_write_bytes(path_of(config), _encode(new))
     atomic_write_text(config.output_folder / catalog.PREPARED_TAG, f"{FORMAT}:{committed}\n")

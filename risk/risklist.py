@@ -62,6 +62,13 @@ def words(number: float) -> str:
     return f"{number:,.0f}" if float(number).is_integer() else f"{number:,.2f}"
 
 
+def in_points(points: float) -> str:
+    """Percentage points as a manager reads them: "+12 points", "+1 point", "under 1 point"."""
+    if points < 0.5:
+        return "under 1 point"
+    return f"+{points:.0f} point{'' if points < 1.5 else 's'}"
+
+
 def reasons(row: np.ndarray, values: np.ndarray, typical: np.ndarray, probability: float) -> list[dict]:
     """The features that raise this client's risk most, strongest first, in words and in numbers: `points` is
     how many percentage points the client's risk would fall were this one measure typical (the others kept)."""
@@ -75,7 +82,7 @@ def reasons(row: np.ndarray, values: np.ndarray, typical: np.ndarray, probabilit
                     "log_odds": round(float(row[j]), 4), "odds_ratio": float(f"{np.exp(min(row[j], 700.0)):.4g}"),
                     "points": round(float(points), 1),
                     "text": f"{contract.LABELS[name]} {words(values[j])}, typical {words(round(typical[j], 2))}:"
-                            f" +{points:.0f} points of risk"})
+                            f" {in_points(points)} of risk"})
     return out
 
 

@@ -93,3 +93,10 @@ def test_a_clients_reasons_do_not_change_when_unrelated_extreme_clients_arrive(d
     for reasons in after.values():
         assert all(r["log_odds"] > 0 and r["points"] >= 0 for r in reasons)  # only what raises the risk
         assert all(r["text"].startswith(contract.LABELS[r["feature"]]) for r in reasons)
+
+
+def test_points_of_risk_read_as_a_manager_reads_them() -> None:
+    from risk import risklist
+
+    assert [risklist.in_points(p) for p in (0.2, 0.6, 1.4, 14.2)] == [
+        "under 1 point", "+1 point", "+1 point", "+14 points"]

@@ -296,6 +296,30 @@ def test_dashboard_in_a_real_browser(story: Config, browser: Browser, tmp_path: 
 
 
 @pytest.mark.system
+def test_the_list_who_left_since_and_the_hit_rate_chart_in_a_real_browser(config: Config, browser: Browser,
+                                                                          tmp_path: Path) -> None:
+    from test_calllist import monthly_snapshots
+
+    months = monthly_snapshots(seed=11)
+    for i in (0, 1):  # two monthly snapshots: the first list is measured by the second month
+        write_frame(months[i], config.input_folder / f"month{i}.csv")
+        pipeline.run_fullprocess(config)
+    gone = months[1].loc[months[1][contract.TARGET] == 1, contract.ID_COLUMN].tolist()
+    with serving(config) as url, watched(browser) as (page, seen):
+        assert page.goto(f"{url}/").status == 200
+        expect(page.locator("#risk-list tr.client-row")).to_have_count(config.call_capacity)
+        left_since = page.locator("#left-since")
+        expect(left_since).to_be_visible()
+        expect(left_since.locator(".departed-row")).to_have_count(len(gone))
+        expect(left_since.locator("td.client").first).to_have_text(gone[0])
+        expect(page.locator("#outcome-chart")).to_be_visible()
+        expect(page.locator("#outcome-chart rect.hit")).to_have_count(1)
+        page.screenshot(path=tmp_path / "outcomes.png", full_page=True)
+    assert_local_and_clean(seen)
+    assert_png(tmp_path / "outcomes.png", 1280)
+
+
+@pytest.mark.system
 def test_dashboard_without_a_model_in_a_real_browser(config: Config, browser: Browser, tmp_path: Path) -> None:
     with serving(config) as url, watched(browser) as (page, seen):
         assert page.goto(f"{url}/").status == 200

@@ -145,8 +145,11 @@ def test_latest_version_without_a_network_is_unknown(no_index: None) -> None:
     assert time.monotonic() - start < diagnostics.PIP_TIMEOUT_SECONDS + 5
 
 
-def test_latest_version_with_no_index_at_all_is_unknown(monkeypatch: pytest.MonkeyPatch, no_index: None) -> None:
-    monkeypatch.setenv("PIP_NO_INDEX", "1")
+@pytest.mark.parametrize("value", ["1", "true", "Yes"])
+def test_latest_version_with_no_index_at_all_is_unknown_without_starting_pip(monkeypatch: pytest.MonkeyPatch,
+                                                                             no_index: None, value: str) -> None:
+    monkeypatch.setenv("PIP_NO_INDEX", value)
+    monkeypatch.setattr(diagnostics.subprocess, "run", lambda *a, **k: pytest.fail("pip was started"))
     assert diagnostics.latest_version("pandas") == "unknown"
 
 

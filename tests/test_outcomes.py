@@ -56,6 +56,28 @@ def test_a_recorded_list_is_measured_by_the_next_month(config: Config) -> None:
     assert client.get("/risk/outcomes?limit=0").status_code == 400
 
 
+def test_a_list_keeps_its_next_month_outcome_and_a_rebuilt_state_agrees(config: Config) -> None:
+    months = monthly_snapshots(seed=11)
+    for i in (0, 1):
+        write_frame(months[i], config.input_folder / f"month{i}.csv")
+        pipeline.run_fullprocess(config)
+    client = create_app(config).test_client()
+    first_measured = client.get("/risk/outcomes").get_json()[-1]
+    write_frame(months[2], config.input_folder / "month2.csv")
+    pipeline.run_fullprocess(config)
+    answer = client.get("/risk/outcomes").get_json()
+    assert answer[-1] == first_measured  # month 2 does not change what month 1 said of the first list
+    second = answer[-2]
+    month2 = months[2].set_index(contract.ID_COLUMN)[contract.TARGET]
+    followed = set(second["clients"]) & set(month2.index)
+    assert (second["followed"], second["left"]) == (len(followed), int(month2[sorted(followed)].sum()))
+    assert second["base_followed"] == len(month2) - len(followed)
+    (config.output_folder / "prepared.npz").unlink()  # an upgrade: the state is rebuilt from the history
+    with Ledger(config.ledger_path) as ledger:
+        pipeline.refresh_prepared(config, ledger)
+    assert client.get("/risk/outcomes").get_json() == answer
+
+
 def test_a_rollback_records_the_list_it_gives(deployed: Config) -> None:
     training.run_training(deployed)
     scoring.run_scoring(deployed)

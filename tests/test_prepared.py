@@ -15,12 +15,33 @@ def test_summary_statistics_have_a_known_answer() -> None:
     frame = contract.validate_frame(pd.DataFrame({
         contract.ID_COLUMN: ["a", "b", "c", "d"], **{name: [1, 2, 3, 4] for name in contract.FEATURES},
         contract.TARGET: [0, 1, 0, 1]}), "known")
-    first = prepared._apply(None, frame.head(1), 10)
-    state = prepared._apply(first, frame.tail(3), 20)  # merged in two steps, as two ingestion runs would
+    first = prepared._apply(None, frame.head(1), 10, {})
+    state = prepared._apply(first, frame.tail(3), 20, {})  # merged in two steps, as two ingestion runs would
     for name in contract.FEATURES:
         assert prepared.summary(state)[name] == {"mean": 2.5, "median": 2.5, "std": pytest.approx(1.2909944487)}
     assert state.stats["rows"] == 4
     assert state.tag == 20
+
+
+def month(rows: list[tuple[str, int]]) -> pd.DataFrame:
+    """Rows of (client, exited), every feature 1."""
+    return contract.validate_frame(pd.DataFrame({
+        contract.ID_COLUMN: [name for name, _ in rows], **{name: 1 for name in contract.FEATURES},
+        contract.TARGET: [left for _, left in rows]}), "month")
+
+
+def test_a_list_is_judged_by_each_clients_next_row() -> None:
+    months = [month([("a", 0), ("b", 0), ("c", 0), ("d", 1)]),  # d has left before the list
+              month([("a", 0), ("b", 1)]),  # c skips this month
+              month([("a", 1), ("c", 1), ("e", 1)])]  # a leaves after its next row said it stayed; e is new
+    lists = {4: {"a", "c"}}  # a list recorded on the first month's four rows
+    state = None
+    for number, frame in enumerate(months):
+        state = prepared._apply(state, frame, number, lists)
+    watch = state.watches[4]
+    assert watch["listed"] == {"a": 0, "c": 1}  # a's next row said stayed; c's next row came a month late
+    assert (watch["followed"], watch["left"]) == (3, 2)  # a, b, c were current; d had left; e came later
+    assert watch["left_ids"] == ["b", "c"]
 
 
 def test_ingesting_in_steps_gives_what_the_whole_history_gives(config: Config) -> None:
