@@ -56,6 +56,63 @@ def metrics_with_ci(y: np.ndarray, proba: np.ndarray, threshold: float = 0.5, dr
     return {"n": len(y), "positives": int(y.sum()), "threshold": threshold, "confidence": CONFIDENCE, **out}
 
 
+def scaled_capacity(capacity: int, rows: int, portfolio: int | None) -> int:
+    """The call capacity scaled to a labelled sample smaller than the portfolio (at least 1, at most the rows):
+    with 20 calls for 2,000 clients, a 50-row test file is judged on its top 1 (20 x 50 / 2,000 = 0.5)."""
+    if not rows:
+        return 0
+    share = rows / portfolio if portfolio and rows < portfolio else 1.0
+    return int(min(rows, max(1, round(capacity * share))))
+
+
+def _precision_at(y: np.ndarray, proba: np.ndarray, k: int) -> np.ndarray:
+    """The share of leavers among the k highest probabilities of each row of 2-D arrays."""
+    top = np.argpartition(-proba, k - 1, axis=1)[:, :k]
+    return np.take_along_axis(y, top, axis=1).mean(axis=1)
+
+
+def at_capacity(y: np.ndarray, proba: np.ndarray, capacity: int, portfolio: int | None = None,
+                draws: int = BOOTSTRAP_DRAWS, seed: int = 0) -> dict:
+    """Precision in the top k (the capacity scaled to the sample) and lift over the sample's base rate, with
+    percentile bootstrap intervals over resampled rows (drawn in chunks: memory stays bounded at any size)."""
+    y, proba = np.asarray(y, dtype=float), np.asarray(proba, dtype=float)
+    k, n = scaled_capacity(capacity, len(y), portfolio), len(y)
+    if not k:
+        return {"k": 0, "n": 0, "capacity": capacity, "portfolio": portfolio, "precision": None, "lift": None,
+                "base_rate": None}
+    base = float(y.mean())
+    precision = float(_precision_at(y[None, :], proba[None, :], k)[0])
+    rng, chunk, boot = np.random.default_rng(seed), max(1, 4_000_000 // n), []
+    for start in range(0, draws, chunk):
+        index = rng.integers(0, n, (min(chunk, draws - start), n))
+        resampled = y[index]
+        boot.append(np.c_[_precision_at(resampled, proba[index], k), resampled.mean(axis=1)])
+    boot = np.concatenate(boot)
+    lifts = np.divide(boot[:, 0], boot[:, 1], out=np.full(len(boot), np.nan), where=boot[:, 1] > 0)
+    tail = (1 - CONFIDENCE) / 2 * 100
+
+    def interval(values: np.ndarray) -> list[float] | None:
+        values = values[np.isfinite(values)]
+        return [round(float(v), 4) for v in np.percentile(values, [tail, 100 - tail])] if values.size else None
+
+    return {"k": k, "n": n, "capacity": capacity, "portfolio": portfolio, "precision": round(precision, 4),
+            "precision_ci95": interval(boot[:, 0]), "base_rate": round(base, 4),
+            "lift": round(precision / base, 4) if base else None, "lift_ci95": interval(lifts), "draws": draws}
+
+
+def calibration_scores(y: np.ndarray, proba: np.ndarray, bins: int = CALIBRATION_BINS) -> dict:
+    """Brier score (scikit-learn's) and the expected calibration error over the reliability plot's bins: the
+    rows-weighted mean gap between the predicted probability and the observed share of leavers."""
+    from sklearn.metrics import brier_score_loss
+
+    y, proba = np.asarray(y, dtype=int), np.asarray(proba, dtype=float)
+    if not len(y):
+        return {"brier": None, "ece": None, "bins": bins}
+    gaps = [b["n"] * abs(b["observed"] - b["predicted"]) for b in calibration(y, proba, bins)]
+    return {"brier": round(float(brier_score_loss(y, proba, labels=[0, 1])), 4),
+            "ece": round(float(sum(gaps) / len(y)), 4), "bins": bins}
+
+
 def cross_validated(card: dict) -> dict | None:
     """The card's out-of-fold figures: F1 (bootstrap se), precision, recall, log-loss; None without them."""
     expected = card.get("expected_performance")
@@ -66,7 +123,8 @@ def cross_validated(card: dict) -> dict | None:
     recall = c["tp"] / (c["tp"] + c["fn"]) if c["tp"] + c["fn"] else 0.0
     return {"folds": expected["cv_folds"], "n": expected["n"], "f1": expected["f1"], "f1_se": expected["f1_se"],
             "precision": precision, "recall": recall, "log_loss": expected["log_loss"],
-            "log_loss_se": expected["log_loss_se"]}
+            "log_loss_se": expected["log_loss_se"], "at_capacity": expected.get("at_capacity"),
+            "calibration_scores": expected.get("calibration")}
 
 
 def confusion(y: np.ndarray, predicted: np.ndarray) -> list[list[int]]:

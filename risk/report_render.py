@@ -192,6 +192,29 @@ def _page(content: dict, number: int) -> Figure:
     return figure
 
 
+def capacity_rows(content: dict) -> list[list[str]]:
+    """The metrics table's rows for the call capacity: precision and lift in the top k, test and out of fold."""
+    test, cv = content.get("at_capacity"), (content.get("cv") or {}).get("at_capacity")
+    if not test or not test["k"]:
+        return []
+
+    def ci(low_high: list[float] | None) -> str:
+        return f"[{low_high[0]:.3f}, {low_high[1]:.3f}]" if low_high else "-"
+
+    return [[f"Precision in top {test['k']}", fmt(test["precision"]), ci(test["precision_ci95"]),
+             f"{fmt(cv['precision'])} (top {cv['k']})" if cv and cv["k"] else "-"],
+            [f"Lift in top {test['k']}", fmt(test["lift"]), ci(test["lift_ci95"]),
+             fmt(cv["lift"]) if cv and cv["k"] else "-"]]
+
+
+def calibration_line(content: dict) -> str:
+    scores = content.get("calibration_scores") or {}
+    if scores.get("brier") is None:
+        return ""
+    return (f"Brier score {scores['brier']:.3f}, expected calibration error {scores['ece']:.3f} (over the"
+            f" {scores['bins']} bins).")
+
+
 def _summary_page(content: dict) -> Figure:
     figure = _page(content, 1)
     v, m, cv = content["version"], content["metrics"], content["cv"]
@@ -204,17 +227,18 @@ def _summary_page(content: dict) -> Figure:
     for i, line in enumerate(facts):
         figure.text(0.06, 0.89 - i * 0.018, line, fontsize=8.5, color=INK)
     _heading(figure, 0.82, SECTIONS[2], f"{int(m['confidence'] * 100)}% percentile bootstrap intervals over the "
-             "test rows; cross-validated figures from the model card.")
+             "test rows; cross-validated figures from the model card. Top k: the call capacity scaled to the rows.")
     cv_value = {"f1": f"{fmt(cv['f1'])} ± {fmt(cv['f1_se'])}", "precision": fmt(cv["precision"]),
                 "recall": fmt(cv["recall"]), "auc": "-"} if cv else {}
     rows = [[name.upper() if name == "auc" else name.capitalize(), fmt(m[name]["value"]), interval(m[name]),
              cv_value.get(name, "-")] for name in ("f1", "precision", "recall", "auc")]
     if cv:
         rows.append(["Log-loss", "-", "-", f"{fmt(cv['log_loss'])} ± {fmt(cv['log_loss_se'])}"])
-    _table(figure, (0.06, 0.64, 0.88, 0.14), ["metric", "test data", "95% interval",
+    rows += capacity_rows(content)
+    _table(figure, (0.06, 0.62, 0.88, 0.17), ["metric", "test data", "95% interval",
                                               f"cross-validated ({cv['folds']} folds, n={cv['n']})" if cv else
                                               "cross-validated"], rows, [0.2, 0.2, 0.3, 0.3])
-    _heading(figure, 0.6, f"{SECTIONS[3]} and {SECTIONS[4].lower()}")
+    _heading(figure, 0.59, f"{SECTIONS[3]} and {SECTIONS[4].lower()}")
     draw_confusion(figure.add_axes((0.15, 0.3, 0.32, 0.25)), content["confusion"])
     draw_calibration(figure.add_axes((0.6, 0.3, 0.34, 0.25)), content["calibration"])
     y = _lines(figure, 0.22, SECTIONS[3] + ": " + " · ".join(
@@ -222,7 +246,8 @@ def _summary_page(content: dict) -> Figure:
         for j, p in enumerate(("stayed", "exited"))) + ".")
     _lines(figure, y - 0.004, SECTIONS[4] + " by bin of predicted probability: " + "; ".join(
         f"{b['bin']}: predicted {b['predicted']:.2f}, observed {b['observed']:.2f} (n={b['n']})"
-        for b in content["calibration"]) + ". " + SMALL_SAMPLE.format(n=content["metrics"]["n"]))
+        for b in content["calibration"]) + ". " + calibration_line(content) + " "
+        + SMALL_SAMPLE.format(n=content["metrics"]["n"]))
     return figure
 
 
@@ -334,4 +359,6 @@ def html(content: dict) -> str:
     environment = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
     return environment.get_template("report.html").render(c=content, images=images, sections=SECTIONS, fmt=fmt,
                                                           interval=interval, when=when,
-                                                          latest_timing=latest_timing)
+                                                          latest_timing=latest_timing,
+                                                          capacity_rows=capacity_rows(content),
+                                                          calibration_line=calibration_line(content))

@@ -130,6 +130,7 @@ def build_content(inputs: dict) -> dict:
     except ContractError as exc:
         clients = {"clients": [], "movers": [], "population": 0, "problem": str(exc)}
     latest = inputs["diagnostics"][-1]["detail"] if inputs["diagnostics"] else {}
+    portfolio = clients.get("population") or None  # the current clients the capacity is spread over
     return {
         "generated_at": now(), "version": facts,
         "lineage": content_of.lineage(inputs["files"], inputs["version_files"]),
@@ -138,6 +139,8 @@ def build_content(inputs: dict) -> dict:
         "cv": content_of.cross_validated(inputs["card"]),
         "confusion": content_of.confusion(np.asarray(y), (proba >= facts["threshold"]).astype(int)),
         "calibration": content_of.calibration(np.asarray(y), proba),
+        "at_capacity": content_of.at_capacity(np.asarray(y), proba, inputs["capacity"], portfolio),
+        "calibration_scores": content_of.calibration_scores(np.asarray(y), proba),
         "scores": inputs["scores"], "drift": content_of.drift_history(inputs["decisions"]),
         "decision": content_of.decision_record(inputs["decision"], inputs["deployment"]),
         "quality": content_of.data_quality(inputs["raw"]),

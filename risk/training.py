@@ -79,11 +79,21 @@ def stratified_sample(frame: pd.DataFrame, rows: int, seed: int = 0) -> pd.DataF
     return frame.iloc[np.sort(np.concatenate(keep))]
 
 
-def expected_performance(frame: pd.DataFrame, seed: int = 0) -> dict | None:
+def current_clients(frame: pd.DataFrame) -> int | None:
+    """How many clients the training data leaves current (latest row not exited); None without ids."""
+    named = frame[frame[contract.ID_COLUMN].notna()]
+    if named.empty:
+        return None
+    latest = named.drop_duplicates(contract.ID_COLUMN, keep="last")
+    return int((latest[contract.TARGET] != 1).sum())
+
+
+def expected_performance(frame: pd.DataFrame, seed: int = 0, capacity: int | None = None) -> dict | None:
     """Cross-validated F1 and log-loss with their spread and sample sizes, on a stratified sample of CV_ROWS
-    rows when there are more (the standard errors are those of the sample: nothing hidden); None when CV is
+    rows when there are more (the standard errors are those of the sample: nothing hidden), and, out of fold,
+    precision and lift in the top `capacity` (scaled to the sample) and calibration; None when CV is
     impossible."""
-    from risk import drift
+    from risk import drift, report
 
     sample = stratified_sample(frame, CV_ROWS, seed)
     y, predicted, proba, folds = out_of_fold(sample, seed)
@@ -98,6 +108,9 @@ def expected_performance(frame: pd.DataFrame, seed: int = 0) -> dict | None:
         "f1": float(drift.f1_from_counts(counts)), "f1_se": _f1_se(counts),
         "log_loss": float(losses.mean()), "log_loss_se": float(losses.std(ddof=1) / np.sqrt(len(losses))),
         "row_log_loss": [round(float(v), 5) for v in kept],
+        "at_capacity": report.at_capacity(y, proba, capacity, current_clients(frame), draws=400, seed=seed)
+        if capacity else None,
+        "calibration": report.calibration_scores(y, proba),
     }
 
 
@@ -109,7 +122,7 @@ def _f1_se(counts: np.ndarray, draws: int = 1000) -> float:
     return float(drift.f1_from_counts(resampled).std(ddof=1))
 
 
-def model_card(frame: pd.DataFrame, data_path: Path) -> dict:
+def model_card(frame: pd.DataFrame, data_path: Path, capacity: int | None = None) -> dict:
     return {
         "features": list(contract.FEATURES),
         "target": contract.TARGET,
@@ -118,7 +131,7 @@ def model_card(frame: pd.DataFrame, data_path: Path) -> dict:
         "data_sha256": sha256_file(data_path),
         "trained_at": now(),
         "sklearn_version": sklearn.__version__,
-        "expected_performance": expected_performance(frame),
+        "expected_performance": expected_performance(frame, capacity=capacity),
         "reference": reference_sample(frame),
     }
 
@@ -160,7 +173,7 @@ def run_training(config: Config, parent_run: int | None = None) -> dict:
         files = "".join(f"{f['name']}\n" for f in ingested)
         frame = read_training_data(data_path)
         model = train_model(frame)
-        card = model_card(frame, data_path)
+        card = model_card(frame, data_path, config.call_capacity)
         atomic_write_text(config.model_folder / catalog.TRAINED_FILES, files)
         card["files_sha256"] = sha256_file(config.model_folder / catalog.TRAINED_FILES)
         card["last_file_id"] = max((f["id"] for f in ingested), default=0)  # the ledger's newest file trained on

@@ -98,6 +98,21 @@ def test_calibration_bins_predicted_against_observed() -> None:
                     {"bin": "0.8-1.0", "predicted": pytest.approx(0.975), "observed": 1.0, "n": 2}]
 
 
+def test_precision_and_lift_at_capacity_have_known_answers() -> None:
+    y, proba = np.array([1, 0, 1, 0, 0, 0, 0, 0, 0, 1]), np.linspace(1, 0, 10)
+    at = report.at_capacity(y, proba, capacity=2, draws=200)
+    assert (at["k"], at["precision"], at["base_rate"], at["lift"]) == (2, 0.5, 0.3, 1.6667)
+    assert 0 <= at["precision_ci95"][0] <= 0.5 <= at["precision_ci95"][1] <= 1
+    assert report.at_capacity(y, proba, capacity=20, portfolio=400)["k"] == 1  # 20 calls x 10 / 400 clients
+    assert report.at_capacity(y, proba, capacity=40, portfolio=100)["k"] == 4
+    assert report.at_capacity(y, proba, capacity=50)["k"] == 10  # never more than the rows
+
+
+def test_brier_score_and_expected_calibration_error_have_known_answers() -> None:
+    assert report.calibration_scores(np.array([0, 1]), np.array([0.1, 0.9])) == {"brier": 0.01, "ece": 0.1, "bins": 5}
+    assert report.calibration_scores(np.array([0, 1, 1, 0]), np.full(4, 0.5))["ece"] == 0.0
+
+
 def test_lineage_totals_and_the_files_behind_the_model() -> None:
     files = [{"name": "a.csv", "status": "ingested", "rows": 10, "rejected_rows": 2, "reason": None, "seen_at": "t"},
              {"name": "b.csv", "status": "rejected", "rows": None, "rejected_rows": None, "reason": "empty",

@@ -135,6 +135,21 @@ def test_metrics_are_the_deployed_models_on_the_test_data_and_the_cards(story: C
     assert re.search(r"Recall\s+\d\.\d{3}\s+\[\d\.\d{3}, \d\.\d{3}\]", pdf_text)
 
 
+def test_precision_and_lift_at_capacity_and_calibration_are_in_the_pdf(story: Config, pdf_text: str) -> None:
+    from app import create_app
+
+    model = registry.load_model(registry.current(story.prod_folder))
+    x, y = contract.split_xy(contract.read_csv(story.test_data / "testdata.csv"))
+    y, proba = np.asarray(y), model.predict_proba(np.asarray(x, dtype=float))[:, 1]
+    population = create_app(story).test_client().get("/risk").get_json()["population"]
+    share = len(y) / population if len(y) < population else 1
+    k = min(len(y), max(1, round(story.call_capacity * share)))  # the capacity scaled to the test rows
+    precision = y[np.argsort(-proba, kind="stable")[:k]].mean()
+    assert re.search(rf"Precision in top {k}\s+{precision:.3f}\s+\[\d\.\d{{3}}, \d\.\d{{3}}\]", pdf_text)
+    assert re.search(rf"Lift in top {k}\s+{precision / y.mean():.3f}\s+\[", pdf_text)
+    assert re.search(r"Brier score \d\.\d{3}, expected calibration error \d\.\d{3}", " ".join(pdf_text.split()))
+
+
 def test_decision_deployments_timings_and_dependencies_come_from_the_ledger(pdf_text: str,
                                                                             ledger_rows: dict) -> None:
     drift = next(d for d in ledger_rows["decisions"] if d["verdict"] == "DRIFT")

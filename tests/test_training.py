@@ -111,7 +111,13 @@ def test_the_card_carries_the_cross_validated_performance(config):
     assert expected["f1_se"] > 0
     assert len(expected["row_log_loss"]) == card["rows"]
     assert expected["log_loss"] == pytest.approx(sum(expected["row_log_loss"]) / card["rows"], abs=1e-4)
-    assert training.expected_performance(pd.read_csv(config.output_folder / catalog.FINALDATA)) == expected
+    frame = pd.read_csv(config.output_folder / catalog.FINALDATA)
+    assert training.expected_performance(frame, capacity=config.call_capacity) == expected
+    at = expected["at_capacity"]  # out of fold, the capacity scaled to the training data's current clients
+    assert (at["capacity"], at["n"], at["portfolio"]) == (config.call_capacity, card["rows"],
+                                                         training.current_clients(frame))
+    assert 1 <= at["k"] <= min(card["rows"], config.call_capacity)
+    assert set(expected["calibration"]) == {"brier", "ece", "bins"}
 
 
 def test_no_cross_validation_when_a_class_has_one_row():
