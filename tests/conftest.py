@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -14,6 +15,10 @@ from risk import contract, deployment, ingestion, scoring, training
 from risk.config import COURSE_FOLDERS, Config, load_config
 from risk.contract import COLUMNS
 from risk.ledger import Ledger
+
+# Diagnostics ask pip's index for the newest release of each pin; tests (and the processes they start) stay off
+# the network and start no pip at all. tests/test_diagnostics.py unsets this where it tests the lookups.
+os.environ["PIP_NO_INDEX"] = "1"
 
 REPO = Path(__file__).resolve().parent.parent
 FOLDERS = COURSE_FOLDERS
