@@ -141,3 +141,14 @@ def app(deployed: Config):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+# The few tests of 20 s or more, scheduled first: under xdist a long test that starts last makes the whole run
+# that much longer; longest first (the LPT rule) packs two workers best. Order within each group is kept.
+LONGEST = ("test_faults.py::test_sigkill", "test_ingest_faults.py::test_sigkill", "test_schemathesis.py::",
+           "test_ingest_fast.py::test_the_fast_path_leaves", "test_fourth_feature.py::",
+           "test_decisions.py::test_the_course")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not any(name in item.nodeid for name in LONGEST))
