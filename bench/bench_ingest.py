@@ -90,7 +90,7 @@ def incremental(scratch: Path, history: int, new: int, runs: int) -> dict:
 
 # The child reports its own high-water mark: ru_maxrss from wait4 would include this (large) parent's pages,
 # which the forked child holds until it execs.
-HWM = ("import sys, ingestion; code = ingestion_cli.main(sys.argv[1:]); "
+HWM = ("import sys, ingestion as ingestion_cli; code = ingestion_cli.main(sys.argv[1:]); "
        "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]); raise SystemExit(code)")
 
 
