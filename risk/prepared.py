@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import threading
 from collections import namedtuple
 from pathlib import Path
 
@@ -35,6 +37,8 @@ class StaleReadState(MissingInputError):
 
 
 State = namedtuple("State", "tag clients stats")  # clients: id, features, target, position, first_position
+_loaded: dict[Path, tuple[tuple, State | None]] = {}  # path -> (its file's identity, the state read from it)
+_loaded_lock = threading.Lock()
 
 
 def path_of(config: Config) -> Path:
@@ -171,11 +175,28 @@ def update(config: Config, committed: int | None) -> State | None:
     return new
 
 
+def cached(config: Config) -> State | None:
+    """`load`, read once per version of the file in this process: the file is only ever replaced whole (a new
+    inode), so its identity says whether the state held is still the one on disk. A request costs its answer."""
+    path = path_of(config)
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    with _loaded_lock:
+        held = _loaded.get(path)
+        if held is None or held[0] != identity:
+            _loaded.clear()  # one state per worker: the newest
+            held = _loaded[path] = (identity, load(config))
+    return held[1]
+
+
 def current(config: Config, committed: int | None) -> State:
     """The prepared state for a request: it must cover exactly what the ledger has committed."""
     if committed is None:
         raise MissingInputError(f"{config.finaldata_path}: no ingested data (run ingestion.py first)")
-    state = load(config)
+    state = cached(config)
     if state is None or state.tag != committed:
         raise StaleReadState(f"{path_of(config)}: the prepared read state is missing or behind the ledger (a killed"
                              " run or an upgrade): the next ingestion.py or fullprocess.py run rebuilds it")
