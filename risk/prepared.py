@@ -94,8 +94,31 @@ def _latest(frame: pd.DataFrame, start: int) -> pd.DataFrame:
     return named.assign(first_position=first).drop_duplicates(contract.ID_COLUMN, keep="last")
 
 
+def missing_share(state: State) -> dict:
+    """Share of empty cells per column of the history, as diagnostics' `missing_share` of finaldata.csv."""
+    rows = state.stats["rows"]
+    filled = {contract.ID_COLUMN: state.stats["named"], **{name: state.stats[name]["n"] for name in NUMBERS}}
+    return {name: 1 - filled[name] / rows if rows else float("nan") for name in contract.COLUMNS}
+
+
+def quality(state: State) -> list[dict]:
+    """The report's data quality (risk.report.data_quality) from the prepared statistics: per column the missing
+    share and, for the features, range, mean and median."""
+    missing, summaries, out = missing_share(state), summary(state), []
+    for name in contract.COLUMNS:
+        entry = {"column": name, "missing": missing[name], "min": None, "max": None, "mean": None, "median": None}
+        if name in contract.FEATURES:
+            values = state.stats[name]["values"]
+            low, high = (float(values[0]), float(values[-1])) if values.size else (float("nan"), float("nan"))
+            entry.update({"min": low, "max": high, "mean": summaries[name]["mean"],
+                          "median": summaries[name]["median"]})
+        out.append(entry)
+    return out
+
+
 def _apply(state: State | None, rows: pd.DataFrame, tag: int) -> State:
     start = 0 if state is None else int(state.stats["rows"])
+    named = int(rows[contract.ID_COLUMN].notna().sum()) + (0 if state is None else state.stats["named"])
     fresh = {name: _stats_of(rows[name].to_numpy(dtype=float)) for name in NUMBERS}
     if state is None:
         clients, stats = _latest(rows, start), fresh
@@ -105,11 +128,12 @@ def _apply(state: State | None, rows: pd.DataFrame, tag: int) -> State:
         clients = both.drop_duplicates(contract.ID_COLUMN, keep="last")
         stats = {name: _merge_stats(state.stats[name], fresh[name]) for name in NUMBERS}
     clients = clients.sort_values("position", kind="stable").reset_index(drop=True)
-    return State(tag, clients, {**stats, "rows": start + len(rows)})
+    return State(tag, clients, {**stats, "rows": start + len(rows), "named": named})
 
 
 def _encode(state: State) -> bytes:
     arrays = {"format": np.array(FORMAT), "tag": np.array(state.tag), "rows": np.array(state.stats["rows"]),
+              "named": np.array(state.stats["named"]),
               "columns": np.array(contract.COLUMNS), "position": state.clients["position"].to_numpy(np.int64),
               "first": state.clients["first_position"].to_numpy(np.int64),
               "ids": state.clients[contract.ID_COLUMN].to_numpy(dtype=str)}
@@ -136,7 +160,7 @@ def load(config: Config) -> State | None:
             stats = {name: {"n": int(data[f"s:{name}"][0]), "mean": float(data[f"s:{name}"][1]),
                             "m2": float(data[f"s:{name}"][2]), "values": data[f"v:{name}"],
                             "counts": data[f"c:{name}"]} for name in NUMBERS}
-            return State(int(data["tag"]), clients, {**stats, "rows": int(data["rows"])})
+            return State(int(data["tag"]), clients, {**stats, "rows": int(data["rows"]), "named": int(data["named"])})
     except (FileNotFoundError, KeyError, ValueError, OSError):
         return None
 
@@ -173,6 +197,20 @@ def update(config: Config, committed: int | None) -> State | None:
     atomic_write_text(config.output_folder / catalog.PREPARED_TAG, f"{FORMAT}:{committed}\n")
     logger.info("prepared read state: %s, %d client(s)", how, len(new.clients))
     return new
+
+
+def covering(config: Config) -> State | None:
+    """The prepared state when it covers exactly finaldata.csv as the ledger committed it and as it is on disk;
+    None otherwise (no state yet, a killed run's tail, a file changed by hand): the caller reads the history."""
+    from risk.ledger import read_committed_end
+
+    committed = read_committed_end(config.ledger_path) if config.ledger_path.is_file() else None
+    try:
+        size = config.finaldata_path.stat().st_size
+    except OSError:
+        return None
+    state = load(config) if committed == size else None
+    return state if state is not None and state.tag == committed else None
 
 
 def cached(config: Config) -> State | None:
