@@ -73,7 +73,10 @@ def snapshot(rng: np.random.Generator, ids: np.ndarray, employees: np.ndarray) -
 
 
 def write_csv(table: pa.Table, path: Path) -> None:
-    pa_csv.write_csv(table, path, pa_csv.WriteOptions(quoting_style="none"))
+    """The table as a plain CSV: pyarrow quotes the header's names even with quoting_style "none"."""
+    with pa.OSFile(str(path), "wb") as sink:
+        sink.write((",".join(table.column_names) + "\n").encode())
+        pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False, quoting_style="none"))
 
 
 def write_history(folder: Path, clients: int, months: int, seed: int) -> int:
