@@ -166,11 +166,32 @@ def served(config: Path):
         server.wait(timeout=60)
 
 
+def children(pid: int | str) -> list[str]:
+    """The child processes of `pid`, whichever of its threads started them."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            found += (task / "children").read_text().split()
+    return found
+
+
+def workers_of(master: int) -> list[str]:
+    return children(master)
+
+
+def settle(master: int, seconds: float = 60.0) -> None:
+    """Wait until no worker has a child: a worker's first GET /diagnostics looks the pinned packages up with
+    `pip index versions` in the background (once a day per worker), and those processes would share the CPU
+    with the timed requests."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and any(children(pid) for pid in workers_of(master)):
+        time.sleep(0.2)
+
+
 def workers_peak_mib(master: int) -> float:
     """The largest VmHWM among the master's children (the workers)."""
-    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
     peaks = []
-    for pid in children:
+    for pid in workers_of(master):
         status = Path(f"/proc/{pid}/status").read_text()
         peaks.append(int(status.split("VmHWM:")[1].split()[0]) / 1024)
     return max(peaks)
@@ -183,6 +204,7 @@ def api(config: Path, rows: int, rounds: int) -> dict:
         for _ in range(4):  # warm-up: each worker loads its model and prepared state
             for path in latencies:
                 timed_request(port, "GET", path)
+        settle(master)
         for _ in range(rounds):
             for path in latencies:
                 latencies[path].append(timed_request(port, "GET", path)[0])
