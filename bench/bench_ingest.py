@@ -1,7 +1,9 @@
 """Ingestion benchmarks (issue 4), each against a baseline timed in the same run; data generated in a temp dir.
 
 Targets: 1M rows in 20 files <= 3x pyarrow.csv reading the same files; +50k rows onto a 5M-row history
-<= 1.5x the same 50k into an empty history; peak RSS ingesting 5M rows <= 2x that for 500k rows.
+<= 1.5x the same 50k into an empty history; peak RSS ingesting 5M rows <= 2x that for 500k rows; a file of 1M
+ragged rows (one field too many) rejected row by row <= 5x the same rows clean (issue 13).
+Run: .venv/bin/python bench/bench_ingest.py [--quick] [--ragged]
 """
 from __future__ import annotations
 
@@ -21,10 +23,12 @@ sys.path.insert(0, str(REPO))
 RUNS = 5
 
 
-def write_rows(path: Path, n: int, seed: int) -> None:
-    """`n` client rows shaped like the course data, written fast (no pandas)."""
+def write_rows(path: Path, n: int, seed: int, extra: bool = False) -> None:
+    """`n` client rows shaped like the course data, written fast (no pandas); `extra`: each row carries one
+    field more than the header names (a ragged row)."""
     rng = np.random.default_rng(seed)
     cols = [rng.integers(0, 300, n), rng.integers(0, 3000, n), rng.integers(1, 1000, n), rng.integers(0, 2, n)]
+    cols += [rng.integers(0, 10, n)] if extra else []
     body = np.char.add(np.char.add(f"s{seed}c", np.arange(n).astype(str)), ",")
     for index, col in enumerate(cols):
         body = np.char.add(body, col.astype(str))
@@ -88,9 +92,32 @@ def incremental(scratch: Path, history: int, new: int, runs: int) -> dict:
             "pass": ratio <= 1.5, "empty_s": median(empty), "onto_history_s": median(onto), "ratio": ratio}
 
 
+def ragged(scratch: Path, rows: int, runs: int) -> dict:
+    """A file of `rows` rows that all carry one field too many, rejected row by row with reasons, vs the same rows
+    without the extra field, each into an empty history, alternating."""
+    from risk import ingestion
+
+    clean_file, ragged_file = scratch / "clean.csv", scratch / "ragged.csv"
+    write_rows(clean_file, rows, seed=11)
+    write_rows(ragged_file, rows, seed=11, extra=True)
+    clean, bad = [], []
+    for run in range(runs):
+        for source, times in ((clean_file, clean), (ragged_file, bad)):
+            config = project(scratch / f"r{run}{source.stem}")
+            shutil.copy(source, config.input_folder / "one.csv")
+            times.append(timed(ingestion.run_ingestion, config))
+            rejected = sum(1 for _ in open(config.output_folder / "rejects.csv", "rb")) - 1
+            shutil.rmtree(scratch / f"r{run}{source.stem}")
+            if source is ragged_file and rejected != rows + 1:  # each row, and the file as a whole
+                raise RuntimeError(f"{rejected} rejection lines for {rows} ragged rows")
+    ratio = median(bad) / median(clean)
+    return {"name": f"reject {rows:,} ragged rows (one field too many)", "target": "<= 5x the same rows clean",
+            "pass": ratio <= 5.0, "clean_s": median(clean), "ragged_s": median(bad), "ratio": ratio}
+
+
 # The child reports its own high-water mark: ru_maxrss from wait4 would include this (large) parent's pages,
 # which the forked child holds until it execs.
-HWM = ("import sys, ingestion; code = ingestion_cli.main(sys.argv[1:]); "
+HWM = ("import sys, ingestion as ingestion_cli; code = ingestion_cli.main(sys.argv[1:]); "
        "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]); raise SystemExit(code)")
 
 
@@ -117,9 +144,15 @@ def measure(quick: bool = False) -> list[dict]:
         root = Path(scratch)
         return [throughput(root, 1_000_000 // scale, 20, runs),
                 incremental(root, 5_000_000 // scale, 50_000 // scale, runs),
-                memory(root, 500_000 // scale, 5_000_000 // scale)]
+                memory(root, 500_000 // scale, 5_000_000 // scale),
+                ragged(root, 1_000_000 // scale, runs)]
 
 
 if __name__ == "__main__":
-    for result in measure(quick="--quick" in sys.argv):
-        print(result)
+    if "--ragged" in sys.argv:  # that benchmark alone
+        with tempfile.TemporaryDirectory(prefix="bench-ingest-") as scratch:
+            print(ragged(Path(scratch), 100_000 if "--quick" in sys.argv else 1_000_000, 3 if "--quick" in sys.argv
+                         else RUNS))
+    else:
+        for result in measure(quick="--quick" in sys.argv):
+            print(result)

@@ -225,17 +225,29 @@ def cached_versions(config: Config, memory: dict[str, tuple[str, float]]) -> dic
             for n in {*stored, *memory}}
 
 
+def history_summaries(config: Config) -> tuple[dict, dict]:
+    """(summary statistics, missing shares) of finaldata.csv: from the prepared read state when it covers the
+    file exactly (the cost of the client base, not of the history), else from the history read whole."""
+    from risk import prepared
+
+    state = prepared.covering(config)
+    if state is not None:
+        return prepared.summary(state), prepared.missing_share(state)
+    ingested = store.read_history(config)
+    return summary_statistics(ingested), missing_share(ingested)
+
+
 def diagnose(config: Config, timings: bool = True, latest: object = None,
              cache: dict[str, tuple[str, float]] | None = None, wait: float = LATEST_WAIT_SECONDS) -> dict:
     """Every diagnostic, without writing anything; `cache` of latest versions gains this call's lookups."""
     version = registry.current(config.prod_folder)
     test = read_labelled_csv(config.testdata_path)
-    ingested = store.read_history(config)
+    statistics, missing = history_summaries(config)
     return {
         "model_version": version.label,
         "predictions": model_predictions(registry.load_model(version), test),
-        "summary_statistics": summary_statistics(ingested),
-        "missing_share": missing_share(ingested),
+        "summary_statistics": statistics,
+        "missing_share": missing,
         "execution_time": execution_time(config) if timings else None,
         "dependencies": dependencies(REQUIREMENTS, latest, cache, wait),
     }

@@ -22,6 +22,8 @@ import io
 import itertools
 import json
 import logging
+import os
+import threading
 from collections import namedtuple
 from pathlib import Path
 
@@ -43,6 +45,8 @@ class StaleReadState(MissingInputError):
 
 State = namedtuple("State", "tag clients stats watches")  # clients: id, features, target, position, first_position
 SHOWN_LEFT = 20  # clients seen to have left, kept per watch beyond its listed ones (missed clients named)
+_loaded: dict[Path, tuple[tuple, State | None]] = {}  # path -> (its file's identity, the state read from it)
+_loaded_lock = threading.Lock()
 
 
 def path_of(config: Config) -> Path:
@@ -98,6 +102,28 @@ def _latest(frame: pd.DataFrame, start: int) -> pd.DataFrame:
     return named.assign(first_position=first).drop_duplicates(contract.ID_COLUMN, keep="last")
 
 
+def missing_share(state: State) -> dict:
+    """Share of empty cells per column of the history, as diagnostics' `missing_share` of finaldata.csv."""
+    rows = state.stats["rows"]
+    filled = {contract.ID_COLUMN: state.stats["named"], **{name: state.stats[name]["n"] for name in NUMBERS}}
+    return {name: 1 - filled[name] / rows if rows else float("nan") for name in contract.COLUMNS}
+
+
+def quality(state: State) -> list[dict]:
+    """The report's data quality (risk.report.data_quality) from the prepared statistics: per column the missing
+    share and, for the features, range, mean and median."""
+    missing, summaries, out = missing_share(state), summary(state), []
+    for name in contract.COLUMNS:
+        entry = {"column": name, "missing": missing[name], "min": None, "max": None, "mean": None, "median": None}
+        if name in contract.FEATURES:
+            values = state.stats[name]["values"]
+            low, high = (float(values[0]), float(values[-1])) if values.size else (float("nan"), float("nan"))
+            entry.update({"min": low, "max": high, "mean": summaries[name]["mean"],
+                          "median": summaries[name]["median"]})
+        out.append(entry)
+    return out
+
+
 def _new_watch(listed: set[str]) -> dict:
     return {"followed": 0, "left": 0, "listed": {name: None for name in sorted(listed)}, "left_ids": []}
 
@@ -129,6 +155,7 @@ def _watch(watches: dict[int, dict], old: pd.DataFrame, rows: pd.DataFrame) -> N
 
 def _apply(state: State | None, rows: pd.DataFrame, tag: int, lists: dict[int, set[str]]) -> State:
     start = 0 if state is None else int(state.stats["rows"])
+    named = int(rows[contract.ID_COLUMN].notna().sum()) + (0 if state is None else state.stats["named"])
     fresh = {name: _stats_of(rows[name].to_numpy(dtype=float)) for name in NUMBERS}
     if state is None:
         clients, stats, watches = _latest(rows, start), fresh, {}
@@ -142,11 +169,12 @@ def _apply(state: State | None, rows: pd.DataFrame, tag: int, lists: dict[int, s
         clients = both.drop_duplicates(contract.ID_COLUMN, keep="last")
         stats = {name: _merge_stats(state.stats[name], fresh[name]) for name in NUMBERS}
     clients = clients.sort_values("position", kind="stable").reset_index(drop=True)
-    return State(tag, clients, {**stats, "rows": start + len(rows)}, watches)
+    return State(tag, clients, {**stats, "rows": start + len(rows), "named": named}, watches)
 
 
 def _encode(state: State) -> bytes:
     arrays = {"format": np.array(FORMAT), "tag": np.array(state.tag), "rows": np.array(state.stats["rows"]),
+              "named": np.array(state.stats["named"]),
               "columns": np.array(contract.COLUMNS), "position": state.clients["position"].to_numpy(np.int64),
               "first": state.clients["first_position"].to_numpy(np.int64),
               "ids": state.clients[contract.ID_COLUMN].to_numpy(dtype=str),
@@ -175,7 +203,8 @@ def load(config: Config) -> State | None:
                             "m2": float(data[f"s:{name}"][2]), "values": data[f"v:{name}"],
                             "counts": data[f"c:{name}"]} for name in NUMBERS}
             watches = {int(b): w for b, w in json.loads(str(data["watches"])).items()}
-            return State(int(data["tag"]), clients, {**stats, "rows": int(data["rows"])}, watches)
+            totals = {"rows": int(data["rows"]), "named": int(data["named"])}
+            return State(int(data["tag"]), clients, {**stats, **totals}, watches)
     except (FileNotFoundError, KeyError, ValueError, OSError):
         return None
 
@@ -229,11 +258,42 @@ def update(config: Config, committed: int | None, lists: dict[int, set[str]] | N
     return new
 
 
+def covering(config: Config) -> State | None:
+    """The prepared state when it covers exactly finaldata.csv as the ledger committed it and as it is on disk;
+    None otherwise (no state yet, a killed run's tail, a file changed by hand): the caller reads the history."""
+    from risk.ledger import read_committed_end
+
+    committed = read_committed_end(config.ledger_path) if config.ledger_path.is_file() else None
+    try:
+        size = config.finaldata_path.stat().st_size
+    except OSError:
+        return None
+    state = load(config) if committed == size else None
+    return state if state is not None and state.tag == committed else None
+
+
+def cached(config: Config) -> State | None:
+    """`load`, read once per version of the file in this process: the file is only ever replaced whole (a new
+    inode), so its identity says whether the state held is still the one on disk. A request costs its answer."""
+    path = path_of(config)
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    with _loaded_lock:
+        held = _loaded.get(path)
+        if held is None or held[0] != identity:
+            _loaded.clear()  # one state per worker: the newest
+            held = _loaded[path] = (identity, load(config))
+    return held[1]
+
+
 def current(config: Config, committed: int | None) -> State:
     """The prepared state for a request: it must cover exactly what the ledger has committed."""
     if committed is None:
         raise MissingInputError(f"{config.finaldata_path}: no ingested data (run ingestion.py first)")
-    state = load(config)
+    state = cached(config)
     if state is None or state.tag != committed:
         raise StaleReadState(f"{path_of(config)}: the prepared read state is missing or behind the ledger (a killed"
                              " run or an upgrade): the next ingestion.py or fullprocess.py run rebuilds it")

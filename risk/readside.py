@@ -175,24 +175,49 @@ def diagnostics_now(config: Config, holder: ModelHolder, versions: dict[str, tup
 
 def call_list_outcomes(config: Config, limit: int) -> list[dict]:
     """GET /risk/outcomes: the newest `limit` recorded call lists, each with what later data says about it."""
-    from risk import calllists
-
     with reading_ledger(config) as ledger:
         lists = ledger.call_lists(limit) if ledger else []
-    return calllists.outcomes(lists, prepared_state(config)) if lists else []
+    return list_outcomes(lists, prepared_state(config)) if lists else []
+
+
+_answers: dict[tuple, tuple[object, object]] = {}  # (what, id(state), list ids) -> (the state, the answer)
+_answers_lock = threading.RLock()  # feedback_of asks for list_outcomes inside
+
+
+def per_state(what: str, state, lists: list[dict], compute: Callable[[], object]) -> object:
+    """compute(), once per worker for each prepared state (one per version of its file, of one project) and
+    recorded lists (neither changes between ingestions): answers that read every client's latest row then cost
+    a dictionary look-up. The entry keeps its state, so an id is never taken for another state's."""
+    key = (what, id(state), tuple(recorded["id"] for recorded in lists))
+    with _answers_lock:
+        held = _answers.get(key)
+        if held is None or held[0] is not state:
+            if len(_answers) >= 8:
+                _answers.clear()
+            held = _answers[key] = (state, compute())
+        return held[1]
+
+
+def list_outcomes(lists: list[dict], state) -> list[dict]:  # state: prepared.State
+    """calllists.outcomes of `lists` against the prepared state, computed once per (state, lists) per worker."""
+    from risk import calllists
+
+    return per_state("outcomes", state, lists, lambda: calllists.outcomes(lists, state))
 
 
 def list_feedback(config: Config, lists: int = 6) -> dict:
     """For the dashboard: the outcomes of the latest recorded lists (oldest first) and the clients who left
     since the list before the newest one (the list the managers had while the newest data was gathered)."""
-    from risk import calllists
-
     with reading_ledger(config) as ledger:
         recorded = ledger.call_lists(lists) if ledger else []
     if not recorded:
         return {"outcomes": [], "departed": [], "since": None}
     state = prepared_state(config)
-    outcomes = calllists.outcomes(recorded, state)[::-1]
+    return per_state("feedback", state, recorded, lambda: feedback_of(recorded, state))
+
+
+def feedback_of(recorded: list[dict], state) -> dict:  # state: prepared.State
+    outcomes = list_outcomes(recorded, state)[::-1]
     since = recorded[1] if len(recorded) > 1 else None
     departed = []
     if since is not None:

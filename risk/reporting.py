@@ -1,6 +1,7 @@
 """Report on the deployed model: the confusion matrix PNG, and a PDF and an HTML report for people to read.
 
-Reads the deployed model (verified) and its card, testdata.csv, finaldata.csv and the ledger (files, rejected
+Reads the deployed model (verified) and its card, testdata.csv, finaldata.csv (or the prepared read state when
+it covers the file exactly: risk/prepared.py) and the ledger (files, rejected
 rows, scores, decisions, deployments, diagnostics). Writes to the model folder: confusionmatrix.png, then
 reports/<version>/report.pdf and report.html, then reports/latest.pdf and latest.html (each atomically);
 removes the report folders of versions the registry has pruned.
@@ -89,12 +90,15 @@ def read_inputs(config: Config, ledger: Ledger) -> dict:
     raw_path = config.output_folder / catalog.FINALDATA
     if not raw_path.is_file():
         raise MissingInputError(f"{raw_path}: no ingested data (run ingestion.py first)")
+    state = prepared.covering(config)  # when it covers finaldata.csv exactly, the history is not read
     return {"version": version, "model": registry.load_model(version),
             "previous": previous_model(config, before),
-            "previous_version": before, "capacity": config.call_capacity, "prepared": prepared.load(config),
+            "previous_version": before, "capacity": config.call_capacity,
+            "prepared": state if state is not None else prepared.load(config),
             "card": read_json(card_path) if card_path.is_file() else {},
             "test": read_labelled_csv(config.testdata_path),
-            "raw": pd.read_csv(raw_path, dtype=str, keep_default_na=False, na_values=[""]),  # ids as ingested
+            "raw": None if state is not None else  # ids as ingested
+            pd.read_csv(raw_path, dtype=str, keep_default_na=False, na_values=[""]),
             "version_files": (version.folder / catalog.VERSION_FILES).read_text(encoding="utf-8").splitlines(),
             **ledger_inputs(ledger, version.number)}
 
@@ -123,7 +127,8 @@ def build_content(inputs: dict) -> dict:
     proba = model.predict_proba(np.asarray(x, dtype=float))[:, 1]
     facts = version_facts(version, inputs["card"])
     try:
-        frame = contract.validate_frame(inputs["raw"], catalog.FINALDATA, history=True)
+        frame = inputs["prepared"].clients if inputs["raw"] is None else \
+            contract.validate_frame(inputs["raw"], catalog.FINALDATA, history=True)
         clients = {**content_of.top_clients(frame, model, inputs["previous"], inputs["capacity"],
                                             inputs["card"]), "outcome": list_outcome(inputs),
                    "previous_version": inputs["previous_version"]}
@@ -143,7 +148,8 @@ def build_content(inputs: dict) -> dict:
         "calibration_scores": content_of.calibration_scores(np.asarray(y), proba),
         "scores": inputs["scores"], "drift": content_of.drift_history(inputs["decisions"]),
         "decision": content_of.decision_record(inputs["decision"], inputs["deployment"]),
-        "quality": content_of.data_quality(inputs["raw"]),
+        "quality": prepared.quality(inputs["prepared"]) if inputs["raw"] is None else
+        content_of.data_quality(inputs["raw"]),
         "timings": content_of.timing_history(inputs["diagnostics"]),
         "dependencies": latest.get("dependencies") or [], "deployments": inputs["deployments"], "clients": clients,
     }
