@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from risk import catalog, contract
 from risk.config import Config
@@ -195,7 +196,7 @@ def load(config: Config) -> State | None:
         with np.load(path_of(config), allow_pickle=False) as data:
             if int(data["format"]) != FORMAT or tuple(data["columns"].tolist()) != contract.COLUMNS:
                 return None
-            clients = pd.DataFrame({contract.ID_COLUMN: pd.array(data["ids"].tolist(), dtype="string"),
+            clients = pd.DataFrame({contract.ID_COLUMN: pd.array(pa.array(data["ids"]), dtype="string"),
                                     **{name: data[f"x:{name}"] for name in NUMBERS}, "position": data["position"],
                                     "first_position": data["first"]})
             clients[contract.TARGET] = clients[contract.TARGET].astype("int64")

@@ -97,9 +97,9 @@ def rank(frame: pd.DataFrame, model: object, top: int, previous: object | None =
         typical, _ = typical_of(None, clients)
     risk = probabilities(model, clients)
     push, values = contributions(model, clients, typical), contract.matrix(clients)
-    ids = clients[contract.ID_COLUMN].tolist()
     order = np.argsort(-risk, kind="stable")[:top]
-    ranked = [{"rank": i + 1, "corporation": ids[j], "probability": round(float(risk[j]), 4),
+    ids = clients[contract.ID_COLUMN].take(order).tolist()  # the listed clients' names only
+    ranked = [{"rank": i + 1, "corporation": ids[i], "probability": round(float(risk[j]), 4),
                "reasons": reasons(push[j], values[j], typical, float(risk[j]))} for i, j in enumerate(order)]
     return {"clients": ranked, "movers": movers(clients, risk, previous, top), "population": len(clients)}
 
