@@ -128,13 +128,14 @@ def risk_ranking(config: Config, holder: ModelHolder, top: int) -> tuple[registr
             previous, note = previous_model(config.prod_folder, before) if before else (None, None)
             card = read_json(version.folder / catalog.CARD) if catalog.CARD in version.manifest["sha256"] else None
             typical, source = risklist.typical_of(card, risklist.current_clients(state.clients))
-            full = {**risklist.rank(state.clients, model, RANK_LIMIT, previous, typical), "movers_note": note,
+            full = {**risklist.ranking(state.clients, model, RANK_LIMIT, previous, typical), "movers_note": note,
                     "typical": dict(zip(contract.FEATURES, typical.round(4).tolist(), strict=True)),
                     "typical_from": source}
             _rankings.clear()  # one ranking per worker: the newest
             _rankings[key] = full
-    return version, {"model_version": version.label, "previous_version": before, "clients": full["clients"][:top],
-                     "movers": full["movers"][:top], "population": full["population"],
+    answer = risklist.listed(full, top)  # the answer's dicts and words, for `top` clients only
+    return version, {"model_version": version.label, "previous_version": before, "clients": answer["clients"],
+                     "movers": answer["movers"], "population": full["population"],
                      "typical": full["typical"], "typical_from": full["typical_from"],
                      "movers_note": full["movers_note"]}
 

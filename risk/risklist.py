@@ -90,30 +90,42 @@ def rank(frame: pd.DataFrame, model: object, top: int, previous: object | None =
          typical: np.ndarray | None = None) -> dict:
     """The `top` current clients by probability with their reasons, and the `top` movers since `previous`.
     `frame` holds each client's latest row (or the history, reduced here to it)."""
+    return listed(ranking(frame, model, top, previous, typical), top)
+
+
+def ranking(frame: pd.DataFrame, model: object, limit: int, previous: object | None = None,
+            typical: np.ndarray | None = None) -> dict:
+    """The first `limit` clients and movers as arrays (ids, probabilities, pushes, values): what `listed` turns
+    into any shorter answer, so a cached ranking holds numbers, not `limit` clients' worth of dicts and text."""
     clients = current_clients(latest_clients(frame))
     if clients.empty:
-        return {"clients": [], "movers": [], "population": 0}
+        return {"population": 0}
     if typical is None:
         typical, _ = typical_of(None, clients)
     risk = probabilities(model, clients)
-    push, values = contributions(model, clients, typical), contract.matrix(clients)
-    order = np.argsort(-risk, kind="stable")[:top]
-    ids = clients[contract.ID_COLUMN].take(order).tolist()  # the listed clients' names only
-    ranked = [{"rank": i + 1, "corporation": ids[i], "probability": round(float(risk[j]), 4),
-               "reasons": reasons(push[j], values[j], typical, float(risk[j]))} for i, j in enumerate(order)]
-    return {"clients": ranked, "movers": movers(clients, risk, previous, top), "population": len(clients)}
+    order = np.argsort(-risk, kind="stable")[:limit]
+    head = clients.take(order)
+    out = {"population": len(clients), "typical_values": typical, "ids": head[contract.ID_COLUMN].tolist(),
+           "risk": risk[order], "push": contributions(model, head, typical), "values": contract.matrix(head)}
+    if previous is not None:
+        delta = risk - probabilities(previous, clients)
+        rising = [j for j in np.argsort(-delta, kind="stable")[:limit] if delta[j] > 0]
+        out["movers"] = (clients[contract.ID_COLUMN].take(rising).tolist(), risk[rising], delta[rising])
+    return out
 
 
-def movers(clients: pd.DataFrame, risk: np.ndarray, previous: object | None, top: int) -> list[dict]:
-    """Clients whose probability rose most from the previous model to this one (empty without one)."""
-    if previous is None:
-        return []
-    delta = risk - probabilities(previous, clients)
-    order = [j for j in np.argsort(-delta, kind="stable")[:top] if delta[j] > 0]
-    ids = clients[contract.ID_COLUMN].tolist()
-    return [{"corporation": ids[j], "probability": round(float(risk[j]), 4),
-             "previous_probability": round(float(risk[j] - delta[j]), 4), "rise": round(float(delta[j]), 4)}
-            for j in order]
+def listed(full: dict, top: int) -> dict:
+    """The answer of `rank` for the first `top` clients and movers of a `ranking`: costs `top`, not `limit`."""
+    if not full["population"]:
+        return {"clients": [], "movers": [], "population": 0}
+    ranked = [{"rank": i + 1, "corporation": full["ids"][i], "probability": round(float(full["risk"][i]), 4),
+               "reasons": reasons(full["push"][i], full["values"][i], full["typical_values"], float(full["risk"][i]))}
+              for i in range(min(top, len(full["ids"])))]
+    ids, risk, delta = full.get("movers", ([], [], []))
+    movers = [{"corporation": ids[i], "probability": round(float(risk[i]), 4),
+               "previous_probability": round(float(risk[i] - delta[i]), 4), "rise": round(float(delta[i]), 4)}
+              for i in range(min(top, len(ids)))]
+    return {"clients": ranked, "movers": movers, "population": full["population"]}
 
 
 def spreadsheet_safe(text: str) -> str:
