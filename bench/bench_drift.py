@@ -221,7 +221,8 @@ def run_control(start: Deployed, train: pd.DataFrame, test: tuple, batches: list
         frame = frame_of(x, y)
         pending = frame if pending is None else pd.concat([pending, frame], ignore_index=True)
         model = methods.Deployed(deployed.model, deployed.reference, deployed.test_f1, [], f"{name}/v{version}")
-        outcome = methods.decide("statistical", model, pending, lambda h=history: h, state, thresholds, t, control)
+        outcome = methods.decide("statistical", model, pending, lambda h=history: h, state, thresholds,
+                                 training.train_model, t, control)
         state = outcome.state
         out.append((outcome.decision.verdict, outcome.deploy))
         if outcome.deploy and stop_from is not None and t >= stop_from:

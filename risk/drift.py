@@ -2,7 +2,8 @@
 
 Methods: `raw` (the course rule), `parametric` and `nonparametric` (past scores), and `statistical` (the
 default): permutation/exact tests of performance against the model card, per-feature two-sample tests with
-Holm's correction and an effect size, and three verdicts. A decision is JSON-ready evidence for the ledger.
+Holm's correction and an effect size, a CUSUM e-detector carried across decisions, and three verdicts. Also the
+challenger's paired bootstrap and the monitoring tools' KS rule. A decision is JSON-ready evidence for the ledger.
 """
 from __future__ import annotations
 

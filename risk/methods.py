@@ -81,11 +81,12 @@ def state_for(deployed: Deployed, state: dict | None) -> dict | None:
 
 
 def decide(method: str, deployed: Deployed, new, history: Callable[[], object], state: dict | None,
-           thresholds, seed: int = 0, control: str = "sequential") -> Outcome:
+           thresholds, train: Callable[[object], object], seed: int = 0, control: str = "sequential") -> Outcome:
     """The drift decision of one tick on the undecided rows `new` (this tick's and the deferred ones, a validated
     frame): apply `method` from the stream state the last decision left (`state`, ignored when it was left for
     another model); on DRIFT, challengers trained on `history()` (every decided row) and all but one fold of the
-    new rows are gated against the champion on that fold. Pure apart from the training: no file is read."""
+    new rows are gated against the champion on that fold; `train` fits a model on a frame (training.train_model,
+    passed in: this module stays below the training code). Pure apart from the training: no file is read."""
     from risk import drift
 
     batch = batch_of(deployed.model, new)
@@ -98,7 +99,7 @@ def decide(method: str, deployed: Deployed, new, history: Callable[[], object], 
         after = stream["state"] = {**stream["state"], "model": deployed.identity}
     if decision.verdict != drift.DRIFT:
         return Outcome(decision, False, None, after)
-    deploy, challenger = challenge(deployed.model, history(), new, thresholds, seed)
+    deploy, challenger = challenge(deployed.model, history(), new, thresholds, train, seed)
     return Outcome(decision, deploy, challenger, after)
 
 
@@ -108,14 +109,15 @@ def _features() -> tuple[str, ...]:
     return contract.FEATURES
 
 
-def challenge(champion: object, old, new, thresholds, seed: int = 0) -> tuple[bool, dict]:
+def challenge(champion: object, old, new, thresholds, train: Callable[[object], object],
+              seed: int = 0) -> tuple[bool, dict]:
     """Challengers trained on `old` and all but one fold of `new`, against the champion on that fold
     (drift.challenger_gate). Returns (deploy, the test and its reason)."""
     import numpy as np
     import pandas as pd
     from sklearn.model_selection import KFold
 
-    from risk import contract, drift, training
+    from risk import contract, drift
     from risk.errors import ContractError
 
     if len(new) < 2:
@@ -124,7 +126,7 @@ def challenge(champion: object, old, new, thresholds, seed: int = 0) -> tuple[bo
     predicted, proba = np.empty(len(y), dtype=int), np.empty(len(y))
     try:
         for fit, held in KFold(min(CHALLENGER_FOLDS, len(y)), shuffle=True, random_state=seed).split(x):
-            model = training.train_model(pd.concat([old, new.iloc[fit]], ignore_index=True))
+            model = train(pd.concat([old, new.iloc[fit]], ignore_index=True))
             predicted[held], proba[held] = model.predict(x[held]), model.predict_proba(x[held])[:, 1]
     except ContractError as exc:
         return False, {"reason": f"no challenger could be trained: {exc}"}

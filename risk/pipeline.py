@@ -190,7 +190,7 @@ def last_state(ledger: Ledger) -> dict | None:
 def decide(config: Config, ledger: Ledger, pending: list[dict]) -> methods.Outcome:
     """The one decision function (methods.decide, which make bench-drift calls too) on every undecided row (new
     and deferred), from the state the last decision left; the decided history is read only for a challenger."""
-    from risk import store
+    from risk import store, training
 
     new = store.read_ingested(config, [f for f in pending if f["rows"]])
     undecided = {f["id"] for f in pending}
@@ -200,7 +200,8 @@ def decide(config: Config, ledger: Ledger, pending: list[dict]) -> methods.Outco
                                             if f["rows"] and f["id"] not in undecided])
 
     deployed = deployed_of(config, ledger, registry.current(config.prod_folder))
-    return methods.decide(config.drift_method, deployed, new, history, last_state(ledger), thresholds_of(config))
+    return methods.decide(config.drift_method, deployed, new, history, last_state(ledger), thresholds_of(config),
+                          training.train_model)
 
 
 def act_on(config: Config, ledger: Ledger, run_id: int,

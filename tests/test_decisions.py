@@ -136,7 +136,8 @@ def test_the_decision_compares_with_the_cards_reference_without_reading_the_hist
     new = contract.validate_frame(synthetic_frame(60, seed=12), "new")
     with Ledger(deployed.ledger_path) as ledger:
         model = pipeline.deployed_of(deployed, ledger, version)
-    decision = methods.decide("statistical", model, new, no_history, None, pipeline.thresholds_of(deployed)).decision
+    thresholds = pipeline.thresholds_of(deployed)
+    decision = methods.decide("statistical", model, new, no_history, None, thresholds, training.train_model).decision
     card = json.loads((version.folder / "trainedmodel.json").read_text(encoding="utf-8"))
     features = [t for t in decision.tests if t["kind"] == "data"]
     assert [t["name"] for t in features] == list(contract.FEATURES)
