@@ -30,7 +30,7 @@ Thresholds = namedtuple("Thresholds", "alpha min_rows min_f1_drop min_feature_ef
 CONTROLS = ("sequential", "spending", "per-batch")
 LOSS_CAP = float(-np.log(0.1))  # per-row log-loss clipped here (a confident mistake counts as one at 90%)
 BETS = (0.1, 0.25, 0.5, 0.75, 0.95)  # the e-detector's bets, as fractions of the largest safe bet 1 / null mean
-ONE_SHOT = 0.1  # `sequential` also retrains on one decision's tests alone at this share of drift_alpha
+ONE_SHOT = 0.3  # `sequential` also retrains on one decision's tests alone at this share of drift_alpha
 
 
 @dataclass(frozen=True)
