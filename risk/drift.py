@@ -2,7 +2,8 @@
 
 Methods: `raw` (the course rule), `parametric` and `nonparametric` (past scores), and `statistical` (the
 default): permutation/exact tests of performance against the model card, per-feature two-sample tests with
-Holm's correction and an effect size, and three verdicts. A decision is JSON-ready evidence for the ledger.
+Holm's correction and an effect size, a CUSUM e-detector carried across decisions, and three verdicts. Also the
+challenger's paired bootstrap and the monitoring tools' KS rule. A decision is JSON-ready evidence for the ledger.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections import namedtuple
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 DRIFT = "DRIFT"
 NO_DRIFT = "NO DRIFT"
@@ -20,8 +21,16 @@ PERMUTE_BELOW = 100  # the smaller sample below this: permutation tests; above: 
 REFERENCE_CAP = 400  # permutation tests use a fixed random subsample of a larger reference (level unchanged)
 EPS = 1e-12
 
-Thresholds = namedtuple("Thresholds", "alpha min_rows min_f1_drop min_feature_effect",
-                        defaults=(0.05, 30, 0.05, 0.1))
+Thresholds = namedtuple("Thresholds", "alpha min_rows min_f1_drop min_feature_effect alarm_rows",
+                        defaults=(0.05, 30, 0.05, 0.1, 20_000))
+# The stream's error control: `sequential` (the default: a CUSUM e-detector on per-row log-loss against the card,
+# its average run length between false alarms at least `alarm_rows` rows), `spending` (the per-batch tests, each
+# deferred look of the same rows at half the alpha of the one before) or `per-batch` (the tests at alpha, every
+# look: the rule before the stream was considered).
+CONTROLS = ("sequential", "spending", "per-batch")
+LOSS_CAP = float(-np.log(0.1))  # per-row log-loss clipped here (a confident mistake counts as one at 90%)
+BETS = (0.1, 0.25, 0.5, 0.75, 0.95)  # the e-detector's bets, as fractions of the largest safe bet 1 / null mean
+ONE_SHOT = 0.3  # `sequential` also retrains on one decision's tests alone at this share of drift_alpha
 
 
 @dataclass(frozen=True)
@@ -37,7 +46,9 @@ class Decision:
 
     def line(self) -> str:
         """One readable line: verdict, method, the reason and the tests' numbers."""
-        facts = "; ".join(test_line(t) for t in self.tests) or ", ".join(
+        stream = self.evidence.get("stream") or {}
+        tests = ([stream] if "threshold" in stream else []) + list(self.tests)
+        facts = "; ".join(test_line(t) for t in tests) or ", ".join(
             f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in self.evidence.items())
         return f"{self.verdict} by {self.method} rule: {self.reason} [{facts}]"
 
@@ -47,6 +58,9 @@ class Decision:
 
 
 def test_line(test: dict) -> str:
+    if "threshold" in test:  # the stream's e-detector: its peak level (log e) against the threshold
+        return (f"{test['name']} {test['test']} n={test['n']} peak log_e={_num(test['statistic'])} of"
+                f" {test['threshold']:.3g}{' *' if test.get('flagged') else ''}")
     p = test.get("p_adjusted", test.get("p_value"))
     p_text = "p n/a" if p is None else f"p_adj={p:.3g}"
     effect = test.get("effect")
@@ -175,6 +189,78 @@ def _permuted_mean_difference(reference: np.ndarray, new: np.ndarray, rng: np.ra
     return observed, float((1 + np.count_nonzero(null >= observed - EPS)) / (draws + 1))
 
 
+# ---- the stream: a CUSUM e-detector on per-row log-loss ------------------------------------------------------
+
+def loss_null(reference_losses: np.ndarray, alpha: float, cap: float = LOSS_CAP) -> dict:
+    """The e-detector's null: the mean clipped per-row log-loss the deployed model may have without drift, the
+    upper end of a one-sided (1 - alpha) t-interval of the card's out-of-fold losses (the card is a sample too)."""
+    clipped = np.minimum(_finite(reference_losses), cap)
+    n = int(clipped.size)
+    mean = float(clipped.mean()) if n else None
+    se = float(clipped.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
+    bound = None if mean is None else mean + float(stats.t.ppf(1 - alpha, max(n - 1, 1))) * se
+    return {"reference_mean": mean, "reference_se": se, "reference_n": n, "cap": cap,
+            "null_mean": None if bound is None else float(min(max(bound, EPS), cap))}
+
+
+def e_detector_paths(losses: np.ndarray, null_mean: float, start: list[float] | None,
+                     cap: float = LOSS_CAP, bets: tuple[float, ...] = BETS) -> np.ndarray:
+    """Each bet's CUSUM of log e-values after every row (rows x bets), from `start` (zeros when None).
+
+    Row t's e-value for bet b is 1 + b / null_mean * (min(loss_t, cap) - null_mean): non-negative for every loss
+    in [0, cap], of mean at most 1 while the mean loss stays at or under null_mean. The CUSUM of their logs,
+    S_t = max(0, S_(t-1) + log e_t), is Lindley's recursion, solved here in closed form with cumulative sums."""
+    x = np.minimum(_finite(losses), cap)
+    lam = np.asarray(bets, dtype=float) / null_mean
+    steps = np.log1p(lam[None, :] * (x[:, None] - null_mean))
+    walk = np.cumsum(steps, axis=0)
+    begin = np.zeros(len(bets)) if start is None else np.asarray(start, dtype=float)
+    return walk - np.minimum(np.minimum.accumulate(walk, axis=0), -begin[None, :])
+
+
+def error_null(counts: np.ndarray, alpha: float) -> dict:
+    """The e-detector's null for the per-row error (a wrong prediction): the upper end of the one-sided (1 - alpha)
+    Clopper-Pearson interval of the card's cross-validated error rate."""
+    counts = np.asarray(counts, dtype=np.int64)
+    n, wrong = int(counts.sum()), int(counts[1] + counts[2])
+    bound = float(stats.beta.ppf(1 - alpha, wrong + 1, n - wrong)) if 0 < n and wrong < n else 1.0
+    return {"reference_rate": wrong / n if n else None, "reference_n": n, "cap": 1.0,
+            "null_mean": float(min(max(bound, EPS), 1.0)) if n else None}
+
+
+def stream_test(reference: Reference, batch: Batch, state: dict | None, thresholds: Thresholds) -> dict:
+    """The e-detector over the decided rows, in order, from the state the last decision left: one CUSUM per bet
+    on each row's clipped log-loss and on each row's error, against the card (`loss_null`, `error_null`).
+
+    Its level is the log of the mean of exp(S) over the 2 x len(BETS) CUSUMs: an average of CUSUM e-detectors,
+    whose first crossing of A = alarm_rows comes after A rows on average at least while neither mean exceeds its
+    null (Lorden's bound through the Shiryaev-Roberts statistic, which it never exceeds). After a crossing it
+    restarts from zero."""
+    state = state or {}
+    nulls = {"log_loss": loss_null(reference.log_loss, thresholds.alpha),
+             "error": error_null(reference.counts, thresholds.alpha)}
+    values = {"log_loss": row_log_loss(batch.y, batch.p_positive),
+              "error": (np.asarray(batch.y).astype(bool) != np.asarray(batch.predicted).astype(bool)).astype(float)}
+    start, threshold, n = state.get("log_e"), float(np.log(thresholds.alarm_rows)), int(np.asarray(batch.y).size)
+    record = {"name": "performance_stream", "kind": "stream",
+              "test": "CUSUM e-detector on per-row log-loss (clipped) and error", "n": n, "threshold": threshold,
+              "alarm_rows": thresholds.alarm_rows, "bets": list(BETS), "nulls": nulls, "log_e_before": start}
+    level, width = np.empty(0), len(BETS)
+    if n and all(v["null_mean"] is not None for v in nulls.values()):
+        paths = np.hstack([e_detector_paths(values[k], nulls[k]["null_mean"],
+                                            None if start is None else start[j * width:(j + 1) * width],
+                                            nulls[k]["cap"]) for j, k in enumerate(nulls)])
+        level = special.logsumexp(paths, axis=1) - np.log(paths.shape[1])
+    crossed = np.flatnonzero(level >= threshold)
+    alarm = bool(crossed.size)
+    after = [0.0] * (2 * width) if alarm else (paths[-1].tolist() if level.size else start)
+    return {**record, "statistic": float(level.max()) if level.size else None,
+            "level_end": float(level[-1]) if level.size else None, "alarm": alarm,
+            "alarm_row": int(crossed[0]) + 1 if alarm else None, "flagged": alarm,
+            "state": {"log_e": after, "rows": int(state.get("rows", 0)) + n,
+                      "alarms": int(state.get("alarms", 0)) + alarm}}
+
+
 # ---- data drift: per-feature two-sample tests ---------------------------------------------------------------
 
 def _finite(values: np.ndarray) -> np.ndarray:
@@ -266,7 +352,10 @@ Reference = namedtuple("Reference", "counts log_loss x")  # the model card's CV 
 Batch = namedtuple("Batch", "y predicted p_positive x")  # new labelled rows as the deployed model sees them
 # What a method (risk/methods.py) decides from: the batch, the card's Reference (None when it has none), the
 # deployed score, the deployed model's past scores, the feature names, the thresholds and the seed.
-Inputs = namedtuple("Inputs", "batch reference deployed_f1 past_scores names thresholds seed", defaults=(0,))
+# `state` is what the last decision on the same deployed model left for the stream's control (None: a fresh start),
+# `control` the error control over the stream (CONTROLS; the bench compares them, the pipeline uses the default).
+Inputs = namedtuple("Inputs", "batch reference deployed_f1 past_scores names thresholds seed state control",
+                    defaults=(0, None, "sequential"))
 
 
 def run_tests(reference: Reference, batch: Batch, names: tuple[str, ...], thresholds: Thresholds,
@@ -305,39 +394,132 @@ def verdict_of(performance: list[dict], data: list[dict], n_new: int, thresholds
     return NO_DRIFT, f"no significant loss of performance (F1 change {drop_text}){shifted}"
 
 
+def sequential_verdict(stream: dict, performance: list[dict], data: list[dict], n_new: int,
+                       thresholds: Thresholds) -> tuple[str, str]:
+    """DRIFT when F1 on the decided rows dropped by drift_min_f1_drop and either the e-detector crossed its
+    threshold or this decision's performance tests alone are significant (after Holm, at their `alpha`)."""
+    drop = performance[0]["effect"]
+    material = drop is not None and drop >= thresholds.min_f1_drop
+    significant = [t["name"] for t in performance if t["p_adjusted"] < t["alpha"]]
+    drop_text = "n/a" if drop is None else f"{drop:+.3f}"
+    if n_new < thresholds.min_rows:
+        return INCONCLUSIVE, f"{n_new} new row(s) < drift_min_rows {thresholds.min_rows}: waiting for more data"
+    crossed = (f"the performance e-detector crossed log {stream['threshold']:.2f} (alarm_rows {thresholds.alarm_rows})"
+               f" at row {stream['alarm_row']}")
+    if stream["alarm"] and material:
+        return DRIFT, f"{crossed} and F1 dropped by {drop_text} (>= {thresholds.min_f1_drop})"
+    if significant and material:
+        return DRIFT, (f"F1 dropped by {drop_text} (>= {thresholds.min_f1_drop}), {' and '.join(significant)}"
+                       f" significant in this decision alone at alpha {performance[0]['alpha']:.3g} after Holm")
+    if stream["alarm"]:
+        return NO_DRIFT, f"{crossed} but the F1 change {drop_text} is below drift_min_f1_drop: the detector restarts"
+    moved = [t["name"] for t in data if t["flagged"]]
+    shifted = f"; {', '.join(moved)} shifted without a loss of performance" if moved else ""
+    level = "n/a" if stream["level_end"] is None else f"{stream['level_end']:.2f}"
+    return NO_DRIFT, (f"no sustained loss of performance (e-detector at log {level} of {stream['threshold']:.2f},"
+                      f" F1 change {drop_text}){shifted}")
+
+
+def spent_alpha(alpha: float, look: int) -> float:
+    """The alpha-spending plan of the deferred looks at the same rows: look k tests at alpha / 2^k (sum <= alpha)."""
+    return alpha / 2 ** look
+
+
 def statistical_rule(reference: Reference, batch: Batch, names: tuple[str, ...], thresholds: Thresholds,
-                     seed: int = 0, draws: int = DRAWS) -> Decision:
-    """The default method: tests of performance against the card and of each feature, then the verdict."""
-    performance, data = run_tests(reference, batch, names, thresholds, seed, draws)
+                     seed: int = 0, draws: int = DRAWS, state: dict | None = None,
+                     control: str = "sequential") -> Decision:
+    """The default method: tests of performance against the card and of each feature, the stream's error control
+    (`control`, one of CONTROLS, from the `state` the last decision left), then the verdict. The evidence's
+    `stream` holds the control's numbers and the state for the next decision."""
     n_new = int(np.asarray(batch.y).size)
-    verdict, reason = verdict_of(performance, data, n_new, thresholds)
+    look = int((state or {}).get("look", 1))
+    alpha = {"spending": spent_alpha(thresholds.alpha, look), "sequential": thresholds.alpha * ONE_SHOT}
+    used = thresholds._replace(alpha=alpha.get(control, thresholds.alpha))
+    performance, data = run_tests(reference, batch, names, used, seed, draws)
+    if control == "sequential":
+        stream = stream_test(reference, batch, state, thresholds)
+        verdict, reason = sequential_verdict(stream, performance, data, n_new, thresholds)
+        if n_new < thresholds.min_rows:  # not decided: these rows join the next decision, the state waits
+            stream = {**stream, "alarm": False, "flagged": False, "state": state}
+    else:
+        verdict, reason = verdict_of(performance, data, n_new, used)
+        tested_and_waiting = verdict == INCONCLUSIVE and n_new >= thresholds.min_rows
+        after = {"look": look + 1} if tested_and_waiting else (state if verdict == INCONCLUSIVE else None)
+        stream = {"control": control, "look": look, "alpha_spent": used.alpha,
+                  "state": after if control == "spending" else None}
     f1 = performance[0]
     evidence = {"new_rows": n_new, "reference_rows": f1["n_reference"], "new_f1": f1.get("new_f1"),
-                "expected_f1": f1.get("reference_f1"), "thresholds": dict(thresholds._asdict())}
+                "expected_f1": f1.get("reference_f1"), "thresholds": dict(thresholds._asdict()),
+                "stream": {"control": control, **stream}}
     return Decision(verdict, "statistical", evidence, reason, performance + data)
+
+
+# ---- the monitoring tools' anchor rule (for comparison in make bench-drift) -----------------------------------
+
+def ks_majority_rule(reference_x: np.ndarray, new_x: np.ndarray, names: tuple[str, ...],
+                     p_level: float = 0.05) -> Decision:
+    """The anchor rule of the popular monitoring tools: each feature's two-sample KS test (scipy's ks_2samp) at
+    p < 0.05 without correction; drift when at least half of the features drift."""
+    ref_x, new_x = np.asarray(reference_x, dtype=float), np.asarray(new_x, dtype=float)
+    drifted = [name for j, name in enumerate(names)
+               if min(_finite(new_x[:, j]).size, _finite(ref_x[:, j]).size)
+               and stats.ks_2samp(_finite(new_x[:, j]), _finite(ref_x[:, j])).pvalue < p_level]
+    verdict = DRIFT if names and len(drifted) >= len(names) / 2 else NO_DRIFT
+    reason = f"{len(drifted)} of {len(names)} feature(s) drifted at KS p < {p_level}"
+    return Decision(verdict, "ks-majority", {"new_rows": int(new_x.shape[0]), "drifted": drifted}, reason)
 
 
 # ---- champion / challenger -----------------------------------------------------------------------------------
 
-def mcnemar_worse(champion_correct: np.ndarray, challenger_correct: np.ndarray) -> dict:
-    """Exact McNemar test, one-sided: is the challenger wrong more often than the champion on the same rows?
-
-    b = rows only the champion gets right, c = rows only the challenger gets right; under equal error rates
-    b ~ Binomial(b + c, 1/2). The effect is the challenger's loss of accuracy, (b - c) / n.
-    """
-    champion, challenger = np.asarray(champion_correct, bool), np.asarray(challenger_correct, bool)
-    b, c = int(np.sum(champion & ~challenger)), int(np.sum(~champion & challenger))
-    p = float(stats.binom.sf(b - 1, b + c, 0.5)) if b + c else 1.0
-    effect = (b - c) / champion.size if champion.size else 0.0
-    return {**_test("challenger_vs_champion", "paired", "exact McNemar, one-sided", float(b - c), p,
-                    champion.size, champion.size), "effect": effect, "champion_only": b, "challenger_only": c}
+GATE_DRAWS = 1999  # paired bootstrap resamples of the held-out rows
+GATE_ROWS = 10_000  # at most this many held-out rows (a fixed random subsample beyond, independent of values)
 
 
-def challenger_verdict(test: dict, alpha: float) -> tuple[bool, str]:
-    """Deploy the challenger unless it is significantly worse than the champion on the held-out rows."""
-    worse = test["p_value"] < alpha
-    words = "worse" if worse else "not worse"
-    reason = (f"challenger {words} than the champion on {test['n']} held-out rows (champion alone right on"
-              f" {test['champion_only']}, challenger alone on {test['challenger_only']},"
-              f" McNemar p={test['p_value']:.3g})")
-    return not worse, reason
+def _paired_f1_difference(y: np.ndarray, champion: np.ndarray, challenger: np.ndarray, axis: int = -1) -> np.ndarray:
+    def f1_along(predicted: np.ndarray) -> np.ndarray:
+        counts = [np.sum(y & predicted, axis), np.sum(~y & predicted, axis), np.sum(y & ~predicted, axis)]
+        return f1_from_counts(np.stack([*counts, np.zeros_like(counts[0])], axis=-1))
+
+    return f1_along(challenger) - f1_along(champion)
+
+
+def challenger_gate(y: np.ndarray, champion: tuple[np.ndarray, np.ndarray], challenger: tuple[np.ndarray, np.ndarray],
+                    margin: float, alpha: float, seed: int = 0) -> dict:
+    """Paired bootstrap over the held-out rows (scipy.stats.bootstrap, percentile) of F1 and of the mean log-loss,
+    challenger minus champion; `champion` and `challenger` are (predicted, P(positive)) on the same rows.
+
+    Non-inferiority on F1 with the margin: the challenger is refused when the upper end of the one-sided (1 - alpha)
+    interval is below -margin (shown worse by more than the margin). `non_inferiority_shown` says whether the lower
+    end is above -margin. The log-loss difference and its interval are recorded beside it."""
+    rng = np.random.default_rng(seed)
+    y = np.asarray(y).astype(bool)
+    keep = np.sort(rng.choice(y.size, GATE_ROWS, replace=False)) if y.size > GATE_ROWS else np.arange(y.size)
+    ours, theirs = np.asarray(champion[0]).astype(bool)[keep], np.asarray(challenger[0]).astype(bool)[keep]
+    y = y[keep]
+    losses = row_log_loss(y, np.asarray(challenger[1])[keep]) - row_log_loss(y, np.asarray(champion[1])[keep])
+    options = {"n_resamples": GATE_DRAWS, "confidence_level": 1 - 2 * alpha, "method": "percentile",
+               "vectorized": True, "batch": 200}
+    f1_ci = stats.bootstrap((y, ours, theirs), _paired_f1_difference, paired=True, rng=np.random.default_rng(seed),
+                            **options).confidence_interval
+    loss_ci = stats.bootstrap((losses,), np.mean, rng=np.random.default_rng(seed), **options).confidence_interval
+    f1_difference = float(_paired_f1_difference(y, ours, theirs))
+    return {"name": "challenger_vs_champion", "kind": "paired",
+            "test": "paired bootstrap (percentile), non-inferiority on F1", "n": int(keep.size),
+            "n_held_out": int(np.asarray(champion[0]).size), "draws": GATE_DRAWS, "alpha": alpha, "margin": margin,
+            "f1_champion": f1(y, ours), "f1_challenger": f1(y, theirs), "f1_difference": f1_difference,
+            "f1_interval": [float(f1_ci.low), float(f1_ci.high)],
+            "log_loss_difference": float(losses.mean()), "log_loss_interval": [float(loss_ci.low), float(loss_ci.high)],
+            "accuracy_champion": float(np.mean(ours == y)), "accuracy_challenger": float(np.mean(theirs == y)),
+            "inferior": bool(f1_ci.high < -margin), "non_inferiority_shown": bool(f1_ci.low > -margin)}
+
+
+def challenger_verdict(test: dict) -> tuple[bool, str]:
+    """Deploy the challenger unless it is shown worse than the champion by more than the margin in F1."""
+    low, high = test["f1_interval"]
+    words = f"worse by more than the margin {test['margin']}" if test["inferior"] else "not shown worse"
+    reason = (f"challenger {words} on {test['n']} held-out rows: F1 {test['f1_challenger']:.3f} vs champion"
+              f" {test['f1_champion']:.3f}, difference {test['f1_difference']:+.3f}"
+              f" [{low:+.3f}, {high:+.3f}] at {1 - 2 * test['alpha']:.0%}; log-loss difference"
+              f" {test['log_loss_difference']:+.3f} [{test['log_loss_interval'][0]:+.3f},"
+              f" {test['log_loss_interval'][1]:+.3f}]")
+    return not test["inferior"], reason

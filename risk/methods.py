@@ -4,8 +4,20 @@ Each method takes the decision's inputs (`drift.Inputs`: the new rows as the dep
 card's reference, the deployed score, the past scores, the thresholds) and returns a `drift.Decision`.
 Stdlib only at import (the idle tick checks the config): each method imports the statistics when it runs.
 To add one, write its function here, register it in METHODS and document it in docs/drift.md.
+`decide` is the whole decision a tick makes, challenger included: the pipeline and `make bench-drift` call it.
 """
 from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Callable
+
+# The deployed model as the decision sees it: the estimator, its card's drift.Reference (None without one), its
+# score on the test data, its past scores, and an identity (its file's sha256) that the stream's state is tied to.
+Deployed = namedtuple("Deployed", "model reference score past_scores identity")
+# What the decision did: the method's drift.Decision, whether to deploy the retrained model, the challenger's
+# test (None when there was no DRIFT) and the state the next decision on this model starts from.
+Outcome = namedtuple("Outcome", "decision deploy challenger state")
+CHALLENGER_FOLDS = 5
 
 
 def statistical(inputs):  # -> drift.Decision
@@ -16,7 +28,8 @@ def statistical(inputs):  # -> drift.Decision
     if inputs.reference is None:
         reason = "the deployed model's training data cannot be cross-validated (a class has < 2 rows)"
         return drift.Decision(drift.INCONCLUSIVE, "statistical", {"new_rows": n}, reason)
-    return drift.statistical_rule(inputs.reference, inputs.batch, inputs.names, inputs.thresholds, inputs.seed)
+    return drift.statistical_rule(inputs.reference, inputs.batch, inputs.names, inputs.thresholds, inputs.seed,
+                                  state=inputs.state, control=inputs.control)
 
 
 def raw(inputs):  # -> drift.Decision
@@ -48,3 +61,76 @@ METHODS = {
     "parametric": _score_history("parametric"),
     "nonparametric": _score_history("nonparametric"),
 }
+
+
+def batch_of(model: object, frame) -> object:  # frame: pd.DataFrame -> drift.Batch
+    """The new rows as the deployed model sees them: labels, predictions, P(positive), features."""
+    import numpy as np
+
+    from risk import contract, drift
+
+    x, y = contract.split_xy(frame)
+    if not len(y):
+        return drift.Batch(y, np.empty(0, dtype=int), np.empty(0), x)
+    return drift.Batch(y, model.predict(x), model.predict_proba(x)[:, 1], x)
+
+
+def state_for(deployed: Deployed, state: dict | None) -> dict | None:
+    """The stream's state when the last decision was made on this very model; None (a fresh start) otherwise."""
+    return state if state and state.get("model") == deployed.identity else None
+
+
+def decide(method: str, deployed: Deployed, new, history: Callable[[], object], state: dict | None,
+           thresholds, train: Callable[[object], object], seed: int = 0, control: str = "sequential") -> Outcome:
+    """The drift decision of one tick on the undecided rows `new` (this tick's and the deferred ones, a validated
+    frame): apply `method` from the stream state the last decision left (`state`, ignored when it was left for
+    another model); on DRIFT, challengers trained on `history()` (every decided row) and all but one fold of the
+    new rows are gated against the champion on that fold; `train` fits a model on a frame (training.train_model,
+    passed in: this module stays below the training code). Pure apart from the training: no file is read."""
+    from risk import drift
+
+    batch = batch_of(deployed.model, new)
+    inputs = drift.Inputs(batch, deployed.reference, deployed.score, deployed.past_scores, _features(),
+                          thresholds, seed, state_for(deployed, state), control)
+    decision = METHODS[method](inputs)
+    stream = decision.evidence.get("stream")
+    after = None
+    if stream is not None and stream.get("state") is not None:  # the record names the model its state is for
+        after = stream["state"] = {**stream["state"], "model": deployed.identity}
+    if decision.verdict != drift.DRIFT:
+        return Outcome(decision, False, None, after)
+    deploy, challenger = challenge(deployed.model, history(), new, thresholds, train, seed)
+    return Outcome(decision, deploy, challenger, after)
+
+
+def _features() -> tuple[str, ...]:
+    from risk import contract
+
+    return contract.FEATURES
+
+
+def challenge(champion: object, old, new, thresholds, train: Callable[[object], object],
+              seed: int = 0) -> tuple[bool, dict]:
+    """Challengers trained on `old` and all but one fold of `new`, against the champion on that fold
+    (drift.challenger_gate). Returns (deploy, the test and its reason)."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.model_selection import KFold
+
+    from risk import contract, drift
+    from risk.errors import ContractError
+
+    if len(new) < 2:
+        return True, {"reason": f"{len(new)} new row(s): nothing to hold out; the challenger is deployed"}
+    x, y = contract.split_xy(new)
+    predicted, proba = np.empty(len(y), dtype=int), np.empty(len(y))
+    try:
+        for fit, held in KFold(min(CHALLENGER_FOLDS, len(y)), shuffle=True, random_state=seed).split(x):
+            model = train(pd.concat([old, new.iloc[fit]], ignore_index=True))
+            predicted[held], proba[held] = model.predict(x[held]), model.predict_proba(x[held])[:, 1]
+    except ContractError as exc:
+        return False, {"reason": f"no challenger could be trained: {exc}"}
+    test = drift.challenger_gate(y, (champion.predict(x), champion.predict_proba(x)[:, 1]), (predicted, proba),
+                                 thresholds.min_f1_drop, thresholds.alpha, seed)
+    deploy, reason = drift.challenger_verdict(test)
+    return deploy, {"reason": reason, "test": test}

@@ -174,58 +174,34 @@ def reference_of(config: Config, version: registry.Version):  # -> drift.Referen
     return drift.Reference(counts, np.asarray(expected["row_log_loss"]), reference_x)
 
 
-def decision_inputs(config: Config, ledger: Ledger, version: registry.Version, model: object, new):  # -> Inputs
-    """What every drift method decides from: the new rows as the deployed model sees them, and the references."""
-    import numpy as np
-
-    from risk import contract, drift
-
-    x, y = contract.split_xy(new)
-    proba = model.predict_proba(x)[:, 1] if len(y) else np.empty(0)
-    predicted = model.predict(x) if len(y) else np.empty(0, dtype=int)
-    past = ledger.scores_of(version.manifest["sha256"][catalog.MODEL])
-    return drift.Inputs(drift.Batch(y, predicted, proba, x), reference_of(config, version),
-                        float(version.manifest["score"]), past, contract.FEATURES, thresholds_of(config))
+def deployed_of(config: Config, ledger: Ledger, version: registry.Version) -> methods.Deployed:
+    """The deployed version as the decision sees it: its model, card reference, score and past scores."""
+    sha = version.manifest["sha256"][catalog.MODEL]
+    return methods.Deployed(registry.load_model(version), reference_of(config, version),
+                            float(version.manifest["score"]), ledger.scores_of(sha), sha)
 
 
-def decide(config: Config, ledger: Ledger, pending: list[dict]):  # -> drift.Decision
-    """Score the deployed model on every undecided row (new and deferred); apply `drift_method` (the registry
-    in risk/methods.py, which the config check and the drift bench read too)."""
-    from risk import store
-
-    version = registry.current(config.prod_folder)
-    model = registry.load_model(version)
-    new = store.read_ingested(config, [f for f in pending if f["rows"]])
-    return methods.METHODS[config.drift_method](decision_inputs(config, ledger, version, model, new))
+def last_state(ledger: Ledger) -> dict | None:
+    """The stream state the newest decision record left (methods.decide ignores it when it was for another model)."""
+    latest = ledger.decisions(1)
+    return (latest[0]["evidence"].get("stream") or {}).get("state") if latest else None
 
 
-def challenge(config: Config, ledger: Ledger, pending: list[dict]) -> tuple[bool, dict]:
-    """Challengers trained on all data but one fold of the new rows, against the champion on that fold."""
-    import numpy as np
-    import pandas as pd
-    from sklearn.model_selection import KFold
-
-    from risk import contract, drift, store, training
-    from risk.errors import ContractError
+def decide(config: Config, ledger: Ledger, pending: list[dict]) -> methods.Outcome:
+    """The one decision function (methods.decide, which make bench-drift calls too) on every undecided row (new
+    and deferred), from the state the last decision left; the decided history is read only for a challenger."""
+    from risk import store, training
 
     new = store.read_ingested(config, [f for f in pending if f["rows"]])
     undecided = {f["id"] for f in pending}
-    old = store.read_ingested(config, [f for f in ledger.files(status="ingested")
-                                           if f["rows"] and f["id"] not in undecided])
-    if len(new) < 2:
-        return True, {"reason": f"{len(new)} new row(s): nothing to hold out; the challenger is deployed"}
-    champion = registry.load_model(registry.current(config.prod_folder))
-    x, y = contract.split_xy(new)
-    challenger = np.empty(len(y), dtype=y.dtype)
-    try:
-        for fit, held in KFold(min(5, len(y)), shuffle=True, random_state=0).split(x):
-            frame = pd.concat([old, new.iloc[fit]], ignore_index=True)
-            challenger[held] = training.train_model(frame).predict(x[held])
-    except ContractError as exc:
-        return False, {"reason": f"no challenger could be trained: {exc}"}
-    test = drift.mcnemar_worse(champion.predict(x) == y, challenger == y)
-    deploy, reason = drift.challenger_verdict(test, config.drift_alpha)
-    return deploy, {"reason": reason, "test": test}
+
+    def history():  # -> pd.DataFrame: every decided row, the challengers' training data beside the new rows
+        return store.read_ingested(config, [f for f in ledger.files(status="ingested")
+                                            if f["rows"] and f["id"] not in undecided])
+
+    deployed = deployed_of(config, ledger, registry.current(config.prod_folder))
+    return methods.decide(config.drift_method, deployed, new, history, last_state(ledger), thresholds_of(config),
+                          training.train_model)
 
 
 def act_on(config: Config, ledger: Ledger, run_id: int,
@@ -234,11 +210,12 @@ def act_on(config: Config, ledger: Ledger, run_id: int,
     the intent id of a deploy)."""
     from risk import drift
 
-    decision = decide(config, ledger, pending)
+    outcome = decide(config, ledger, pending)
+    decision = outcome.decision
     evidence, manifest, intent = decision.record(), None, None
     if decision.verdict == drift.DRIFT:
-        deploy, evidence["challenger"] = challenge(config, ledger, pending)
-        if deploy:
+        evidence["challenger"] = outcome.challenger
+        if outcome.deploy:
             manifest, intent = deploy_on(config, ledger, run_id, decision.verdict, evidence, pending)
         action = (f"deployed version {manifest['version']}" if manifest
                   else f"kept the champion: {evidence['challenger']['reason']}")

@@ -13,6 +13,35 @@ from risk.config import Config
 from risk.ledger import Ledger
 
 DEFERRED = "deferred: the data joins the next decision"
+# What docs/drift.md says a record holds ("What a decision record holds"), key by key
+RECORD = {"new_rows", "reference_rows", "new_f1", "expected_f1", "thresholds", "stream", "method", "reason", "tests",
+          "files", "action"}
+THRESHOLDS = {"alpha", "min_rows", "min_f1_drop", "min_feature_effect", "alarm_rows"}
+STREAM = {"control", "name", "test", "n", "threshold", "alarm_rows", "bets", "nulls", "log_e_before", "statistic",
+          "level_end", "alarm", "alarm_row", "state"}
+NULLS = {"log_loss": {"reference_mean", "reference_se", "reference_n", "cap", "null_mean"},
+         "error": {"reference_rate", "reference_n", "cap", "null_mean"}}
+STATE = {"log_e", "rows", "alarms", "model"}
+TEST = {"name", "kind", "test", "statistic", "p_value", "p_adjusted", "n", "n_reference", "effect", "alpha",
+        "min_effect", "flagged"}
+CHALLENGER = {"name", "test", "n", "n_held_out", "draws", "alpha", "margin", "f1_champion", "f1_challenger",
+              "f1_difference", "f1_interval", "log_loss_difference", "log_loss_interval", "accuracy_champion",
+              "accuracy_challenger", "inferior", "non_inferiority_shown"}
+
+
+def assert_documented(evidence: dict) -> None:
+    """Every number docs/drift.md lists is in the record, and nothing in it is NaN."""
+    assert RECORD <= set(evidence)
+    assert THRESHOLDS <= set(evidence["thresholds"])
+    stream = evidence["stream"]
+    assert STREAM <= set(stream)
+    for family, keys in NULLS.items():
+        assert keys <= set(stream["nulls"][family])
+    assert STATE <= set(stream["state"])
+    assert len(stream["state"]["log_e"]) == 2 * len(stream["bets"])
+    for test in evidence["tests"]:
+        assert TEST <= set(test)
+    json.dumps(evidence, allow_nan=False)
 
 
 @pytest.fixture(autouse=True)
@@ -71,7 +100,13 @@ def test_the_course_story_gives_a_readable_record_and_accumulates(config: Config
     assert record["verdict"] == "DRIFT"
     assert record["evidence"]["files"] == ["dataset3.csv", "dataset4.csv", "dataset5.csv"]
     assert record["evidence"]["new_rows"] == 26 + 40  # the deferred rows joined the new ones
-    assert "not worse" in record["evidence"]["challenger"]["reason"]
+    assert "not shown worse" in record["evidence"]["challenger"]["reason"]
+    assert_documented(record["evidence"])
+    challenger = record["evidence"]["challenger"]["test"]
+    assert CHALLENGER <= set(challenger)
+    low, high = challenger["f1_interval"]
+    assert low <= challenger["f1_difference"] <= high
+    assert challenger["margin"] == record["evidence"]["thresholds"]["min_f1_drop"]
     with Ledger(config.ledger_path) as ledger:
         assert not ledger.files(status="ingested", pending=True)
         history = decisions.decisions(ledger, limit=10)
@@ -100,9 +135,25 @@ def test_the_decision_compares_with_the_cards_reference_without_reading_the_hist
     version = registry.current(deployed.prod_folder)
     new = contract.validate_frame(synthetic_frame(60, seed=12), "new")
     with Ledger(deployed.ledger_path) as ledger:
-        inputs = pipeline.decision_inputs(deployed, ledger, version, registry.load_model(version), new)
-    decision = methods.METHODS["statistical"](inputs)
+        model = pipeline.deployed_of(deployed, ledger, version)
+    thresholds = pipeline.thresholds_of(deployed)
+    decision = methods.decide("statistical", model, new, no_history, None, thresholds, training.train_model).decision
     card = json.loads((version.folder / "trainedmodel.json").read_text(encoding="utf-8"))
     features = [t for t in decision.tests if t["kind"] == "data"]
     assert [t["name"] for t in features] == list(contract.FEATURES)
     assert {t["n_reference"] for t in features} == {card["reference"]["rows"]} == {card["rows"]}
+
+
+def test_the_stream_state_passes_from_one_decision_to_the_next(deployed: Config) -> None:
+    """Two calm files on the deployed model: the second decision starts where the first left its e-detector."""
+    config = deployed
+    write_frame(synthetic_frame(60, seed=21), config.input_folder / "calm1.csv")
+    assert pipeline.run_fullprocess(config)["action"] == "kept the deployed model"
+    first = latest(config)["evidence"]
+    assert_documented(first)
+    write_frame(synthetic_frame(60, seed=22), config.input_folder / "calm2.csv")
+    pipeline.run_fullprocess(config)
+    second = latest(config)["evidence"]
+    assert second["stream"]["log_e_before"] == first["stream"]["state"]["log_e"]
+    assert second["stream"]["state"]["rows"] == first["stream"]["state"]["rows"] + 60
+    assert first["stream"]["state"]["model"] == second["stream"]["state"]["model"]

@@ -12,7 +12,7 @@ import pytest
 from conftest import REPO, has_pending, runs, snapshot, synthetic_frame, write_frame
 
 import fullprocess
-from risk import catalog, contract, diagnostics, drift, ingestion, pipeline, registry, training
+from risk import catalog, contract, diagnostics, drift, ingestion, methods, pipeline, registry, training
 from risk.config import Config
 from risk.files import single_flight
 from risk.ledger import Ledger
@@ -81,8 +81,8 @@ def test_course_story_bootstrap_idle_drift_then_no_drift(config: Config) -> None
     tests = {t["name"]: t for t in evidence["tests"]}
     assert set(tests) == {"f1", "log_loss", *contract.FEATURES}
     assert tests["f1"]["p_adjusted"] < config.drift_alpha
-    assert "not worse" in evidence["challenger"]["reason"]
-    assert evidence["challenger"]["test"]["test"] == "exact McNemar, one-sided"
+    assert "not shown worse" in evidence["challenger"]["reason"]
+    assert evidence["challenger"]["test"]["test"] == "paired bootstrap (percentile), non-inferiority on F1"
     assert registry.current(config.prod_folder).number == 2
     assert versions(config) == ["1", "2"]
     assert json.loads((config.model_folder / catalog.DIAGNOSTICS).read_text())["model_version"] == "2"
@@ -277,6 +277,9 @@ class Contrarian:
     def predict(self, x):
         return 1 - self.champion.predict(x)
 
+    def predict_proba(self, x):
+        return self.champion.predict_proba(x)[:, ::-1]
+
 
 @pytest.mark.slow
 def test_a_challenger_worse_than_the_champion_is_not_deployed(config: Config,
@@ -285,15 +288,15 @@ def test_a_challenger_worse_than_the_champion_is_not_deployed(config: Config,
     champion = registry.load_model(registry.current(config.prod_folder))
     write_frame(judged_rows(config, seed=2, agree=True), config.input_folder / "dataset5.csv")
     verdict = drift.Decision(drift.DRIFT, "statistical", {"new_rows": 60}, "a drift, say")
-    monkeypatch.setattr(pipeline, "decide", lambda config, ledger, pending: verdict)
+    monkeypatch.setitem(methods.METHODS, "statistical", lambda inputs: verdict)
     monkeypatch.setattr(training, "train_model", lambda frame: Contrarian(champion))
     action = pipeline.run_fullprocess(config)["action"]
-    assert action.startswith("kept the champion: challenger worse than the champion on 60 held-out rows")
+    assert action.startswith("kept the champion: challenger worse by more than the margin 0.05 on 60 held-out rows")
     decision = decisions(config)[-1]
     assert (decision["verdict"], decision["action"]) == ("DRIFT", action)
     test = decision["evidence"]["challenger"]["test"]
-    assert (test["champion_only"], test["challenger_only"], test["effect"]) == (60, 0, 1.0)
-    assert test["p_value"] == pytest.approx(0.5 ** 60)
+    assert (test["f1_champion"], test["f1_challenger"], test["f1_difference"]) == (1.0, 0.0, -1.0)
+    assert test["inferior"]
     assert registry.current_number(config.prod_folder) == 1
     with Ledger(config.ledger_path) as ledger:
         assert not ledger.files(status="ingested", pending=True)  # decided: the same data is not tried again
