@@ -200,8 +200,26 @@ def decide(config: Config, ledger: Ledger, pending: list[dict]) -> methods.Outco
                                             if f["rows"] and f["id"] not in undecided])
 
     deployed = deployed_of(config, ledger, registry.current(config.prod_folder))
-    return methods.decide(config.drift_method, deployed, new, history, last_state(ledger), thresholds_of(config),
-                          training.train_model)
+    outcome = methods.decide(config.drift_method, deployed, new, history, last_state(ledger), thresholds_of(config),
+                             training.train_model)
+    outcome.decision.evidence.update(labelled_quality(config, deployed.model, new))
+    return outcome
+
+
+def labelled_quality(config: Config, model: object, new) -> dict:
+    """What the decided batch's labels say of the deployed model beside the drift tests: precision and lift in
+    the top `call_capacity` (scaled to the batch against the current clients) with bootstrap intervals, and
+    calibration (Brier score, expected calibration error). Recorded, never a reason to retrain."""
+    from risk import contract, prepared, report, risklist
+
+    x, y = contract.split_xy(new)
+    if not len(y):
+        return {}
+    proba = model.predict_proba(x)[:, 1]
+    state = prepared.cached(config)
+    portfolio = len(risklist.current_clients(state.clients)) if state is not None else None
+    return {"at_capacity": report.at_capacity(y, proba, config.call_capacity, portfolio or None, draws=400),
+            "calibration": report.calibration_scores(y, proba)}
 
 
 def act_on(config: Config, ledger: Ledger, run_id: int,

@@ -15,7 +15,9 @@ from risk.ledger import Ledger
 DEFERRED = "deferred: the data joins the next decision"
 # What docs/drift.md says a record holds ("What a decision record holds"), key by key
 RECORD = {"new_rows", "reference_rows", "new_f1", "expected_f1", "thresholds", "stream", "method", "reason", "tests",
-          "files", "action"}
+          "files", "action", "at_capacity", "calibration"}
+AT_CAPACITY = {"k", "n", "capacity", "portfolio", "precision", "precision_ci95", "base_rate", "lift", "lift_ci95",
+               "draws"}
 THRESHOLDS = {"alpha", "min_rows", "min_f1_drop", "min_feature_effect", "alarm_rows"}
 STREAM = {"control", "name", "test", "n", "threshold", "alarm_rows", "bets", "nulls", "log_e_before", "statistic",
           "level_end", "alarm", "alarm_row", "state"}
@@ -33,6 +35,8 @@ def assert_documented(evidence: dict) -> None:
     """Every number docs/drift.md lists is in the record, and nothing in it is NaN."""
     assert RECORD <= set(evidence)
     assert THRESHOLDS <= set(evidence["thresholds"])
+    assert AT_CAPACITY <= set(evidence["at_capacity"])
+    assert {"brier", "ece", "bins"} <= set(evidence["calibration"])
     stream = evidence["stream"]
     assert STREAM <= set(stream)
     for family, keys in NULLS.items():
