@@ -187,7 +187,8 @@ def test_a_drift_decision_and_its_deployment_are_each_one_message(config: Config
     drift, deployed = (body for method, path, body in receiver.requests[-3:] if method == "POST")
     assert (drift["severity"], drift["model_version"]) == ("warning", "2")
     assert drift["details"]["files"] == ["dataset5.csv"]
-    assert drift["summary"].startswith("drift found (") and "F1 dropped by" in drift["summary"]
+    assert drift["summary"].startswith("drift found (")
+    assert "F1 dropped by" in drift["summary"]
     assert (deployed["model_version"], deployed["details"]["verdict"]) == ("2", "DRIFT")
 
 
