@@ -176,6 +176,7 @@ def test_one_row_over_the_limit_is_413(client, deployed: Config, fmt: str) -> No
     assert str(serving.MAX_ROWS + 1) in detail
 
 
+@pytest.mark.slow  # a second or more
 @pytest.mark.parametrize("fmt", ["records", "csv", "multipart"])
 def test_a_body_over_max_request_bytes_is_413(client, deployed: Config, fmt: str) -> None:
     frame = pd.concat([rows(1)] * 1000, ignore_index=True)

@@ -148,6 +148,7 @@ def test_the_decision_compares_with_the_cards_reference_without_reading_the_hist
     assert {t["n_reference"] for t in features} == {card["reference"]["rows"]} == {card["rows"]}
 
 
+@pytest.mark.slow  # a second or more
 def test_the_stream_state_passes_from_one_decision_to_the_next(deployed: Config) -> None:
     """Two calm files on the deployed model: the second decision starts where the first left its e-detector."""
     config = deployed

@@ -37,6 +37,7 @@ def test_the_scenarios_cost_what_they_claim(result: dict) -> None:
     assert f1["concept drift"] <= f1["no drift"] - 0.1  # costs at least 0.1 F1 in expectation
 
 
+@pytest.mark.slow  # a second or more
 def test_the_default_method_rarely_retrains_on_noise_and_finds_concept_drift(result: dict) -> None:
     for n in SIZES:
         assert rate(result, "statistical", "no drift", n) <= 0.1

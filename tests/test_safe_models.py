@@ -58,6 +58,7 @@ def test_a_skops_file_with_code_is_refused_runs_nothing_and_ready_says_why(deplo
     assert not marker.exists()
 
 
+@pytest.mark.slow  # a second or more
 def test_a_pickle_with_code_beside_the_model_is_never_run(deployed: Config, tmp_path: Path) -> None:
     marker = tmp_path / "ran"
     version = registry.versions_folder(deployed.prod_folder) / "1"
