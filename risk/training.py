@@ -80,12 +80,11 @@ def stratified_sample(frame: pd.DataFrame, rows: int, seed: int = 0) -> pd.DataF
 
 
 def current_clients(frame: pd.DataFrame) -> int | None:
-    """How many clients the training data leaves current (latest row not exited); None without ids."""
-    named = frame[frame[contract.ID_COLUMN].notna()]
-    if named.empty:
-        return None
-    latest = named.drop_duplicates(contract.ID_COLUMN, keep="last")
-    return int((latest[contract.TARGET] != 1).sum())
+    """How many clients the training data leaves current (the call list's portfolio); None without ids."""
+    from risk import risklist
+
+    latest = risklist.latest_clients(frame)
+    return len(risklist.current_clients(latest)) if len(latest) else None
 
 
 def expected_performance(frame: pd.DataFrame, seed: int = 0, capacity: int | None = None) -> dict | None:
