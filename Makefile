@@ -36,7 +36,7 @@ test: $(DEVSTAMP) system-deps
 
 # The edit loop (under a minute): everything but the tests marked system (real processes) or slow (a second or
 # more). One process: at this size xdist's start-up costs more than it saves.
-test-fast: $(DEVSTAMP)
+test-fast: $(DEVSTAMP) system-deps
 	$(PY) -m ruff check .
 	$(PY) -m pytest -m "not system and not slow"
 

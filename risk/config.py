@@ -29,14 +29,19 @@ COURSE_FOLDERS = dict(zip(PATH_KEYS, ("sourcedata", "ingesteddata", "testdata", 
 DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 DEFAULT_KEEP_VERSIONS = 10
-# The drift decision (risk/drift.py): method and thresholds, documented in the README's configuration table.
+# The drift decision (risk/drift.py): method and thresholds.
 DEFAULT_DRIFT = {"drift_method": "statistical", "drift_alpha": 0.05, "drift_min_rows": 30,
                  "drift_min_f1_drop": 0.05, "drift_min_feature_effect": 0.1}
 DEFAULT_ALERT_REPEAT_HOURS = 4.0
 DEFAULT_CALL_CAPACITY, MAX_CALL_CAPACITY = 20, 10_000
-# Every key config.json may hold (docs/operations.md's configuration table); any other is a typo, refused.
-KNOWN_KEYS = (*PATH_KEYS, "max_request_bytes", "api_url", "keep_versions", *DEFAULT_DRIFT, "api_token_file",
-              "alert_webhook_url", "alert_repeat_hours", "heartbeat_url", "call_capacity")
+# Every optional key with its default: the one table docs/operations.md's "Configuration keys" must match
+# (tests/test_config.py checks each key and default appears there). None: unset unless config.json sets it.
+DEFAULTS = {"max_request_bytes": DEFAULT_MAX_REQUEST_BYTES, "api_url": DEFAULT_API_URL,
+            "keep_versions": DEFAULT_KEEP_VERSIONS, **DEFAULT_DRIFT, "api_token_file": None,
+            "alert_webhook_url": None, "alert_repeat_hours": DEFAULT_ALERT_REPEAT_HOURS, "heartbeat_url": None,
+            "call_capacity": DEFAULT_CALL_CAPACITY}
+# Every key config.json may hold; any other is a typo, refused.
+KNOWN_KEYS = (*PATH_KEYS, *DEFAULTS)
 # Folders the pipeline writes: none may be the input folder, or inside it, or hold it (it would ingest itself).
 WRITTEN_FOLDER_KEYS = ("output_folder_path", "output_model_path", "prod_deployment_path")
 

@@ -10,7 +10,7 @@ from conftest import FOLDERS, REPO
 
 import ingestion as ingestion_cli
 import training
-from risk.config import DEFAULT_API_URL, DEFAULT_MAX_REQUEST_BYTES, KNOWN_KEYS, load_config
+from risk.config import DEFAULT_API_URL, DEFAULT_MAX_REQUEST_BYTES, DEFAULTS, KNOWN_KEYS, load_config
 from risk.errors import ConfigError
 
 
@@ -197,3 +197,33 @@ def test_every_known_key_is_accepted(tmp_path):
 def test_the_shipped_configs_load(name):
     config = load_config(REPO / name)
     assert config.input_folder != config.output_folder
+
+
+def test_a_config_without_optional_keys_takes_each_default_of_the_table(tmp_path):
+    config = load_config(write_config(tmp_path, FOLDERS))
+    assert {key: getattr(config, key) for key in DEFAULTS} == DEFAULTS
+
+
+def _documented_defaults() -> dict[str, str]:
+    """docs/operations.md's configuration table: key -> its default cell, backticks removed."""
+    text = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
+    table = text.split("## Configuration keys", 1)[1].split("\n## ", 1)[0]
+    rows = (line.split("|") for line in table.splitlines() if line.startswith("| `"))
+    return {cells[1].strip().strip("`"): cells[2].strip().strip("`") for cells in rows}
+
+
+def _same_default(cell: str, default: object) -> bool:
+    if default is None:
+        return cell == "none"
+    if isinstance(default, str):
+        return cell == default
+    return float(cell.replace(" ", "")) == float(default)
+
+
+def test_every_config_key_is_documented_with_its_default():
+    documented = _documented_defaults()
+    assert set(documented) == set(KNOWN_KEYS)
+    assert all(documented[key] == "required" for key in FOLDERS)
+    wrong = {key: (documented[key], default) for key, default in DEFAULTS.items()
+             if not _same_default(documented[key], default)}
+    assert wrong == {}
