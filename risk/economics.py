@@ -1,0 +1,58 @@
+"""How many calls pay: the Expected Maximum Profit for churn (Verbraken, Verbeke and Baesens 2013) from labels and
+scores, through `empulse`, and the expected profit of calling a list's first k clients from their probabilities.
+
+Pure functions on arrays; the settings come from config.json's economics keys (risk/config.py).
+"""
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+
+# A kept client's value, the retention offer's cost, one contact's cost, and the Beta(alpha, beta) chance that a
+# client who would leave accepts the offer. Defaults: Verbraken et al. 2013 (200, 10, 1, Beta(6, 14)).
+Economics = namedtuple("Economics", "client_value offer_cost contact_cost accept_alpha accept_beta",
+                       defaults=(200.0, 10.0, 1.0, 6.0, 14.0))
+
+
+def accept_mean(economics: Economics) -> float:
+    """The mean chance that a leaver accepts the offer: alpha / (alpha + beta) (0.3 for Beta(6, 14))."""
+    return economics.accept_alpha / (economics.accept_alpha + economics.accept_beta)
+
+
+def maximum_profit(y: np.ndarray, scores: np.ndarray, economics: Economics) -> dict:
+    """EMP (acceptance ~ Beta) and MP (acceptance fixed at its mean), each per client of the scored base, with the
+    share of clients to contact at which each is reached. Needs both classes in `y`."""
+    from empulse.metrics import empc_score, mpc_score
+
+    y, scores = np.asarray(y, dtype=int), np.asarray(scores, dtype=float)
+    costs = {"clv": economics.client_value, "incentive_cost": economics.offer_cost,
+             "contact_cost": economics.contact_cost}
+    beta = {"alpha": economics.accept_alpha, "beta": economics.accept_beta}
+    fixed = {"accept_rate": accept_mean(economics)}
+    return {"emp": float(empc_score(y, scores, **costs, **beta)),
+            "share": float(empc_score.optimal_rate(y, scores, **costs, **beta)),
+            "mp": float(mpc_score(y, scores, **costs, **fixed)),
+            "mp_share": float(mpc_score.optimal_rate(y, scores, **costs, **fixed))}
+
+
+def call_values(probabilities: np.ndarray, economics: Economics) -> np.ndarray:
+    """The expected profit of calling each client: a leaver (probability p) is kept with the mean acceptance and
+    then costs the offer, and every call costs the contact; a client who would stay takes the offer anyway."""
+    p = np.asarray(probabilities, dtype=float)
+    kept = accept_mean(economics) * (economics.client_value - economics.offer_cost)
+    return p * (kept - economics.contact_cost) - (1 - p) * (economics.offer_cost + economics.contact_cost)
+
+
+def profit_curve(probabilities: np.ndarray, economics: Economics) -> np.ndarray:
+    """Expected profit of calling the first k clients, k = 0..n, the clients in descending probability."""
+    ordered = np.sort(np.asarray(probabilities, dtype=float))[::-1]
+    return np.concatenate([[0.0], np.cumsum(call_values(ordered, economics))])
+
+
+def recommended_calls(share: float | None, portfolio: int, capacity: int) -> int:
+    """The calls that pay, capped by capacity: the card's profit-optimal share of the current clients, rounded,
+    at most `capacity`; without a share (no card figure) capacity alone."""
+    if share is None:
+        return capacity
+    return int(min(capacity, round(share * portfolio)))
