@@ -34,12 +34,17 @@ DEFAULT_DRIFT = {"drift_method": "statistical", "drift_alpha": 0.05, "drift_min_
                  "drift_min_f1_drop": 0.05, "drift_min_feature_effect": 0.1}
 DEFAULT_ALERT_REPEAT_HOURS = 4.0
 DEFAULT_CALL_CAPACITY, MAX_CALL_CAPACITY = 20, 10_000
+# The retention loop: the share of each recorded list held out as a random control (docs/operations.md says why
+# 0.2), and the economics of a call (Verbraken et al. 2013's defaults: risk/economics.py).
+DEFAULT_HOLDOUT_SHARE, MAX_HOLDOUT_SHARE = 0.2, 0.9
+DEFAULT_ECONOMICS = {"client_value": 200.0, "offer_cost": 10.0, "contact_cost": 1.0, "accept_alpha": 6.0,
+                     "accept_beta": 14.0}
 # Every optional key with its default: the one table docs/operations.md's "Configuration keys" must match
 # (tests/test_config.py checks each key and default appears there). None: unset unless config.json sets it.
 DEFAULTS = {"max_request_bytes": DEFAULT_MAX_REQUEST_BYTES, "api_url": DEFAULT_API_URL,
             "keep_versions": DEFAULT_KEEP_VERSIONS, **DEFAULT_DRIFT, "api_token_file": None,
             "alert_webhook_url": None, "alert_repeat_hours": DEFAULT_ALERT_REPEAT_HOURS, "heartbeat_url": None,
-            "call_capacity": DEFAULT_CALL_CAPACITY}
+            "call_capacity": DEFAULT_CALL_CAPACITY, "holdout_share": DEFAULT_HOLDOUT_SHARE, **DEFAULT_ECONOMICS}
 # Every key config.json may hold; any other is a typo, refused.
 KNOWN_KEYS = (*PATH_KEYS, *DEFAULTS)
 # Folders the pipeline writes: none may be the input folder, or inside it, or hold it (it would ingest itself).
@@ -50,9 +55,11 @@ _Fields = namedtuple(
     "_Fields",
     "config_path input_folder output_folder test_data model_folder prod_folder max_request_bytes api_url"
     " keep_versions drift_method drift_alpha drift_min_rows drift_min_f1_drop drift_min_feature_effect"
-    " api_token_file alert_webhook_url alert_repeat_hours heartbeat_url call_capacity",
+    " api_token_file alert_webhook_url alert_repeat_hours heartbeat_url call_capacity holdout_share client_value"
+    " offer_cost contact_cost accept_alpha accept_beta",
     defaults=(DEFAULT_MAX_REQUEST_BYTES, DEFAULT_API_URL, DEFAULT_KEEP_VERSIONS, *DEFAULT_DRIFT.values(), None, None,
-              DEFAULT_ALERT_REPEAT_HOURS, None, DEFAULT_CALL_CAPACITY),
+              DEFAULT_ALERT_REPEAT_HOURS, None, DEFAULT_CALL_CAPACITY, DEFAULT_HOLDOUT_SHARE,
+              *DEFAULT_ECONOMICS.values()),
 )
 
 
@@ -64,7 +71,8 @@ class Config(_Fields):
     max_request_bytes (int), api_url (str), keep_versions (int), drift_method (str), drift_alpha,
     drift_min_rows, drift_min_f1_drop, drift_min_feature_effect (numbers), api_token_file (Path or None),
     alert_webhook_url and heartbeat_url (str or None), alert_repeat_hours (number), call_capacity (int: how many
-    clients the managers can call, the call list's length).
+    clients the managers can call, the call list's length), holdout_share (the random control's share of each
+    list), client_value, offer_cost, contact_cost, accept_alpha, accept_beta (the economics of a call).
     `config._replace(...)` gives a changed copy.
     """
 
@@ -226,7 +234,29 @@ def load_config(path: str | Path | None = None) -> Config:
         alert_repeat_hours=_positive_number(data, "alert_repeat_hours", DEFAULT_ALERT_REPEAT_HOURS, config_path),
         heartbeat_url=_optional_url(data, "heartbeat_url", config_path),
         call_capacity=_call_capacity(data, config_path),
+        **_retention_settings(data, config_path),
     )
+
+
+def _retention_settings(data: dict, path: Path) -> dict:
+    """holdout_share in [0, 0.9]; costs >= 0; a kept client's value and the Beta parameters above 0."""
+    share = data.get("holdout_share", DEFAULT_HOLDOUT_SHARE)
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= MAX_HOLDOUT_SHARE:
+        raise ConfigError(f"{path}: key 'holdout_share' must be a number from 0 (no holdout) to {MAX_HOLDOUT_SHARE}"
+                          f" (the share of each list held out as a control), got {share!r}")
+    settings = {"holdout_share": float(share)}
+    for key in ("offer_cost", "contact_cost"):
+        settings[key] = _number_at_least(data, key, 0.0, path)
+    for key in ("client_value", "accept_alpha", "accept_beta"):
+        settings[key] = _positive_number(data, key, DEFAULT_ECONOMICS[key], path)
+    return settings
+
+
+def _number_at_least(data: dict, key: str, low: float, path: Path) -> float:
+    value = data.get(key, DEFAULT_ECONOMICS[key])
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value < float("inf"):
+        raise ConfigError(f"{path}: key {key!r} must be a number of at least {low:g}, got {value!r}")
+    return float(value)
 
 
 def _call_capacity(data: dict, path: Path) -> int:

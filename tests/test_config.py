@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -185,7 +186,8 @@ def test_every_known_key_is_accepted(tmp_path):
                 "drift_method": "raw", "drift_alpha": 0.01, "drift_min_rows": 5, "drift_min_f1_drop": 0.1,
                 "drift_min_feature_effect": 0.2, "api_token_file": "token.txt",
                 "alert_webhook_url": "https://hooks.example/x/", "alert_repeat_hours": 0.5,
-                "heartbeat_url": "https://hc.example/ping/abc", "call_capacity": 50}
+                "heartbeat_url": "https://hc.example/ping/abc", "call_capacity": 50, "holdout_share": 0.5,
+                "client_value": 500, "offer_cost": 0, "contact_cost": 2.5, "accept_alpha": 1, "accept_beta": 1}
     assert set(settings) | set(FOLDERS) == set(KNOWN_KEYS)
     config = load_config(write_config(tmp_path, {**FOLDERS, **settings}))
     assert (config.drift_min_rows, config.keep_versions) == (5, 3)
@@ -227,3 +229,19 @@ def test_every_config_key_is_documented_with_its_default():
     wrong = {key: (documented[key], default) for key, default in DEFAULTS.items()
              if not _same_default(documented[key], default)}
     assert wrong == {}
+
+
+@pytest.mark.parametrize(("key", "value", "words"), [
+    ("holdout_share", 0.95, "'holdout_share' must be a number from 0 (no holdout) to 0.9"),
+    ("holdout_share", -0.1, "'holdout_share' must be a number from 0"), ("holdout_share", True, "'holdout_share'"),
+    ("offer_cost", -1, "'offer_cost' must be a number of at least 0"), ("contact_cost", "1", "'contact_cost'"),
+    ("client_value", 0, "'client_value' must be a number above 0"), ("accept_beta", -2, "'accept_beta'")])
+def test_a_bad_retention_setting_is_named_with_its_value(tmp_path, key, value, words):
+    path = write_config(tmp_path, {**FOLDERS, key: value})
+    with pytest.raises(ConfigError, match=re.escape(words)) as err:
+        load_config(path)
+    assert repr(value) in str(err.value)
+
+
+def test_no_holdout_is_a_setting(tmp_path):
+    assert load_config(write_config(tmp_path, {**FOLDERS, "holdout_share": 0})).holdout_share == 0.0
