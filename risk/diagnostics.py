@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from risk import catalog, contract, registry, store
+from risk import catalog, contract, performance, registry, store
 from risk.config import Config
 from risk.errors import RiskError
 from risk.files import atomic_write_text
@@ -46,7 +46,8 @@ UNKNOWN = "unknown"
 
 
 def model_predictions(model: object, frame: pd.DataFrame) -> list[int]:
-    return [int(p) for p in model.predict(contract.matrix(frame))]
+    """The model's 0/1 calls on a frame's rows (performance.predictions: the project's one decision rule)."""
+    return performance.predictions(model, contract.matrix(frame)).tolist()
 
 
 def summary_statistics(frame: pd.DataFrame) -> dict:
