@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from risk import contract, performance, risklist
+from risk import performance, risklist, summary
 
 BOOTSTRAP_DRAWS = 1000
 CONFIDENCE = 0.95
@@ -157,17 +157,9 @@ def rejection_reasons(rejected: list[dict]) -> list[dict]:
 
 
 def data_quality(raw: pd.DataFrame) -> list[dict]:
-    """Per column of the ingested data: missing share and, for the features, range, mean and median."""
-    out = []
-    for column in raw.columns:
-        values = pd.to_numeric(raw[column], errors="coerce") if column in contract.FEATURES else None
-        entry = {"column": str(column), "missing": float(raw[column].isna().mean()), "min": None, "max": None,
-                 "mean": None, "median": None}
-        if values is not None:
-            entry.update({"min": float(values.min()), "max": float(values.max()), "mean": float(values.mean()),
-                          "median": float(values.median())})
-        out.append(entry)
-    return out
+    """Per column of the ingested data: missing share and, for the features, range, mean and median
+    (risk/summary.py, as diagnostics and the prepared state have them)."""
+    return summary.quality(summary.of_frame(raw))
 
 
 def drift_history(decisions: list[dict]) -> list[dict]:
