@@ -25,10 +25,13 @@ from sklearn.linear_model import LogisticRegression
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from scipy import stats  # noqa: E402
+
 from risk import (  # noqa: E402
     contract,
     drift,
     methods,
+    performance,
     training,
 )
 
@@ -106,20 +109,21 @@ def trained(frame: pd.DataFrame, test_x: np.ndarray, test_y: np.ndarray) -> Depl
     losses, the sample of training rows the card keeps) and its F1 on the test rows."""
     model = training.train_model(frame)
     card = training.expected_performance(frame)
-    counts = np.array([card["confusion"][k] for k in ("tp", "fp", "fn", "tn")])
+    counts = np.array([card["confusion"][k] for k in performance.COUNTS])
     kept = training.reference_sample(frame)
     reference = drift.Reference(counts, np.asarray(card["row_log_loss"]), np.asarray(kept["values"], dtype=float))
-    return Deployed(model, reference, drift.f1(test_y, model.predict(test_x)))
+    return Deployed(model, reference, performance.f1(test_y, performance.predictions(model, test_x)))
 
 
 def decisions(deployed: Deployed, x: np.ndarray, y: np.ndarray, past: list[float],
               thresholds: drift.Thresholds, seed: int) -> tuple[dict, float]:
     """Whether each method retrains on this batch (the registry's functions, as the pipeline calls them), and
     the deployed model's F1 on it."""
-    batch = drift.Batch(y, deployed.model.predict(x), deployed.model.predict_proba(x)[:, 1], x)
+    proba = performance.probabilities(deployed.model, x)
+    batch = drift.Batch(y, performance.flagged(proba), proba, x)
     inputs = drift.Inputs(batch, deployed.reference, deployed.test_f1, past, contract.FEATURES, thresholds, seed)
     retrains = {m: decide(inputs).verdict == drift.DRIFT for m, decide in methods.METHODS.items()}
-    return retrains, drift.f1(y, batch.predicted)
+    return retrains, performance.f1(y, batch.predicted)
 
 
 def replay_one(gen: Generator, sizes: tuple[int, ...], seed: int, r: int, thresholds: drift.Thresholds) -> dict:
@@ -128,7 +132,8 @@ def replay_one(gen: Generator, sizes: tuple[int, ...], seed: int, r: int, thresh
     deployed = deploy(gen, rng)
     out = {}
     for n in sizes:
-        past = [drift.f1(y, deployed.model.predict(x)) for x, y in (sample(gen, n, rng) for _ in range(PAST_TICKS))]
+        past = [performance.f1(y, performance.predictions(deployed.model, x))
+                for x, y in (sample(gen, n, rng) for _ in range(PAST_TICKS))]
         for s in SCENARIOS:
             x, y = sample(gen, n, rng, s)
             out[(s, n)] = decisions(deployed, x, y, past, thresholds, seed=r)
@@ -235,11 +240,25 @@ def run_control(start: Deployed, train: pd.DataFrame, test: tuple, batches: list
     return out
 
 
+def ks_majority_rule(reference_x: np.ndarray, new_x: np.ndarray, names: tuple[str, ...],
+                     p_level: float = 0.05) -> drift.Decision:
+    """The anchor rule of the popular monitoring tools: each feature's two-sample KS test (scipy's ks_2samp) at
+    p < 0.05 without correction; drift when at least half of the features drift."""
+    ref_x, new_x = np.asarray(reference_x, dtype=float), np.asarray(new_x, dtype=float)
+    columns = [(name, ref_x[:, j][np.isfinite(ref_x[:, j])], new_x[:, j][np.isfinite(new_x[:, j])])
+               for j, name in enumerate(names)]
+    drifted = [name for name, ref, new in columns
+               if min(new.size, ref.size) and stats.ks_2samp(new, ref).pvalue < p_level]
+    verdict = drift.DRIFT if names and len(drifted) >= len(names) / 2 else drift.NO_DRIFT
+    reason = f"{len(drifted)} of {len(names)} feature(s) drifted at KS p < {p_level}"
+    return drift.Decision(verdict, "ks-majority", {"new_rows": int(new_x.shape[0]), "drifted": drifted}, reason)
+
+
 def run_anchors(start: Deployed, batches: list[tuple]) -> dict[str, list[bool]]:
     """Whether the KS-majority rule and the course's rule would retrain on each tick's batch (the deployed model
     kept: their retrains are counted, not replayed)."""
-    ks = [drift.ks_majority_rule(start.reference.x, x, contract.FEATURES).verdict == drift.DRIFT for x, _ in batches]
-    raw = [drift.f1(y, start.model.predict(x)) < start.test_f1 for x, y in batches]
+    ks = [ks_majority_rule(start.reference.x, x, contract.FEATURES).verdict == drift.DRIFT for x, _ in batches]
+    raw = [performance.f1(y, performance.predictions(start.model, x)) < start.test_f1 for x, y in batches]
     return {"ks-majority": ks, "raw": raw}
 
 

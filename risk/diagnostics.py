@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from risk import catalog, contract, registry, store
+from risk import catalog, contract, performance, registry, store, summary
 from risk.config import Config
 from risk.errors import RiskError
 from risk.files import atomic_write_text
@@ -46,18 +46,18 @@ UNKNOWN = "unknown"
 
 
 def model_predictions(model: object, frame: pd.DataFrame) -> list[int]:
-    return [int(p) for p in model.predict(contract.matrix(frame))]
+    """The model's 0/1 calls on a frame's rows (performance.predictions: the project's one decision rule)."""
+    return performance.predictions(model, contract.matrix(frame)).tolist()
 
 
 def summary_statistics(frame: pd.DataFrame) -> dict:
-    """Mean, median and standard deviation of each numeric feature."""
-    x = contract.features(frame)
-    return {c: {"mean": float(x[c].mean()), "median": float(x[c].median()), "std": float(x[c].std())} for c in x}
+    """Mean, median and standard deviation (n - 1) of each feature (risk/summary.py)."""
+    return summary.statistics(summary.of_frame(frame))
 
 
 def missing_share(frame: pd.DataFrame) -> dict:
-    """Share of missing values per column of the raw data (0.0 to 1.0)."""
-    return {str(c): float(v) for c, v in frame.isna().mean().items()}
+    """Share of missing values per column of the raw data (0.0 to 1.0; risk/summary.py)."""
+    return summary.missing(summary.of_frame(frame))
 
 
 def _timed(function: object, *args: object) -> float:
@@ -233,8 +233,8 @@ def history_summaries(config: Config) -> tuple[dict, dict]:
     state = prepared.covering(config)
     if state is not None:
         return prepared.summary(state), prepared.missing_share(state)
-    ingested = store.read_history(config)
-    return summary_statistics(ingested), missing_share(ingested)
+    summaries = summary.of_frame(store.read_history(config))
+    return summary.statistics(summaries), summary.missing(summaries)
 
 
 def diagnose(config: Config, timings: bool = True, latest: object = None,

@@ -2,8 +2,9 @@
 
 Methods: `raw` (the course rule), `parametric` and `nonparametric` (past scores), and `statistical` (the
 default): permutation/exact tests of performance against the model card, per-feature two-sample tests with
-Holm's correction and an effect size, a CUSUM e-detector carried across decisions, and three verdicts. Also the
-challenger's paired bootstrap and the monitoring tools' KS rule. A decision is JSON-ready evidence for the ledger.
+Holm's correction and an effect size, a CUSUM e-detector carried across decisions, and three verdicts. The
+measures themselves (F1, confusion counts, log-loss) are risk/performance.py's; the challenger gate is
+risk/challenger.py. A decision is JSON-ready evidence for the ledger.
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from scipy import special, stats
+
+from risk.performance import confusion_counts, f1_from_counts, row_log_loss
 
 DRIFT = "DRIFT"
 NO_DRIFT = "NO DRIFT"
@@ -106,35 +109,7 @@ def history_rule(new_f1: float, past_scores: list[float], new_rows: int, method:
     return Decision(verdict, method, evidence, reason)
 
 
-# ---- performance: counts, F1, log-loss ----------------------------------------------------------------------
-
-def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
-    """[tp, fp, fn, tn] of binary labels and predictions."""
-    y_true, y_pred = np.asarray(y_true).astype(bool), np.asarray(y_pred).astype(bool)
-    return np.array([np.sum(y_true & y_pred), np.sum(~y_true & y_pred), np.sum(y_true & ~y_pred),
-                     np.sum(~y_true & ~y_pred)], dtype=np.int64)
-
-
-def f1_from_counts(counts: np.ndarray) -> np.ndarray:
-    """The project's one F1, of [tp, fp, fn, tn] (vectorised on the last axis). With no positive at all,
-    true or predicted, there is nothing to find and nothing wrongly flagged: 1.0 (scikit-learn's
-    zero_division=1.0). Scoring, the card, the decision and the benches all use it."""
-    counts = np.asarray(counts, dtype=float)
-    tp, fp, fn = counts[..., 0], counts[..., 1], counts[..., 2]
-    denominator = 2 * tp + fp + fn
-    return np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 1.0)
-
-
-def f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """F1 of binary labels and predictions (see f1_from_counts)."""
-    return float(f1_from_counts(confusion_counts(y_true, y_pred)))
-
-
-def row_log_loss(y_true: np.ndarray, p_positive: np.ndarray) -> np.ndarray:
-    """Each row's log-loss (natural log), probabilities clipped to [1e-15, 1 - 1e-15]."""
-    p = np.clip(np.asarray(p_positive, dtype=float), 1e-15, 1 - 1e-15)
-    return np.where(np.asarray(y_true).astype(bool), -np.log(p), -np.log1p(-p))
-
+# ---- performance against the card: F1 and log-loss ------------------------------------------------------------
 
 def f1_drop_test(reference: np.ndarray, new: np.ndarray, rng: np.random.Generator, draws: int = DRAWS) -> dict:
     """One-sided permutation test that F1 on `new` is below F1 on `reference` (both [tp, fp, fn, tn]).
@@ -452,74 +427,3 @@ def statistical_rule(reference: Reference, batch: Batch, names: tuple[str, ...],
                 "expected_f1": f1.get("reference_f1"), "thresholds": dict(thresholds._asdict()),
                 "stream": {"control": control, **stream}}
     return Decision(verdict, "statistical", evidence, reason, performance + data)
-
-
-# ---- the monitoring tools' anchor rule (for comparison in make bench-drift) -----------------------------------
-
-def ks_majority_rule(reference_x: np.ndarray, new_x: np.ndarray, names: tuple[str, ...],
-                     p_level: float = 0.05) -> Decision:
-    """The anchor rule of the popular monitoring tools: each feature's two-sample KS test (scipy's ks_2samp) at
-    p < 0.05 without correction; drift when at least half of the features drift."""
-    ref_x, new_x = np.asarray(reference_x, dtype=float), np.asarray(new_x, dtype=float)
-    drifted = [name for j, name in enumerate(names)
-               if min(_finite(new_x[:, j]).size, _finite(ref_x[:, j]).size)
-               and stats.ks_2samp(_finite(new_x[:, j]), _finite(ref_x[:, j])).pvalue < p_level]
-    verdict = DRIFT if names and len(drifted) >= len(names) / 2 else NO_DRIFT
-    reason = f"{len(drifted)} of {len(names)} feature(s) drifted at KS p < {p_level}"
-    return Decision(verdict, "ks-majority", {"new_rows": int(new_x.shape[0]), "drifted": drifted}, reason)
-
-
-# ---- champion / challenger -----------------------------------------------------------------------------------
-
-GATE_DRAWS = 1999  # paired bootstrap resamples of the held-out rows
-GATE_ROWS = 10_000  # at most this many held-out rows (a fixed random subsample beyond, independent of values)
-
-
-def _paired_f1_difference(y: np.ndarray, champion: np.ndarray, challenger: np.ndarray, axis: int = -1) -> np.ndarray:
-    def f1_along(predicted: np.ndarray) -> np.ndarray:
-        counts = [np.sum(y & predicted, axis), np.sum(~y & predicted, axis), np.sum(y & ~predicted, axis)]
-        return f1_from_counts(np.stack([*counts, np.zeros_like(counts[0])], axis=-1))
-
-    return f1_along(challenger) - f1_along(champion)
-
-
-def challenger_gate(y: np.ndarray, champion: tuple[np.ndarray, np.ndarray], challenger: tuple[np.ndarray, np.ndarray],
-                    margin: float, alpha: float, seed: int = 0) -> dict:
-    """Paired bootstrap over the held-out rows (scipy.stats.bootstrap, percentile) of F1 and of the mean log-loss,
-    challenger minus champion; `champion` and `challenger` are (predicted, P(positive)) on the same rows.
-
-    Non-inferiority on F1 with the margin: the challenger is refused when the upper end of the one-sided (1 - alpha)
-    interval is below -margin (shown worse by more than the margin). `non_inferiority_shown` says whether the lower
-    end is above -margin. The log-loss difference and its interval are recorded beside it."""
-    rng = np.random.default_rng(seed)
-    y = np.asarray(y).astype(bool)
-    keep = np.sort(rng.choice(y.size, GATE_ROWS, replace=False)) if y.size > GATE_ROWS else np.arange(y.size)
-    ours, theirs = np.asarray(champion[0]).astype(bool)[keep], np.asarray(challenger[0]).astype(bool)[keep]
-    y = y[keep]
-    losses = row_log_loss(y, np.asarray(challenger[1])[keep]) - row_log_loss(y, np.asarray(champion[1])[keep])
-    options = {"n_resamples": GATE_DRAWS, "confidence_level": 1 - 2 * alpha, "method": "percentile",
-               "vectorized": True, "batch": 200}
-    f1_ci = stats.bootstrap((y, ours, theirs), _paired_f1_difference, paired=True, rng=np.random.default_rng(seed),
-                            **options).confidence_interval
-    loss_ci = stats.bootstrap((losses,), np.mean, rng=np.random.default_rng(seed), **options).confidence_interval
-    f1_difference = float(_paired_f1_difference(y, ours, theirs))
-    return {"name": "challenger_vs_champion", "kind": "paired",
-            "test": "paired bootstrap (percentile), non-inferiority on F1", "n": int(keep.size),
-            "n_held_out": int(np.asarray(champion[0]).size), "draws": GATE_DRAWS, "alpha": alpha, "margin": margin,
-            "f1_champion": f1(y, ours), "f1_challenger": f1(y, theirs), "f1_difference": f1_difference,
-            "f1_interval": [float(f1_ci.low), float(f1_ci.high)],
-            "log_loss_difference": float(losses.mean()), "log_loss_interval": [float(loss_ci.low), float(loss_ci.high)],
-            "accuracy_champion": float(np.mean(ours == y)), "accuracy_challenger": float(np.mean(theirs == y)),
-            "inferior": bool(f1_ci.high < -margin), "non_inferiority_shown": bool(f1_ci.low > -margin)}
-
-
-def challenger_verdict(test: dict) -> tuple[bool, str]:
-    """Deploy the challenger unless it is shown worse than the champion by more than the margin in F1."""
-    low, high = test["f1_interval"]
-    words = f"worse by more than the margin {test['margin']}" if test["inferior"] else "not shown worse"
-    reason = (f"challenger {words} on {test['n']} held-out rows: F1 {test['f1_challenger']:.3f} vs champion"
-              f" {test['f1_champion']:.3f}, difference {test['f1_difference']:+.3f}"
-              f" [{low:+.3f}, {high:+.3f}] at {1 - 2 * test['alpha']:.0%}; log-loss difference"
-              f" {test['log_loss_difference']:+.3f} [{test['log_loss_interval'][0]:+.3f},"
-              f" {test['log_loss_interval'][1]:+.3f}]")
-    return not test["inferior"], reason

@@ -34,21 +34,21 @@ def statistical(inputs):  # -> drift.Decision
 
 def raw(inputs):  # -> drift.Decision
     """The course's rule: drift when the F1 on the new rows is below the deployed score."""
-    from risk import drift
+    from risk import drift, performance
 
     if not len(inputs.batch.y):
         return drift.Decision(drift.NO_DRIFT, "raw", {"new_rows": 0}, "no new rows")
-    return drift.course_rule(drift.f1(inputs.batch.y, inputs.batch.predicted), inputs.deployed_f1,
+    return drift.course_rule(performance.f1(inputs.batch.y, inputs.batch.predicted), inputs.deployed_f1,
                              len(inputs.batch.y))
 
 
 def _score_history(method: str):  # -> a method
     def decide(inputs):  # -> drift.Decision
-        from risk import drift
+        from risk import drift, performance
 
         if not len(inputs.batch.y):
             return drift.Decision(drift.NO_DRIFT, method, {"new_rows": 0}, "no new rows")
-        new_f1 = drift.f1(inputs.batch.y, inputs.batch.predicted)
+        new_f1 = performance.f1(inputs.batch.y, inputs.batch.predicted)
         return drift.history_rule(new_f1, inputs.past_scores, len(inputs.batch.y), method)
 
     decide.__doc__ = f"`{method}`: drift when the new F1 is below the past scores' lower fence."
@@ -64,15 +64,17 @@ METHODS = {
 
 
 def batch_of(model: object, frame) -> object:  # frame: pd.DataFrame -> drift.Batch
-    """The new rows as the deployed model sees them: labels, predictions, P(positive), features."""
+    """The new rows as the deployed model sees them: labels, predictions (performance.flagged), P(positive),
+    features."""
     import numpy as np
 
-    from risk import contract, drift
+    from risk import contract, drift, performance
 
     x, y = contract.split_xy(frame)
     if not len(y):
         return drift.Batch(y, np.empty(0, dtype=int), np.empty(0), x)
-    return drift.Batch(y, model.predict(x), model.predict_proba(x)[:, 1], x)
+    proba = performance.probabilities(model, x)
+    return drift.Batch(y, performance.flagged(proba), proba, x)
 
 
 def state_for(deployed: Deployed, state: dict | None) -> dict | None:
@@ -112,25 +114,26 @@ def _features() -> tuple[str, ...]:
 def challenge(champion: object, old, new, thresholds, train: Callable[[object], object],
               seed: int = 0) -> tuple[bool, dict]:
     """Challengers trained on `old` and all but one fold of `new`, against the champion on that fold
-    (drift.challenger_gate). Returns (deploy, the test and its reason)."""
+    (challenger.gate). Returns (deploy, the test and its reason)."""
     import numpy as np
     import pandas as pd
     from sklearn.model_selection import KFold
 
-    from risk import contract, drift
+    from risk import challenger, contract, performance
     from risk.errors import ContractError
 
     if len(new) < 2:
         return True, {"reason": f"{len(new)} new row(s): nothing to hold out; the challenger is deployed"}
     x, y = contract.split_xy(new)
-    predicted, proba = np.empty(len(y), dtype=int), np.empty(len(y))
+    proba = np.empty(len(y))
     try:
         for fit, held in KFold(min(CHALLENGER_FOLDS, len(y)), shuffle=True, random_state=seed).split(x):
             model = train(pd.concat([old, new.iloc[fit]], ignore_index=True))
-            predicted[held], proba[held] = model.predict(x[held]), model.predict_proba(x[held])[:, 1]
+            proba[held] = performance.probabilities(model, x[held])
     except ContractError as exc:
         return False, {"reason": f"no challenger could be trained: {exc}"}
-    test = drift.challenger_gate(y, (champion.predict(x), champion.predict_proba(x)[:, 1]), (predicted, proba),
-                                 thresholds.min_f1_drop, thresholds.alpha, seed)
-    deploy, reason = drift.challenger_verdict(test)
+    ours = performance.probabilities(champion, x)
+    test = challenger.gate(y, (performance.flagged(ours), ours), (performance.flagged(proba), proba),
+                           thresholds.min_f1_drop, thresholds.alpha, seed)
+    deploy, reason = challenger.verdict(test)
     return deploy, {"reason": reason, "test": test}

@@ -27,7 +27,8 @@ TRUSTED: tuple[str, ...] = ()
 
 
 class Model:
-    """An estimator and its features in order; `predict_proba`/`predict` take rows x contract.FEATURES."""
+    """An estimator and its features in order; `predict_proba` takes rows x contract.FEATURES. No `predict`: the
+    0/1 calls come from the probabilities through risk.performance.predictions, the project's one threshold rule."""
 
     def __init__(self, estimator: object, features: Sequence[str], source: str = "model") -> None:
         missing = [name for name in features if name not in contract.FEATURES]
@@ -43,9 +44,6 @@ class Model:
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         return self.estimator.predict_proba(self._x(x))
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        return self.estimator.predict(self._x(x))
 
     @property
     def coef_(self) -> np.ndarray | None:

@@ -154,7 +154,7 @@ def reference_of(config: Config, version: registry.Version):  # -> drift.Referen
     has no cross-validated performance (a class had < 2 rows)."""
     import numpy as np
 
-    from risk import contract, drift, training
+    from risk import contract, drift, performance, training
 
     card = read_json(version.folder / catalog.CARD)
     stored = card.get("reference")
@@ -170,7 +170,7 @@ def reference_of(config: Config, version: registry.Version):  # -> drift.Referen
         reference_x = contract.matrix(trained_on)
     if expected is None:
         return None
-    counts = np.array([expected["confusion"][k] for k in ("tp", "fp", "fn", "tn")])
+    counts = np.array([expected["confusion"][k] for k in performance.COUNTS])
     return drift.Reference(counts, np.asarray(expected["row_log_loss"]), reference_x)
 
 

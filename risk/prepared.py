@@ -13,8 +13,8 @@ then (its row at the boundary says it stayed) shows its next row, the row says w
 the counts over all such clients, the next row of each listed client, and the first clients seen to have left
 (enough to name the missed ones): bounded by the lists' capacity, whatever the portfolio's size.
 
-Summary statistics are exact: count, mean and the sum of squared deviations merge by Chan's formula, and
-the median comes from each feature's distinct values with their counts (a count column has few).
+Summary statistics are exact (risk/summary.py): count, mean and the sum of squared deviations merge by Chan's
+formula, and the median comes from each feature's distinct values with their counts (a count column has few).
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ import pandas as pd
 import pyarrow as pa
 
 from risk import catalog, contract
+from risk import summary as summaries
 from risk.config import Config
 from risk.errors import MissingInputError
 from risk.files import atomic_write_bytes, atomic_write_text
@@ -54,44 +55,15 @@ def path_of(config: Config) -> Path:
     return config.output_folder / catalog.PREPARED
 
 
-def _stats_of(values: np.ndarray) -> dict:
-    values = values[np.isfinite(values)]
-    distinct, counts = np.unique(values, return_counts=True)
-    mean = float(values.mean()) if values.size else 0.0
-    return {"n": int(values.size), "mean": mean, "m2": float(((values - mean) ** 2).sum()),
-            "values": distinct, "counts": counts.astype(np.int64)}
-
-
-def _merge_stats(a: dict, b: dict) -> dict:
-    """Chan et al.'s pairwise update of count, mean and M2, and the union of the value counts."""
-    n = a["n"] + b["n"]
-    if not n:
-        return a
-    delta = b["mean"] - a["mean"]
-    mean = a["mean"] + delta * b["n"] / n
-    m2 = a["m2"] + b["m2"] + delta * delta * a["n"] * b["n"] / n
-    values, inverse = np.unique(np.r_[a["values"], b["values"]], return_inverse=True)
-    counts = np.bincount(inverse, weights=np.r_[a["counts"], b["counts"]], minlength=values.size).astype(np.int64)
-    return {"n": n, "mean": mean, "m2": m2, "values": values, "counts": counts}
-
-
-def _median(stat: dict) -> float:
-    if not stat["n"]:
-        return float("nan")
-    cumulative = np.cumsum(stat["counts"])
-    low = stat["values"][np.searchsorted(cumulative, (stat["n"] + 1) // 2)]
-    high = stat["values"][np.searchsorted(cumulative, stat["n"] // 2 + 1)]
-    return float((low + high) / 2)
+def _summaries(state: State) -> dict[str, dict]:
+    """Each column's summary over the whole history (risk/summary.py), in the contract's column order."""
+    stats = {contract.ID_COLUMN: {"n": state.stats["named"]}, **{name: state.stats[name] for name in NUMBERS}}
+    return summaries.table({name: stats[name] for name in contract.COLUMNS}, state.stats["rows"])
 
 
 def summary(state: State) -> dict:
     """Mean, median and standard deviation (n - 1) of each feature over the whole history."""
-    out = {}
-    for name in contract.FEATURES:
-        stat = state.stats[name]
-        std = (stat["m2"] / (stat["n"] - 1)) ** 0.5 if stat["n"] > 1 else float("nan")
-        out[name] = {"mean": stat["mean"] if stat["n"] else float("nan"), "median": _median(stat), "std": std}
-    return out
+    return summaries.statistics(_summaries(state))
 
 
 def _latest(frame: pd.DataFrame, start: int) -> pd.DataFrame:
@@ -105,24 +77,13 @@ def _latest(frame: pd.DataFrame, start: int) -> pd.DataFrame:
 
 def missing_share(state: State) -> dict:
     """Share of empty cells per column of the history, as diagnostics' `missing_share` of finaldata.csv."""
-    rows = state.stats["rows"]
-    filled = {contract.ID_COLUMN: state.stats["named"], **{name: state.stats[name]["n"] for name in NUMBERS}}
-    return {name: 1 - filled[name] / rows if rows else float("nan") for name in contract.COLUMNS}
+    return summaries.missing(_summaries(state))
 
 
 def quality(state: State) -> list[dict]:
     """The report's data quality (risk.report.data_quality) from the prepared statistics: per column the missing
     share and, for the features, range, mean and median."""
-    missing, summaries, out = missing_share(state), summary(state), []
-    for name in contract.COLUMNS:
-        entry = {"column": name, "missing": missing[name], "min": None, "max": None, "mean": None, "median": None}
-        if name in contract.FEATURES:
-            values = state.stats[name]["values"]
-            low, high = (float(values[0]), float(values[-1])) if values.size else (float("nan"), float("nan"))
-            entry.update({"min": low, "max": high, "mean": summaries[name]["mean"],
-                          "median": summaries[name]["median"]})
-        out.append(entry)
-    return out
+    return summaries.quality(_summaries(state))
 
 
 def _new_watch(listed: set[str]) -> dict:
@@ -157,7 +118,7 @@ def _watch(watches: dict[int, dict], old: pd.DataFrame, rows: pd.DataFrame) -> N
 def _apply(state: State | None, rows: pd.DataFrame, tag: int, lists: dict[int, set[str]]) -> State:
     start = 0 if state is None else int(state.stats["rows"])
     named = int(rows[contract.ID_COLUMN].notna().sum()) + (0 if state is None else state.stats["named"])
-    fresh = {name: _stats_of(rows[name].to_numpy(dtype=float)) for name in NUMBERS}
+    fresh = {name: summaries.column_stats(rows[name].to_numpy(dtype=float)) for name in NUMBERS}
     if state is None:
         clients, stats, watches = _latest(rows, start), fresh, {}
     else:
@@ -168,7 +129,7 @@ def _apply(state: State | None, rows: pd.DataFrame, tag: int, lists: dict[int, s
         both = pd.concat([state.clients, _latest(rows, start)], ignore_index=True)
         both["first_position"] = both.groupby(contract.ID_COLUMN, sort=False)["first_position"].transform("min")
         clients = both.drop_duplicates(contract.ID_COLUMN, keep="last")
-        stats = {name: _merge_stats(state.stats[name], fresh[name]) for name in NUMBERS}
+        stats = {name: summaries.merged(state.stats[name], fresh[name]) for name in NUMBERS}
     clients = clients.sort_values("position", kind="stable").reset_index(drop=True)
     return State(tag, clients, {**stats, "rows": start + len(rows), "named": named}, watches)
 

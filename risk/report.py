@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from risk import contract, risklist
+from risk import performance, risklist, summary
 
 BOOTSTRAP_DRAWS = 1000
 CONFIDENCE = 0.95
@@ -21,28 +21,25 @@ SECTIONS = ("Summary", "Data lineage", "Metrics with confidence intervals", "Con
 
 
 def _scores(y: np.ndarray, predicted: np.ndarray, proba: np.ndarray) -> dict[str, np.ndarray]:
-    """F1, precision, recall (0 when undefined, as scikit-learn's zero_division=0) and ROC AUC (NaN with one
+    """F1, precision, recall (risk/performance.py's, with its convention when undefined) and ROC AUC (NaN with one
     class) of each row of 2-D arrays: one resample per row, vectorised (a thousand sklearn calls take seconds)."""
     from scipy.stats import rankdata
 
-    tp = (y & predicted).sum(axis=1)
-    fp = (~y & predicted).sum(axis=1)
-    fn = (y & ~predicted).sum(axis=1)
-    ratio = lambda a, b: np.divide(a, b, out=np.zeros(len(a)), where=b > 0)  # noqa: E731
+    counts = performance.confusion_counts(y, predicted)
     positives, negatives = y.sum(axis=1), (~y).sum(axis=1)
     ranks = rankdata(proba, axis=1)  # average ranks for ties: the Mann-Whitney form of the AUC
     u = (ranks * y).sum(axis=1) - positives * (positives + 1) / 2
     defined = (positives > 0) & (negatives > 0)
     auc = np.divide(u, positives * negatives, out=np.full(len(u), np.nan), where=defined)
-    return {"f1": ratio(2 * tp, 2 * tp + fp + fn), "precision": ratio(tp, tp + fp), "recall": ratio(tp, tp + fn),
-            "auc": auc}
+    return {"f1": performance.f1_from_counts(counts), "precision": performance.precision_from_counts(counts),
+            "recall": performance.recall_from_counts(counts), "auc": auc}
 
 
-def metrics_with_ci(y: np.ndarray, proba: np.ndarray, threshold: float = 0.5, draws: int = BOOTSTRAP_DRAWS,
-                    seed: int = 0) -> dict:
+def metrics_with_ci(y: np.ndarray, proba: np.ndarray, threshold: float = performance.THRESHOLD,
+                    draws: int = BOOTSTRAP_DRAWS, seed: int = 0) -> dict:
     """F1, precision, recall and ROC AUC with percentile bootstrap intervals (resampled rows, seed fixed)."""
     y, proba = np.asarray(y, dtype=int), np.asarray(proba, dtype=float)
-    predicted = proba >= threshold
+    predicted = performance.flagged(proba, threshold).astype(bool)
     index = np.random.default_rng(seed).integers(0, len(y), (draws, len(y)))
     point = _scores(y[None, :] == 1, predicted[None, :], proba[None, :])
     boot = _scores(y[index] == 1, predicted[index], proba[index]) if len(y) else {}
@@ -118,21 +115,13 @@ def cross_validated(card: dict) -> dict | None:
     expected = card.get("expected_performance")
     if not expected:
         return None
-    c = expected["confusion"]
-    precision = c["tp"] / (c["tp"] + c["fp"]) if c["tp"] + c["fp"] else 0.0
-    recall = c["tp"] / (c["tp"] + c["fn"]) if c["tp"] + c["fn"] else 0.0
+    counts = np.array([expected["confusion"][k] for k in performance.COUNTS])
+    precision = float(performance.precision_from_counts(counts))
+    recall = float(performance.recall_from_counts(counts))
     return {"folds": expected["cv_folds"], "n": expected["n"], "f1": expected["f1"], "f1_se": expected["f1_se"],
             "precision": precision, "recall": recall, "log_loss": expected["log_loss"],
             "log_loss_se": expected["log_loss_se"], "at_capacity": expected.get("at_capacity"),
             "calibration_scores": expected.get("calibration")}
-
-
-def confusion(y: np.ndarray, predicted: np.ndarray) -> list[list[int]]:
-    """[[tn, fp], [fn, tp]]: rows actual 0/1, columns predicted 0/1."""
-    counts = [[0, 0], [0, 0]]
-    for actual, guess in zip(np.asarray(y).tolist(), np.asarray(predicted).tolist(), strict=True):
-        counts[int(actual)][int(guess)] += 1
-    return counts
 
 
 def calibration(y: np.ndarray, proba: np.ndarray, bins: int = CALIBRATION_BINS) -> list[dict]:
@@ -168,17 +157,9 @@ def rejection_reasons(rejected: list[dict]) -> list[dict]:
 
 
 def data_quality(raw: pd.DataFrame) -> list[dict]:
-    """Per column of the ingested data: missing share and, for the features, range, mean and median."""
-    out = []
-    for column in raw.columns:
-        values = pd.to_numeric(raw[column], errors="coerce") if column in contract.FEATURES else None
-        entry = {"column": str(column), "missing": float(raw[column].isna().mean()), "min": None, "max": None,
-                 "mean": None, "median": None}
-        if values is not None:
-            entry.update({"min": float(values.min()), "max": float(values.max()), "mean": float(values.mean()),
-                          "median": float(values.median())})
-        out.append(entry)
-    return out
+    """Per column of the ingested data: missing share and, for the features, range, mean and median
+    (risk/summary.py, as diagnostics and the prepared state have them)."""
+    return summary.quality(summary.of_frame(raw))
 
 
 def drift_history(decisions: list[dict]) -> list[dict]:

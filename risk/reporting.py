@@ -15,9 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import confusion_matrix
 
-from risk import catalog, contract, prepared, registry
+from risk import catalog, contract, performance, prepared, registry
 from risk import report as content_of
 from risk.config import Config
 from risk.errors import ContractError, IntegrityError, MissingInputError
@@ -27,11 +26,6 @@ from risk.scoring import read_labelled_csv
 
 logger = logging.getLogger(__name__)
 LABELS = ["stayed (0)", "exited (1)"]
-
-
-def confusion_counts(model: object, frame: pd.DataFrame) -> list[list[int]]:
-    x, y = contract.split_xy(frame)
-    return confusion_matrix(y, model.predict(x), labels=[0, 1]).tolist()
 
 
 def plot_confusion(counts: list[list[int]], title: str) -> bytes:
@@ -116,7 +110,7 @@ def list_outcome(inputs: dict) -> dict | None:
 def version_facts(version: registry.Version, card: dict) -> dict:
     m = version.manifest
     return {"label": version.label, "created_at": m.get("created_at"), "score": m.get("score"),
-            "rows": m.get("rows", card.get("rows")), "threshold": float(m.get("threshold", 0.5)),
+            "rows": m.get("rows", card.get("rows")), "threshold": performance.threshold_of(m),
             "data_sha256": m.get("data_sha256"), "libraries": m.get("libraries", {})}
 
 
@@ -124,7 +118,7 @@ def build_content(inputs: dict) -> dict:
     """The report's content from what `read_inputs` gathered (pure)."""
     version, model = inputs["version"], inputs["model"]
     x, y = contract.split_xy(inputs["test"])
-    proba = model.predict_proba(np.asarray(x, dtype=float))[:, 1]
+    proba = performance.probabilities(model, np.asarray(x, dtype=float))
     facts = version_facts(version, inputs["card"])
     try:
         frame = inputs["prepared"].clients if inputs["raw"] is None else \
@@ -142,7 +136,7 @@ def build_content(inputs: dict) -> dict:
         "rejections": content_of.rejection_reasons(inputs["rejected"]),
         "metrics": content_of.metrics_with_ci(np.asarray(y), proba, facts["threshold"]),
         "cv": content_of.cross_validated(inputs["card"]),
-        "confusion": content_of.confusion(np.asarray(y), (proba >= facts["threshold"]).astype(int)),
+        "confusion": performance.confusion_matrix(y, performance.flagged(proba, facts["threshold"])),
         "calibration": content_of.calibration(np.asarray(y), proba),
         "at_capacity": content_of.at_capacity(np.asarray(y), proba, inputs["capacity"], portfolio),
         "calibration_scores": content_of.calibration_scores(np.asarray(y), proba),
@@ -182,10 +176,10 @@ def run_reporting(config: Config, parent_run: int | None = None) -> dict:
 
     with recorded(config.ledger_path, "reporting", parent_run) as (ledger, _, detail):
         inputs = read_inputs(config, ledger)
-        counts = confusion_counts(inputs["model"], inputs["test"])
+        content = build_content(inputs)
+        counts = content["confusion"]  # the PNG shows the report's own matrix
         title = f"Model version {inputs['version'].label} on {len(inputs['test'])} test rows"
         atomic_write_bytes(config.model_folder / catalog.PLOT, plot_confusion(counts, title))
-        content = build_content(inputs)
         paths = write_reports(config, content, report_render.pdf(content), report_render.html(content))
         detail["pruned_reports"] = prune_reports(config)
         detail.update({"model_version": inputs["version"].label, "confusion_matrix": counts,

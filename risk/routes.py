@@ -14,7 +14,7 @@ from collections import namedtuple
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
-from risk import auth, decisions, openapi, readside, risklist, serving
+from risk import auth, decisions, openapi, performance, readside, risklist, serving
 from risk.dashboard import CSP
 from risk.errors import ApiError, ContractError, IntegrityError, MissingInputError
 
@@ -133,7 +133,7 @@ def prediction() -> Response:
     body = b"" if upload else body_bytes()
     batch = serving.batch_from(request.mimetype, body, request.files if upload else {}, state.config)
     version, model = state.models.get()
-    threshold = float(version.manifest.get("threshold", 0.5))
+    threshold = performance.threshold_of(version.manifest)
     answer = Response(serving.encode(serving.answer(batch, model, threshold, version.label)),
                       mimetype="application/json", headers={"X-Model-Version": version.label})
     state.metrics.predictions.inc(len(batch.x))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from risk import catalog, contract
+from risk import catalog, contract, performance
 from risk.config import Config
 from risk.errors import MissingInputError
 from risk.files import atomic_write_text, sha256_file
@@ -22,12 +22,11 @@ from risk.training import load_trained
 logger = logging.getLogger(__name__)
 
 
-def f1_of(model: object, frame: pd.DataFrame) -> float:
-    """F1 of `model` on a validated, labelled frame: the project's one F1 (risk.drift.f1)."""
-    from risk import drift
-
+def f1_of(model: object, frame: pd.DataFrame, threshold: float = performance.THRESHOLD) -> float:
+    """F1 of `model` on a validated, labelled frame: the project's one F1 of its one decision rule
+    (risk/performance.py)."""
     x, y = contract.split_xy(frame)
-    return drift.f1(y, model.predict(x))
+    return performance.f1(y, performance.predictions(model, x, threshold))
 
 
 def read_labelled_csv(path: Path) -> pd.DataFrame:

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from risk import contract
+from risk import contract, performance
 from risk.config import Config
 from risk.errors import ApiError, ContractError
 
@@ -331,9 +331,9 @@ def answer(batch: Batch, model: object, threshold: float, version: str) -> dict:
     """Per-row probability of leaving, the 0/1 call at the deployed threshold, the ids, the version.
 
     The two per-row lists stay numpy arrays, which `encode` writes without making a Python object per row."""
-    probability = model.predict_proba(batch.x)[:, 1]
+    probability = performance.probabilities(model, batch.x)
     result = {"model_version": version, "threshold": threshold,
-              "predictions": (probability > threshold).astype(np.int64),
+              "predictions": performance.flagged(probability, threshold),
               "probabilities": np.round(probability, 6)}
     if batch.ids is not None:
         result[contract.ID_COLUMN] = batch.ids

@@ -20,7 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
-from risk import catalog, contract
+from risk import catalog, contract, performance
 from risk import model as models
 from risk.config import Config
 from risk.errors import ContractError, MissingInputError
@@ -62,8 +62,8 @@ def out_of_fold(frame: pd.DataFrame, seed: int = 0) -> tuple[np.ndarray, np.ndar
     x = np.asarray(x, dtype=float)
     for fit, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
         model = fitted(LogisticRegression(max_iter=1000, random_state=seed), x[fit], y[fit])
-        proba[held] = model.predict_proba(x[held])[:, 1]
-    return y, (proba >= 0.5).astype(int), proba, folds
+        proba[held] = performance.probabilities(model, x[held])
+    return y, performance.flagged(proba), proba, folds
 
 
 def stratified_sample(frame: pd.DataFrame, rows: int, seed: int = 0) -> pd.DataFrame:
@@ -92,19 +92,19 @@ def expected_performance(frame: pd.DataFrame, seed: int = 0, capacity: int | Non
     rows when there are more (the standard errors are those of the sample: nothing hidden), and, out of fold,
     precision and lift in the top `capacity` (scaled to the sample) and calibration; None when CV is
     impossible."""
-    from risk import drift, report
+    from risk import report
 
     sample = stratified_sample(frame, CV_ROWS, seed)
     y, predicted, proba, folds = out_of_fold(sample, seed)
     if not folds:
         return None
-    losses = drift.row_log_loss(y, proba)
-    counts = drift.confusion_counts(y, predicted)
+    losses = performance.row_log_loss(y, proba)
+    counts = performance.confusion_counts(y, predicted)
     kept = losses if len(losses) <= CARD_LOSSES else np.random.default_rng(seed).choice(losses, CARD_LOSSES, False)
     return {
         "cv_folds": folds, "n": len(y), "sampled_from": len(frame) if len(sample) < len(frame) else None,
-        "confusion": dict(zip(("tp", "fp", "fn", "tn"), counts.tolist(), strict=True)),
-        "f1": float(drift.f1_from_counts(counts)), "f1_se": _f1_se(counts),
+        "confusion": dict(zip(performance.COUNTS, counts.tolist(), strict=True)),
+        "f1": float(performance.f1_from_counts(counts)), "f1_se": _f1_se(counts),
         "log_loss": float(losses.mean()), "log_loss_se": float(losses.std(ddof=1) / np.sqrt(len(losses))),
         "row_log_loss": [round(float(v), 5) for v in kept],
         "at_capacity": report.at_capacity(y, proba, capacity, current_clients(frame), draws=400, seed=seed)
@@ -115,10 +115,8 @@ def expected_performance(frame: pd.DataFrame, seed: int = 0, capacity: int | Non
 
 def _f1_se(counts: np.ndarray, draws: int = 1000) -> float:
     """Bootstrap standard error of the pooled out-of-fold F1."""
-    from risk import drift
-
     resampled = np.random.default_rng(0).multinomial(int(counts.sum()), counts / counts.sum(), size=draws)
-    return float(drift.f1_from_counts(resampled).std(ddof=1))
+    return float(performance.f1_from_counts(resampled).std(ddof=1))
 
 
 def model_card(frame: pd.DataFrame, data_path: Path, capacity: int | None = None) -> dict:

@@ -8,7 +8,7 @@ import shutil
 import pytest
 from conftest import REPO, synthetic_frame, write_frame
 
-from risk import contract, decisions, diagnostics, methods, pipeline, registry
+from risk import contract, decisions, diagnostics, methods, performance, pipeline, registry
 from risk.config import Config
 from risk.ledger import Ledger
 
@@ -62,7 +62,7 @@ def flipped_rows(config: Config, n: int, seed: int) -> object:
     """New rows labelled with the opposite of the deployed model's answers: a concept drift."""
     frame = synthetic_frame(n, seed=seed)
     model = registry.load_model(registry.current(config.prod_folder))
-    frame[contract.TARGET] = 1 - model.predict(contract.split_xy(contract.validate_frame(frame, "rows"))[0])
+    frame[contract.TARGET] = 1 - performance.predictions(model, contract.matrix(contract.validate_frame(frame, "rows")))
     return frame
 
 

@@ -9,7 +9,7 @@ import pytest
 from conftest import synthetic_frame, write_frame
 
 import deployment as deployment_cli
-from risk import catalog, contract, deployment, ingestion, registry, scoring, training
+from risk import catalog, contract, deployment, ingestion, performance, registry, scoring, training
 from risk.config import Config
 from risk.errors import IntegrityError, MissingInputError
 from risk.files import TEMP_PREFIX, atomic_write_text, sha256_file
@@ -29,7 +29,7 @@ def retrain_on_new_data(config: Config, seed: int) -> None:
 def predicts(version: registry.Version) -> bool:
     model = registry.load_model(version)
     x, _ = contract.split_xy(synthetic_frame(3, seed=9))
-    return set(model.predict(x)) <= {0, 1}
+    return set(performance.predictions(model, x).tolist()) <= {0, 1}
 
 
 def test_first_deploy_creates_version_1_with_a_manifest(deployed):

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import snapshot
+from conftest import COURSE_PREDICTIONS, snapshot
 
 import diagnostics as diagnostics_cli
 from app import create_app
-from risk import catalog, contract, diagnostics, registry, store
+from risk import catalog, contract, diagnostics, store
 from risk.config import Config
 from risk.ledger import Ledger
 
@@ -50,9 +50,8 @@ def test_predictions_of_the_deployed_model_on_the_test_data(deployed: Config) ->
     assert report["model_version"] == "1"
     assert len(report["predictions"]) == 5
     assert set(report["predictions"]) <= {0, 1}
-    test = contract.read_csv(deployed.test_data / "testdata.csv")
-    model = registry.load_model(registry.current(deployed.prod_folder))
-    assert report["predictions"] == model.predict(contract.split_xy(test)[0]).tolist()
+    # the course model on testdata.csv: P(leaves) 0.19, 0.96, 1.00, 0.65, 0.80 -> flagged at >= 0.5
+    assert report["predictions"] == COURSE_PREDICTIONS
 
 
 def test_summary_statistics_are_pandas_mean_median_and_std_of_finaldata(deployed: Config) -> None:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from bench import bench_drift
+from risk import drift
 
 REPLAYS = 20
 SIZES = (20, 100, 1000)
@@ -58,3 +59,13 @@ def test_the_table_shows_every_method_with_intervals(result: dict) -> None:
     assert lines[2].startswith("| statistical | 20 | ")
     assert bench_drift.wilson(0, 200) == (0.0, pytest.approx(0.0188, abs=1e-3))
     assert bench_drift.wilson(10, 200) == (pytest.approx(0.0274, abs=1e-3), pytest.approx(0.0899, abs=1e-3))
+
+
+def test_the_monitoring_tools_ks_rule_counts_features() -> None:
+    """bench_drift.ks_majority_rule (only the bench uses it): drift when half of the features drift at KS p < 0.05."""
+    generator, names = np.random.default_rng(13), ("a", "b", "c", "d")
+    reference_x = generator.normal(size=(500, 4))
+    moved = reference_x[:200] + np.array([3.0, 3.0, 0.0, 0.0])
+    assert bench_drift.ks_majority_rule(reference_x, moved, names).verdict == drift.DRIFT  # 2 of 4
+    one = reference_x[:200] + np.array([3.0, 0.0, 0.0, 0.0])
+    assert bench_drift.ks_majority_rule(reference_x, one, names).verdict == drift.NO_DRIFT  # 1 of 4

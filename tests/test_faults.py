@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from conftest import REPO, has_pending, runs, synthetic_frame, write_frame
 
-from risk import catalog, contract, registry
+from risk import catalog, contract, performance, registry
 from risk.config import Config, load_config
 from risk.ledger import Ledger
 
@@ -43,7 +43,8 @@ def against_the_model(config: Config, seed: int) -> pd.DataFrame:
     frame = synthetic_frame(40, seed=seed)
     if registry.current_number(config.prod_folder) is not None:
         model = registry.load_model(registry.current(config.prod_folder))
-        frame[contract.TARGET] = 1 - model.predict(contract.matrix(contract.validate_frame(frame, "rows")))
+        x = contract.matrix(contract.validate_frame(frame, "rows"))
+        frame[contract.TARGET] = 1 - performance.predictions(model, x)
     return frame
 
 
@@ -102,7 +103,7 @@ def assert_production_verifies(config: Config) -> None:
     if registry.current_number(config.prod_folder) is None:
         return
     version = registry.current(config.prod_folder)  # every file matches its manifest
-    assert registry.load_model(version).predict(np.array([[1.0, 2.0, 3.0]])).shape == (1,)
+    assert performance.predictions(registry.load_model(version), np.array([[1.0, 2.0, 3.0]])).shape == (1,)
     flat = config.prod_folder / catalog.MODEL
     if flat.exists():  # the course's flat copy is some complete version's model, never a torn file
         models = {p.read_bytes() for p in registry.versions_folder(config.prod_folder).glob("*/trainedmodel.pkl")}

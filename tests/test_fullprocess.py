@@ -12,7 +12,18 @@ import pytest
 from conftest import REPO, has_pending, runs, snapshot, synthetic_frame, write_frame
 
 import fullprocess
-from risk import catalog, contract, diagnostics, drift, ingestion, methods, pipeline, registry, training
+from risk import (
+    catalog,
+    contract,
+    diagnostics,
+    drift,
+    ingestion,
+    methods,
+    performance,
+    pipeline,
+    registry,
+    training,
+)
 from risk.config import Config
 from risk.files import single_flight
 from risk.ledger import Ledger
@@ -47,7 +58,7 @@ def judged_rows(config: Config, seed: int, agree: bool) -> pd.DataFrame:
     """New client rows labelled with the deployed model's own answers (agree) or with their opposite."""
     frame = synthetic_frame(60, seed=seed)
     model = registry.load_model(registry.current(config.prod_folder))
-    predicted = model.predict(contract.split_xy(contract.validate_frame(frame, "new rows"))[0])
+    predicted = performance.predictions(model, contract.split_xy(contract.validate_frame(frame, "new rows"))[0])
     assert 0 < predicted.sum() < len(predicted), "the rows must get both answers for F1 to mean something"
     frame[contract.TARGET] = predicted if agree else 1 - predicted
     return frame
@@ -273,9 +284,6 @@ class Contrarian:
 
     def __init__(self, champion: object) -> None:
         self.champion = champion
-
-    def predict(self, x):
-        return 1 - self.champion.predict(x)
 
     def predict_proba(self, x):
         return self.champion.predict_proba(x)[:, ::-1]

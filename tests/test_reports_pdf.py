@@ -17,7 +17,7 @@ import pytest
 from conftest import FOLDERS, REPO, synthetic_frame, write_frame
 from sklearn.metrics import f1_score
 
-from risk import catalog, contract, diagnostics, pipeline, registry, risklist, store
+from risk import catalog, contract, diagnostics, performance, pipeline, registry, risklist, store
 from risk.config import Config, load_config
 from risk.ledger import Ledger
 from risk.report import SECTIONS
@@ -32,7 +32,7 @@ def judged_rows(config: Config, seed: int) -> object:
     """New rows labelled with the opposite of the deployed model's answers: a drift that retrains."""
     frame = synthetic_frame(60, seed=seed)
     model = registry.load_model(registry.current(config.prod_folder))
-    frame[contract.TARGET] = 1 - model.predict(contract.split_xy(contract.validate_frame(frame, "new"))[0])
+    frame[contract.TARGET] = 1 - performance.predictions(model, contract.matrix(contract.validate_frame(frame, "new")))
     return frame
 
 
@@ -128,7 +128,7 @@ def test_metrics_are_the_deployed_models_on_the_test_data_and_the_cards(story: C
     version = registry.current(story.prod_folder)
     model = registry.load_model(version)
     x, y = contract.split_xy(contract.read_csv(story.test_data / "testdata.csv"))
-    f1 = f1_score(y, model.predict(np.asarray(x, dtype=float)), zero_division=0)
+    f1 = f1_score(y, performance.predictions(model, np.asarray(x, dtype=float)), zero_division=1.0)
     assert re.search(rf"^\s*F1\s+{f1:.3f}\s+\[\d\.\d{{3}}, \d\.\d{{3}}\]", pdf_text, re.MULTILINE)
     card = json.loads((version.folder / "trainedmodel.json").read_text())["expected_performance"]
     assert f"{card['f1']:.3f} ± {card['f1_se']:.3f}" in pdf_text

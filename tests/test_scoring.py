@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import COURSE_F1, runs
@@ -73,12 +74,22 @@ def test_main_exits_0_when_scored(trained):
 
 
 def test_f1_of_a_model_that_predicts_no_positive_is_zero(trained):
-    class Never:
-        def predict(self, x: pd.DataFrame) -> list[int]:
-            return [0] * len(x)
+    class Never:  # P(leaves) 0.1 for every row: nobody flagged
+        def predict_proba(self, x: np.ndarray) -> np.ndarray:
+            return np.tile([0.9, 0.1], (len(x), 1))
 
     frame = scoring.read_labelled_csv(trained.test_data / catalog.TESTDATA)
-    assert scoring.f1_of(Never(), frame) == 0.0
+    assert scoring.f1_of(Never(), frame) == 0.0  # testdata.csv has 3 leavers: tp 0, fn 3 -> 2*0 / (0 + 0 + 3) = 0
+
+
+def test_f1_of_test_data_without_leavers_and_nobody_flagged_is_one(trained):
+    """Nothing to find and nothing wrongly flagged: 1.0 (docs/data-contract.md), as the API and the report say."""
+    class Never:
+        def predict_proba(self, x: np.ndarray) -> np.ndarray:
+            return np.tile([0.9, 0.1], (len(x), 1))
+
+    frame = scoring.read_labelled_csv(trained.test_data / catalog.TESTDATA).assign(**{TARGET: 0})
+    assert scoring.f1_of(Never(), frame) == 1.0  # tp 0, fp 0, fn 0
 
 
 def test_test_data_that_names_a_column_twice_is_refused(trained, caplog):

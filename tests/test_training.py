@@ -105,19 +105,30 @@ def test_the_card_carries_the_cross_validated_performance(config):
     card = training.run_training(config)
     expected = card["expected_performance"]
     assert (expected["n"], expected["cv_folds"]) == (card["rows"], training.CV_FOLDS)
-    assert sum(expected["confusion"].values()) == card["rows"]
-    tp, fp, fn = (expected["confusion"][k] for k in ("tp", "fp", "fn"))
-    assert expected["f1"] == pytest.approx(2 * tp / (2 * tp + fp + fn))
+    # the course's 26 rows (15 leavers), 5-fold stratified, seed 0: the out-of-fold calls give tp 12, fp 6, fn 3,
+    # tn 5 -> F1 = 2*12 / (2*12 + 6 + 3) = 24/33 = 8/11
+    assert expected["confusion"] == {"tp": 12, "fp": 6, "fn": 3, "tn": 5}
+    assert expected["f1"] == pytest.approx(8 / 11)
     assert expected["f1_se"] > 0
     assert len(expected["row_log_loss"]) == card["rows"]
     assert expected["log_loss"] == pytest.approx(sum(expected["row_log_loss"]) / card["rows"], abs=1e-4)
     frame = pd.read_csv(config.output_folder / catalog.FINALDATA)
-    assert training.expected_performance(frame, capacity=config.call_capacity) == expected
     at = expected["at_capacity"]  # out of fold, the capacity scaled to the training data's current clients
     assert (at["capacity"], at["n"], at["portfolio"]) == (config.call_capacity, card["rows"],
                                                          training.current_clients(frame))
     assert at["k"] == min(config.call_capacity, card["rows"])  # the portfolio is never larger than the rows
     assert set(expected["calibration"]) == {"brier", "ece", "bins"}
+
+
+def test_cross_validation_of_separable_data_calls_every_row_right():
+    """10 stayers with the first feature 0..9, 10 leavers with it 100..109: every fold's model puts each held-out
+    row on its side, so tp 10, fp 0, fn 0, tn 10 and F1 = 2*10 / (2*10 + 0 + 0) = 1."""
+    frame = synthetic_frame(20, seed=1).assign(**{FEATURES[0]: [*range(10), *range(100, 110)],
+                                                  **{name: 5 for name in FEATURES[1:]}, TARGET: [0] * 10 + [1] * 10})
+    expected = training.expected_performance(frame)
+    assert expected["confusion"] == {"tp": 10, "fp": 0, "fn": 0, "tn": 10}
+    assert expected["f1"] == 1.0
+    assert expected["f1_se"] == 0.0  # every resample of [10, 0, 0, 10] has F1 1
 
 
 def test_no_cross_validation_when_a_class_has_one_row():
