@@ -106,7 +106,7 @@ def user_version(path: Path) -> int:
 def test_a_new_ledger_carries_the_schema_version(tmp_path):
     path = tmp_path / "out" / "ledger.sqlite"
     with Ledger(path) as ledger:
-        ledger.start_run("ingestion")
+        ledger.runs.start("ingestion")
     assert user_version(path) == SCHEMA_VERSION
     with Ledger(path) as ledger:
         assert [r["stage"] for r in runs(ledger)] == ["ingestion"]
@@ -127,23 +127,23 @@ def add_files(ledger: Ledger, run_id: int, names: list[str]) -> list[int]:
 
 def test_record_decision_marks_its_files_decided(tmp_path):
     with Ledger(tmp_path / "ledger.sqlite") as ledger:
-        run_id = ledger.start_run("fullprocess")
+        run_id = ledger.runs.start("fullprocess")
         ids = add_files(ledger, run_id, ["a", "b", "c"])
-        ledger.record_decision(run_id, "NO_DRIFT", "kept the deployed model", {"f1": 0.5}, ids[:2])
-        assert [f["name"] for f in ledger.files(pending=True)] == ["c"]
-        assert ledger.decisions()[0]["evidence"] == {"f1": 0.5}
-        ledger.record_decision(run_id, "DRIFT", "deployed version 2", {}, ids[2:])
+        ledger.decisions.record(run_id, "NO_DRIFT", "kept the deployed model", {"f1": 0.5}, ids[:2])
+        assert [f["name"] for f in ledger.files.records(pending=True)] == ["c"]
+        assert ledger.decisions.latest()[0]["evidence"] == {"f1": 0.5}
+        ledger.decisions.record(run_id, "DRIFT", "deployed version 2", {}, ids[2:])
         assert not has_pending(ledger)
 
 
 def test_a_failed_decision_marks_no_file(tmp_path):
     with Ledger(tmp_path / "ledger.sqlite") as ledger:
-        run_id = ledger.start_run("fullprocess")
+        run_id = ledger.runs.start("fullprocess")
         ids = add_files(ledger, run_id, ["a", "b"])
         with pytest.raises(sqlite3.IntegrityError):
-            ledger.record_decision(run_id, None, "kept", {}, ids)
-        assert [f["name"] for f in ledger.files(pending=True)] == ["a", "b"]
-        assert ledger.decisions() == []
+            ledger.decisions.record(run_id, None, "kept", {}, ids)
+        assert [f["name"] for f in ledger.files.records(pending=True)] == ["a", "b"]
+        assert ledger.decisions.latest() == []
 
 
 def test_a_version_1_ledger_is_migrated_in_place_keeping_its_rows(tmp_path: Path) -> None:
@@ -157,6 +157,6 @@ def test_a_version_1_ledger_is_migrated_in_place_keeping_its_rows(tmp_path: Path
     old.commit()
     old.close()
     with Ledger(path) as ledger:
-        assert ledger.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION > 1
-        assert [(d["version"], d["action"]) for d in ledger.deployments()] == [(1, "deploy")]
-        assert ledger.db.execute("SELECT count(*) FROM rejected_rows").fetchone()[0] == 0
+        assert [(d["version"], d["action"]) for d in ledger.deployments.records()] == [(1, "deploy")]
+        assert ledger.files.rejected_rows() == []
+    assert user_version(path) == SCHEMA_VERSION > 1
