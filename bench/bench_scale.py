@@ -243,12 +243,11 @@ def ticks(config: Path, rows: int, runs: int, tick_file: Path) -> dict:
 
 def last_action(config: Path) -> str:
     """The action the last fullprocess run recorded in the ledger."""
-    import sqlite3
+    from risk.ledger import LedgerReader
 
-    ledger = config.parent / FOLDERS["output_folder_path"] / "ledger.sqlite"
-    with contextlib.closing(sqlite3.connect(f"file:{ledger}?mode=ro", uri=True)) as db:
-        row = db.execute("SELECT detail FROM runs WHERE stage = 'fullprocess' ORDER BY id DESC LIMIT 1").fetchone()
-    return str(json.loads(row[0]).get("action"))
+    with LedgerReader(config.parent / FOLDERS["output_folder_path"] / "ledger.sqlite") as ledger:
+        run = ledger.runs.latest("fullprocess")
+    return str(json.loads(run["detail"]).get("action"))
 
 
 def first_file_tick(scratch: Path) -> dict:

@@ -34,17 +34,17 @@ def record_if_changed(config: Config, ledger: Ledger, run_id: int | None) -> int
     """Record the current call list unless it is the last one recorded (same version, capacity, clients and
     probabilities); the new list's id, or None."""
     live = registry.current_number(config.prod_folder)
-    committed = ledger.committed_ends()[0]
+    committed = ledger.files.committed_ends()[0]
     if live is None or committed is None:
         return None
-    state = prepared.update(config, committed, ledger.listed_by_end())
+    state = prepared.update(config, committed, ledger.call_lists.listed_by_row_count())
     version = registry.verify(config.prod_folder, live)
     clients = ranked_now(config, version, state)
-    last = ledger.call_lists(1)
+    last = ledger.call_lists.latest(1)
     if last and (last[0]["model_version"], last[0]["capacity"], last[0]["clients"]) == (
             live, config.call_capacity, clients):
         return None
-    list_id = ledger.record_call_list(run_id, live, config.call_capacity, int(state.stats["rows"]), state.tag, clients)
+    list_id = ledger.call_lists.record(run_id, live, config.call_capacity, int(state.stats["rows"]), state.tag, clients)
     logger.info("call list %d: %d client(s) from version %d", list_id, len(clients), live)
     return list_id
 

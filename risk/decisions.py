@@ -5,7 +5,7 @@ GET /decisions/latest. Stdlib only; reads the ledger, never writes it.
 """
 from __future__ import annotations
 
-from risk.ledger import Ledger
+from risk.ledger import Ledger, LedgerReader
 
 MAX_LIMIT = 1000
 
@@ -38,12 +38,12 @@ def check_limit(limit: object) -> int:
     return limit
 
 
-def decisions(ledger: Ledger, limit: int = 20) -> list[dict]:
+def decisions(ledger: Ledger | LedgerReader, limit: int = 20) -> list[dict]:
     """The latest `limit` decision records, newest first."""
-    return [as_json(record) for record in ledger.decisions(check_limit(limit))]
+    return [as_json(record) for record in ledger.decisions.latest(check_limit(limit))]
 
 
-def latest_decision(ledger: Ledger) -> dict | None:
+def latest_decision(ledger: Ledger | LedgerReader) -> dict | None:
     """The newest decision record, or None when no decision was made yet."""
-    latest = ledger.decisions(1)
+    latest = ledger.decisions.latest(1)
     return as_json(latest[0]) if latest else None

@@ -65,14 +65,14 @@ def run_deployment(config: Config, parent_run: int | None = None) -> dict:
         raise MissingInputError(f"{model_path}: no trained model to deploy (run training.py first)")
     with recorded(config.ledger_path, "deployment", parent_run) as (ledger, run_id, detail):
         model_sha = sha256_file(model_path)
-        score = ledger.score_for(model_sha)
+        score = ledger.scores.latest_f1(model_sha)
         if score is None:
             raise MissingInputError(f"{model_path}: this model has no score on record (run scoring.py first)")
         card = read_card(config, model_sha)
         version = registry.deploy(config.prod_folder, sources(config, card), version_info(card, score))
-        ledger.record_deployment(run_id, version.number, model_sha, score)
+        ledger.deployments.record(run_id, version.number, model_sha, score)
         if parent_run is None and card.get("last_file_id"):  # by hand: fullprocess records its own decisions
-            detail["settled_files"] = ledger.settle_trained_files(run_id, card["last_file_id"])
+            detail["settled_files"] = ledger.files.settle_trained(run_id, card["last_file_id"])
         pruned = registry.prune(config.prod_folder, config.keep_versions)
         detail.update({"version": version.number, "score": score, "model_sha256": model_sha, "pruned": pruned})
     logger.info("deployment: version %d (F1 %.4f) is current in %s%s", version.number, score, config.prod_folder,
@@ -112,7 +112,7 @@ def run_rollback(config: Config, target: int | None = None, reason: str | None =
     target = rollback_target(config.prod_folder, live, target)
     with recorded(config.ledger_path, "rollback") as (ledger, run_id, detail):
         version = registry.activate(config.prod_folder, target)  # refuses a version that fails verification
-        ledger.record_deployment(run_id, target, version.manifest["sha256"][catalog.MODEL],
+        ledger.deployments.record(run_id, target, version.manifest["sha256"][catalog.MODEL],
                                  version.manifest["score"], action="rollback", reason=reason, actor=actor())
         detail.update({"from": live, "to": target, "reason": reason, "actor": actor()})
         from risk import calllists

@@ -31,7 +31,7 @@ from risk import catalog, contract, performance, registry, store, summary
 from risk.config import Config
 from risk.errors import RiskError
 from risk.files import atomic_write_text
-from risk.ledger import read_package_versions, recorded
+from risk.ledger import LedgerReader, read_once, recorded
 from risk.scoring import read_labelled_csv
 
 logger = logging.getLogger(__name__)
@@ -112,9 +112,8 @@ def _scratch_run(config: Config, root: Path) -> tuple[float, float]:
 def execution_time(config: Config, repeats: int = REPEATS) -> dict:
     """Median seconds to ingest and to train, over `repeats` scratch runs on at most SAMPLE_BYTES of the input
     folder (`sample` says how much), beside the medians of the real runs the ledger records (`recorded`)."""
-    from risk.ledger import read_stage_seconds
-
-    recorded = read_stage_seconds(config.ledger_path, TIMED_STAGES) if config.ledger_path.is_file() else {}
+    recorded = read_once(config.ledger_path, lambda ledger: ledger.stage_seconds(TIMED_STAGES),
+                         {stage: [] for stage in TIMED_STAGES}) if config.ledger_path.is_file() else {}
     real = {stage: {"median_seconds": statistics.median(seconds) if seconds else None, "runs": len(seconds),
                     "seconds": [round(s, 3) for s in seconds]} for stage, seconds in recorded.items()}
     with tempfile.TemporaryDirectory(prefix="diagnostics-") as scratch:
@@ -220,7 +219,7 @@ def cached_versions(config: Config, memory: dict[str, tuple[str, float]]) -> dic
     """The ledger's cache of latest versions merged with a process's own lookups, the newer of each (read only)."""
     if not config.ledger_path.is_file():  # a GET never creates the ledger
         return dict(memory)
-    stored = read_package_versions(config.ledger_path)
+    stored = read_once(config.ledger_path, LedgerReader.package_versions, {})
     return {n: max(stored.get(n, ("", 0.0)), memory.get(n, ("", 0.0)), key=lambda e: e[1])
             for n in {*stored, *memory}}
 
@@ -259,11 +258,9 @@ def diagnose_online(config: Config, memory: dict[str, tuple[str, float]]) -> dic
     test data and the dependencies. Before any run is recorded the statistics are computed now, without
     timings. Lookups the version cache lacked are kept in `memory` (the app's own): a GET never writes.
     """
-    from risk.ledger import read_last_diagnostics
-
     cache = cached_versions(config, memory)
     before = dict(cache)
-    last = read_last_diagnostics(config.ledger_path) if config.ledger_path.is_file() else None
+    last = read_once(config.ledger_path, LedgerReader.last_diagnostics, None)
     if last is None:
         report = {**diagnose(config, timings=False, cache=cache), "recorded_at": None}
     else:
@@ -281,12 +278,12 @@ def diagnose_online(config: Config, memory: dict[str, tuple[str, float]]) -> dic
 
 def run_diagnostics(config: Config, parent_run: int | None = None) -> dict:
     with recorded(config.ledger_path, "diagnostics", parent_run) as (ledger, run_id, detail):
-        cache = ledger.package_versions()
+        cache = ledger.diagnostics.package_versions()
         before = dict(cache)
         report = diagnose(config, cache=cache, wait=PIP_TIMEOUT_SECONDS)
-        ledger.store_package_versions({n: e for n, e in cache.items() if before.get(n) != e})
+        ledger.diagnostics.store_package_versions({n: e for n, e in cache.items() if before.get(n) != e})
         atomic_write_text(config.model_folder / catalog.DIAGNOSTICS, json.dumps(report, indent=2) + "\n")
-        ledger.record_diagnostics(run_id, report)
+        ledger.diagnostics.record(run_id, report)
         detail.update({"model_version": report["model_version"], "execution_time": report["execution_time"]})
     logger.info("diagnostics: version %s, timings %s -> %s", report["model_version"], report["execution_time"],
                 config.model_folder / catalog.DIAGNOSTICS)

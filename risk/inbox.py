@@ -52,7 +52,7 @@ def _entry(path: Path, folder: Path, ledger: Ledger) -> Entry:
     if problem:
         return Entry(shown_name(path.name), path, 0, 0, NOT_A_FILE, problem)
     stat = path.stat()
-    sha = ledger.sha_by_stat(path.name, stat.st_size, stat.st_mtime_ns)
+    sha = ledger.files.sha_by_stat(path.name, stat.st_size, stat.st_mtime_ns)
     if sha == NOT_A_FILE:  # unreadable last time: read it again (a chmod does not change the mtime)
         sha = None
     try:
@@ -71,4 +71,4 @@ def csv_paths(folder: Path) -> list[Path]:
 def new_entries(folder: Path, ledger: Ledger) -> list[Entry]:
     """CSV entries whose (name, sha256) the ledger has not recorded."""
     found = (_entry(path, folder, ledger) for path in csv_paths(folder))
-    return [entry for entry in found if not ledger.file_seen(entry.name, entry.sha256)]
+    return [entry for entry in found if not ledger.files.seen(entry.name, entry.sha256)]

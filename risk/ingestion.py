@@ -25,7 +25,7 @@ from risk.config import Config, require_folder
 from risk.errors import BusyError, ContractError, MissingInputError
 from risk.files import atomic_write_text, single_flight
 from risk.ledger import Ledger, recorded
-from risk.store import Sink, append_new, commit, compact, index_folder
+from risk.store import Sink, append_new, compact, index_folder, sync_payload
 
 logger = logging.getLogger(__name__)
 BLOCK_BYTES = 1 << 22  # one chunk: memory per file is bounded by this, not by the file's size
@@ -217,7 +217,7 @@ def judge(sink: Sink, entry: inbox.Entry) -> tuple[dict, rowindex.SortedRuns | N
     """(outcome, the file's new keys) for one new entry: rejected, duplicate, or taken."""
     outcome = {"name": entry.name, "status": "ingested", "reason": None, "rows": 0, "duplicate_rows": 0,
                "rejected_rows": 0, "extra_columns": []}
-    earlier = sink.ledger.ingested_sha(entry.sha256)
+    earlier = sink.ledger.files.ingested_name(entry.sha256)
     if entry.problem or earlier:
         status = "rejected" if entry.problem else "duplicate"
         reason = entry.problem or f"same bytes as {earlier}, already ingested"
@@ -235,7 +235,8 @@ def judge(sink: Sink, entry: inbox.Entry) -> tuple[dict, rowindex.SortedRuns | N
 
 
 def ingest_entry(sink: Sink, entry: inbox.Entry) -> tuple[dict, int]:
-    """Judge one entry and stage its record (rows and rejected rows); `commit` makes the group durable."""
+    """Judge one entry and add its record (rows and rejected rows) to the run's transaction, which commits the
+    group after `sync_payload` made it durable."""
     outcome, keys = judge(sink, entry)
     if outcome["status"] == "rejected":
         sink.reject(entry.name, [(None, None, None, outcome["reason"])])
@@ -243,7 +244,7 @@ def ingest_entry(sink: Sink, entry: inbox.Entry) -> tuple[dict, int]:
               "status": outcome["status"], "reason": outcome["reason"], "rows": outcome["rows"],
               "rejected_rows": outcome["rejected_rows"], "data_start": outcome.pop("data_start", None),
               **sink.ends()}
-    file_id = sink.ledger.stage_file(sink.run_id, record)
+    file_id = sink.ledger.files.add(sink.run_id, record)
     if keys is not None and outcome["status"] == "ingested":
         sink.index.absorb(keys)
     return outcome, file_id
@@ -280,17 +281,15 @@ def ingest_new(config: Config, ledger: Ledger, run_id: int) -> list[dict]:
         sink.ahead = fastread.Readahead(sink.pool, entries, fast_names)
         sink.progress = progress_bar(entries)
         outcomes, last = [], None
-        for entry in entries:
-            changed = ledger.last_name_sha(entry.name) not in (None, entry.sha256)
-            outcome, file_id = ingest_entry(sink, entry)
-            last = (file_id, entry.sha256) if outcome["status"] == "ingested" else last
-            outcomes.append(outcome)
-            _log_outcome(outcome, changed)
-        commit(sink, last)
+        with ledger.transaction():  # commits after sync_payload; a failure commits nothing of the run's files
+            for entry in entries:
+                changed = ledger.files.last_sha(entry.name) not in (None, entry.sha256)
+                outcome, file_id = ingest_entry(sink, entry)
+                last = (file_id, entry.sha256) if outcome["status"] == "ingested" else last
+                outcomes.append(outcome)
+                _log_outcome(outcome, changed)
+            sync_payload(sink, last)
         compact(config, ledger, sink.index)
-    except BaseException:
-        ledger.db.rollback()  # nothing staged may be committed by the run's "failed" record
-        raise
     finally:
         sink.close()
     if not views.views_current(config.output_folder, ledger):
@@ -300,18 +299,19 @@ def ingest_new(config: Config, ledger: Ledger, run_id: int) -> list[dict]:
 
 def adopt_parts(sink: Sink) -> None:
     """Once, after the upgrade from per-file parts: append the parts, in ledger order, to finaldata.csv."""
-    legacy = [f for f in sink.ledger.files(status="ingested") if f["data_end"] is None and f["part"]]
+    legacy = [f for f in sink.ledger.files.records(status="ingested") if f["data_end"] is None and f["part"]]
     for record in legacy:
         path = sink.config.output_folder / catalog.PARTS / record["part"]
         part = inbox.Entry(record["name"], path, path.stat().st_size, 0, record["sha256"])
         start = sink.data.tell()
-        taken = take_rows(sink, part, "utf8", list(contract.COLUMNS))
-        keys = taken["keys"].keys()
-        if len(keys):
-            rowindex.save(index_folder(sink.config) / f"{record['sha256']}.npy", keys)
-            sink.ledger.set_part(record["id"], f"{record['sha256']}.npy")
-        sink.sync()
-        sink.ledger.set_data_range(record["id"], taken["rows"], data_start=start, **sink.ends())
+        with sink.ledger.transaction():  # the part's segment and its range commit together, after the sync
+            taken = take_rows(sink, part, "utf8", list(contract.COLUMNS))
+            keys = taken["keys"].keys()
+            if len(keys):
+                rowindex.save(index_folder(sink.config) / f"{record['sha256']}.npy", keys)
+                sink.ledger.files.set_part(record["id"], f"{record['sha256']}.npy")
+            sink.sync()
+            sink.ledger.files.set_data_range(record["id"], taken["rows"], data_start=start, **sink.ends())
         sink.index.fixed.append(keys)
     if legacy:
         logger.info("ingestion: adopted %d file(s) from %s/ into finaldata.csv", len(legacy), catalog.PARTS)
@@ -347,7 +347,7 @@ def run_ingestion(config: Config, parent_run: int | None = None) -> dict:
         with recorded(config.ledger_path, "ingestion", parent_run) as (ledger, run_id, detail):
             summary = summarise(ingest_new(config, ledger, run_id))
             detail.update(summary)
-            committed, lists = ledger.committed_ends()[0], ledger.listed_by_end()
+            committed, lists = ledger.files.committed_ends()[0], ledger.call_lists.listed_by_row_count()
         prepared.update(config, committed, lists)  # after the commit: the API's read state follows the ledger
     logger.info("ingestion: %d file(s), %d new row(s), %d duplicate row(s); rejected %d file(s) and %d row(s) "
                 "(see %s); %d duplicate file(s)", summary["ingested_files"], summary["ingested_rows"],

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from risk import drift
-from risk.ledger import Ledger, OldLedger
+from risk.ledger import LedgerReader, OldLedger
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -46,18 +46,15 @@ class PipelineCollector:
                                      "1 when the API can read the ledger (absent before the first run)")
         if self.ledger_path.is_file():
             try:
-                with Ledger(self.ledger_path, read_only=True) as ledger:
-                    row = ledger.db.execute(
-                        "SELECT outcome, ended_at FROM runs WHERE stage = 'fullprocess' AND ended_at IS NOT NULL"
-                        " ORDER BY id DESC LIMIT 1").fetchone()
-                    counts = ledger.db.execute("SELECT verdict, COUNT(*) FROM decisions GROUP BY verdict").fetchall()
+                with LedgerReader(self.ledger_path) as ledger:
+                    row, counts = ledger.last_pipeline_run(), ledger.decision_counts()
             except OldLedger:
                 readable.add_metric([], 0)
             else:
                 readable.add_metric([], 1)
                 if row:
                     ended.add_metric([row["outcome"]], datetime.fromisoformat(row["ended_at"]).timestamp())
-                for verdict, count in {**ZERO_DECISIONS, **dict(counts)}.items():
+                for verdict, count in {**ZERO_DECISIONS, **counts}.items():
                     decided.add_metric([verdict], count)
         yield ended
         yield decided

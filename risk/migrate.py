@@ -83,7 +83,7 @@ def row_keys(cells: list[list[str]]) -> np.ndarray:
 def write_migrated(config: Config, ledger: Ledger, written: list[str]) -> tuple[dict, str, int]:
     """Write finaldata.csv.migrating and the rebuilt index segment; ({file id: (start, end)}, segment, rows)."""
     path = config.finaldata_path
-    files = [f for f in ledger.files(status="ingested") if f["data_end"] is not None]
+    files = [f for f in ledger.files.records(status="ingested") if f["data_end"] is not None]
     ranges, chunks, keys, offset = {}, [store.DATA_HEADER], [], len(store.DATA_HEADER)
     with open(path, "rb") as handle:
         for record in sorted(files, key=lambda f: f["data_start"]):
@@ -120,16 +120,16 @@ def migrate_history(config: Config, ledger: Ledger) -> dict:
     if not path.is_file() or header_of(path) == store.DATA_HEADER:
         pending.unlink(missing_ok=True)
         return {"history": "current"}
-    data_end, _ = ledger.committed_ends()
+    data_end, _ = ledger.files.committed_ends()
     if pending.is_file() and header_of(pending) == store.DATA_HEADER and data_end == pending.stat().st_size:
-        segment = ledger.index_segment()
+        segment = ledger.files.index_segment()
         finish(config, segment["path"] if segment else None)  # killed after the ledger moved: only the rename is left
         return {"history": "migrated", "resumed": True}
     written = header_of(path).decode("utf-8").rstrip("\r\n").split(",")
     added = added_columns(written)
     ranges, segment, rows = write_migrated(config, ledger, written)
     last = max(ranges, default=0)
-    ledger.move_history(ranges, segment, last, rows)
+    ledger.files.move_history(ranges, segment, last, rows)
     finish(config, segment)
     logger.info("migrate: %s gained column(s) %s; %d file range(s) moved, index rebuilt (%d rows)", path.name,
                 added, len(ranges), rows)
@@ -168,7 +168,7 @@ def run_migration(config: Config) -> dict:
             with Ledger(config.ledger_path) as ledger:
                 result = migrate_history(config, ledger)
                 if result["history"] == "migrated":  # the API's read state gains the column too
-                    prepared.update(config, ledger.committed_ends()[0], ledger.listed_by_end())
+                    prepared.update(config, ledger.files.committed_ends()[0], ledger.call_lists.listed_by_row_count())
         result["converted_versions"] = convert_versions(config)
     if result.get("history") != "migrated" and not result["converted_versions"]:
         logger.info("migrate: nothing to do (the history has the contract's columns; every version has %s)",

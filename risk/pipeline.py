@@ -32,7 +32,7 @@ def views_written(config: Config, ledger: Ledger) -> bool:
 
 def prepared_written(config: Config, ledger: Ledger) -> bool:
     """True when the API's read state covers what the ledger has committed (its text tag; stdlib only)."""
-    committed = ledger.committed_ends()[0]
+    committed = ledger.files.committed_ends()[0]
     try:
         tag = (config.output_folder / catalog.PREPARED_TAG).read_text(encoding="utf-8").strip()
     except FileNotFoundError:
@@ -44,7 +44,7 @@ def prepared_written(config: Config, ledger: Ledger) -> bool:
 def deployment_work(config: Config, ledger: Ledger) -> list[str]:
     """What the deployed version still needs: a first model, its ledger record, or its diagnostics and report."""
     live = registry.current_number(config.prod_folder)
-    last = ledger.last_deployment()
+    last = ledger.deployments.last()
     if live is None:
         return ["no model deployed yet"]
     if last is None or last["version"] != live:
@@ -60,17 +60,17 @@ def pending_work(config: Config) -> list[str]:
     with Ledger(config.ledger_path) as ledger:
         reasons = [f"new file {e.name}" for e in inbox.new_entries(config.input_folder, ledger)]
         reasons += deployment_work(config, ledger)
-        intent = ledger.open_intent()
+        intent = ledger.intents.unsettled()
         if intent is not None:
             reasons.append(f"run {intent['run_id']} stopped before recording its {intent['verdict']} decision")
-        if ledger.has_new_rows():  # deferred data waits for new rows: no heavy tick for it alone
+        if ledger.files.has_new_rows():  # deferred data waits for new rows: no heavy tick for it alone
             reasons.append("ingested data awaits a drift decision")
         if not views_written(config, ledger):
             reasons.append("ingested-data views are behind the ledger")
         if not prepared_written(config, ledger):
             reasons.append("the API's prepared read state is behind the ledger")
         if not reasons:
-            ledger.record_idle("fullprocess", {"reason": "nothing new"})
+            ledger.runs.record_idle("fullprocess", {"reason": "nothing new"})
     return reasons
 
 
@@ -88,10 +88,10 @@ def reconcile_deployment(config: Config, ledger: Ledger, run_id: int) -> None:
 
     The pointer is the truth of what is served; the ledger's last deployment must name the same version."""
     number = registry.current_number(config.prod_folder)
-    if number is None or ledger.last_deployed_version() == number:
+    if number is None or ledger.deployments.last_version() == number:
         return
     version = registry.verify(config.prod_folder, number)
-    ledger.record_deployment(run_id, number, version.manifest["sha256"][catalog.MODEL], version.manifest["score"],
+    ledger.deployments.record(run_id, number, version.manifest["sha256"][catalog.MODEL], version.manifest["score"],
                              action="recovered", reason="a killed run made this version current before recording it")
     registry.sync_mirror(config.prod_folder, version)
     logger.info("recovered: recorded version %d, current since a killed run", number)
@@ -106,20 +106,20 @@ def reconcile(config: Config, ledger: Ledger, run_id: int) -> None:
     version than the intent's starting one is current, the deploy happened: record the decision as the killed
     run would have, so its files are settled (the new model was trained on them). Otherwise the deploy never
     happened: drop the intent; its files stay undecided and this run decides them again."""
-    intent, live = ledger.open_intent(), registry.current_number(config.prod_folder)
+    intent, live = ledger.intents.unsettled(), registry.current_number(config.prod_folder)
     deployed = intent is not None and live is not None and (intent["from_version"] or 0) < live
-    made_by = ledger.child_run(intent["run_id"], "deployment") if deployed else None
+    made_by = ledger.runs.child(intent["run_id"], "deployment") if deployed else None
     reconcile_deployment(config, ledger, made_by or run_id)  # the deployment stage run that switched, if known
     if intent is None:
         return
     if not deployed:
-        ledger.abandon_intent(intent["id"], run_id)
+        ledger.intents.abandon(intent["id"], run_id)
         logger.info("recovered: run %d stopped before deploying; its data is decided again", intent["run_id"])
         return
     action = f"deployed version {live}"
     evidence = {**intent["evidence"], "action": action,
                 "recovered": f"recorded by run {run_id}: run {intent['run_id']} stopped after deploying"}
-    ledger.record_decision(intent["run_id"], intent["verdict"], action, evidence, intent["file_ids"], intent["id"],
+    ledger.decisions.record(intent["run_id"], intent["verdict"], action, evidence, intent["file_ids"], intent["id"],
                            settled_by=run_id)
     logger.info("recovered: recorded run %d's decision %s -> %s", intent["run_id"], intent["verdict"], action)
 
@@ -136,7 +136,7 @@ def retrain_and_deploy(config: Config, run_id: int) -> dict:
 def deploy_on(config: Config, ledger: Ledger, run_id: int, verdict: str, evidence: dict,
               pending: list[dict]) -> tuple[dict, int]:
     """Record the intent (the decision and its files), then retrain and deploy. Returns (manifest, intent id)."""
-    intent = ledger.record_intent(run_id, registry.current_number(config.prod_folder), verdict,
+    intent = ledger.intents.record(run_id, registry.current_number(config.prod_folder), verdict,
                                   {**evidence, "files": [f["name"] for f in pending]}, [f["id"] for f in pending])
     return retrain_and_deploy(config, run_id), intent
 
@@ -178,12 +178,12 @@ def deployed_of(config: Config, ledger: Ledger, version: registry.Version) -> me
     """The deployed version as the decision sees it: its model, card reference, score and past scores."""
     sha = version.manifest["sha256"][catalog.MODEL]
     return methods.Deployed(registry.load_model(version), reference_of(config, version),
-                            float(version.manifest["score"]), ledger.scores_of(sha), sha)
+                            float(version.manifest["score"]), ledger.scores.f1s_of(sha), sha)
 
 
 def last_state(ledger: Ledger) -> dict | None:
     """The stream state the newest decision record left (methods.decide ignores it when it was for another model)."""
-    latest = ledger.decisions(1)
+    latest = ledger.decisions.latest(1)
     return (latest[0]["evidence"].get("stream") or {}).get("state") if latest else None
 
 
@@ -196,7 +196,7 @@ def decide(config: Config, ledger: Ledger, pending: list[dict]) -> methods.Outco
     undecided = {f["id"] for f in pending}
 
     def history():  # -> pd.DataFrame: every decided row, the challengers' training data beside the new rows
-        return store.read_ingested(config, [f for f in ledger.files(status="ingested")
+        return store.read_ingested(config, [f for f in ledger.files.records(status="ingested")
                                             if f["rows"] and f["id"] not in undecided])
 
     deployed = deployed_of(config, ledger, registry.current(config.prod_folder))
@@ -251,28 +251,28 @@ def record_new_score(config: Config, ledger: Ledger, run_id: int, evidence: dict
     """The kept model's F1 on the decided rows: the past scores of the parametric and nonparametric rules."""
     if evidence.get("new_f1") is not None and evidence.get("new_rows"):
         model_sha = registry.current(config.prod_folder).manifest["sha256"][catalog.MODEL]
-        ledger.record_score(run_id, model_sha, "new rows", evidence["new_f1"], evidence["new_rows"])
+        ledger.scores.record(run_id, model_sha, "new rows", evidence["new_f1"], evidence["new_rows"])
 
 
 def act(config: Config, ledger: Ledger, run_id: int) -> str:
     """Bootstrap, or decide on the undecided data when new rows joined it, and act on the verdict; the action."""
-    pending = ledger.files(status="ingested", pending=True)
+    pending = ledger.files.records(status="ingested", pending=True)
     if registry.current_number(config.prod_folder) is None:
-        if not ledger.files(status="ingested"):
+        if not ledger.files.records(status="ingested"):
             raise MissingInputError(f"{config.input_folder}: nothing to train on (no file ingested yet)")
         logger.info("decision: no model deployed yet -> train and deploy a first model")
         verdict, evidence = "BOOTSTRAP", {}
         manifest, intent = deploy_on(config, ledger, run_id, verdict, evidence, pending)
         action = f"deployed version {manifest['version']}"
-    elif ledger.has_new_rows():  # deferred rows alone were decided already: no second decision on them
+    elif ledger.files.has_new_rows():  # deferred rows alone were decided already: no second decision on them
         verdict, action, manifest, evidence, intent = act_on(config, ledger, run_id, pending)
     else:
         return NOTHING_TO_DECIDE
     evidence = {**evidence, "files": [f["name"] for f in pending], "action": action}
     if verdict == "INCONCLUSIVE":
-        ledger.record_deferral(run_id, verdict, action, evidence, [f["id"] for f in pending])
+        ledger.decisions.defer(run_id, verdict, action, evidence, [f["id"] for f in pending])
     else:  # with the intent settled in the same transaction
-        ledger.record_decision(run_id, verdict, action, evidence, [f["id"] for f in pending], intent)
+        ledger.decisions.record(run_id, verdict, action, evidence, [f["id"] for f in pending], intent)
     announce(config, run_id, verdict, action, manifest, evidence)
     return action
 
@@ -307,11 +307,11 @@ def after_deploy(config: Config, run_id: int) -> None:
 
 def follow_up(config: Config, ledger: Ledger, run_id: int) -> None:
     """After-deploy work for the newest deployment, unless a run finished it (a killed run did not)."""
-    last = ledger.last_deployment()
+    last = ledger.deployments.last()
     if last is None or last["followed_up_run"] is not None:
         return
     after_deploy(config, run_id)
-    ledger.record_follow_up(last["id"], run_id)
+    ledger.deployments.record_follow_up(last["id"], run_id)
 
 
 def ingest(config: Config, run_id: int, detail: dict) -> bool:
@@ -341,7 +341,7 @@ def refresh_prepared(config: Config, ledger: Ledger) -> None:
     if not prepared_written(config, ledger):
         from risk import prepared
 
-        prepared.update(config, ledger.committed_ends()[0], ledger.listed_by_end())
+        prepared.update(config, ledger.files.committed_ends()[0], ledger.call_lists.listed_by_row_count())
 
 
 def process(config: Config, run: dict | None = None) -> dict:

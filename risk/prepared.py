@@ -197,7 +197,7 @@ def _rebuilt(config: Config, committed: int, lists: dict[int, set[str]]) -> Stat
 def update(config: Config, committed: int | None, lists: dict[int, set[str]] | None = None) -> State | None:
     """Bring the prepared state up to the ledger's committed end of finaldata.csv, reading only the rows
     appended since its tag (the whole history when there is no usable state); None before any data. `lists`:
-    the listed clients by history length at which lists were recorded (`Ledger.listed_by_end`)."""
+    the listed clients by history length at which lists were recorded (`ledger.call_lists.listed_by_row_count()`)."""
     from risk import store
 
     if committed is None:
@@ -223,9 +223,9 @@ def update(config: Config, committed: int | None, lists: dict[int, set[str]] | N
 def covering(config: Config) -> State | None:
     """The prepared state when it covers exactly finaldata.csv as the ledger committed it and as it is on disk;
     None otherwise (no state yet, a killed run's tail, a file changed by hand): the caller reads the history."""
-    from risk.ledger import read_committed_end
+    from risk.ledger import LedgerReader, read_once
 
-    committed = read_committed_end(config.ledger_path) if config.ledger_path.is_file() else None
+    committed = read_once(config.ledger_path, LedgerReader.committed_end, None)
     try:
         size = config.finaldata_path.stat().st_size
     except OSError:

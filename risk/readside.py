@@ -17,7 +17,7 @@ from pathlib import Path
 from risk import catalog, contract, decisions, diagnostics, registry, risklist, scoring
 from risk.config import Config
 from risk.errors import ApiError, ContractError, IntegrityError, MissingInputError
-from risk.ledger import Ledger
+from risk.ledger import LedgerReader
 
 logger = logging.getLogger(__name__)
 
@@ -60,12 +60,12 @@ class ModelHolder:
 
 
 @contextlib.contextmanager
-def reading_ledger(config: Config) -> Iterator[Ledger | None]:
+def reading_ledger(config: Config) -> Iterator[LedgerReader | None]:
     """The ledger for reading, or None before the first pipeline run (a GET never creates it)."""
     if not config.ledger_path.is_file():
         yield None
         return
-    with Ledger(config.ledger_path, read_only=True) as ledger:
+    with LedgerReader(config.ledger_path) as ledger:
         yield ledger
 
 
@@ -100,9 +100,9 @@ def previous_model(prod: Path, number: int) -> tuple[object | None, str | None]:
 def prepared_state(config: Config):  # -> prepared.State
     """The read state the pipeline prepared, if it covers exactly what the ledger has committed."""
     from risk import prepared
-    from risk.ledger import read_committed_end
+    from risk.ledger import read_once
 
-    committed = read_committed_end(config.ledger_path) if config.ledger_path.is_file() else None
+    committed = read_once(config.ledger_path, LedgerReader.committed_end, None)
     return prepared.current(config, committed)
 
 
@@ -177,7 +177,7 @@ def diagnostics_now(config: Config, holder: ModelHolder, versions: dict[str, tup
 def call_list_outcomes(config: Config, limit: int) -> list[dict]:
     """GET /risk/outcomes: the newest `limit` recorded call lists, each with what later data says about it."""
     with reading_ledger(config) as ledger:
-        lists = ledger.call_lists(limit) if ledger else []
+        lists = ledger.call_lists.latest(limit) if ledger else []
     return list_outcomes(lists, prepared_state(config)) if lists else []
 
 
@@ -210,7 +210,7 @@ def list_feedback(config: Config, lists: int = 6) -> dict:
     """For the dashboard: the outcomes of the latest recorded lists (oldest first) and the clients who left
     since the list before the newest one (the list the managers had while the newest data was gathered)."""
     with reading_ledger(config) as ledger:
-        recorded = ledger.call_lists(lists) if ledger else []
+        recorded = ledger.call_lists.latest(lists) if ledger else []
     if not recorded:
         return {"outcomes": [], "departed": [], "since": None}
     state = prepared_state(config)
@@ -245,7 +245,7 @@ def ledger_history(config: Config, last_decisions: int) -> tuple[list[dict], lis
     with reading_ledger(config) as ledger:
         if ledger is None:
             return [], []
-        return ledger.deployments(), decisions.decisions(ledger, last_decisions)
+        return ledger.deployments.records(), decisions.decisions(ledger, last_decisions)
 
 
 # ---- files the pipeline wrote -------------------------------------------------------------------------

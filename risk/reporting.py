@@ -49,19 +49,19 @@ def plot_confusion(counts: list[list[int]], title: str) -> bytes:
 
 def deciding_record(ledger: Ledger, version: int) -> tuple[dict | None, dict | None]:
     """(the newest deployment of `version`, the drift decision of the pipeline run that deployed it, if any)."""
-    deployment = next((d for d in reversed(ledger.deployments()) if d["version"] == version), None)
-    stage = ledger.run(deployment["run_id"]) if deployment and deployment["run_id"] else None
+    deployment = next((d for d in reversed(ledger.deployments.records()) if d["version"] == version), None)
+    stage = ledger.runs.get(deployment["run_id"]) if deployment and deployment["run_id"] else None
     parent = stage["parent_id"] if stage else None
-    decision = next((d for d in ledger.decisions(1000) if parent and d["run_id"] == parent), None)
+    decision = next((d for d in ledger.decisions.latest(1000) if parent and d["run_id"] == parent), None)
     return deployment, decision
 
 
 def ledger_inputs(ledger: Ledger, version: int) -> dict:
     deployment, decision = deciding_record(ledger, version)
-    return {"call_lists": ledger.call_lists(12), "files": ledger.files(), "rejected": ledger.rejected_rows(),
-            "scores": ledger.scores(),
-            "decisions": ledger.decisions(1000), "deployments": ledger.deployments(),
-            "diagnostics": ledger.diagnostics(), "deployment": deployment, "decision": decision}
+    return {"call_lists": ledger.call_lists.latest(12), "files": ledger.files.records(),
+            "rejected": ledger.files.rejected_rows(), "scores": ledger.scores.records(),
+            "decisions": ledger.decisions.latest(1000), "deployments": ledger.deployments.records(),
+            "diagnostics": ledger.diagnostics.latest(), "deployment": deployment, "decision": decision}
 
 
 def previous_model(config: Config, before: int | None) -> object | None:

@@ -51,7 +51,7 @@ def run_scoring(config: Config, parent_run: int | None = None) -> dict:
         f1 = f1_of(model, frame)
         atomic_write_text(config.model_folder / catalog.SCORE, format_score(f1))
         sha = sha256_file(model_path)
-        ledger.record_score(run_id, sha, "testdata", f1, len(frame))
+        ledger.scores.record(run_id, sha, "testdata", f1, len(frame))
         detail.update({"f1": f1, "rows": len(frame), "model_sha256": sha})
     logger.info("scoring: F1 %.4f on %d test rows -> %s", f1, len(frame), config.model_folder / catalog.SCORE)
     return dict(detail)

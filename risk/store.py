@@ -42,8 +42,8 @@ class Sink:
 
     def __init__(self, config: Config, ledger: Ledger, run_id: int, names_of: Callable) -> None:
         self.config, self.ledger, self.run_id = config, ledger, run_id
-        data_end, rejects_end = ledger.committed_ends()
-        if data_end is None and not ledger.ingested_before(run_id):
+        data_end, rejects_end = ledger.files.committed_ends()
+        if data_end is None and not ledger.runs.ingested_before(run_id):
             refuse_unknown_history(config, ledger)
         require_contract_header(config.output_folder / catalog.FINALDATA)
         self.data = open_at(config.output_folder / catalog.FINALDATA, DATA_HEADER, data_end)
@@ -61,9 +61,10 @@ class Sink:
             self.progress.close()
 
     def reject(self, file: str, rows: list[tuple]) -> None:
-        """Stage rejected rows in the ledger's open transaction and append them to rejects.csv."""
+        """Add rejected rows to the run's open ledger transaction (they commit with the file's record) and append
+        them to rejects.csv."""
         if rows:
-            self.ledger.stage_rejected_rows(self.run_id, file, rows)
+            self.ledger.files.add_rejected_rows(self.run_id, file, rows)
             self.rejects.write(csv_lines([(file, *row) for row in rows]))
 
     def ends(self) -> dict:
@@ -75,8 +76,8 @@ class Sink:
             os.fsync(handle.fileno())
 
     def rollback(self, data_start: int, rejects_start: int) -> None:
-        """Forget a file taken half-way: its staged rows, and whatever it appended."""
-        self.ledger.discard_staged(self.run_id)
+        """Forget a file taken half-way: its rejected rows not yet recorded, and whatever it appended."""
+        self.ledger.files.discard_rejected_rows(self.run_id)
         for handle, start in ((self.data, data_start), (self.rejects, rejects_start)):
             handle.truncate(start)
             handle.seek(start)
@@ -129,10 +130,10 @@ def index_folder(config: Config) -> Path:
 
 def load_index(config: Config, ledger: Ledger) -> rowindex.SortedRuns:
     """The live segments: the latest merged one, and those written since (named in the files' `part`)."""
-    merged = ledger.index_segment()
+    merged = ledger.files.index_segment()
     names = [merged["path"]] if merged else []
     since = merged["max_file_id"] if merged else 0
-    names += [f["part"] for f in ledger.files(status="ingested")
+    names += [f["part"] for f in ledger.files.records(status="ingested")
               if f["id"] > since and f["part"] and f["part"].endswith(".npy")]
     return rowindex.SortedRuns([rowindex.load(index_folder(config) / name) for name in names])
 
@@ -141,11 +142,11 @@ def compact(config: Config, ledger: Ledger, index: rowindex.SortedRuns) -> None:
     """Merge the segments into one when there are many (an O(history) step, once per COMPACT_AFTER files)."""
     if len(index.fixed) + bool(index.runs) < COMPACT_AFTER:
         return
-    last = ledger.files(status="ingested")[-1]["id"]
+    last = ledger.files.records(status="ingested")[-1]["id"]
     name = f"merged-{last}.npy"
     keys = index.keys()
     rowindex.save(index_folder(config) / name, keys)  # the segment, before the record of it
-    ledger.record_index_segment(name, last, len(keys))
+    ledger.files.record_index_segment(name, last, len(keys))
     for old in index_folder(config).glob("*.npy"):
         if old.name != name:
             old.unlink()
@@ -164,16 +165,16 @@ def append_new(sink: Sink, lines: pa.Array | bytes, hashes: np.ndarray, keys: ro
     counts["duplicate_rows"] += int((~fresh).sum())
 
 
-def commit(sink: Sink, last_ingested: tuple[int, str] | None) -> None:
-    """The run's data and its index segment (the data synced in a thread meanwhile), then the ledger's records."""
+def sync_payload(sink: Sink, last_ingested: tuple[int, str] | None) -> None:
+    """The run's data and its index segment made durable (the data synced in a thread meanwhile), the segment
+    named in the run's ledger transaction: the last step inside it, so the records commit after their payload."""
     syncing = sink.pool.submit(sink.sync)
     fresh = sink.index.fresh_keys()
     if last_ingested and len(fresh):
         name = f"{last_ingested[1]}.npy"
         rowindex.save(index_folder(sink.config) / name, fresh)
-        sink.ledger.set_part(last_ingested[0], name)
+        sink.ledger.files.set_part(last_ingested[0], name)
     syncing.result()
-    sink.ledger.commit()
 
 
 def read_ingested(config: Config, records: list[dict]) -> pd.DataFrame:

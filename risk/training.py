@@ -166,7 +166,7 @@ def run_training(config: Config, parent_run: int | None = None) -> dict:
     """Train on finaldata.csv; write the model, then its card (the record after the payload)."""
     data_path = config.output_folder / catalog.FINALDATA
     with recorded(config.ledger_path, "training", parent_run) as (ledger, _, detail):
-        ingested = ledger.files(status="ingested")  # what finaldata.csv holds now
+        ingested = ledger.files.records(status="ingested")  # what finaldata.csv holds now
         files = "".join(f"{f['name']}\n" for f in ingested)
         frame = read_training_data(data_path)
         model = train_model(frame)

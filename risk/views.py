@@ -11,7 +11,7 @@ from risk.ledger import Ledger
 
 
 def ingested_names(ledger: Ledger) -> list[str]:
-    return [f["name"] for f in ledger.files(status="ingested")]
+    return [f["name"] for f in ledger.files.records(status="ingested")]
 
 
 def views_current(output_folder: Path, ledger: Ledger) -> bool:

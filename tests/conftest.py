@@ -57,17 +57,13 @@ def runs(ledger: Ledger, limit: int = 20) -> list[dict]:
 def record_file(ledger: Ledger, run_id: int, name: str, sha256: str, size: int, mtime_ns: int, status: str,
                 reason: str | None = None, rows: int | None = None, part: str | None = None) -> int:
     """A file row written directly, as an ingestion would record it."""
-    with ledger.db:
-        return ledger.db.execute(
-            "INSERT INTO files (run_id, name, sha256, size, mtime_ns, status, reason, rows, part, seen_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'now')",
-            (run_id, name, sha256, size, mtime_ns, status, reason, rows, part)).lastrowid
+    return ledger.files.add(run_id, {"name": name, "sha256": sha256, "size": size, "mtime_ns": mtime_ns,
+                                     "status": status, "reason": reason, "rows": rows, "part": part})
 
 
 def has_pending(ledger: Ledger) -> bool:
     """Ingested data no decision has settled."""
-    return ledger.db.execute("SELECT 1 FROM files WHERE status = 'ingested' AND decided_run IS NULL").fetchone() \
-        is not None
+    return bool(ledger.files.records(status="ingested", pending=True))
 
 
 def has_undeferred_pending(ledger: Ledger) -> bool:

@@ -112,7 +112,7 @@ def test_the_course_story_gives_a_readable_record_and_accumulates(config: Config
     assert low <= challenger["f1_difference"] <= high
     assert challenger["margin"] == record["evidence"]["thresholds"]["min_f1_drop"]
     with Ledger(config.ledger_path) as ledger:
-        assert not ledger.files(status="ingested", pending=True)
+        assert not ledger.files.records(status="ingested", pending=True)
         history = decisions.decisions(ledger, limit=10)
     assert [d["verdict"] for d in history] == ["DRIFT", "INCONCLUSIVE", "BOOTSTRAP"]
     assert history[-1]["summary"].endswith("BOOTSTRAP on 2 file(s) -> deployed version 1")

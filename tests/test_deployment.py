@@ -224,5 +224,5 @@ def test_a_rollback_without_a_reason_records_that_none_was_given(deployed):
     assert deployment_cli.main(["--config", str(deployed.config_path), "--rollback"]) == 0
     assert deployment_cli.main(["--config", str(deployed.config_path), "--rollback", "2", "--reason", " fixed "]) == 0
     with Ledger(deployed.ledger_path) as ledger:
-        rollbacks = [(d["version"], d["reason"]) for d in ledger.deployments() if d["action"] == "rollback"]
+        rollbacks = [(d["version"], d["reason"]) for d in ledger.deployments.records() if d["action"] == "rollback"]
     assert rollbacks == [(1, "no reason given"), (2, "fixed")]

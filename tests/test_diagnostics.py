@@ -1,11 +1,13 @@
 """diagnostics.py: predictions, summary statistics, missing values, timings, dependencies and the report."""
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
 import logging
 import os
 import socket
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -249,8 +251,8 @@ def test_run_diagnostics_stores_the_report_and_looks_up_versions_at_most_daily(
     assert len(calls) == looked_up  # the ledger's cache answered
     assert {row["latest"] for row in second["dependencies"]} == {"9.9"}
     with Ledger(deployed.ledger_path) as ledger:
-        stored = ledger.diagnostics()
-        cached = ledger.package_versions()
+        stored = ledger.diagnostics.latest()
+        cached = ledger.diagnostics.package_versions()
     assert [row["detail"] for row in stored] == [first, second]
     assert stored[-1]["training_seconds"] == second["execution_time"]["training_seconds"]
     assert stored[-1]["repeats"] == diagnostics.REPEATS
@@ -286,15 +288,15 @@ def test_get_diagnostics_before_any_cache_keeps_its_own_lookups(deployed: Config
     assert client.get("/diagnostics").status_code == 200
     assert len(calls) == looked_up
     with Ledger(deployed.ledger_path) as ledger:
-        assert ledger.package_versions() == {}
+        assert ledger.diagnostics.package_versions() == {}
 
 
 def test_get_diagnostics_reads_an_old_ledger_without_migrating_it(deployed: Config,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    with Ledger(deployed.ledger_path) as ledger:
-        ledger.db.execute("DROP TABLE package_versions")
-        ledger.db.execute("PRAGMA user_version = 4")  # the ledger as the release before issue 8 left it
-        ledger.db.commit()
+    with contextlib.closing(sqlite3.connect(deployed.ledger_path)) as db:
+        db.execute("DROP TABLE package_versions")
+        db.execute("PRAGMA user_version = 4")  # the ledger as the release before issue 8 left it
+        db.commit()
     monkeypatch.setattr(diagnostics, "latest_version", lambda name: "9.9")
     before = snapshot(deployed.root)
     assert diagnostics.cached_versions(deployed, {}) == {}

@@ -224,19 +224,19 @@ def test_the_decision_is_reproducible() -> None:
 
 def test_deferred_files_wait_for_new_data_and_then_are_decided_together(tmp_path) -> None:
     with Ledger(tmp_path / "ledger.sqlite") as ledger:
-        run = ledger.start_run("fullprocess")
+        run = ledger.runs.start("fullprocess")
         first = record_file(ledger, run, "a.csv", "sha-a", 10, 1, "ingested", rows=10)
         assert has_undeferred_pending(ledger)
-        ledger.record_deferral(run, drift.INCONCLUSIVE, "deferred", {"new_rows": 10}, [first])
+        ledger.decisions.defer(run, drift.INCONCLUSIVE, "deferred", {"new_rows": 10}, [first])
         assert not has_undeferred_pending(ledger)  # the idle tick does not redo the same decision
-        assert [f["name"] for f in ledger.files(status="ingested", pending=True)] == ["a.csv"]
+        assert [f["name"] for f in ledger.files.records(status="ingested", pending=True)] == ["a.csv"]
         second = record_file(ledger, run, "b.csv", "sha-b", 30, 1, "ingested", rows=30)
         assert has_undeferred_pending(ledger)
-        pending = ledger.files(status="ingested", pending=True)
+        pending = ledger.files.records(status="ingested", pending=True)
         assert [f["name"] for f in pending] == ["a.csv", "b.csv"]  # the next decision sees both
-        ledger.record_decision(run, drift.DRIFT, "deployed", {"new_rows": 40}, [f["id"] for f in pending])
-        assert not ledger.files(status="ingested", pending=True)
-        assert [d["verdict"] for d in ledger.decisions()] == [drift.DRIFT, drift.INCONCLUSIVE]
+        ledger.decisions.record(run, drift.DRIFT, "deployed", {"new_rows": 40}, [f["id"] for f in pending])
+        assert not ledger.files.records(status="ingested", pending=True)
+        assert [d["verdict"] for d in ledger.decisions.latest()] == [drift.DRIFT, drift.INCONCLUSIVE]
         assert second != first
 
 

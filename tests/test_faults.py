@@ -117,10 +117,10 @@ def assert_everything_agrees(config: Config, written: list[pd.DataFrame]) -> Non
     key = list(contract.COLUMNS)
     assert final.sort_values(key).reset_index(drop=True).equals(expected.sort_values(key).reset_index(drop=True))
     with Ledger(config.ledger_path) as ledger:
-        ingested = sorted(f["name"] for f in ledger.files(status="ingested"))
+        ingested = sorted(f["name"] for f in ledger.files.records(status="ingested"))
         assert ingested == sorted(p.name for p in config.input_folder.glob("*.csv"))
         assert not has_pending(ledger)
-        assert ledger.deployments()[-1]["version"] == registry.current(config.prod_folder).number
+        assert ledger.deployments.records()[-1]["version"] == registry.current(config.prod_folder).number
     names = (config.output_folder / "ingestedfiles.txt").read_text().split()
     assert sorted(names) == ingested
     leftovers = [p for p in config.prod_folder.rglob(".tmp-*")] + [p for p in config.output_folder.rglob(".tmp-*")]
@@ -169,15 +169,16 @@ def test_ten_overlapping_runs_do_the_work_exactly_once(config: Config) -> None:
     assert (len(workers), len(others)) == (1, 9)
     assert registry.finished(config.prod_folder) == [1]
     with Ledger(config.ledger_path) as ledger:
-        assert [d["verdict"] for d in ledger.decisions()] == ["BOOTSTRAP"]
-        assert len(ledger.files(status="ingested")) == 2
+        assert [d["verdict"] for d in ledger.decisions.latest()] == ["BOOTSTRAP"]
+        assert len(ledger.files.records(status="ingested")) == 2
 
 
 # ---- kills after the switch: the next tick ends where a completed run would have ------------------------------
 
-DIE_IN = """import os, sys
-import risk.ledger
-setattr(risk.ledger.Ledger, sys.argv[2], lambda *args, **kwargs: os._exit(137))  # a SIGKILL at that instant
+DIE_IN = """import importlib, os, sys
+module, store, method = sys.argv[2].split(".")  # a store's method in risk/ledger/, e.g. decisions.Decisions.record
+store = getattr(importlib.import_module(f"risk.ledger.{module}"), store)
+setattr(store, method, lambda *args, **kwargs: os._exit(137))  # a SIGKILL at that instant
 import fullprocess
 raise SystemExit(fullprocess.main(["--config", sys.argv[1]]))
 """
@@ -200,9 +201,9 @@ def assert_completed(config: Config, verdicts: list[str], version: int) -> None:
     from risk import reporting
 
     with Ledger(config.ledger_path) as ledger:
-        assert [d["verdict"] for d in ledger.decisions()][::-1] == verdicts
+        assert [d["verdict"] for d in ledger.decisions.latest()][::-1] == verdicts
         assert not has_pending(ledger)
-        assert ledger.deployments()[-1]["version"] == version
+        assert ledger.deployments.records()[-1]["version"] == version
         _, decision = reporting.deciding_record(ledger, version)  # the report names its decision
         assert decision is not None
         assert decision["verdict"] == verdicts[-1]
@@ -235,7 +236,7 @@ def test_a_kill_after_the_deploy_leaves_diagnostics_and_report_to_the_next_tick(
     assert_completed(config, ["BOOTSTRAP"], 1)
 
 
-@pytest.mark.parametrize("dies_in", ["record_deployment", "record_decision"])
+@pytest.mark.parametrize("dies_in", ["deployments.Deployments.record", "decisions.Decisions.record"])
 def test_a_kill_between_the_switch_and_the_records_of_a_bootstrap(config: Config, dies_in: str) -> None:
     killed = subprocess.run([sys.executable, "-c", DIE_IN, str(config.config_path), dies_in], cwd=REPO,
                             env=OFFLINE, capture_output=True, text=True, timeout=300, check=False)
@@ -247,7 +248,7 @@ def test_a_kill_between_the_switch_and_the_records_of_a_bootstrap(config: Config
     assert_completed(config, ["BOOTSTRAP"], 1)
 
 
-@pytest.mark.parametrize("dies_in", ["record_deployment", "record_decision"])
+@pytest.mark.parametrize("dies_in", ["deployments.Deployments.record", "decisions.Decisions.record"])
 def test_a_kill_between_the_switch_and_the_records_of_a_drift(config: Config, dies_in: str) -> None:
     config = pinned_raw(config)
     assert tick(config).returncode == 0
@@ -261,7 +262,7 @@ def test_a_kill_between_the_switch_and_the_records_of_a_drift(config: Config, di
     assert "deployed version 3" not in done.stderr  # the drift is not decided (and retrained) twice
     assert_completed(config, ["BOOTSTRAP", "DRIFT"], 2)
     with Ledger(config.ledger_path) as ledger:
-        drift = ledger.decisions(1)[0]
+        drift = ledger.decisions.latest(1)[0]
     assert (drift["action"], drift["evidence"]["files"]) == ("deployed version 2", ["drifted.csv"])
 
 
@@ -280,7 +281,7 @@ def test_a_hand_run_ingestion_holding_its_lock_makes_the_tick_leave_with_exit_0(
     assert "another ingestion is running" in done.stderr
     assert registry.current_number(config.prod_folder) is None
     with Ledger(config.ledger_path) as ledger:
-        assert ledger.files() == []
-        assert ledger.decisions() == []
+        assert ledger.files.records() == []
+        assert ledger.decisions.latest() == []
     done = tick(config)  # the next tick picks the data up
     assert (done.returncode, "deployed version 1" in done.stderr) == (0, True), done.stderr

@@ -84,7 +84,8 @@ def test_a_fourth_feature_end_to_end(deployed: Config, tmp_path: Path) -> None:
     assert "run `python -m risk.migrate` once to migrate the history" in refused.stderr
 
     # killed before the ledger moves, then after it moved but before the rename: each rerun recovers
-    assert killed_at(code, deployed, "m.Ledger.move_history = lambda *a: os._exit(9)") == 9
+    moving = "import risk.ledger.files as f; f.Files.move_history = lambda *a: os._exit(9)"
+    assert killed_at(code, deployed, moving) == 9
     assert killed_at(code, deployed, "m.finish = lambda *a: os._exit(9)") == 9
     migrated = run(code, "-m", "risk.migrate", "--json", config=deployed)
     assert migrated.returncode == 0, migrated.stderr

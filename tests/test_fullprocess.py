@@ -42,7 +42,7 @@ def offline_latest(monkeypatch: pytest.MonkeyPatch) -> None:
 def decisions(config: Config) -> list[dict]:
     """The ledger's decisions, oldest first."""
     with Ledger(config.ledger_path) as ledger:
-        return ledger.decisions()[::-1]
+        return ledger.decisions.latest()[::-1]
 
 
 def last_run(config: Config, stage: str) -> dict:
@@ -213,7 +213,7 @@ def test_a_crash_before_the_decision_is_decided_by_the_next_run(config: Config,
     assert [d["verdict"] for d in decisions(config)] == ["BOOTSTRAP"]
     assert last_run(config, "fullprocess")["outcome"] == "failed"
     with Ledger(config.ledger_path) as ledger:
-        assert [f["name"] for f in ledger.files(status="ingested", pending=True)] == ["dataset5.csv"]
+        assert [f["name"] for f in ledger.files.records(status="ingested", pending=True)] == ["dataset5.csv"]
 
     serving = []
 
@@ -307,7 +307,7 @@ def test_a_challenger_worse_than_the_champion_is_not_deployed(config: Config,
     assert test["inferior"]
     assert registry.current_number(config.prod_folder) == 1
     with Ledger(config.ledger_path) as ledger:
-        assert not ledger.files(status="ingested", pending=True)  # decided: the same data is not tried again
+        assert not ledger.files.records(status="ingested", pending=True)  # decided: the same data is not tried again
     assert pipeline.run_fullprocess(config) == {"action": "nothing new"}
 
 
@@ -323,7 +323,7 @@ def test_a_version_made_current_but_not_recorded_is_recorded_by_the_next_run(con
     assert pipeline.pending_work(config) == ["version 2 is current but the ledger has not recorded it"]
     pipeline.run_fullprocess(config)
     with Ledger(config.ledger_path) as ledger:
-        last = ledger.deployments()[-1]
+        last = ledger.deployments.records()[-1]
     assert (last["version"], last["action"]) == (2, "recovered")
     assert (config.prod_folder / "trainedmodel.pkl").read_bytes() == \
         (registry.versions_folder(config.prod_folder) / "2" / "trainedmodel.pkl").read_bytes()
@@ -388,7 +388,7 @@ def test_a_model_trained_and_deployed_by_hand_is_never_drift_tested_on_its_own_r
     scoring.run_scoring(config)
     assert deployment_cli.main(["--config", str(config.config_path)]) == 0  # version 2, trained on by_hand.csv
     with Ledger(config.ledger_path) as ledger:
-        assert ledger.files(status="ingested", pending=True) == []
+        assert ledger.files.records(status="ingested", pending=True) == []
     before = decisions(config)
     assert pipeline.run_fullprocess(config)["action"] != "deployed version 3"
     assert decisions(config) == before  # no decision on rows version 2 was trained on

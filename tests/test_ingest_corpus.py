@@ -94,14 +94,14 @@ def run_on(config: Config, name: str, content: str | bytes) -> tuple[dict, pd.Da
     path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
     ingestion_cli.main(["--config", str(config.config_path)])
     with Ledger(config.ledger_path) as ledger:
-        outcome = {f["name"]: f for f in ledger.files()}[name]
+        outcome = {f["name"]: f for f in ledger.files.records()}[name]
     data = pd.read_csv(config.output_folder / catalog.FINALDATA, dtype=str, keep_default_na=False)
     return outcome, data
 
 
 def rejects(config: Config, name: str) -> tuple[list[dict], list[dict]]:
     with Ledger(config.ledger_path) as ledger:
-        recorded = ledger.rejected_rows(name)
+        recorded = ledger.files.rejected_rows(name)
     with open(config.output_folder / catalog.REJECTS, encoding="utf-8", newline="") as handle:
         listed = [r for r in csv.DictReader(handle) if r["file"] == name]
     return recorded, listed

@@ -63,9 +63,9 @@ def outputs(config: Config) -> dict:
     """Everything a run leaves: the appended files' bytes, the ledger's records and the index's keys."""
     with Ledger(config.ledger_path) as ledger:
         files = [{k: f[k] for k in ("name", "status", "reason", "rows", "rejected_rows", "data_start", "data_end",
-                                    "rejects_end")} for f in ledger.files()]
+                                    "rejects_end")} for f in ledger.files.records()]
         rejected = [{k: r[k] for k in ("file", "row", "column_name", "value", "reason")}
-                    for r in ledger.rejected_rows()]
+                    for r in ledger.files.rejected_rows()]
         keys = store.load_index(config, ledger).keys().tolist()
     return {"finaldata": (config.output_folder / catalog.FINALDATA).read_bytes(),
             "rejects": (config.output_folder / catalog.REJECTS).read_bytes(), "files": files,
@@ -111,7 +111,7 @@ def test_a_file_that_breaks_in_a_later_piece_is_read_again_as_text(config, monke
     assert text.count("\nc0,0,0,3,0\n") == 1
     assert text.endswith("c39,39,78,3,1\n")
     with Ledger(config.ledger_path) as ledger:
-        assert [(r["row"], r["column_name"]) for r in ledger.rejected_rows("late.csv")] == [(42, FIRST)]
+        assert [(r["row"], r["column_name"]) for r in ledger.files.rejected_rows("late.csv")] == [(42, FIRST)]
 
 
 @pytest.mark.parametrize(("body", "expected"), [

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO, synthetic_frame
+from conftest import REPO, runs, synthetic_frame
 
 import ingestion as ingestion_cli
 from risk import catalog, store
@@ -48,8 +48,8 @@ def command(config: Config) -> list[str]:
 
 def last_run(config: Config) -> dict:
     with Ledger(config.ledger_path) as ledger:
-        row = ledger.db.execute("SELECT * FROM runs ORDER BY id DESC LIMIT 1").fetchone()
-    return dict(row) if row else {"id": 0}
+        newest = runs(ledger, limit=1)
+    return newest[0] if newest else {"id": 0}
 
 
 def killed_at(config: Config, seconds: float) -> bool:
@@ -74,8 +74,8 @@ def assert_agrees(config: Config, frames: list[pd.DataFrame], bad_rows: int) -> 
     pd.testing.assert_frame_equal(data, expected, check_dtype=False)  # every good row once, in order
     size = (config.output_folder / catalog.FINALDATA).stat().st_size
     with Ledger(config.ledger_path) as ledger:
-        ingested = ledger.files(status="ingested")
-        rejected = [r for r in ledger.rejected_rows() if r["row"] is not None]
+        ingested = ledger.files.records(status="ingested")
+        rejected = [r for r in ledger.files.rejected_rows() if r["row"] is not None]
         keys = store.load_index(config, ledger).keys()  # the live segments the ledger names
     assert [f["name"] for f in ingested] == sorted(p.name for p in config.input_folder.glob("*.csv"))
     assert sum(f["rows"] for f in ingested) == len(data)

@@ -71,8 +71,8 @@ def test_good_rows_exactly_once_and_inputs_untouched(files: list[list], split: i
         data = pd.read_csv(config.output_folder / catalog.FINALDATA, dtype=str, keep_default_na=False)
         assert [tuple(r) for r in data.itertuples(index=False)] == [tuple(map(str, v)) for v in expected]
         with Ledger(config.ledger_path) as ledger:
-            bad = [r for r in ledger.rejected_rows() if r["row"] is not None]
-            files_seen = ledger.files()
+            bad = [r for r in ledger.files.rejected_rows() if r["row"] is not None]
+            files_seen = ledger.files.records()
         assert len(bad) == expected_bad_rows(files)
         assert sum(f["rows"] or 0 for f in files_seen) == len(expected)
 

@@ -32,7 +32,8 @@ def ingest(config: Config, content: str) -> tuple[bytes, bytes, list[tuple]]:
     (config.input_folder / "ragged.csv").write_text(",".join(contract.COLUMNS) + "\n" + content, encoding="utf-8")
     ingestion.run_ingestion(config)
     with Ledger(config.ledger_path) as ledger:
-        recorded = [(r["file"], r["row"], r["column_name"], r["value"], r["reason"]) for r in ledger.rejected_rows()]
+        recorded = [(r["file"], r["row"], r["column_name"], r["value"], r["reason"])
+                    for r in ledger.files.rejected_rows()]
     out = config.output_folder
     return (out / catalog.FINALDATA).read_bytes(), (out / catalog.REJECTS).read_bytes(), recorded
 

@@ -31,7 +31,7 @@ def listed(config: Config) -> list[str]:
 
 def ledger_files(config: Config, status: str | None = None) -> list[dict]:
     with Ledger(config.ledger_path) as ledger:
-        return ledger.files(status=status)
+        return ledger.files.records(status=status)
 
 
 def by_name(summary: dict) -> dict[str, dict]:

@@ -8,7 +8,16 @@ from pathlib import Path
 from conftest import REPO
 
 SCRIPTS = {p.stem for p in REPO.glob("*.py") if "." not in p.stem}  # gunicorn.conf.py is no module
-LIBRARY = {f"risk.{p.stem}" for p in (REPO / "risk").glob("*.py") if p.stem != "__init__"}
+
+
+def module_name(path: Path) -> str:
+    """risk/ledger/files.py -> risk.ledger.files; a package is its __init__.py (risk/ledger/__init__.py)."""
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+LIBRARY_PATHS = {module_name(p): p for p in (REPO / "risk").rglob("*.py") if module_name(p) != "risk"}
+LIBRARY = set(LIBRARY_PATHS)
 
 
 def imported(path: Path) -> set[str]:
@@ -24,7 +33,7 @@ def imported(path: Path) -> set[str]:
 
 
 def graph() -> dict[str, set[str]]:
-    modules = {name: REPO / f"{name.replace('.', '/')}.py" for name in SCRIPTS | LIBRARY}
+    modules = {**{name: REPO / f"{name}.py" for name in SCRIPTS}, **LIBRARY_PATHS}
     return {name: imported(path) - {name} for name, path in modules.items()}
 
 

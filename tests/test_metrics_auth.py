@@ -102,9 +102,10 @@ def test_metrics_report_the_last_pipeline_run_from_the_ledger(client, deployed: 
     family = "risk_pipeline_last_run_timestamp_seconds"
     assert not [k for k in samples(client.get("/metrics").get_data(as_text=True)) if k[0] == family]
     with Ledger(deployed.ledger_path) as ledger:
-        ledger.end_run(ledger.start_run("fullprocess"), "deployed")
-        ledger.start_run("fullprocess")  # still running: not the last finished run
-        ended = ledger.db.execute("SELECT ended_at FROM runs WHERE outcome = 'deployed'").fetchone()[0]
+        finished = ledger.runs.start("fullprocess")
+        ledger.runs.end(finished, "deployed")
+        ledger.runs.start("fullprocess")  # still running: not the last finished run
+        ended = ledger.runs.get(finished)["ended_at"]
     got = samples(client.get("/metrics").get_data(as_text=True))
     runs = {k: v for k, v in got.items() if k[0] == family}
     assert runs == {(family, (("outcome", "deployed"),)): datetime.fromisoformat(ended).timestamp()}
@@ -113,7 +114,7 @@ def test_metrics_report_the_last_pipeline_run_from_the_ledger(client, deployed: 
 
 def test_metrics_and_risk_write_no_pipeline_files(client, deployed: Config) -> None:
     with Ledger(deployed.ledger_path) as ledger:
-        ledger.end_run(ledger.start_run("fullprocess"), "no_new_data")
+        ledger.runs.end(ledger.runs.start("fullprocess"), "no_new_data")
     before, paths_before = snapshot(deployed.root), paths(deployed.root)
     for route in ("/metrics", "/risk", "/risk?top=3", "/openapi.json", "/ready"):
         assert client.get(route).status_code == 200, route

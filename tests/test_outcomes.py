@@ -83,10 +83,10 @@ def test_a_rollback_records_the_list_it_gives(deployed: Config) -> None:
     scoring.run_scoring(deployed)
     deployment.run_deployment(deployed)
     with Ledger(deployed.ledger_path) as ledger:
-        before = len(ledger.call_lists(100))
+        before = len(ledger.call_lists.latest(100))
     deployment.run_rollback(deployed, 1, "a test")
     with Ledger(deployed.ledger_path) as ledger:
-        lists = ledger.call_lists(100)
+        lists = ledger.call_lists.latest(100)
     assert len(lists) == before + 1
     assert lists[0]["model_version"] == 1
     assert [c["rank"] for c in lists[0]["clients"]] == list(range(1, len(lists[0]["clients"]) + 1))

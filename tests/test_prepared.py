@@ -8,7 +8,11 @@ from conftest import synthetic_frame, write_frame
 
 from risk import contract, ingestion, pipeline, prepared, risklist, store
 from risk.config import Config
-from risk.ledger import Ledger, read_committed_end
+from risk.ledger import Ledger, LedgerReader, read_once
+
+
+def committed_end(config: Config) -> int | None:
+    return read_once(config.ledger_path, LedgerReader.committed_end, None)
 
 
 def test_summary_statistics_have_a_known_answer() -> None:
@@ -52,7 +56,7 @@ def test_ingesting_in_steps_gives_what_the_whole_history_gives(config: Config) -
         write_frame(frame, config.input_folder / f"month{seed}.csv")
         ingestion.run_ingestion(config)
     state = prepared.load(config)
-    assert state.tag == read_committed_end(config.ledger_path) == config.finaldata_path.stat().st_size
+    assert state.tag == committed_end(config) == config.finaldata_path.stat().st_size
     history = store.read_history(config)
     expected = history[list(contract.FEATURES)].agg(["mean", "median", "std"])
     for name, numbers in prepared.summary(state).items():
@@ -74,9 +78,9 @@ def test_a_run_killed_between_its_commit_and_the_state_is_caught_up_by_the_next_
     ingestion.run_ingestion(config)
     monkeypatch.undo()
     with pytest.raises(prepared.StaleReadState, match="behind the ledger"):
-        prepared.current(config, read_committed_end(config.ledger_path))
+        prepared.current(config, committed_end(config))
     assert "the API's prepared read state is behind the ledger" in pipeline.pending_work(config)
     with Ledger(config.ledger_path) as ledger:
         pipeline.refresh_prepared(config, ledger)
-    after = prepared.current(config, read_committed_end(config.ledger_path))
+    after = prepared.current(config, committed_end(config))
     assert after.stats["rows"] == before.stats["rows"] + 50

@@ -10,7 +10,7 @@ from conftest import snapshot
 
 from app import create_app
 from risk.config import Config
-from risk.ledger import MIGRATIONS, SCHEMA_VERSION, Ledger
+from risk.ledger import MIGRATIONS, SCHEMA_VERSION, Ledger, LedgerReader
 
 
 def schema_of(config: Config) -> int:
@@ -19,9 +19,9 @@ def schema_of(config: Config) -> int:
 
 
 def test_the_apis_ledger_connection_cannot_write(deployed: Config) -> None:
-    with Ledger(deployed.ledger_path, read_only=True) as ledger, \
+    with LedgerReader(deployed.ledger_path) as ledger, \
             pytest.raises(sqlite3.OperationalError, match="readonly database"):
-        ledger.db.execute("INSERT INTO runs (stage, started_at) VALUES ('x', 'y')")
+        ledger.runs.start("x")
 
 
 def previous_schema_ledger(path) -> None:

@@ -73,8 +73,9 @@ def pdf_text(story: Config) -> str:
 @pytest.fixture(scope="module")
 def ledger_rows(story: Config) -> Iterator[dict]:
     with Ledger(story.ledger_path) as ledger:
-        yield {"files": ledger.files(), "deployments": ledger.deployments(), "decisions": ledger.decisions(),
-               "diagnostics": ledger.diagnostics(), "rejected": ledger.rejected_rows()}
+        yield {"files": ledger.files.records(), "deployments": ledger.deployments.records(),
+               "decisions": ledger.decisions.latest(), "diagnostics": ledger.diagnostics.latest(),
+               "rejected": ledger.files.rejected_rows()}
 
 
 def line_with(text: str, needle: str) -> str:

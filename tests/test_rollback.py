@@ -52,7 +52,7 @@ def test_rollback_goes_to_the_previous_version_and_records_who_and_why(deployed:
     assert (deployed.prod_folder / "trainedmodel.pkl").read_bytes() == \
         (registry.versions_folder(deployed.prod_folder) / "2" / "trainedmodel.pkl").read_bytes()
     with Ledger(deployed.ledger_path) as ledger:
-        last = ledger.deployments()[-1]
+        last = ledger.deployments.records()[-1]
     assert (last["version"], last["action"], last["reason"]) == (2, "rollback", "v3 looks wrong")
     assert last["actor"]
     assert deployment_cli.main(["--config", str(deployed.config_path), "--rollback"]) == 0
@@ -84,7 +84,7 @@ def test_rollback_to_a_tampered_version_is_refused_naming_the_file(deployed: Con
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors == [f"{bad}: sha256 does not match the manifest (tampered or truncated)"]
     with Ledger(deployed.ledger_path) as ledger:
-        assert [d["action"] for d in ledger.deployments()] == ["deploy", "deploy"]
+        assert [d["action"] for d in ledger.deployments.records()] == ["deploy", "deploy"]
 
 
 def test_pruning_keeps_the_last_n_but_never_the_current_or_its_predecessor(deployed: Config) -> None:

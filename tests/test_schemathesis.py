@@ -43,9 +43,9 @@ def api(deployed: Config, monkeypatch: pytest.MonkeyPatch):
     timings = {"ingestion_seconds": 0.01, "training_seconds": 0.02}  # a real scratch run costs ~1 s a call
     monkeypatch.setattr(diagnostics, "execution_time", lambda config: timings)
     with Ledger(deployed.ledger_path) as ledger:
-        run = ledger.start_run("fullprocess")
-        ledger.record_decision(run, "no_drift", "none", {"method": "statistical", "files": ["a.csv"]}, [])
-        ledger.end_run(run, "no_drift")
+        run = ledger.runs.start("fullprocess")
+        ledger.decisions.record(run, "no_drift", "none", {"method": "statistical", "files": ["a.csv"]}, [])
+        ledger.runs.end(run, "no_drift")
     reporting.run_reporting(deployed)  # GET /reports/latest.* answer 200 once a report exists
     return create_app(deployed)
 

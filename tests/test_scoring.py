@@ -42,8 +42,8 @@ def test_the_score_is_recorded_in_the_ledger_for_this_model(trained):
     model_sha = sha256_file(trained.model_folder / catalog.MODEL)
     assert result["model_sha256"] == model_sha
     with Ledger(trained.ledger_path) as ledger:
-        assert ledger.score_for(model_sha) == pytest.approx(result["f1"])
-        assert ledger.score_for("0" * 64) is None
+        assert ledger.scores.latest_f1(model_sha) == pytest.approx(result["f1"])
+        assert ledger.scores.latest_f1("0" * 64) is None
         assert runs(ledger, 1)[0]["stage"] == "scoring"
         assert runs(ledger, 1)[0]["outcome"] == "ok"
 
