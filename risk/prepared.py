@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from risk import catalog, contract
+from risk import catalog, contract, risklist
 from risk.config import Config
 from risk.errors import MissingInputError
 from risk.files import atomic_write_bytes, atomic_write_text
@@ -94,15 +94,6 @@ def summary(state: State) -> dict:
     return out
 
 
-def _latest(frame: pd.DataFrame, start: int) -> pd.DataFrame:
-    """Each named client's latest row of `frame`, with its position in the history (ingestion order) and the
-    position of its first row (when it became a client: the call list's outcomes need it)."""
-    frame = frame.assign(position=np.arange(start, start + len(frame), dtype=np.int64))
-    named = frame[frame[contract.ID_COLUMN].notna()]
-    first = named.groupby(contract.ID_COLUMN, sort=False)["position"].transform("min")
-    return named.assign(first_position=first).drop_duplicates(contract.ID_COLUMN, keep="last")
-
-
 def missing_share(state: State) -> dict:
     """Share of empty cells per column of the history, as diagnostics' `missing_share` of finaldata.csv."""
     rows = state.stats["rows"]
@@ -159,15 +150,14 @@ def _apply(state: State | None, rows: pd.DataFrame, tag: int, lists: dict[int, s
     named = int(rows[contract.ID_COLUMN].notna().sum()) + (0 if state is None else state.stats["named"])
     fresh = {name: _stats_of(rows[name].to_numpy(dtype=float)) for name in NUMBERS}
     if state is None:
-        clients, stats, watches = _latest(rows, start), fresh, {}
+        clients, stats, watches = risklist.latest_clients(rows, start), fresh, {}
     else:
         watches = {**state.watches}
         if start in lists and start not in watches:  # a list was recorded on the history as it stood
             watches[start] = _new_watch(lists[start])
         _watch(watches, state.clients, rows)
-        both = pd.concat([state.clients, _latest(rows, start)], ignore_index=True)
-        both["first_position"] = both.groupby(contract.ID_COLUMN, sort=False)["first_position"].transform("min")
-        clients = both.drop_duplicates(contract.ID_COLUMN, keep="last")
+        both = pd.concat([state.clients, risklist.latest_clients(rows, start)], ignore_index=True)
+        clients = risklist.latest_clients(both)
         stats = {name: _merge_stats(state.stats[name], fresh[name]) for name in NUMBERS}
     clients = clients.sort_values("position", kind="stable").reset_index(drop=True)
     return State(tag, clients, {**stats, "rows": start + len(rows), "named": named}, watches)

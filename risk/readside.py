@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from risk import catalog, contract, decisions, diagnostics, registry, risklist, scoring
+from risk import contract, decisions, diagnostics, registry, risklist, scoring
 from risk.config import Config
 from risk.errors import ApiError, ContractError, IntegrityError, MissingInputError
 from risk.ledger import Ledger
@@ -107,37 +107,29 @@ def prepared_state(config: Config):  # -> prepared.State
 
 
 RANK_LIMIT = 10_000  # the longest list /risk gives (its `top`)
-_rankings: dict[tuple, dict] = {}  # (prod folder, version, previous version, state tag) -> the full ranking
+_rankings: dict[tuple, tuple[dict, str | None]] = {}  # (prod, version, previous, state tag) -> ranked, note
 _rankings_lock = threading.Lock()
 
 
 def risk_ranking(config: Config, holder: ModelHolder, top: int) -> tuple[registry.Version, dict]:
-    """The served version and GET /risk's answer: the `top` current clients with reasons against the version's
-    typical client, and movers since the last version; a previous version that fails verification costs only
-    the movers (`movers_note` says why). The ranking is computed once per version and data change (per
-    worker) from the prepared state, then sliced."""
-    from risk.files import read_json
-
+    """The served version and GET /risk's answer: the call list of the `top` current clients with reasons against
+    the version's typical client, and movers since the last version (risklist's one builder); a previous version
+    that fails verification costs only the movers (`movers_note` says why). The ranking is computed once per
+    version and data change (per worker) from the prepared state, then each answer costs its `top`."""
     version, model = holder.get()
     before = registry.predecessor(config.prod_folder, version.number)
     state = prepared_state(config)
     key = (config.prod_folder, version.number, before, state.tag)
     with _rankings_lock:
-        full = _rankings.get(key)
-        if full is None:
+        held = _rankings.get(key)
+        if held is None:
             previous, note = previous_model(config.prod_folder, before) if before else (None, None)
-            card = read_json(version.folder / catalog.CARD) if catalog.CARD in version.manifest["sha256"] else None
-            typical, source = risklist.typical_of(card, risklist.current_clients(state.clients))
-            full = {**risklist.ranking(state.clients, model, RANK_LIMIT, previous, typical), "movers_note": note,
-                    "typical": dict(zip(contract.FEATURES, typical.round(4).tolist(), strict=True)),
-                    "typical_from": source}
+            held = (risklist.ranked(risklist.card_of(version), model, state.clients, RANK_LIMIT, previous), note)
             _rankings.clear()  # one ranking per worker: the newest
-            _rankings[key] = full
-    answer = risklist.listed(full, top)  # the answer's dicts and words, for `top` clients only
-    return version, {"model_version": version.label, "previous_version": before, "clients": answer["clients"],
-                     "movers": answer["movers"], "population": full["population"],
-                     "typical": full["typical"], "typical_from": full["typical_from"],
-                     "movers_note": full["movers_note"]}
+            _rankings[key] = held
+    full, note = held
+    return version, {"model_version": version.label, "previous_version": before,
+                     **risklist.call_list(full, top), "movers_note": note}
 
 
 def served_version(holder: ModelHolder) -> tuple[registry.Version | None, str | None]:
