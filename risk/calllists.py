@@ -42,10 +42,9 @@ def record_if_changed(config: Config, ledger: Ledger, run_id: int | None) -> int
     live = registry.current_number(config.prod_folder)
     if live is None:
         return None
-    committed = ledger.committed_ends()[0]
-    if committed is None:
+    state = prepared.advance(config, prepared.committed(ledger))
+    if state is None:  # no data yet
         return None
-    state = prepared.update(config, committed, ledger.listed_by_end())
     version = registry.verify(config.prod_folder, live)
     clients = ranked_now(config, version, state)
     last = ledger.call_lists(1)
@@ -53,7 +52,7 @@ def record_if_changed(config: Config, ledger: Ledger, run_id: int | None) -> int
             and _same_list(last[0]["clients"], clients):
         return None
     list_id = ledger.record_call_list(run_id, live, config.call_capacity, int(state.stats["rows"]),
-                                      state.tag, clients)
+                                      state.data_end_byte, clients)
     logger.info("call list %d: %d client(s) from version %d", list_id, len(clients), live)
     return list_id
 

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from risk import contract, decisions, diagnostics, registry, risklist, scoring
+from risk import contract, decisions, diagnostics, prepared, registry, risklist, scoring
 from risk.config import Config
 from risk.errors import ApiError, ContractError, IntegrityError, MissingInputError
 from risk.ledger import Ledger
@@ -97,17 +97,8 @@ def previous_model(prod: Path, number: int) -> tuple[object | None, str | None]:
         return None, f"no movers: the previous version {number} failed verification (see the server log)"
 
 
-def prepared_state(config: Config):  # -> prepared.State
-    """The read state the pipeline prepared, if it covers exactly what the ledger has committed."""
-    from risk import prepared
-    from risk.ledger import read_committed_end
-
-    committed = read_committed_end(config.ledger_path) if config.ledger_path.is_file() else None
-    return prepared.current(config, committed)
-
-
 RANK_LIMIT = 10_000  # the longest list /risk gives (its `top`)
-_rankings: dict[tuple, tuple[dict, str | None]] = {}  # (prod, version, previous, state tag) -> ranked, note
+_rankings: dict[tuple, tuple[dict, str | None]] = {}  # (prod, version, previous, data_end_byte) -> ranked, note
 _rankings_lock = threading.Lock()
 
 
@@ -118,8 +109,8 @@ def risk_ranking(config: Config, holder: ModelHolder, top: int) -> tuple[registr
     version and data change (per worker) from the prepared state, then each answer costs its `top`."""
     version, model = holder.get()
     before = registry.predecessor(config.prod_folder, version.number)
-    state = prepared_state(config)
-    key = (config.prod_folder, version.number, before, state.tag)
+    state = prepared.as_of_committed(config)
+    key = (config.prod_folder, version.number, before, state.data_end_byte)
     with _rankings_lock:
         held = _rankings.get(key)
         if held is None:
@@ -154,9 +145,7 @@ def test_score(config: Config, holder: ModelHolder) -> dict:
 def summary_statistics(config: Config) -> dict:
     """GET /summarystats: mean, median and standard deviation of each feature of the ingested history, kept
     up to date by the pipeline as rows arrive (risk/prepared.py)."""
-    from risk import prepared
-
-    return prepared.summary(prepared_state(config))
+    return prepared.summary(prepared.as_of_committed(config))
 
 
 def diagnostics_now(config: Config, holder: ModelHolder, versions: dict[str, tuple[str, float]]) -> dict:
@@ -170,7 +159,7 @@ def call_list_outcomes(config: Config, limit: int) -> list[dict]:
     """GET /risk/outcomes: the newest `limit` recorded call lists, each with what later data says about it."""
     with reading_ledger(config) as ledger:
         lists = ledger.call_lists(limit) if ledger else []
-    return list_outcomes(lists, prepared_state(config)) if lists else []
+    return list_outcomes(lists, prepared.as_of_committed(config)) if lists else []
 
 
 _answers: dict[tuple, tuple[object, object]] = {}  # (what, id(state), list ids) -> (the state, the answer)
@@ -205,7 +194,7 @@ def list_feedback(config: Config, lists: int = 6) -> dict:
         recorded = ledger.call_lists(lists) if ledger else []
     if not recorded:
         return {"outcomes": [], "departed": [], "since": None}
-    state = prepared_state(config)
+    state = prepared.as_of_committed(config)
     return per_state("feedback", state, recorded, lambda: feedback_of(recorded, state))
 
 

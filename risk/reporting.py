@@ -89,11 +89,11 @@ def read_inputs(config: Config, ledger: Ledger) -> dict:
     raw_path = config.output_folder / catalog.FINALDATA
     if not raw_path.is_file():
         raise MissingInputError(f"{raw_path}: no ingested data (run ingestion.py first)")
-    state = prepared.covering(config)  # when it covers finaldata.csv exactly, the history is not read
+    state = prepared.as_of_file(config)  # when it covers finaldata.csv exactly, the history is not read
     return {"version": version, "model": registry.load_model(version),
             "previous": previous_model(config, before),
             "previous_version": before, "capacity": config.call_capacity,
-            "prepared": state if state is not None else prepared.load(config),
+            "prepared": state,
             "card": risklist.card_of(version) or {},
             "test": read_labelled_csv(config.testdata_path),
             "raw": None if state is not None else  # ids as ingested
