@@ -98,6 +98,7 @@ def previous_model(prod: Path, number: int) -> tuple[object | None, str | None]:
 
 
 RANK_LIMIT = 10_000  # the longest list /risk gives (its `top`)
+SHOWN_DEPARTED = 20  # clients named under the dashboard's "left since the last list"; the rest are counted
 _rankings: dict[tuple, tuple[dict, str | None]] = {}  # (prod, version, previous, data_end_byte) -> ranked, note
 _rankings_lock = threading.Lock()
 
@@ -188,12 +189,13 @@ def list_outcomes(lists: list[dict], state) -> list[dict]:  # state: prepared.St
 
 
 def list_feedback(config: Config, lists: int = 6) -> dict:
-    """For the dashboard: the outcomes of the latest recorded lists (oldest first) and the clients who left
-    since the list before the newest one (the list the managers had while the newest data was gathered)."""
+    """For the dashboard: the outcomes of the latest recorded lists (oldest first) and the clients who left since
+    the list before the newest one (the list the managers had while the newest data was gathered): the first
+    SHOWN_DEPARTED of them by name, the rest counted in `more_departed`."""
     with reading_ledger(config) as ledger:
         recorded = ledger.call_lists(lists) if ledger else []
     if not recorded:
-        return {"outcomes": [], "departed": [], "since": None}
+        return {"outcomes": [], "departed": [], "more_departed": 0, "since": None}
     state = prepared.as_of_committed(config)
     return per_state("feedback", state, recorded, lambda: feedback_of(recorded, state))
 
@@ -201,13 +203,15 @@ def list_feedback(config: Config, lists: int = 6) -> dict:
 def feedback_of(recorded: list[dict], state) -> dict:  # state: prepared.State
     outcomes = list_outcomes(recorded, state)[::-1]
     since = recorded[1] if len(recorded) > 1 else None
-    departed = []
+    departed, more = [], 0
     if since is not None:
         clients = state.clients
         gone = clients[(clients[contract.TARGET] == 1) & (clients["position"] >= since["data_rows"])]
         listed = {c["corporation"] for c in since["clients"]}
-        departed = [{"corporation": name, "on_list": name in listed} for name in gone[contract.ID_COLUMN]]
-    return {"outcomes": outcomes, "departed": departed, "since": since and since["created_at"]}
+        departed = [{"corporation": name, "on_list": name in listed}
+                    for name in gone[contract.ID_COLUMN].head(SHOWN_DEPARTED)]
+        more = len(gone) - len(departed)
+    return {"outcomes": outcomes, "departed": departed, "more_departed": more, "since": since and since["created_at"]}
 
 
 # ---- the ledger ---------------------------------------------------------------------------------------
