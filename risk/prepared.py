@@ -10,7 +10,8 @@ byte length of `finaldata.csv` it covers, which is the ledger's committed end wh
   invisible), never writes, never reads the history; a process reads the file once per version of it (its
   inode, size and mtime) and keeps it. The API, the dashboard and the lists' outcomes use it.
 - `as_of_file(config)`: the same state, only when `finaldata.csv` on disk is exactly that long (no torn tail,
-  no hand edit); None otherwise, and the caller reads the file. Diagnostics and the report use it.
+  no hand edit); None otherwise, and the caller reads the file. Diagnostics, the report and the drift
+  decision's portfolio size use it.
 - Write side, `advance(config, committed(ledger))`: the pipeline's one way to bring it up to what the ledger
   has committed, after the commit: reads only the rows appended since its `data_end_byte`, or rebuilds from
   the whole history when there is no usable state (a killed run, another format, a list not yet watched).
