@@ -48,6 +48,7 @@ from risk import catalog, contract, risklist, views
 from risk.config import Config
 from risk.errors import MissingInputError
 from risk.files import atomic_write_bytes, atomic_write_text
+from risk.ledger import Ledger, read_committed_end
 
 logger = logging.getLogger(__name__)
 FORMAT = catalog.PREPARED_FORMAT
@@ -241,7 +242,7 @@ def _rebuilt(config: Config, to: Committed) -> State:
     return state
 
 
-def committed(ledger) -> Committed:  # ledger: risk.ledger.Ledger
+def committed(ledger: Ledger) -> Committed:
     """What the ledger has committed: the end byte of finaldata.csv (None before any data) and, for each history
     length in rows at which call lists were recorded, the clients they listed."""
     end_byte = ledger.committed_ends()[0]
@@ -293,8 +294,6 @@ def _cached(config: Config) -> State | None:
 def as_of_committed(config: Config) -> State:
     """The prepared state covering exactly the data the ledger has committed (read-only; once per version of the
     file per process). StaleReadState when it is missing or behind; MissingInputError before any data."""
-    from risk.ledger import read_committed_end
-
     end_byte = read_committed_end(config.ledger_path) if config.ledger_path.is_file() else None  # GET: no ledger made
     if end_byte is None:
         raise MissingInputError(f"{config.finaldata_path}: no ingested data (run ingestion.py first)")
