@@ -1,20 +1,20 @@
 """Every call list, recorded, and how right it was once later data arrives.
 
-The pipeline records the list (time, model version, capacity, how much history it saw, the listed clients
-with their probabilities and ranks) whenever it changes: new data, a new version, a rollback. Later data
-says what happened: a listed client whose next row arrives is `followed`, and `left` if that row says it
-left (a later row does not change the outcome: the list is judged on the horizon it was made for). The same
-is measured among the clients current at the list that were not listed (the `base_rate`), so the list's
-`hit_rate` has something to beat (`lift`); `missed` counts the clients who left without being listed.
-Outcomes are read from the prepared state's watch of each list (risk/prepared.py), never from the history.
+The pipeline records the list (time, model version, capacity, how much history it saw in rows and bytes, the
+listed clients with their ranks, probabilities and reasons, as /risk gives them) whenever it changes: new
+data, a new version, a rollback. Later data says what happened: a listed client whose next row arrives is
+`followed`, and `left` if that row says it left (a later row does not change the outcome: the list is judged
+on the horizon it was made for). The same is measured among the clients current at the list that were not
+listed (the `base_rate`), so the list's `hit_rate` has something to beat (`lift`); `missed` counts the clients
+who left without being listed. Outcomes are read from the prepared state's watch of each list
+(risk/prepared.py), never from the history.
 """
 from __future__ import annotations
 
 import logging
 
-from risk import catalog, prepared, registry, risklist
+from risk import prepared, registry, risklist
 from risk.config import Config
-from risk.files import read_json
 from risk.ledger import Ledger
 
 logger = logging.getLogger(__name__)
@@ -22,29 +22,37 @@ SHOWN_MISSED = prepared.SHOWN_LEFT  # ids of missed clients given with each list
 
 
 def ranked_now(config: Config, version: registry.Version, state: prepared.State) -> list[dict]:
-    """The call list the served version gives now: rank, id and probability of `call_capacity` clients."""
-    card = read_json(version.folder / catalog.CARD) if catalog.CARD in version.manifest["sha256"] else None
-    typical, _ = risklist.typical_of(card, risklist.current_clients(state.clients))
-    ranked = risklist.rank(state.clients, registry.load_model(version), config.call_capacity, None, typical)
-    return [{"rank": c["rank"], "corporation": c["corporation"], "probability": c["probability"]}
-            for c in ranked["clients"]]
+    """The call list the version gives now (risklist's one builder): rank, id, probability and reasons of
+    `call_capacity` clients, as /risk gives them."""
+    card, model = risklist.card_of(version), registry.load_model(version)
+    full = risklist.ranked(card, model, state.clients, config.call_capacity)
+    return risklist.call_list(full, config.call_capacity)["clients"]
+
+
+def _same_list(recorded: list[dict], clients: list[dict]) -> bool:
+    """The same clients in the same order with the same probabilities (lists recorded before reasons were kept
+    say nothing of reasons, and the same model on the same data gives the same ones)."""
+    key = lambda entry: (entry["rank"], entry["corporation"], entry["probability"])  # noqa: E731
+    return [key(c) for c in recorded] == [key(c) for c in clients]
 
 
 def record_if_changed(config: Config, ledger: Ledger, run_id: int | None) -> int | None:
     """Record the current call list unless it is the last one recorded (same version, capacity, clients and
     probabilities); the new list's id, or None."""
     live = registry.current_number(config.prod_folder)
-    committed = ledger.files.committed_ends()[0]
-    if live is None or committed is None:
+    if live is None:
         return None
-    state = prepared.update(config, committed, ledger.call_lists.listed_by_row_count())
+    state = prepared.advance(config, prepared.committed(ledger))
+    if state is None:  # no data yet
+        return None
     version = registry.verify(config.prod_folder, live)
     clients = ranked_now(config, version, state)
     last = ledger.call_lists.latest(1)
-    if last and (last[0]["model_version"], last[0]["capacity"], last[0]["clients"]) == (
-            live, config.call_capacity, clients):
+    if last and (last[0]["model_version"], last[0]["capacity"]) == (live, config.call_capacity) \
+            and _same_list(last[0]["clients"], clients):
         return None
-    list_id = ledger.call_lists.record(run_id, live, config.call_capacity, int(state.stats["rows"]), state.tag, clients)
+    list_id = ledger.call_lists.record(run_id, live, config.call_capacity, int(state.stats["rows"]),
+                                      state.data_end_byte, clients)
     logger.info("call list %d: %d client(s) from version %d", list_id, len(clients), live)
     return list_id
 

@@ -18,6 +18,7 @@ from risk.readside import ModelHolder
 
 logger = logging.getLogger(__name__)
 LAST_DECISIONS = 10
+SHOWN_MOVERS = 10  # movers named on the page (the JSON gives as many as the list); the rest are counted
 # Nothing but this page and its inline styles may load: the browser enforces "no external assets".
 CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; "
        "frame-ancestors 'none'")
@@ -134,7 +135,7 @@ def feedback_or_none(config: Config) -> dict:
         return readside.list_feedback(config)
     except (MissingInputError, ApiError, IntegrityError) as exc:
         logger.info("dashboard: no list outcomes: %s", exc)
-        return {"outcomes": [], "departed": [], "since": None}
+        return {"outcomes": [], "departed": [], "more_departed": 0, "since": None}
 
 
 def page(config: Config, holder: ModelHolder) -> dict:
@@ -147,6 +148,7 @@ def page(config: Config, holder: ModelHolder) -> dict:
             "refused": pointer if version and pointer != version.number else None,
             "ranking": ranking, "no_ranking": no_ranking, "decisions": recent, "deployments": deployments,
             "chart": score_chart(deployments), "when": when, "number": number,
+            "shown_movers": SHOWN_MOVERS,
             "report": readside.report_written(config), "feedback": (feedback := feedback_or_none(config)),
             "outcome_chart": outcome_chart(feedback["outcomes"])}
 

@@ -229,7 +229,7 @@ def history_summaries(config: Config) -> tuple[dict, dict]:
     file exactly (the cost of the client base, not of the history), else from the history read whole."""
     from risk import prepared
 
-    state = prepared.covering(config)
+    state = prepared.as_of_file(config)
     if state is not None:
         return prepared.summary(state), prepared.missing_share(state)
     summaries = summary.of_frame(store.read_history(config))

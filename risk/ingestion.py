@@ -347,8 +347,8 @@ def run_ingestion(config: Config, parent_run: int | None = None) -> dict:
         with recorded(config.ledger_path, "ingestion", parent_run) as (ledger, run_id, detail):
             summary = summarise(ingest_new(config, ledger, run_id))
             detail.update(summary)
-            committed, lists = ledger.files.committed_ends()[0], ledger.call_lists.listed_by_row_count()
-        prepared.update(config, committed, lists)  # after the commit: the API's read state follows the ledger
+            committed = prepared.committed(ledger)
+        prepared.advance(config, committed)  # after the commit: the API's read state follows the ledger
     logger.info("ingestion: %d file(s), %d new row(s), %d duplicate row(s); rejected %d file(s) and %d row(s) "
                 "(see %s); %d duplicate file(s)", summary["ingested_files"], summary["ingested_rows"],
                 summary["duplicate_rows"], summary["rejected_files"], summary["rejected_rows"], catalog.REJECTS,

@@ -168,7 +168,7 @@ def run_migration(config: Config) -> dict:
             with Ledger(config.ledger_path) as ledger:
                 result = migrate_history(config, ledger)
                 if result["history"] == "migrated":  # the API's read state gains the column too
-                    prepared.update(config, ledger.files.committed_ends()[0], ledger.call_lists.listed_by_row_count())
+                    prepared.advance(config, prepared.committed(ledger))
         result["converted_versions"] = convert_versions(config)
     if result.get("history") != "migrated" and not result["converted_versions"]:
         logger.info("migrate: nothing to do (the history has the contract's columns; every version has %s)",

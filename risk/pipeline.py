@@ -32,13 +32,7 @@ def views_written(config: Config, ledger: Ledger) -> bool:
 
 def prepared_written(config: Config, ledger: Ledger) -> bool:
     """True when the API's read state covers what the ledger has committed (its text tag; stdlib only)."""
-    committed = ledger.files.committed_ends()[0]
-    try:
-        tag = (config.output_folder / catalog.PREPARED_TAG).read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        tag = None
-    return committed is None or (tag == f"{catalog.PREPARED_FORMAT}:{committed}"
-                                 and (config.output_folder / catalog.PREPARED).is_file())
+    return views.prepared_current(config.output_folder, ledger.files.committed_ends()[0])
 
 
 def deployment_work(config: Config, ledger: Ledger) -> list[str]:
@@ -216,7 +210,7 @@ def labelled_quality(config: Config, model: object, new) -> dict:
     if not len(y):
         return {}
     proba = model.predict_proba(x)[:, 1]
-    state = prepared.cached(config)
+    state = prepared.as_of_file(config)
     portfolio = len(risklist.current_clients(state.clients)) if state is not None else None
     return {"at_capacity": report.at_capacity(y, proba, config.call_capacity, portfolio or None, draws=400),
             "calibration": report.calibration_scores(y, proba)}
@@ -341,7 +335,7 @@ def refresh_prepared(config: Config, ledger: Ledger) -> None:
     if not prepared_written(config, ledger):
         from risk import prepared
 
-        prepared.update(config, ledger.files.committed_ends()[0], ledger.call_lists.listed_by_row_count())
+        prepared.advance(config, prepared.committed(ledger))
 
 
 def process(config: Config, run: dict | None = None) -> dict:

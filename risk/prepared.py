@@ -1,17 +1,30 @@
 """The read state the pipeline prepares for the API: each client's latest row and the history's summary
 statistics, kept up to date as data is ingested, so that a request costs the size of its answer.
 
-One file, `ingesteddata/prepared.npz`, written atomically after each ingestion commit and tagged with the
-byte length of `finaldata.csv` it covers (the ledger's committed end); `prepared.tag` repeats the tag as text
-for the idle tick, which imports no NumPy. An update reads only the rows
-appended since its tag. Readers take it only when its tag is the ledger's committed end: the API never
-sees a row the ledger has not recorded (a run being appended, a torn tail), and a stale or missing state (a
-killed run, an upgrade) is a 503 naming the command that rebuilds it, never a rebuild per request.
+One file, `ingesteddata/prepared.npz`, only ever replaced whole (atomically) and tagged with `data_end_byte`: the
+byte length of `finaldata.csv` it covers, which is the ledger's committed end when it is current. The contract:
 
-Each recorded call list is watched from the history length it saw (its boundary): when a client who was current
-then (its row at the boundary says it stayed) shows its next row, the row says whether it left. A watch keeps
-the counts over all such clients, the next row of each listed client, and the first clients seen to have left
-(enough to name the missed ones): bounded by the lists' capacity, whatever the portfolio's size.
+- Read side, `as_of_committed(config)`: the state covering exactly the ledger's committed data, or
+  `StaleReadState` (missing, behind, another format: a 503 naming the command that rebuilds it) or
+  `MissingInputError` (nothing ingested). Never ahead of the ledger (a run being appended or a torn tail is
+  invisible), never writes, never reads the history; a process reads the file once per version of it (its
+  inode, size and mtime) and keeps it. The API, the dashboard and the lists' outcomes use it.
+- `as_of_file(config)`: the same state, only when `finaldata.csv` on disk is exactly that long (no torn tail,
+  no hand edit); None otherwise, and the caller reads the file. Diagnostics, the report and the drift
+  decision's portfolio size use it.
+- Write side, `advance(config, committed(ledger))`: the pipeline's one way to bring it up to what the ledger
+  has committed, after the commit: reads only the rows appended since its `data_end_byte`, or rebuilds from
+  the whole history when there is no usable state (a killed run, another format, a list not yet watched).
+- The tag: `prepared.tag` repeats the format and `data_end_byte` as text (`risk.views.prepared_tag`, the one
+  place it is written or read) for the idle tick, which imports no NumPy.
+
+"End" is a byte offset of `finaldata.csv` (`*_byte`); the history's length in rows, where call lists are
+watched from, is a row count (`*_rows`).
+
+Each recorded call list is watched from the history length it saw (its boundary, in rows): when a client who
+was current then (its row at the boundary says it stayed) shows its next row, the row says whether it left. A
+watch keeps the counts over all such clients, the next row of each listed client, and the first clients seen
+to have left (enough to name the missed ones): bounded by the lists' capacity, whatever the portfolio's size.
 
 Summary statistics are exact (risk/summary.py): count, mean and the sum of squared deviations merge by Chan's
 formula, and the median comes from each feature's distinct values with their counts (a count column has few).
@@ -31,11 +44,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from risk import catalog, contract
+from risk import catalog, contract, risklist, views
 from risk import summary as summaries
 from risk.config import Config
 from risk.errors import MissingInputError
 from risk.files import atomic_write_bytes, atomic_write_text
+from risk.ledger import Ledger, LedgerReader, read_once
 
 logger = logging.getLogger(__name__)
 FORMAT = catalog.PREPARED_FORMAT
@@ -45,7 +59,9 @@ class StaleReadState(MissingInputError):
     """The prepared read state is missing or behind the ledger: a 503 until the pipeline brings it up."""
 
 
-State = namedtuple("State", "tag clients stats watches")  # clients: id, features, target, position, first_position
+# clients: risklist.latest_clients (id, features, target, position, first_position); watches by boundary rows
+State = namedtuple("State", "data_end_byte clients stats watches")
+Committed = namedtuple("Committed", "data_end_byte lists_by_rows")  # what `advance` brings the state up to
 SHOWN_LEFT = 20  # clients seen to have left, kept per watch beyond its listed ones (missed clients named)
 _loaded: dict[Path, tuple[tuple, State | None]] = {}  # path -> (its file's identity, the state read from it)
 _loaded_lock = threading.Lock()
@@ -64,15 +80,6 @@ def _summaries(state: State) -> dict[str, dict]:
 def summary(state: State) -> dict:
     """Mean, median and standard deviation (n - 1) of each feature over the whole history."""
     return summaries.statistics(_summaries(state))
-
-
-def _latest(frame: pd.DataFrame, start: int) -> pd.DataFrame:
-    """Each named client's latest row of `frame`, with its position in the history (ingestion order) and the
-    position of its first row (when it became a client: the call list's outcomes need it)."""
-    frame = frame.assign(position=np.arange(start, start + len(frame), dtype=np.int64))
-    named = frame[frame[contract.ID_COLUMN].notna()]
-    first = named.groupby(contract.ID_COLUMN, sort=False)["position"].transform("min")
-    return named.assign(first_position=first).drop_duplicates(contract.ID_COLUMN, keep="last")
 
 
 def missing_share(state: State) -> dict:
@@ -115,27 +122,28 @@ def _watch(watches: dict[int, dict], old: pd.DataFrame, rows: pd.DataFrame) -> N
         watch["left_ids"] += ids[news & next_left][:max(room, 0)].tolist()
 
 
-def _apply(state: State | None, rows: pd.DataFrame, tag: int, lists: dict[int, set[str]]) -> State:
-    start = 0 if state is None else int(state.stats["rows"])
+def _apply(state: State | None, rows: pd.DataFrame, data_end_byte: int,
+           lists_by_rows: dict[int, set[str]]) -> State:
+    """`state` (None: an empty history) with `rows` appended, the history then ending at `data_end_byte`."""
+    start_rows = 0 if state is None else int(state.stats["rows"])
     named = int(rows[contract.ID_COLUMN].notna().sum()) + (0 if state is None else state.stats["named"])
     fresh = {name: summaries.column_stats(rows[name].to_numpy(dtype=float)) for name in NUMBERS}
     if state is None:
-        clients, stats, watches = _latest(rows, start), fresh, {}
+        clients, stats, watches = risklist.latest_clients(rows, start_rows), fresh, {}
     else:
         watches = {**state.watches}
-        if start in lists and start not in watches:  # a list was recorded on the history as it stood
-            watches[start] = _new_watch(lists[start])
+        if start_rows in lists_by_rows and start_rows not in watches:  # a list recorded on the history as it stood
+            watches[start_rows] = _new_watch(lists_by_rows[start_rows])
         _watch(watches, state.clients, rows)
-        both = pd.concat([state.clients, _latest(rows, start)], ignore_index=True)
-        both["first_position"] = both.groupby(contract.ID_COLUMN, sort=False)["first_position"].transform("min")
-        clients = both.drop_duplicates(contract.ID_COLUMN, keep="last")
+        both = pd.concat([state.clients, risklist.latest_clients(rows, start_rows)], ignore_index=True)
+        clients = risklist.latest_clients(both)
         stats = {name: summaries.merged(state.stats[name], fresh[name]) for name in NUMBERS}
     clients = clients.sort_values("position", kind="stable").reset_index(drop=True)
-    return State(tag, clients, {**stats, "rows": start + len(rows), "named": named}, watches)
+    return State(data_end_byte, clients, {**stats, "rows": start_rows + len(rows), "named": named}, watches)
 
 
 def _encode(state: State) -> bytes:
-    arrays = {"format": np.array(FORMAT), "tag": np.array(state.tag), "rows": np.array(state.stats["rows"]),
+    arrays = {"format": np.array(FORMAT), "tag": np.array(state.data_end_byte), "rows": np.array(state.stats["rows"]),
               "named": np.array(state.stats["named"]),
               "columns": np.array(contract.COLUMNS), "position": state.clients["position"].to_numpy(np.int64),
               "first": state.clients["first_position"].to_numpy(np.int64),
@@ -151,8 +159,9 @@ def _encode(state: State) -> bytes:
     return buffer.getvalue()
 
 
-def load(config: Config) -> State | None:
-    """The prepared state as written, or None when there is none or it is of another layout."""
+def _read(config: Config) -> State | None:
+    """The prepared state as written (whatever data it covers), or None when there is none or it is of another
+    layout. The file's "tag" holds its data_end_byte."""
     try:
         with np.load(path_of(config), allow_pickle=False) as data:
             if int(data["format"]) != FORMAT or tuple(data["columns"].tolist()) != contract.COLUMNS:
@@ -171,72 +180,64 @@ def load(config: Config) -> State | None:
         return None
 
 
-def _rows_between(config: Config, start: int, end: int) -> pd.DataFrame:
+def _rows_between(config: Config, start_byte: int, end_byte: int) -> pd.DataFrame:
     from risk import store
 
     with open(config.finaldata_path, "rb") as handle:
-        handle.seek(start)
-        text = handle.read(end - start)
+        handle.seek(start_byte)
+        text = handle.read(end_byte - start_byte)
     raw = pd.read_csv(io.BytesIO(store.DATA_HEADER + text), dtype=str, keep_default_na=False, na_values=[""])
     return contract.validate_frame(raw, catalog.FINALDATA, history=True)
 
 
-def _rebuilt(config: Config, committed: int, lists: dict[int, set[str]]) -> State:
-    """The state from the whole history, applied in steps cut at the lists' boundaries, so that each list is
-    watched from where it was recorded as an incremental update would have."""
+def _rebuilt(config: Config, to: Committed) -> State:
+    """The state from the whole history, applied in steps cut at the lists' boundaries (rows), so that each list
+    is watched from where it was recorded as an incremental update would have."""
     from risk import store
 
-    rows = _rows_between(config, len(store.DATA_HEADER), committed)
-    cuts = [0, *sorted(b for b in lists if 0 < b < len(rows)), len(rows)]
+    rows = _rows_between(config, len(store.DATA_HEADER), to.data_end_byte)
+    cuts = [0, *sorted(b for b in to.lists_by_rows if 0 < b < len(rows)), len(rows)]
     state = None
     for begin, end in itertools.pairwise(cuts):
-        state = _apply(state, rows.iloc[begin:end], committed, lists)
+        state = _apply(state, rows.iloc[begin:end], to.data_end_byte, to.lists_by_rows)
     return state
 
 
-def update(config: Config, committed: int | None, lists: dict[int, set[str]] | None = None) -> State | None:
-    """Bring the prepared state up to the ledger's committed end of finaldata.csv, reading only the rows
-    appended since its tag (the whole history when there is no usable state); None before any data. `lists`:
-    the listed clients by history length at which lists were recorded (`ledger.call_lists.listed_by_row_count()`)."""
+def committed(ledger: Ledger) -> Committed:
+    """What the ledger has committed: the end byte of finaldata.csv (None before any data) and, for each history
+    length in rows at which call lists were recorded, the clients they listed."""
+    end_byte = ledger.files.committed_ends()[0]
+    return Committed(end_byte, ledger.call_lists.listed_by_row_count())  # the ledger's lists by history length in rows
+
+
+def advance(config: Config, to: Committed) -> State | None:
+    """The pipeline's one way to bring the prepared state up to what the ledger has committed (`committed(ledger)`,
+    read after the commit): reads only the rows appended since its data_end_byte, or the whole history when there
+    is no usable state or a list is not watched yet; then writes the file and its tag. None before any data."""
     from risk import store
 
-    if committed is None:
+    if to.data_end_byte is None:
         return None
-    lists = lists or {}
-    state = load(config)
-    unwatched = state is not None and any(b < state.stats["rows"] and b not in state.watches for b in lists)
-    if state is not None and state.tag == committed and not unwatched:
-        atomic_write_text(config.output_folder / catalog.PREPARED_TAG, f"{FORMAT}:{committed}\n")
+    state = _read(config)
+    unwatched = state is not None and any(b < state.stats["rows"] and b not in state.watches for b in to.lists_by_rows)
+    if state is not None and state.data_end_byte == to.data_end_byte and not unwatched:
+        atomic_write_text(config.output_folder / catalog.PREPARED_TAG, views.prepared_tag(to.data_end_byte))
         return state
-    if state is not None and not unwatched and len(store.DATA_HEADER) <= state.tag < committed:
-        new = _apply(state, _rows_between(config, state.tag, committed), committed, lists)
+    if state is not None and not unwatched and len(store.DATA_HEADER) <= state.data_end_byte < to.data_end_byte:
+        new = _apply(state, _rows_between(config, state.data_end_byte, to.data_end_byte), to.data_end_byte,
+                     to.lists_by_rows)
         how = f"{new.stats['rows'] - state.stats['rows']} new row(s)"
     else:
-        new = _rebuilt(config, committed, lists)
-        how = f"rebuilt from {new.stats['rows']} row(s)"
+        new, how = _rebuilt(config, to), "rebuilt"
     atomic_write_bytes(path_of(config), _encode(new))
-    atomic_write_text(config.output_folder / catalog.PREPARED_TAG, f"{FORMAT}:{committed}\n")
-    logger.info("prepared read state: %s, %d client(s)", how, len(new.clients))
+    atomic_write_text(config.output_folder / catalog.PREPARED_TAG, views.prepared_tag(to.data_end_byte))
+    logger.info("prepared read state: %s, %d row(s), %d client(s)", how, new.stats["rows"], len(new.clients))
     return new
 
 
-def covering(config: Config) -> State | None:
-    """The prepared state when it covers exactly finaldata.csv as the ledger committed it and as it is on disk;
-    None otherwise (no state yet, a killed run's tail, a file changed by hand): the caller reads the history."""
-    from risk.ledger import LedgerReader, read_once
-
-    committed = read_once(config.ledger_path, LedgerReader.committed_end, None)
-    try:
-        size = config.finaldata_path.stat().st_size
-    except OSError:
-        return None
-    state = load(config) if committed == size else None
-    return state if state is not None and state.tag == committed else None
-
-
-def cached(config: Config) -> State | None:
-    """`load`, read once per version of the file in this process: the file is only ever replaced whole (a new
-    inode), so its identity says whether the state held is still the one on disk. A request costs its answer."""
+def _cached(config: Config) -> State | None:
+    """`_read`, once per version of the file in this process: the file is only ever replaced whole (a new inode),
+    so its identity says whether the state held is still the one on disk. A request costs its answer."""
     path = path_of(config)
     try:
         info = os.stat(path)
@@ -246,17 +247,30 @@ def cached(config: Config) -> State | None:
     with _loaded_lock:
         held = _loaded.get(path)
         if held is None or held[0] != identity:
-            _loaded.clear()  # one state per worker: the newest
-            held = _loaded[path] = (identity, load(config))
+            _loaded.clear()  # one state per process: the newest
+            held = _loaded[path] = (identity, _read(config))
     return held[1]
 
 
-def current(config: Config, committed: int | None) -> State:
-    """The prepared state for a request: it must cover exactly what the ledger has committed."""
-    if committed is None:
+def as_of_committed(config: Config) -> State:
+    """The prepared state covering exactly the data the ledger has committed (read-only; once per version of the
+    file per process). StaleReadState when it is missing or behind; MissingInputError before any data."""
+    end_byte = read_once(config.ledger_path, LedgerReader.committed_end, None)  # GET: no ledger made
+    if end_byte is None:
         raise MissingInputError(f"{config.finaldata_path}: no ingested data (run ingestion.py first)")
-    state = cached(config)
-    if state is None or state.tag != committed:
+    state = _cached(config)
+    if state is None or state.data_end_byte != end_byte:
         raise StaleReadState(f"{path_of(config)}: the prepared read state is missing or behind the ledger (a killed"
                              " run or an upgrade): the next ingestion.py or fullprocess.py run rebuilds it")
     return state
+
+
+def as_of_file(config: Config) -> State | None:
+    """`as_of_committed` when finaldata.csv on disk is exactly the committed data (no torn tail, no hand edit);
+    None otherwise (or before any data, or when the state is behind): the caller reads the history itself."""
+    try:
+        state = as_of_committed(config)
+        size = config.finaldata_path.stat().st_size
+    except (MissingInputError, OSError):  # StaleReadState is a MissingInputError
+        return None
+    return state if size == state.data_end_byte else None

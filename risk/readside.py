@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from risk import catalog, contract, decisions, diagnostics, registry, risklist, scoring
+from risk import contract, decisions, diagnostics, prepared, registry, risklist, scoring
 from risk.config import Config
 from risk.errors import ApiError, ContractError, IntegrityError, MissingInputError
 from risk.ledger import LedgerReader
@@ -97,47 +97,31 @@ def previous_model(prod: Path, number: int) -> tuple[object | None, str | None]:
         return None, f"no movers: the previous version {number} failed verification (see the server log)"
 
 
-def prepared_state(config: Config):  # -> prepared.State
-    """The read state the pipeline prepared, if it covers exactly what the ledger has committed."""
-    from risk import prepared
-    from risk.ledger import read_once
-
-    committed = read_once(config.ledger_path, LedgerReader.committed_end, None)
-    return prepared.current(config, committed)
-
-
 RANK_LIMIT = 10_000  # the longest list /risk gives (its `top`)
-_rankings: dict[tuple, dict] = {}  # (prod folder, version, previous version, state tag) -> the full ranking
+SHOWN_DEPARTED = 20  # clients named under the dashboard's "left since the last list"; the rest are counted
+_rankings: dict[tuple, tuple[dict, str | None]] = {}  # (prod, version, previous, data_end_byte) -> ranked, note
 _rankings_lock = threading.Lock()
 
 
 def risk_ranking(config: Config, holder: ModelHolder, top: int) -> tuple[registry.Version, dict]:
-    """The served version and GET /risk's answer: the `top` current clients with reasons against the version's
-    typical client, and movers since the last version; a previous version that fails verification costs only
-    the movers (`movers_note` says why). The ranking is computed once per version and data change (per
-    worker) from the prepared state, then sliced."""
-    from risk.files import read_json
-
+    """The served version and GET /risk's answer: the call list of the `top` current clients with reasons against
+    the version's typical client, and movers since the last version (risklist's one builder); a previous version
+    that fails verification costs only the movers (`movers_note` says why). The ranking is computed once per
+    version and data change (per worker) from the prepared state, then each answer costs its `top`."""
     version, model = holder.get()
     before = registry.predecessor(config.prod_folder, version.number)
-    state = prepared_state(config)
-    key = (config.prod_folder, version.number, before, state.tag)
+    state = prepared.as_of_committed(config)
+    key = (config.prod_folder, version.number, before, state.data_end_byte)
     with _rankings_lock:
-        full = _rankings.get(key)
-        if full is None:
+        held = _rankings.get(key)
+        if held is None:
             previous, note = previous_model(config.prod_folder, before) if before else (None, None)
-            card = read_json(version.folder / catalog.CARD) if catalog.CARD in version.manifest["sha256"] else None
-            typical, source = risklist.typical_of(card, risklist.current_clients(state.clients))
-            full = {**risklist.ranking(state.clients, model, RANK_LIMIT, previous, typical), "movers_note": note,
-                    "typical": dict(zip(contract.FEATURES, typical.round(4).tolist(), strict=True)),
-                    "typical_from": source}
+            held = (risklist.ranked(risklist.card_of(version), model, state.clients, RANK_LIMIT, previous), note)
             _rankings.clear()  # one ranking per worker: the newest
-            _rankings[key] = full
-    answer = risklist.listed(full, top)  # the answer's dicts and words, for `top` clients only
-    return version, {"model_version": version.label, "previous_version": before, "clients": answer["clients"],
-                     "movers": answer["movers"], "population": full["population"],
-                     "typical": full["typical"], "typical_from": full["typical_from"],
-                     "movers_note": full["movers_note"]}
+            _rankings[key] = held
+    full, note = held
+    return version, {"model_version": version.label, "previous_version": before,
+                     **risklist.call_list(full, top), "movers_note": note}
 
 
 def served_version(holder: ModelHolder) -> tuple[registry.Version | None, str | None]:
@@ -162,9 +146,7 @@ def test_score(config: Config, holder: ModelHolder) -> dict:
 def summary_statistics(config: Config) -> dict:
     """GET /summarystats: mean, median and standard deviation of each feature of the ingested history, kept
     up to date by the pipeline as rows arrive (risk/prepared.py)."""
-    from risk import prepared
-
-    return prepared.summary(prepared_state(config))
+    return prepared.summary(prepared.as_of_committed(config))
 
 
 def diagnostics_now(config: Config, holder: ModelHolder, versions: dict[str, tuple[str, float]]) -> dict:
@@ -178,7 +160,7 @@ def call_list_outcomes(config: Config, limit: int) -> list[dict]:
     """GET /risk/outcomes: the newest `limit` recorded call lists, each with what later data says about it."""
     with reading_ledger(config) as ledger:
         lists = ledger.call_lists.latest(limit) if ledger else []
-    return list_outcomes(lists, prepared_state(config)) if lists else []
+    return list_outcomes(lists, prepared.as_of_committed(config)) if lists else []
 
 
 _answers: dict[tuple, tuple[object, object]] = {}  # (what, id(state), list ids) -> (the state, the answer)
@@ -207,26 +189,29 @@ def list_outcomes(lists: list[dict], state) -> list[dict]:  # state: prepared.St
 
 
 def list_feedback(config: Config, lists: int = 6) -> dict:
-    """For the dashboard: the outcomes of the latest recorded lists (oldest first) and the clients who left
-    since the list before the newest one (the list the managers had while the newest data was gathered)."""
+    """For the dashboard: the outcomes of the latest recorded lists (oldest first) and the clients who left since
+    the list before the newest one (the list the managers had while the newest data was gathered): the first
+    SHOWN_DEPARTED of them by name, the rest counted in `more_departed`."""
     with reading_ledger(config) as ledger:
         recorded = ledger.call_lists.latest(lists) if ledger else []
     if not recorded:
-        return {"outcomes": [], "departed": [], "since": None}
-    state = prepared_state(config)
+        return {"outcomes": [], "departed": [], "more_departed": 0, "since": None}
+    state = prepared.as_of_committed(config)
     return per_state("feedback", state, recorded, lambda: feedback_of(recorded, state))
 
 
 def feedback_of(recorded: list[dict], state) -> dict:  # state: prepared.State
     outcomes = list_outcomes(recorded, state)[::-1]
     since = recorded[1] if len(recorded) > 1 else None
-    departed = []
+    departed, more = [], 0
     if since is not None:
         clients = state.clients
         gone = clients[(clients[contract.TARGET] == 1) & (clients["position"] >= since["data_rows"])]
         listed = {c["corporation"] for c in since["clients"]}
-        departed = [{"corporation": name, "on_list": name in listed} for name in gone[contract.ID_COLUMN]]
-    return {"outcomes": outcomes, "departed": departed, "since": since and since["created_at"]}
+        departed = [{"corporation": name, "on_list": name in listed}
+                    for name in gone[contract.ID_COLUMN].head(SHOWN_DEPARTED)]
+        more = len(gone) - len(departed)
+    return {"outcomes": outcomes, "departed": departed, "more_departed": more, "since": since and since["created_at"]}
 
 
 # ---- the ledger ---------------------------------------------------------------------------------------

@@ -8,12 +8,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from risk import performance, risklist, summary
+from risk import performance, summary
 
 BOOTSTRAP_DRAWS = 1000
 CONFIDENCE = 0.95
 CALIBRATION_BINS = 5
-TOP_CLIENTS = 10
 MAX_FILES = 30
 SECTIONS = ("Summary", "Data lineage", "Metrics with confidence intervals", "Confusion matrix", "Calibration",
             "Score and data drift over time", "Decision behind this deployment", "Data quality",
@@ -199,11 +198,3 @@ def timing_history(diagnostics: list[dict]) -> list[dict]:
     return [{"created_at": d["created_at"], "model_version": d["model_version"],
              "ingestion_seconds": d["ingestion_seconds"], "training_seconds": d["training_seconds"],
              "repeats": d["repeats"]} for d in diagnostics]
-
-
-def top_clients(frame: pd.DataFrame, model: object, previous: object | None, top: int = TOP_CLIENTS,
-                card: dict | None = None) -> dict:
-    """The call list of `top` (the call capacity) current clients, reasons against the version's typical client."""
-    typical, source = risklist.typical_of(card, risklist.current_clients(risklist.latest_clients(frame)))
-    ranked = risklist.rank(frame, model, top, previous, typical)
-    return {**ranked, "movers": ranked["movers"][:top], "typical_from": source}

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from risk import catalog, contract, performance, prepared, registry
+from risk import catalog, contract, performance, prepared, registry, risklist
 from risk import report as content_of
 from risk.config import Config
 from risk.errors import ContractError, IntegrityError, MissingInputError
-from risk.files import atomic_copy, atomic_write_bytes, atomic_write_text, read_json
+from risk.files import atomic_copy, atomic_write_bytes, atomic_write_text
 from risk.ledger import Ledger, now, recorded
 from risk.scoring import read_labelled_csv
 
@@ -80,16 +80,15 @@ def read_inputs(config: Config, ledger: Ledger) -> dict:
     """Everything the report shows, read once: the version, models, card, data and ledger rows."""
     version = registry.current(config.prod_folder)
     before = registry.predecessor(config.prod_folder, version.number)
-    card_path = version.folder / catalog.CARD
     raw_path = config.output_folder / catalog.FINALDATA
     if not raw_path.is_file():
         raise MissingInputError(f"{raw_path}: no ingested data (run ingestion.py first)")
-    state = prepared.covering(config)  # when it covers finaldata.csv exactly, the history is not read
+    state = prepared.as_of_file(config)  # when it covers finaldata.csv exactly, the history is not read
     return {"version": version, "model": registry.load_model(version),
             "previous": previous_model(config, before),
             "previous_version": before, "capacity": config.call_capacity,
-            "prepared": state if state is not None else prepared.load(config),
-            "card": read_json(card_path) if card_path.is_file() else {},
+            "prepared": state,
+            "card": risklist.card_of(version) or {},
             "test": read_labelled_csv(config.testdata_path),
             "raw": None if state is not None else  # ids as ingested
             pd.read_csv(raw_path, dtype=str, keep_default_na=False, na_values=[""]),
@@ -123,8 +122,8 @@ def build_content(inputs: dict) -> dict:
     try:
         frame = inputs["prepared"].clients if inputs["raw"] is None else \
             contract.validate_frame(inputs["raw"], catalog.FINALDATA, history=True)
-        clients = {**content_of.top_clients(frame, model, inputs["previous"], inputs["capacity"],
-                                            inputs["card"]), "outcome": list_outcome(inputs),
+        full = risklist.ranked(inputs["card"], model, frame, inputs["capacity"], inputs["previous"])  # one builder
+        clients = {**risklist.call_list(full, inputs["capacity"]), "outcome": list_outcome(inputs),
                    "previous_version": inputs["previous_version"]}
     except ContractError as exc:
         clients = {"clients": [], "movers": [], "population": 0, "problem": str(exc)}

@@ -1,5 +1,11 @@
 """The call list: the current clients by attrition probability, with reasons a client manager reads.
 
+One builder for every list shown or kept: `ranked` (the costly half: every current client scored once, as
+numbers) then `call_list` (the answer for the first `top`, in words); the API (/risk, /risk.csv), the
+dashboard, the report and the lists recorded in the ledger all call them, and read the version's card one way
+(`card_of`). Each client's latest row comes from one function, `latest_clients`, for the prepared read state,
+the training card's portfolio and the list alike.
+
 The portfolio is the current clients: each named client's latest row, unless that row says it left
 (`exited` = 1); rows without a name are not ranked. Reasons compare a client with the typical client of the
 deployed version's own training reference (the medians of the sample on its card), so the same client gets
@@ -11,19 +17,32 @@ previous deployed model and the current one.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
-from risk import contract
+from risk import catalog, contract
+
+if TYPE_CHECKING:
+    from risk.registry import Version
 
 REASONS_PER_CLIENT = 2
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # OWASP, "CSV Injection"
 
 
-def latest_clients(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per named client: its most recent row in ingestion order (rows without a name are skipped)."""
+def latest_clients(frame: pd.DataFrame, start_row: int = 0) -> pd.DataFrame:
+    """One row per named client, its newest in ingestion order (rows without a name are skipped), in that order,
+    with `position` (its row number in the history, the frame's first row being `start_row`) and
+    `first_position` (its first row's: when it became a client). A frame that already has them (latest rows,
+    or latest rows of two stretches of history, oldest first) keeps them: the earliest first position wins."""
+    if "position" not in frame.columns:
+        frame = frame.assign(position=np.arange(start_row, start_row + len(frame), dtype=np.int64))
     named = frame[frame[contract.ID_COLUMN].notna()]
-    return named.drop_duplicates(contract.ID_COLUMN, keep="last").reset_index(drop=True)
+    first = named.groupby(contract.ID_COLUMN, sort=False)[
+        "first_position" if "first_position" in named.columns else "position"].transform("min")
+    return named.assign(first_position=first).drop_duplicates(contract.ID_COLUMN, keep="last") \
+        .reset_index(drop=True)
 
 
 def current_clients(latest: pd.DataFrame) -> pd.DataFrame:
@@ -34,6 +53,13 @@ def current_clients(latest: pd.DataFrame) -> pd.DataFrame:
 def probabilities(model: object, frame: pd.DataFrame) -> np.ndarray:
     """P(exited = 1) for each row."""
     return model.predict_proba(contract.matrix(frame))[:, 1]
+
+
+def card_of(version: Version) -> dict | None:
+    """The version's model card when its manifest lists one (so `registry.verify` checked it); None otherwise."""
+    from risk.files import read_json
+
+    return read_json(version.folder / catalog.CARD) if catalog.CARD in version.manifest["sha256"] else None
 
 
 def typical_of(card: dict | None, fallback: pd.DataFrame) -> tuple[np.ndarray, str]:
@@ -86,27 +112,22 @@ def reasons(row: np.ndarray, values: np.ndarray, typical: np.ndarray, probabilit
     return out
 
 
-def rank(frame: pd.DataFrame, model: object, top: int, previous: object | None = None,
-         typical: np.ndarray | None = None) -> dict:
-    """The `top` current clients by probability with their reasons, and the `top` movers since `previous`.
-    `frame` holds each client's latest row (or the history, reduced here to it)."""
-    return listed(ranking(frame, model, top, previous, typical), top)
-
-
-def ranking(frame: pd.DataFrame, model: object, limit: int, previous: object | None = None,
-            typical: np.ndarray | None = None) -> dict:
-    """The first `limit` clients and movers as arrays (ids, probabilities, pushes, values): what `listed` turns
-    into any shorter answer, so a cached ranking holds numbers, not `limit` clients' worth of dicts and text."""
+def ranked(card: dict | None, model: object, frame: pd.DataFrame, limit: int, previous: object | None = None) -> dict:
+    """The call list's costly half: every current client of `frame` (each client's latest row, or the history,
+    reduced here to it) scored by a version's `model`, and the first `limit` clients and movers since `previous`
+    kept as arrays (ids, probabilities, pushes, values) against the typical client of the version's `card`
+    (`card_of(version)`). What `call_list` turns into any answer up to `limit`: a cached ranking holds numbers,
+    not dicts and text."""
     clients = current_clients(latest_clients(frame))
+    typical, source = typical_of(card, clients)
+    out = {"population": len(clients), "typical_values": typical, "typical_from": source}
     if clients.empty:
-        return {"population": 0}
-    if typical is None:
-        typical, _ = typical_of(None, clients)
+        return out
     risk = probabilities(model, clients)
     order = np.argsort(-risk, kind="stable")[:limit]
     head = clients.take(order)
-    out = {"population": len(clients), "typical_values": typical, "ids": head[contract.ID_COLUMN].tolist(),
-           "risk": risk[order], "push": contributions(model, head, typical), "values": contract.matrix(head)}
+    out.update({"ids": head[contract.ID_COLUMN].tolist(), "risk": risk[order],
+                "push": contributions(model, head, typical), "values": contract.matrix(head)})
     if previous is not None:
         delta = risk - probabilities(previous, clients)
         rising = [j for j in np.argsort(-delta, kind="stable")[:limit] if delta[j] > 0]
@@ -114,18 +135,20 @@ def ranking(frame: pd.DataFrame, model: object, limit: int, previous: object | N
     return out
 
 
-def listed(full: dict, top: int) -> dict:
-    """The answer of `rank` for the first `top` clients and movers of a `ranking`: costs `top`, not `limit`."""
-    if not full["population"]:
-        return {"clients": [], "movers": [], "population": 0}
-    ranked = [{"rank": i + 1, "corporation": full["ids"][i], "probability": round(float(full["risk"][i]), 4),
-               "reasons": reasons(full["push"][i], full["values"][i], full["typical_values"], float(full["risk"][i]))}
-              for i in range(min(top, len(full["ids"])))]
-    ids, risk, delta = full.get("movers", ([], [], []))
-    movers = [{"corporation": ids[i], "probability": round(float(risk[i]), 4),
-               "previous_probability": round(float(risk[i] - delta[i]), 4), "rise": round(float(delta[i]), 4)}
-              for i in range(min(top, len(ids)))]
-    return {"clients": ranked, "movers": movers, "population": full["population"]}
+def call_list(full: dict, top: int) -> dict:
+    """The call list of a `ranked`: the first `top` current clients (rank, id, probability, reasons) and movers,
+    the population they are drawn from and the typical client the reasons compare with. Costs `top`."""
+    typical = dict(zip(contract.FEATURES, full["typical_values"].round(4).tolist(), strict=True))
+    ids, risk = full.get("ids", []), full.get("risk", [])
+    clients = [{"rank": i + 1, "corporation": ids[i], "probability": round(float(risk[i]), 4),
+                "reasons": reasons(full["push"][i], full["values"][i], full["typical_values"], float(risk[i]))}
+               for i in range(min(top, len(ids)))]
+    names, now, delta = full.get("movers", ([], [], []))
+    movers = [{"corporation": names[i], "probability": round(float(now[i]), 4),
+               "previous_probability": round(float(now[i] - delta[i]), 4), "rise": round(float(delta[i]), 4)}
+              for i in range(min(top, len(names)))]
+    return {"clients": clients, "movers": movers, "population": full["population"], "typical": typical,
+            "typical_from": full["typical_from"]}
 
 
 def spreadsheet_safe(text: str) -> str:

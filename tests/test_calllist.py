@@ -2,7 +2,10 @@
 for a client whatever else is in the data."""
 from __future__ import annotations
 
+import io
 import json
+import re
+from html import unescape
 
 import numpy as np
 import pandas as pd
@@ -10,9 +13,10 @@ import pytest
 from conftest import write_frame
 
 from app import create_app
-from risk import contract, ingestion
+from risk import calllists, contract, ingestion, report_render, reporting
 from risk.config import Config, load_config
 from risk.errors import ConfigError
+from risk.ledger import Ledger
 
 MONTHS, CLIENTS = 4, 60
 
@@ -100,3 +104,39 @@ def test_points_of_risk_read_as_a_manager_reads_them() -> None:
 
     assert [risklist.in_points(p) for p in (0.2, 0.6, 1.4, 14.2)] == [
         "under 1 point", "+1 point", "+1 point", "+14 points"]
+
+
+def rows_shown(html: str, section: str) -> list[tuple]:
+    """(rank, client, risk in % to 0.1, reasons' words) of each client row in an HTML page's `section`."""
+    part = html[html.index(f'<section id="{section}">'):]
+    rows = part[:part.index("</section>")].split('class="client-row"')[1:]
+    return [(int(re.search(r'<td class="num">(\d+)</td>', row).group(1)),
+             unescape(re.search(r'<td class="client">(.*?)</td>', row).group(1)),
+             re.search(r"(\d+\.\d)%", row).group(1),
+             [unescape(text) for text in re.findall(r'<span class="reason">(.*?)</span>', row)]) for row in rows]
+
+
+def test_the_api_the_recorded_list_the_dashboard_and_the_report_give_one_call_list(deployed: Config) -> None:
+    ingested(deployed, monthly_snapshots())
+    with Ledger(deployed.ledger_path) as ledger:
+        assert calllists.record_if_changed(deployed, ledger, None) is not None
+        recorded = ledger.call_lists.latest(1)[0]["clients"]
+        content = reporting.build_content(reporting.read_inputs(deployed, ledger))
+    report_list = content["clients"]
+    client = create_app(deployed).test_client()
+    api = client.get(f"/risk?top={deployed.call_capacity}").get_json()
+    assert len(api["clients"]) == deployed.call_capacity < api["population"]
+    assert api["typical_from"] == "the version's training reference"
+    assert recorded == api["clients"]  # names, order, probabilities and reasons, every number of them
+    assert report_list["clients"] == api["clients"]
+    assert (report_list["population"], report_list["typical"]) == (api["population"], api["typical"])
+    table = pd.read_csv(io.StringIO(client.get("/risk", headers={"Accept": "text/csv"}).get_data(as_text=True)),
+                        dtype={"corporation": str}, keep_default_na=False)
+    assert table.to_dict("records") == [{"rank": c["rank"], "corporation": c["corporation"],
+                                         "probability": c["probability"],
+                                         "reasons": "; ".join(r["text"] for r in c["reasons"])}
+                                        for c in api["clients"]]
+    shown = [(c["rank"], c["corporation"], f"{c['probability'] * 100:.1f}", [r["text"] for r in c["reasons"]])
+             for c in api["clients"]]
+    assert rows_shown(client.get("/").get_data(as_text=True), "risk-list") == shown
+    assert rows_shown(report_render.html(content), "clients") == shown

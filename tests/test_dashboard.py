@@ -19,6 +19,7 @@ import deployment as deployment_cli
 from app import create_app
 from risk import (
     auth,
+    calllists,
     catalog,
     contract,
     dashboard,
@@ -32,6 +33,7 @@ from risk import (
     training,
 )
 from risk.config import Config
+from risk.ledger import Ledger
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -329,3 +331,45 @@ def test_dashboard_without_a_model_in_a_real_browser(config: Config, browser: Br
         page.screenshot(path=tmp_path / "no-model.png", full_page=True)
     assert_local_and_clean(seen)
     assert (tmp_path / "no-model.png").read_bytes()[:8] == PNG
+
+
+def month_of(config: Config, names: list[str], left: int, file: str) -> None:
+    """A month of one row for each client of `names`, the riskiest of clients (`exited` = `left`), ingested."""
+    frame = synthetic_frame(len(names), seed=6)
+    frame["corporation"] = names
+    frame[FIRST] = 5000
+    frame[contract.TARGET] = left
+    write_frame(frame, config.input_folder / file)
+    ingestion.run_ingestion(config)
+
+
+@pytest.mark.parametrize(("leavers", "more"), [(30, "and 10 more"), (20, None)])
+def test_who_left_since_the_last_list_is_capped_and_the_rest_counted(deployed: Config, leavers: int,
+                                                                     more: str | None) -> None:
+    assert readside.SHOWN_DEPARTED == 20
+    names = [f"gone{i:02d}" for i in range(leavers)]
+    month_of(deployed, names, 0, "stay.csv")
+    with Ledger(deployed.ledger_path) as ledger:
+        assert calllists.record_if_changed(deployed, ledger, None) is not None  # the list the managers had
+    month_of(deployed, names, 1, "leave.csv")
+    with Ledger(deployed.ledger_path) as ledger:
+        assert calllists.record_if_changed(deployed, ledger, None) is not None  # the list the new month gives
+    html = create_app(deployed).test_client().get("/").get_data(as_text=True)
+    section = html[html.index('<section id="left-since">'):]
+    section = section[:section.index("</section>")]
+    assert re.findall(r'<tr class="departed-row"><td class="client">(.*?)</td>', section) == names[:20]
+    assert re.findall(r'id="more-departed">(.*?)</p>', section) == ([more] if more else [])
+
+
+def test_movers_beyond_the_shown_ones_are_counted(deployed: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    def ranking(config: Config, holder: object, top: int) -> tuple[object, dict]:
+        movers = [{"corporation": f"m{i}", "probability": 0.6, "previous_probability": 0.5, "rise": 0.1}
+                  for i in range(13)]
+        return holder.get()[0], {"model_version": "2", "previous_version": 1, "clients": [], "movers": movers,
+                                 "population": 0}
+
+    monkeypatch.setattr(readside, "risk_ranking", ranking)
+    html = create_app(deployed).test_client().get("/").get_data(as_text=True)
+    assert dashboard.SHOWN_MOVERS == 10
+    assert html.count('class="mover-row"') == 10
+    assert re.search(r'id="more-movers">and 3 more', html)

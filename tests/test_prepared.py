@@ -24,7 +24,7 @@ def test_summary_statistics_have_a_known_answer() -> None:
     for name in contract.FEATURES:
         assert prepared.summary(state)[name] == {"mean": 2.5, "median": 2.5, "std": pytest.approx(1.2909944487)}
     assert state.stats["rows"] == 4
-    assert state.tag == 20
+    assert state.data_end_byte == 20
 
 
 def month(rows: list[tuple[str, int]]) -> pd.DataFrame:
@@ -55,32 +55,35 @@ def test_ingesting_in_steps_gives_what_the_whole_history_gives(config: Config) -
         frame[contract.ID_COLUMN] = [f"client{i % 150}" for i in range(200)]
         write_frame(frame, config.input_folder / f"month{seed}.csv")
         ingestion.run_ingestion(config)
-    state = prepared.load(config)
-    assert state.tag == committed_end(config) == config.finaldata_path.stat().st_size
+    state = prepared.as_of_committed(config)
+    committed = read_once(config.ledger_path, LedgerReader.committed_end, None)
+    assert state.data_end_byte == committed == config.finaldata_path.stat().st_size
+    assert prepared.as_of_file(config) is state  # read once per version of the file
     history = store.read_history(config)
     expected = history[list(contract.FEATURES)].agg(["mean", "median", "std"])
     for name, numbers in prepared.summary(state).items():
         assert numbers == pytest.approx(expected[name].to_dict())
-    latest = risklist.latest_clients(history)
-    pd.testing.assert_frame_equal(state.clients.drop(columns=["position", "first_position"]), latest,
-                                  check_dtype=False)
+    pd.testing.assert_frame_equal(state.clients, risklist.latest_clients(history), check_dtype=False)
     named = history[history[contract.ID_COLUMN].notna()].reset_index()
     first = named.groupby(contract.ID_COLUMN, sort=False)["index"].min()  # the row a client first appears in
     assert state.clients.set_index(contract.ID_COLUMN)["first_position"].to_dict() == first.to_dict()
+    last = named.groupby(contract.ID_COLUMN, sort=False)["index"].max()  # and its newest row
+    assert state.clients.set_index(contract.ID_COLUMN)["position"].to_dict() == last.to_dict()
 
 
 def test_a_run_killed_between_its_commit_and_the_state_is_caught_up_by_the_next_tick(
         config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
     ingestion.run_ingestion(config)
-    before = prepared.load(config)
-    monkeypatch.setattr(prepared, "update", lambda *args: None)  # killed after the ledger's commit
+    before = prepared.as_of_committed(config)
+    monkeypatch.setattr(prepared, "advance", lambda *args: None)  # killed after the ledger's commit
     write_frame(synthetic_frame(50, seed=4), config.input_folder / "late.csv")
     ingestion.run_ingestion(config)
     monkeypatch.undo()
     with pytest.raises(prepared.StaleReadState, match="behind the ledger"):
-        prepared.current(config, committed_end(config))
+        prepared.as_of_committed(config)
+    assert prepared.as_of_file(config) is None
     assert "the API's prepared read state is behind the ledger" in pipeline.pending_work(config)
     with Ledger(config.ledger_path) as ledger:
         pipeline.refresh_prepared(config, ledger)
-    after = prepared.current(config, committed_end(config))
+    after = prepared.as_of_committed(config)
     assert after.stats["rows"] == before.stats["rows"] + 50

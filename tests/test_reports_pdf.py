@@ -167,9 +167,10 @@ def test_decision_deployments_timings_and_dependencies_come_from_the_ledger(pdf_
 
 
 def test_the_top_clients_are_the_risk_lists(story: Config, pdf_text: str) -> None:
-    model = registry.load_model(registry.current(story.prod_folder))
+    version = registry.current(story.prod_folder)
     frame = contract.validate_frame(store.read_history(story), "finaldata.csv")
-    top = risklist.rank(frame, model, 10)["clients"]
+    full = risklist.ranked(risklist.card_of(version), registry.load_model(version), frame, 10)
+    top = risklist.call_list(full, 10)["clients"]
     for client in top:
         assert f"{client['probability']:.1%}" in line_with(pdf_text, f" {client['corporation']} ")
 
