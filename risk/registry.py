@@ -80,6 +80,19 @@ def verify(prod: Path, number: int) -> Version:
     return Version(number, folder, manifest)
 
 
+def files_identity(prod: Path, number: int) -> tuple:
+    """(name, inode, size, mtime) of each file in a version's folder: cheap to read (one scandir), and it changes
+    when a file is repaired or replaced, so that a refused version is verified again only then."""
+    import os
+
+    try:
+        entries = list(os.scandir(versions_folder(prod) / str(number)))
+    except FileNotFoundError:
+        return ()
+    stats = ((entry.name, entry.stat()) for entry in entries)
+    return tuple(sorted((name, st.st_ino, st.st_size, st.st_mtime_ns) for name, st in stats))
+
+
 def current(prod: Path) -> Version:
     """The verified current version; MissingInputError when nothing is deployed."""
     number = current_number(prod)
