@@ -75,6 +75,9 @@ CREATE TABLE call_lists (
     id INTEGER PRIMARY KEY, run_id INTEGER, created_at TEXT NOT NULL, model_version INTEGER NOT NULL,
     capacity INTEGER NOT NULL, data_rows INTEGER NOT NULL, data_end INTEGER NOT NULL, clients TEXT NOT NULL);
 """,
+    """
+CREATE INDEX decisions_by_run ON decisions (run_id);
+""",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -420,6 +423,35 @@ class Ledger:
         for data_rows, clients in self.db.execute("SELECT data_rows, clients FROM call_lists"):
             listed.setdefault(int(data_rows), set()).update(c["corporation"] for c in json.loads(clients))
         return listed
+
+    # the report's reads (issue 22): the decision of a run by the index, bounded reads of files and rejected rows
+    def decision_of_run(self, run_id: int) -> dict | None:
+        """The newest decision recorded by run `run_id` (the pipeline run that deployed a version)."""
+        row = self.db.execute("SELECT * FROM decisions WHERE run_id = ? ORDER BY id DESC LIMIT 1", (run_id,)).fetchone()
+        return {**dict(row), "evidence": json.loads(row["evidence"])} if row else None
+
+    def newest_files(self, limit: int) -> list[dict]:
+        """The newest `limit` files the ledger has seen, oldest first."""
+        rows = self.db.execute("SELECT * FROM files ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [dict(row) for row in reversed(rows)]
+
+    def file_totals(self) -> dict:
+        """Every file counted: files, ingested and rejected ones, rows ingested, rows rejected."""
+        row = self.db.execute("SELECT COUNT(*), TOTAL(status = 'ingested'), TOTAL(status = 'rejected'),"
+                              " TOTAL(CASE WHEN status = 'ingested' THEN rows END), TOTAL(rejected_rows)"
+                              " FROM files").fetchone()
+        keys = ("files", "ingested_files", "rejected_files", "ingested_rows", "rejected_rows")
+        return dict(zip(keys, map(int, row), strict=True))
+
+    def rejection_counts(self, limit: int) -> tuple[list[dict], dict]:
+        """Rejected rows (not whole files) by reason, the `limit` most frequent first, and how many reasons and
+        rows the rest hold."""
+        top = self.db.execute("SELECT reason, COUNT(*) AS n FROM rejected_rows WHERE row IS NOT NULL GROUP BY reason"
+                              " ORDER BY n DESC, reason LIMIT ?", (limit,)).fetchall()
+        reasons, rows = self.db.execute("SELECT COUNT(DISTINCT reason), COUNT(*) FROM rejected_rows"
+                                        " WHERE row IS NOT NULL").fetchone()
+        shown = [{"reason": reason, "rows": n} for reason, n in top]
+        return shown, {"reasons": reasons - len(shown), "rows": rows - sum(r["rows"] for r in shown)}
 
     # diagnostics (issue 8): timings and dependency status over time; the cache of the index's latest versions
     def record_diagnostics(self, run_id: int | None, report: dict) -> int:
