@@ -15,7 +15,7 @@ from risk.deployment import deploy_by_hand, run_rollback, version_table
 from risk.errors import RiskError
 from risk.files import single_flight
 
-PREVIOUS = object()  # --rollback without VERSION: the one before the current (not a str: argparse types those)
+PREVIOUS = object()  # --rollback without VERSION: the one live before (not a str: argparse types those)
 NO_REASON = "no reason given"  # recorded for a rollback without --reason
 
 
@@ -36,7 +36,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--list", action="store_true", help="list the versions (* marks the current one)")
     action.add_argument("--rollback", nargs="?", const=PREVIOUS, type=version_number, metavar="VERSION",
-                        help="make VERSION (default: the one before the current) current again")
+                        help="make VERSION current again (default: the version live before the current one that was not"
+                        " rolled back from and still verifies)")
     parser.add_argument("--reason", type=reason_text, metavar="TEXT",
                         help=f"why, recorded in the ledger with who (only with --rollback; default {NO_REASON!r})")
     args = parser.parse_args(argv)

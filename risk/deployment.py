@@ -11,13 +11,12 @@ from __future__ import annotations
 import getpass
 import logging
 import os
-from pathlib import Path
 
 from risk import catalog, registry
 from risk.config import Config
 from risk.errors import MissingInputError, RiskError
 from risk.files import read_json, sha256_file
-from risk.ledger import recorded
+from risk.ledger import Ledger, recorded
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +72,8 @@ def run_deployment(config: Config, parent_run: int | None = None) -> dict:
         ledger.deployments.record(run_id, version.number, model_sha, score)
         if parent_run is None and card.get("last_file_id"):  # by hand: fullprocess records its own decisions
             detail["settled_files"] = ledger.files.settle_trained(run_id, card["last_file_id"])
-        pruned = registry.prune(config.prod_folder, config.keep_versions)
+        reach = registry.rollback_reach(config.prod_folder, version.number, ledger.deployments.records())
+        pruned = registry.prune(config.prod_folder, config.keep_versions, reach)
         detail.update({"version": version.number, "score": score, "model_sha256": model_sha, "pruned": pruned})
     logger.info("deployment: version %d (F1 %.4f) is current in %s%s", version.number, score, config.prod_folder,
                 f"; pruned old version(s) {pruned}" if pruned else "")
@@ -94,22 +94,27 @@ def actor() -> str:
     return os.environ.get("SUDO_USER") or getpass.getuser()
 
 
-def rollback_target(prod: Path, live: int, target: int | None) -> int:
+def rollback_target(config: Config, live: int, target: int | None) -> int:
+    """The named version, or the one a plain rollback reaches in the deployment history (registry.rollback_reach)."""
     if target is None:
-        target = registry.predecessor(prod, live)
+        with Ledger(config.ledger_path) as ledger:
+            history = ledger.deployments.records()
+        target = registry.rollback_reach(config.prod_folder, live, history)
         if target is None:
-            raise MissingInputError(f"{prod}: version {live} has no earlier version to roll back to")
+            raise MissingInputError(f"{config.prod_folder}: no version to roll back to from {live}: none live before"
+                                    " it that was not rolled back from and still verifies (name one: --rollback N)")
     if target == live:
         raise RiskError(f"version {target} is already current")
     return target
 
 
 def run_rollback(config: Config, target: int | None = None, reason: str | None = None) -> dict:
-    """Make an earlier (or the named) version current again, after verifying it; recorded with who and why."""
+    """Make the named version current again, or the one live before the current (rollback_target), after
+    verifying it; recorded with who and why."""
     live = registry.current_number(config.prod_folder)
     if live is None:
         raise MissingInputError(f"{config.prod_folder}: nothing is deployed, nothing to roll back")
-    target = rollback_target(config.prod_folder, live, target)
+    target = rollback_target(config, live, target)
     with recorded(config.ledger_path, "rollback") as (ledger, run_id, detail):
         version = registry.activate(config.prod_folder, target)  # refuses a version that fails verification
         ledger.deployments.record(run_id, target, version.manifest["sha256"][catalog.MODEL],

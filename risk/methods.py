@@ -24,12 +24,34 @@ def statistical(inputs):  # -> drift.Decision
     """The default: tests of performance against the card and of each feature, three verdicts."""
     from risk import drift
 
-    n = len(inputs.batch.y)
     if inputs.reference is None:
-        reason = "the deployed model's training data cannot be cross-validated (a class has < 2 rows)"
-        return drift.Decision(drift.INCONCLUSIVE, "statistical", {"new_rows": n}, reason)
+        return without_reference(inputs)
     return drift.statistical_rule(inputs.reference, inputs.batch, inputs.names, inputs.thresholds, inputs.seed,
                                   state=inputs.state, control=inputs.control)
+
+
+NO_REFERENCE = ("the deployed model has no cross-validated reference (its training data held fewer than 2 rows of"
+                " a class)")
+
+
+def without_reference(inputs):  # -> drift.Decision
+    """`statistical` when the card has no reference: there is nothing to test performance against, so the model is
+    retrained (DRIFT, the challenger still gating it) as soon as the undecided rows reach drift_min_rows and hold
+    both classes, which gives the new model's training data at least 2 of each and its card a reference. Until
+    then the rows wait (INCONCLUSIVE). Either way the evidence carries a warning."""
+    from risk import drift, performance
+
+    y, n = inputs.batch.y, len(inputs.batch.y)
+    classes = sorted(set(y.tolist()))
+    if n < inputs.thresholds.min_rows:
+        verdict, why = drift.INCONCLUSIVE, f"{n} new row(s) < drift_min_rows {inputs.thresholds.min_rows}: waiting"
+    elif len(classes) < 2:
+        verdict, why = drift.INCONCLUSIVE, f"the {n} new rows hold only class {classes}: waiting for both classes"
+    else:
+        verdict, why = drift.DRIFT, f"retraining on the {n} new rows, which hold both classes, to get one"
+    evidence = {"new_rows": n, "new_f1": performance.f1(y, inputs.batch.predicted) if n else None, "expected_f1": None,
+                "warning": f"{NO_REFERENCE}: {why}"}
+    return drift.Decision(verdict, "statistical", evidence, f"{NO_REFERENCE}: {why}")
 
 
 def raw(inputs):  # -> drift.Decision

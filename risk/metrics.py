@@ -92,9 +92,10 @@ class Metrics:
         self.requests.labels(route, method_label(method), str(status)).inc()
         self.latency.labels(route).observe(seconds)
 
-    def exposition(self, model_ready: bool) -> bytes:
-        """The text format: every worker's counts (multiprocess mode) or this process's, then the pipeline and
-        whether this worker has a verified model to serve (`risk_model_ready`, checked at scrape time)."""
+    def exposition(self, model_ready: bool, refused: int | None = None) -> bytes:
+        """The text format: every worker's counts (multiprocess mode) or this process's, then the pipeline,
+        whether this worker has a verified model to serve (`risk_model_ready`) and the version `current` names
+        if this worker refuses it (`risk_model_refused`), both checked at scrape time."""
         if os.environ.get(MULTIPROC_ENV):
             merged = CollectorRegistry()
             multiprocess.MultiProcessCollector(merged)
@@ -104,5 +105,14 @@ class Metrics:
         pipeline.register(PipelineCollector(self.ledger_path))
         ready = GaugeMetricFamily("risk_model_ready", "1 when this worker has a verified model to serve, else 0",
                                   value=1 if model_ready else 0)
-        pipeline.register(Fixed([ready]))
+        pipeline.register(Fixed([ready, refused_gauge(refused)]))
         return generate_latest(merged) + generate_latest(pipeline)
+
+
+def refused_gauge(refused: int | None) -> GaugeMetricFamily:
+    """`risk_model_refused{version="N"} 1` while the version `current` names fails verification in this worker
+    (which serves the one before); one sample at 0 with an empty version otherwise, so the series exists."""
+    gauge = GaugeMetricFamily("risk_model_refused", "1 while this worker refuses the current version (its files"
+                              " fail verification), labelled with it", labels=["version"])
+    gauge.add_metric(["" if refused is None else str(refused)], 0 if refused is None else 1)
+    return gauge

@@ -131,7 +131,7 @@ def spec() -> dict:
             "/scoring": _get("F1 of the deployed model on the test data", OBJECT, 503),
             "/summarystats": _get("Mean, median, std of each feature of the ingested data", OBJECT, 503),
             "/diagnostics": _get("Predictions, statistics, missing shares, timings, dependencies", OBJECT, 503),
-            "/ready": _get("200 once a verified model is loaded", OBJECT, 503),
+            "/ready": _get("200 while the version `current` names is verified and served; else 503", OBJECT, 503),
             "/health": {"get": {"summary": "Liveness", "security": [],
                                 "responses": {"200": _json(OBJECT, "the process is up")}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {

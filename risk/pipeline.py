@@ -237,7 +237,8 @@ def act_on(config: Config, ledger: Ledger, run_id: int,
         action = "kept the deployed model"
     if manifest is None and decision.verdict != drift.INCONCLUSIVE:
         record_new_score(config, ledger, run_id, decision.evidence)
-    logger.info("decision: %s -> %s", decision.line(), action)
+    logger.log(logging.WARNING if "warning" in evidence else logging.INFO, "decision: %s -> %s", decision.line(),
+               action)
     return decision.verdict, action, manifest, evidence, intent
 
 
@@ -258,6 +259,7 @@ def act(config: Config, ledger: Ledger, run_id: int) -> str:
         verdict, evidence = "BOOTSTRAP", {}
         manifest, intent = deploy_on(config, ledger, run_id, verdict, evidence, pending)
         action = f"deployed version {manifest['version']}"
+        evidence = bootstrap_warning(config)
     elif ledger.files.has_new_rows():  # deferred rows alone were decided already: no second decision on them
         verdict, action, manifest, evidence, intent = act_on(config, ledger, run_id, pending)
     else:
@@ -269,6 +271,17 @@ def act(config: Config, ledger: Ledger, run_id: int) -> str:
         ledger.decisions.record(run_id, verdict, action, evidence, [f["id"] for f in pending], intent)
     announce(config, run_id, verdict, action, manifest, evidence)
     return action
+
+
+def bootstrap_warning(config: Config) -> dict:
+    """{"warning": why} when the first model's card keeps no cross-validated reference (logged too), else {}."""
+    from risk import training
+
+    warning = training.no_reference(read_json(registry.current(config.prod_folder).folder / catalog.CARD))
+    if warning is None:
+        return {}
+    logger.warning("decision: the first model cannot be cross-validated: %s", warning)
+    return {"warning": warning}
 
 
 def announce(config: Config, run_id: int, verdict: str, action: str, manifest: dict | None, evidence: dict) -> None:

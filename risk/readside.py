@@ -11,6 +11,7 @@ import functools
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,7 +25,11 @@ logger = logging.getLogger(__name__)
 
 class ModelHolder:
     """The deployed model, reloaded (verify first, then swap) when the `current` pointer changes.
-    `on_load(number)` runs after each load, so that the version gauge follows any route that loads a model."""
+    `on_load(number)` runs after each load, so that the version gauge follows any route that loads a model.
+    A version that fails verification is refused (the one before keeps serving) and verified again when its
+    files change (registry.files_identity) or RETRY_SECONDS after the last try, not on every request."""
+
+    RETRY_SECONDS = 60.0
 
     def __init__(self, prod: Path, on_load: Callable[[int], None] = lambda number: None) -> None:
         self.prod = prod
@@ -32,6 +37,7 @@ class ModelHolder:
         self.lock = threading.Lock()
         self.loaded: tuple[registry.Version, object] | None = None
         self.refused: int | None = None  # a version that failed verification: not re-read on every request
+        self.refusal: tuple[str, tuple, float] = ("", (), 0.0)  # why, its files' identity, when (monotonic)
 
     def get(self) -> tuple[registry.Version, object]:
         number = registry.current_number(self.prod)
@@ -39,9 +45,24 @@ class ModelHolder:
             raise ApiError(503, "no_model", "no model deployed yet: run fullprocess.py or deployment.py")
         with self.lock:
             stale = self.loaded is None or self.loaded[0].number != number
-            if stale and not (self.loaded and number == self.refused):
+            if stale and not (self.loaded and number == self.refused and not self._retry_due(number)):
                 self._swap(number)
             return self.loaded
+
+    def _retry_due(self, number: int) -> bool:
+        _, files, when = self.refusal
+        return registry.files_identity(self.prod, number) != files or time.monotonic() - when > self.RETRY_SECONDS
+
+    def refused_now(self) -> tuple[int, str, int | None] | None:
+        """(the version the `current` pointer names, why it is refused, the version served instead or None)
+        while this worker refuses it; None otherwise (a corrupt pointer is the routes' 503, not a refusal)."""
+        try:
+            number = registry.current_number(self.prod)
+        except IntegrityError:
+            return None
+        with self.lock:
+            serving = self.loaded[0].number if self.loaded else None
+            return (number, self.refusal[0], serving) if number == self.refused != serving else None
 
     def _swap(self, number: int) -> None:
         try:
@@ -49,12 +70,13 @@ class ModelHolder:
             model = registry.load_model(version)
         except (IntegrityError, MissingInputError) as exc:
             logger.error("refusing version %d: %s", number, exc)
+            reason = str(exc).replace(f"{self.prod}{os.sep}", "")  # the server's paths stay in its log
             self.refused = number
+            self.refusal = (reason, registry.files_identity(self.prod, number), time.monotonic())
             if self.loaded is None:
-                reason = str(exc).replace(f"{self.prod}{os.sep}", "")  # the server's paths stay in its log
                 raise ApiError(503, "model_unverified", f"version {number} refused: {reason}") from None
             return
-        self.loaded = (version, model)
+        self.loaded, self.refused = (version, model), None
         self.on_load(number)
         logger.info("serving model version %d", number)
 

@@ -7,6 +7,7 @@ version. A version without a manifest is unfinished (a killed deploy) and is rem
 """
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from collections import namedtuple
@@ -77,6 +78,19 @@ def verify(prod: Path, number: int) -> Version:
         if sha256_file(path) != expected:
             raise IntegrityError(f"{path}: sha256 does not match the manifest (tampered or truncated)")
     return Version(number, folder, manifest)
+
+
+def files_identity(prod: Path, number: int) -> tuple:
+    """(name, inode, size, mtime) of each file in a version's folder: cheap to read (one scandir), and it changes
+    when a file is repaired or replaced, so that a refused version is verified again only then."""
+    import os
+
+    try:
+        entries = list(os.scandir(versions_folder(prod) / str(number)))
+    except FileNotFoundError:
+        return ()
+    stats = ((entry.name, entry.stat()) for entry in entries)
+    return tuple(sorted((name, st.st_ino, st.st_size, st.st_mtime_ns) for name, st in stats))
 
 
 def current(prod: Path) -> Version:
@@ -183,9 +197,40 @@ def describe(prod: Path) -> list[dict]:
 
 
 def predecessor(prod: Path, number: int) -> int | None:
-    """The newest complete version older than `number` (what a plain rollback goes back to)."""
+    """The newest complete version older than `number` (the movers' baseline; a rollback follows the history)."""
     older = [n for n in finished(prod) if n < number]
     return older[-1] if older else None
+
+
+def rolled_back_from(history: list[dict]) -> set[int]:
+    """The versions whose last time as current ended in a rollback (the operator rejected them). `history` is
+    the ledger's deployments, oldest first: each row a version made current (`version`, `action`)."""
+    left: dict[int, bool] = {}
+    for before, after in itertools.pairwise(history):
+        if before["version"] != after["version"]:
+            left[before["version"]] = after["action"] == "rollback"
+    return {number for number, rejected in left.items() if rejected}
+
+
+def verifies(prod: Path, number: int) -> bool:
+    try:
+        verify(prod, number)
+    except (IntegrityError, MissingInputError):
+        return False
+    return True
+
+
+def rollback_reach(prod: Path, live: int, history: list[dict]) -> int | None:
+    """What a plain rollback from `live` goes back to: walking the deployment history back from its newest row,
+    the first version that is not `live`, was not rolled back from and still verifies (pruned ones do not).
+    Each rollback rejects the version it leaves, so successive ones undo the history: after 1, 2, 3,
+    a rollback 3 -> 1 and a deployment of 4, they go 4 -> 1 -> 2 and then nowhere."""
+    skipped = rolled_back_from(history) | {live}
+    for number in (row["version"] for row in reversed(history)):
+        if number not in skipped and verifies(prod, number):
+            return number
+        skipped.add(number)  # checked once
+    return None
 
 
 def activate(prod: Path, number: int) -> Version:
@@ -198,12 +243,12 @@ def activate(prod: Path, number: int) -> Version:
     return version
 
 
-def prune(prod: Path, keep: int) -> list[int]:
-    """Delete the oldest complete versions beyond `keep`, never the current one or its predecessor."""
+def prune(prod: Path, keep: int, reach: int | None = None) -> list[int]:
+    """Delete the oldest complete versions beyond `keep`, never the current one or `reach` (what a plain rollback
+    would go back to: rollback_reach)."""
     import shutil
 
-    live = current_number(prod)
-    protected = {live, predecessor(prod, live) if live is not None else None}
+    protected = {current_number(prod), reach}
     candidates = [n for n in finished(prod) if n not in protected]
     excess = max(0, len(finished(prod)) - keep)
     doomed = candidates[:excess]

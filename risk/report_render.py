@@ -251,6 +251,15 @@ def _summary_page(content: dict) -> Figure:
     return figure
 
 
+def _reasons(content: dict, shown: int = 8) -> str:
+    """The `shown` most frequent rejection reasons with their rows, then how many more reasons and rows."""
+    listed, beyond = content["rejections"][:shown], content["rejections"][shown:]
+    rest = content.get("more_rejections") or {"reasons": 0, "rows": 0}
+    text = " | ".join(f"{r['reason']} ({r['rows']})" for r in listed) or "none"
+    more, rows = rest["reasons"] + len(beyond), rest["rows"] + sum(r["rows"] for r in beyond)
+    return f"{text} | and {more} more reason(s) ({rows} rows)" if more else text
+
+
 def _data_page(content: dict) -> Figure:
     figure = _page(content, 2)
     lin = content["lineage"]
@@ -260,8 +269,7 @@ def _data_page(content: dict) -> Figure:
              when(f["seen_at"]), textwrap.shorten(f["reason"], 40) or "-"] for f in lin["files"]]
     bottom = _table_at(figure, 0.88, 0.4, ["file", "status", "rows", "rejected", "model", "seen", "reason"], rows,
                        [0.22, 0.1, 0.07, 0.1, 0.07, 0.18, 0.26])
-    reasons = " | ".join(f"{r['reason']} ({r['rows']})" for r in content["rejections"][:8]) or "none"
-    y = _lines(figure, bottom - 0.025, f"Rejected rows by reason: {reasons}", 150, color=INK)
+    y = _lines(figure, bottom - 0.025, f"Rejected rows by reason: {_reasons(content)}", 150, color=INK)
     _heading(figure, y - 0.035, SECTIONS[7], "Missing values and ranges of the ingested data (finaldata.csv).")
     rows = [[q["column"], f"{q['missing']:.1%}", fmt(q.get("min"), 0), fmt(q.get("max"), 0), fmt(q.get("mean"), 1),
              fmt(q.get("median"), 1)] for q in content["quality"]]

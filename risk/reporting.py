@@ -26,6 +26,7 @@ from risk.scoring import read_labelled_csv
 
 logger = logging.getLogger(__name__)
 LABELS = ["stayed (0)", "exited (1)"]
+MAX_REASONS = 20  # rejection reasons the report lists, the most frequent; the rest are counted
 
 
 def plot_confusion(counts: list[list[int]], title: str) -> bytes:
@@ -48,20 +49,34 @@ def plot_confusion(counts: list[list[int]], title: str) -> bytes:
 
 
 def deciding_record(ledger: Ledger, version: int) -> tuple[dict | None, dict | None]:
-    """(the newest deployment of `version`, the drift decision of the pipeline run that deployed it, if any)."""
+    """(the newest deployment of `version`, the decision of the pipeline run that deployed it, if any): one
+    indexed look-up of the deploying run's decision, however many decisions came after it."""
     deployment = next((d for d in reversed(ledger.deployments.records()) if d["version"] == version), None)
     stage = ledger.runs.get(deployment["run_id"]) if deployment and deployment["run_id"] else None
     parent = stage["parent_id"] if stage else None
-    decision = next((d for d in ledger.decisions.latest(1000) if parent and d["run_id"] == parent), None)
-    return deployment, decision
+    return deployment, ledger.decisions.of_run(parent) if parent else None
 
 
 def ledger_inputs(ledger: Ledger, version: int) -> dict:
+    """The ledger rows the report shows, each read bounded: the newest MAX_FILES files and the MAX_REASONS most
+    frequent rejection reasons, with totals of the rest; the last 1000 decisions."""
     deployment, decision = deciding_record(ledger, version)
-    return {"call_lists": ledger.call_lists.latest(12), "files": ledger.files.records(),
-            "rejected": ledger.files.rejected_rows(), "scores": ledger.scores.records(),
+    rejections, more_rejections = ledger.files.rejection_counts(MAX_REASONS)
+    return {"call_lists": ledger.call_lists.latest(12), "files": ledger.files.newest(content_of.MAX_FILES),
+            "file_totals": ledger.files.totals(), "rejections": rejections, "more_rejections": more_rejections,
+            "scores": ledger.scores.records(),
             "decisions": ledger.decisions.latest(1000), "deployments": ledger.deployments.records(),
             "diagnostics": ledger.diagnostics.latest(), "deployment": deployment, "decision": decision}
+
+
+def ledger_content(inputs: dict, version_files: list[str]) -> dict:
+    """The lineage and rejection sections from the bounded reads: the files shown, with totals over every file,
+    and the reasons shown, with what the rest hold ("and N more")."""
+    totals = inputs["file_totals"]
+    lineage = {**content_of.lineage(inputs["files"], version_files),
+               **{k: totals[k] for k in ("ingested_files", "rejected_files", "ingested_rows", "rejected_rows")},
+               "more_files": totals["files"] - len(inputs["files"])}
+    return {"lineage": lineage, "rejections": inputs["rejections"], "more_rejections": inputs["more_rejections"]}
 
 
 def previous_model(config: Config, before: int | None) -> object | None:
@@ -131,8 +146,7 @@ def build_content(inputs: dict) -> dict:
     portfolio = clients.get("population") or None  # the current clients the capacity is spread over
     return {
         "generated_at": now(), "version": facts,
-        "lineage": content_of.lineage(inputs["files"], inputs["version_files"]),
-        "rejections": content_of.rejection_reasons(inputs["rejected"]),
+        **ledger_content(inputs, inputs["version_files"]),
         "metrics": content_of.metrics_with_ci(np.asarray(y), proba, facts["threshold"]),
         "cv": content_of.cross_validated(inputs["card"]),
         "confusion": performance.confusion_matrix(y, performance.flagged(proba, facts["threshold"])),

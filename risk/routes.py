@@ -175,8 +175,13 @@ def diagnostics_route() -> Response:
 
 @api.get("/ready")
 def ready() -> Response:
+    """200 while the version `current` names is the one served; 503 naming it and why while it is refused."""
     readside.require_readable_ledger(served().config)
     version, _ = served().models.get()
+    refused = served().models.refused_now()
+    if refused is not None:
+        number, why, serving = refused
+        raise ApiError(503, "model_refused", f"version {number} refused: {why}; still serving version {serving}")
     return jsonify({"status": "ready", "model_version": version.label})
 
 
@@ -189,7 +194,9 @@ def health() -> Response:
 @api.get("/metrics")
 def metrics_route() -> Response:
     version, _ = readside.served_version(served().models)
-    return Response(served().metrics.exposition(model_ready=version is not None), mimetype="text/plain; version=0.0.4")
+    refused = served().models.refused_now()
+    exposition = served().metrics.exposition(model_ready=version is not None, refused=refused and refused[0])
+    return Response(exposition, mimetype="text/plain; version=0.0.4")
 
 
 @api.get("/openapi.json")

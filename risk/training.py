@@ -182,4 +182,16 @@ def run_training(config: Config, parent_run: int | None = None) -> dict:
         detail.update(card)
     logger.info("training: fitted on %d rows (%d exited) -> %s", card["rows"], card["positives"],
                 config.model_folder / catalog.MODEL)
+    if no_reference(card):
+        logger.warning("training: %s", no_reference(card))
     return card
+
+
+def no_reference(card: dict) -> str | None:
+    """A warning when the card keeps no cross-validated performance (a class had fewer than 2 rows), else None."""
+    if card.get("expected_performance") is not None:
+        return None
+    leavers, stayers = card["positives"], card["rows"] - card["positives"]
+    return (f"the training data holds {leavers} leaver(s) and {stayers} stayer(s): too few to cross-validate, so"
+            " the card keeps no performance reference; the next drift decision retrains the model once"
+            " drift_min_rows new rows holding both classes arrive")

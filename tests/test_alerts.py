@@ -20,7 +20,7 @@ def anchors(markdown: str) -> set[str]:
 
 def test_every_runbook_url_is_a_section_of_the_operations_page() -> None:
     urls = re.findall(r"runbook_url: (\S+)", RULES)
-    assert len(urls) == len(re.findall(r"- alert: ", RULES)) >= 7
+    assert len(urls) == len(re.findall(r"- alert: ", RULES)) >= 8
     page = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
     missing = [url for url in urls if url.split("#")[0] != "docs/operations.md" or url.split("#")[1] not in
                anchors(page)]
@@ -33,9 +33,10 @@ def test_every_metric_the_rules_watch_is_exposed(deployed: Config) -> None:
     names = {name for name, kind in exposed} | {f"{name}_total" for name, kind in exposed if kind == "counter"}
     watched = set(re.findall(r"\b(risk_[a-z_]+)", RULES))
     assert watched == {"risk_pipeline_last_run_timestamp_seconds", "risk_drift_decisions_total", "risk_model_ready",
-                       "risk_ledger_readable", "risk_http_requests_total"}
+                       "risk_model_refused", "risk_ledger_readable", "risk_http_requests_total"}
     assert watched - names == set()
     assert "risk_model_ready 1.0" in text  # a verified model is loaded
+    assert 'risk_model_refused{version=""} 0.0' in text  # and the current version is not refused
 
 
 def test_each_verdict_is_exposed_from_zero_so_the_first_drift_fires(deployed: Config) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -227,6 +228,36 @@ def test_diagnostics_of_a_model_tampered_after_loading_is_503(client, deployed: 
     assert client.get("/ready").status_code == 200
     flip_byte(registry.versions_folder(deployed.prod_folder) / "1" / catalog.MODEL)
     assert_error(client.get("/diagnostics"), 503, "model_unverified")
+
+
+def served_by(client) -> str:
+    return client.post("/prediction", json={"records": [RECORD]}).headers["X-Model-Version"]
+
+
+def refused_gauge(client) -> dict[str, str]:
+    """The risk_model_refused samples of /metrics: {version label: value}."""
+    text = client.get("/metrics").get_data(as_text=True)
+    return dict(re.findall(r'^risk_model_refused\{version="([^"]*)"\} (\S+)$', text, flags=re.M))
+
+
+def test_a_refused_current_version_is_503_on_ready_and_served_once_its_files_are_repaired(client,
+                                                                                         deployed: Config) -> None:
+    assert served_by(client) == "1"
+    deployment.run_deployment(deployed)  # version 2 becomes current
+    model = registry.versions_folder(deployed.prod_folder) / "2" / catalog.SAFE_MODEL
+    good = model.read_bytes()
+    flip_byte(model)
+    body = assert_error(client.get("/ready"), 503, "model_refused")
+    assert body["detail"] == (f"version 2 refused: versions/2/{catalog.SAFE_MODEL}: sha256 does not match the"
+                              " manifest (tampered or truncated); still serving version 1")
+    assert served_by(client) == "1"  # the worker keeps serving the version before
+    assert refused_gauge(client) == {"2": "1.0"}
+    repaired = model.with_name("repaired.tmp")  # the operator restores the file (a new inode, as cp + mv gives)
+    repaired.write_bytes(good)
+    repaired.replace(model)
+    assert client.get("/ready").get_json() == {"status": "ready", "model_version": "2"}
+    assert served_by(client) == "2"
+    assert refused_gauge(client) == {"": "0.0"}
 
 
 def test_a_new_deployment_is_served_on_the_next_request(client, deployed: Config) -> None:

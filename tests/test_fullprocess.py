@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import REPO, has_pending, runs, snapshot, synthetic_frame, write_frame
@@ -110,6 +111,49 @@ def test_course_story_bootstrap_idle_drift_then_no_drift(config: Config) -> None
     assert registry.current_number(config.prod_folder) == 2
     assert versions(config) == ["1", "2"]
     assert [d["verdict"] for d in decisions(config)] == ["BOOTSTRAP", "DRIFT", "NO DRIFT"]
+
+
+def only_one_leaver(config: Config) -> None:
+    """The first data: 60 clients of whom exactly one left (too few to cross-validate a model on)."""
+    for path in config.input_folder.glob("*.csv"):
+        path.unlink()
+    frame = synthetic_frame(60, seed=7)
+    frame[contract.TARGET] = 0
+    frame.loc[frame.index[0], contract.TARGET] = 1
+    write_frame(frame, config.input_folder / "first.csv")
+
+
+def test_without_a_reference_the_rows_wait_for_drift_min_rows_holding_both_classes() -> None:
+    def decided(labels: list[int]) -> drift.Decision:
+        y, n = np.asarray(labels), len(labels)
+        batch = drift.Batch(y, np.zeros(n, dtype=int), np.zeros(n), np.zeros((n, len(contract.FEATURES))))
+        return methods.statistical(drift.Inputs(batch, None, 0.5, [], contract.FEATURES, drift.Thresholds(min_rows=30)))
+
+    few, one_class, both = decided([0, 1] * 10), decided([0] * 40), decided([0, 1] * 20)
+    assert (few.verdict, one_class.verdict, both.verdict) == (drift.INCONCLUSIVE, drift.INCONCLUSIVE, drift.DRIFT)
+    assert "20 new row(s) < drift_min_rows 30" in few.evidence["warning"]
+    assert "hold only class [0]" in one_class.evidence["warning"]
+    assert both.evidence["warning"].startswith("the deployed model has no cross-validated reference")
+
+
+@pytest.mark.slow
+def test_a_bootstrap_on_one_leaver_warns_and_retrains_when_drifted_data_arrives(
+        config: Config, caplog: pytest.LogCaptureFixture) -> None:
+    only_one_leaver(config)
+    assert pipeline.run_fullprocess(config)["action"] == "deployed version 1"
+    [bootstrap] = decisions(config)
+    assert "1 leaver" in bootstrap["evidence"]["warning"]
+    assert any(r.levelno == logging.WARNING and "1 leaver" in r.getMessage() for r in caplog.records)
+    for tick in range(3):  # new data with concept drift (the label rule flipped) arrives at each tick
+        write_frame(synthetic_frame(60, seed=10 + tick, flip=True), config.input_folder / f"drifted{tick}.csv")
+        pipeline.run_fullprocess(config)
+        if registry.current_number(config.prod_folder) == 2:
+            break
+    assert registry.current_number(config.prod_folder) == 2, [(d["verdict"], d["action"]) for d in decisions(config)]
+    assert (tick, decisions(config)[-1]["verdict"]) == (0, "DRIFT")
+    assert "no cross-validated reference" in decisions(config)[-1]["evidence"]["warning"]
+    card = json.loads((registry.current(config.prod_folder).folder / catalog.CARD).read_text())
+    assert card["expected_performance"]["cv_folds"] >= 2  # the new version has a reference: drift as usual
 
 
 @pytest.mark.slow

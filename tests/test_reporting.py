@@ -213,3 +213,45 @@ def test_a_corrupt_previous_version_costs_the_report_only_its_movers(deployed: C
     assert reporting_cli.main(["--config", str(deployed.config_path)]) == 0
     assert "no movers in the report: the previous version 1 failed verification" in caplog.text
     assert (deployed.model_folder / catalog.PLOT).exists()
+
+
+def deployed_by_a_decision(ledger: Ledger) -> int:
+    """A pipeline run that decided DRIFT and deployed version 1 (its deployment stage a child run); the decision id."""
+    parent = ledger.runs.start("fullprocess")
+    ledger.deployments.record(ledger.runs.start("deployment", parent), 1, "a" * 64, 0.5)
+    return ledger.decisions.record(parent, "DRIFT", "deployed version 1", {"method": "statistical"}, [])
+
+
+def test_the_report_attributes_the_deploying_decision_after_more_than_1000_later_ones(tmp_path) -> None:
+    with Ledger(tmp_path / "ledger.sqlite") as ledger:
+        deciding = deployed_by_a_decision(ledger)
+        for _ in range(1001):
+            ledger.decisions.record(ledger.runs.start("fullprocess"), "NO DRIFT", "kept the deployed model", {}, [])
+        deployment_row, decision = reporting.deciding_record(ledger, 1)
+    assert deployment_row["version"] == 1
+    assert decision is not None, "the deploying decision was not found"
+    assert (decision["id"], decision["verdict"]) == (deciding, "DRIFT")
+    assert report.decision_record(decision, deployment_row)["verdict"] == "DRIFT"
+
+
+def test_the_report_reads_the_newest_files_and_reasons_up_to_a_cap_and_counts_the_rest(tmp_path) -> None:
+    with Ledger(tmp_path / "ledger.sqlite") as ledger:
+        run = ledger.runs.start("ingestion")
+        with ledger.transaction():
+            for i in range(1200):
+                ledger.files.add_rejected_rows(run, f"f{i}.csv", [(2, "x", "-1", f"reason {i % 50:02d}")] * (1 + i % 2))
+                ledger.files.add(run, {"name": f"f{i}.csv", "sha256": f"{i:064d}", "size": 1, "mtime_ns": 0,
+                                       "status": "rejected" if i % 2 else "ingested", "rows": 10, "rejected_rows": 1})
+        deployed_by_a_decision(ledger)
+        inputs = reporting.ledger_inputs(ledger, 1)
+    shown = report.MAX_FILES
+    assert len(inputs["files"]) == shown  # read: the files the report shows, not the whole table
+    assert [f["name"] for f in inputs["files"]] == [f"f{i}.csv" for i in range(1200 - shown, 1200)]
+    content = reporting.ledger_content(inputs, [])
+    lineage = content["lineage"]
+    assert (lineage["more_files"], lineage["ingested_files"], lineage["rejected_files"]) == (1200 - shown, 600, 600)
+    assert (lineage["ingested_rows"], lineage["rejected_rows"]) == (6000, 1200)
+    assert len(content["rejections"]) == reporting.MAX_REASONS < 50
+    assert content["rejections"][0] == {"reason": "reason 01", "rows": 48}  # odd files reject two rows each
+    assert content["more_rejections"] == {"reasons": 50 - reporting.MAX_REASONS,
+                                          "rows": 1800 - sum(r["rows"] for r in content["rejections"])}

@@ -87,15 +87,57 @@ def test_rollback_to_a_tampered_version_is_refused_naming_the_file(deployed: Con
         assert [d["action"] for d in ledger.deployments.records()] == ["deploy", "deploy"]
 
 
-def test_pruning_keeps_the_last_n_but_never_the_current_or_its_predecessor(deployed: Config) -> None:
+def rollback(config: Config, *argv: str) -> int:
+    """`deployment.py --rollback ...` on the project; the exit code."""
+    return deployment_cli.main(["--config", str(config.config_path), "--rollback", *argv])
+
+
+def rejected_3_then_deployed_4(config: Config) -> None:
+    """Versions 1 to 3 deployed, the operator rolls 3 back to 1 (rejecting 3), then version 4 is deployed."""
+    redeploy(config, 2)
+    assert rollback(config, "1", "--reason", "3 misranks") == 0
+    redeploy(config)
+    assert registry.current_number(config.prod_folder) == 4
+
+
+def test_a_plain_rollback_undoes_the_deployment_history_never_to_a_rejected_version(deployed: Config) -> None:
+    rejected_3_then_deployed_4(deployed)
+    assert rollback(deployed) == 0
+    assert registry.current_number(deployed.prod_folder) == 1  # live before 4; 3 was rolled back from
+    assert rollback(deployed) == 0
+    assert registry.current_number(deployed.prod_folder) == 2  # before 1 came 4 and 3, both rolled back from
+    assert rollback(deployed) == 1  # 1, 3 and 4 were all rolled back from: nothing left to undo
+    assert registry.current_number(deployed.prod_folder) == 2
+    with Ledger(deployed.ledger_path) as ledger:
+        assert [(d["version"], d["action"]) for d in ledger.deployments.records()] == [
+            (1, "deploy"), (2, "deploy"), (3, "deploy"), (1, "rollback"), (4, "deploy"), (1, "rollback"),
+            (2, "rollback")]
+
+
+def test_a_plain_rollback_skips_a_version_whose_files_no_longer_verify(deployed: Config) -> None:
+    rejected_3_then_deployed_4(deployed)
+    flip_byte(registry.versions_folder(deployed.prod_folder) / "1" / "trainedmodel.pkl")
+    assert rollback(deployed) == 0
+    assert registry.current_number(deployed.prod_folder) == 2
+
+
+def test_pruning_protects_the_version_a_plain_rollback_reaches(deployed: Config) -> None:
+    config = deployed._replace(keep_versions=3)
+    rejected_3_then_deployed_4(config)  # 4 versions, keep 3: 2 goes; 1 (what a rollback reaches) and 4 stay
+    assert registry.finished(config.prod_folder) == [1, 3, 4]
+    assert rollback(config) == 0
+    assert registry.current_number(config.prod_folder) == 1
+
+
+def test_pruning_keeps_the_last_n_but_never_the_current_or_what_a_rollback_reaches(deployed: Config) -> None:
     config = deployed._replace(keep_versions=3)
     redeploy(config, 4)  # versions 1..5; keep 3 -> 3, 4, 5
     assert registry.finished(config.prod_folder) == [3, 4, 5]
-    deployment.run_rollback(config, 3)  # current 3, its predecessor: none left older
-    redeploy(config)  # version 6; keep 3 but protect current (6) and its predecessor (5)
-    assert registry.finished(config.prod_folder) == [4, 5, 6]
-    deployment.run_rollback(config, 4)
-    redeploy(config, 2)  # 7, 8 deployed; then current 8 and predecessor 7
+    deployment.run_rollback(config, 3)  # current 3; 5 is rolled back from
+    redeploy(config)  # version 6; keep 3 but protect current (6) and what a rollback reaches (3, live before it)
+    assert registry.finished(config.prod_folder) == [3, 5, 6]
+    deployment.run_rollback(config, 5)  # the operator takes 5 back: 6 is rolled back from
+    redeploy(config, 2)  # 7, 8 deployed; then current 8 and 7, live before it
     assert registry.finished(config.prod_folder) == [6, 7, 8]
 
 
@@ -103,7 +145,7 @@ def test_pruning_never_removes_a_rolled_back_current_version(deployed: Config) -
     config = deployed._replace(keep_versions=2)
     redeploy(config, 2)  # 1, 2, 3 -> keep 2, 3
     deployment.run_rollback(config, 2)
-    assert registry.prune(config.prod_folder, 1) == [3]  # 2 is current; its predecessor is gone already
+    assert registry.prune(config.prod_folder, 1) == [3]  # 2 is current, and nothing else is protected
     assert registry.current(config.prod_folder).number == 2
 
 

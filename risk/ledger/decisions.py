@@ -75,6 +75,12 @@ class Decisions(Store):
         rows = self.db.execute("SELECT * FROM decisions ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
         return [{**dict(row), "evidence": json.loads(row["evidence"])} for row in rows]
 
+    def of_run(self, run_id: int) -> dict | None:
+        """The newest decision recorded by run `run_id` (the pipeline run that deployed a version): one look-up in
+        the index, however many decisions came after it."""
+        row = self._one("SELECT * FROM decisions WHERE run_id = ? ORDER BY id DESC LIMIT 1", run_id)
+        return {**dict(row), "evidence": json.loads(row["evidence"])} if row else None
+
     def count_by_verdict(self) -> dict[str, int]:
         """{verdict: how many decisions gave it} (the metrics' counter)."""
         return dict(self.db.execute("SELECT verdict, COUNT(*) FROM decisions GROUP BY verdict").fetchall())

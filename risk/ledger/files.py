@@ -116,3 +116,23 @@ class Files(Store):
             self.db.executemany("UPDATE files SET data_start = ?, data_end = ? WHERE id = ?",
                                 [(start, end, file_id) for file_id, (start, end) in ranges.items()])
             self.record_index_segment(segment, max_file_id, rows)
+
+    def newest(self, limit: int) -> list[dict]:
+        """The newest `limit` files the ledger has seen, oldest first."""
+        return list(reversed(self._dicts("SELECT * FROM files ORDER BY id DESC LIMIT ?", limit)))
+
+    def totals(self) -> dict:
+        """Every file counted: files, ingested and rejected ones, rows ingested, rows rejected."""
+        row = self._one("SELECT COUNT(*), TOTAL(status = 'ingested'), TOTAL(status = 'rejected'),"
+                        " TOTAL(CASE WHEN status = 'ingested' THEN rows END), TOTAL(rejected_rows) FROM files")
+        keys = ("files", "ingested_files", "rejected_files", "ingested_rows", "rejected_rows")
+        return dict(zip(keys, map(int, row), strict=True))
+
+    def rejection_counts(self, limit: int) -> tuple[list[dict], dict]:
+        """Rejected rows (not whole files) by reason, the `limit` most frequent first, and how many reasons and
+        rows the rest hold."""
+        top = self.db.execute("SELECT reason, COUNT(*) AS n FROM rejected_rows WHERE row IS NOT NULL GROUP BY reason"
+                              " ORDER BY n DESC, reason LIMIT ?", (limit,)).fetchall()
+        reasons, rows = self._one("SELECT COUNT(DISTINCT reason), COUNT(*) FROM rejected_rows WHERE row IS NOT NULL")
+        shown = [{"reason": reason, "rows": n} for reason, n in top]
+        return shown, {"reasons": reasons - len(shown), "rows": rows - sum(r["rows"] for r in shown)}

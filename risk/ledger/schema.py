@@ -71,6 +71,9 @@ CREATE TABLE call_lists (
     id INTEGER PRIMARY KEY, run_id INTEGER, created_at TEXT NOT NULL, model_version INTEGER NOT NULL,
     capacity INTEGER NOT NULL, data_rows INTEGER NOT NULL, data_end INTEGER NOT NULL, clients TEXT NOT NULL);
 """,
+    """
+CREATE INDEX decisions_by_run ON decisions (run_id);
+""",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
