@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from risk import contract, decisions, diagnostics, prepared, registry, risklist, scoring
+from risk import catalog, contract, decisions, diagnostics, prepared, registry, risklist, scoring
 from risk.config import Config
 from risk.errors import ApiError, ContractError, IntegrityError, MissingInputError
 from risk.ledger import LedgerReader
@@ -125,13 +125,32 @@ _rankings: dict[tuple, tuple[dict, str | None]] = {}  # (prod, version, previous
 _rankings_lock = threading.Lock()
 
 
+_before: dict[tuple, int | None] = {}  # (prod folder, version, the `current` pointer file's identity) -> live before
+
+
+def live_before(config: Config, number: int) -> int | None:
+    """The version current before `number` became current (the ledger's deployment history), read once per
+    activation: every activation rewrites the `current` pointer file, so its identity keys the answer."""
+    from risk.ledger import read_once
+
+    try:
+        pointer = (config.prod_folder / catalog.CURRENT).stat()
+    except FileNotFoundError:
+        return None
+    key = (config.prod_folder, number, pointer.st_ino, pointer.st_mtime_ns)
+    if key not in _before:
+        _before.clear()
+        _before[key] = read_once(config.ledger_path, lambda reader: reader.deployments.live_before(number), None)
+    return _before[key]
+
+
 def risk_ranking(config: Config, holder: ModelHolder, top: int) -> tuple[registry.Version, dict]:
     """The served version and GET /risk's answer: the call list of the `top` current clients with reasons against
     the version's typical client, and movers since the last version (risklist's one builder); a previous version
     that fails verification costs only the movers (`movers_note` says why). The ranking is computed once per
     version and data change (per worker) from the prepared state, then each answer costs its `top`."""
     version, model = holder.get()
-    before = registry.predecessor(config.prod_folder, version.number)
+    before = live_before(config, version.number)
     state = prepared.as_of_committed(config)
     key = (config.prod_folder, version.number, before, state.data_end_byte)
     with _rankings_lock:

@@ -196,12 +196,6 @@ def describe(prod: Path) -> list[dict]:
     return rows
 
 
-def predecessor(prod: Path, number: int) -> int | None:
-    """The newest complete version older than `number` (the movers' baseline; a rollback follows the history)."""
-    older = [n for n in finished(prod) if n < number]
-    return older[-1] if older else None
-
-
 def rolled_back_from(history: list[dict]) -> set[int]:
     """The versions whose last time as current ended in a rollback (the operator rejected them). `history` is
     the ledger's deployments, oldest first: each row a version made current (`version`, `action`)."""

@@ -94,7 +94,7 @@ def previous_model(config: Config, before: int | None) -> object | None:
 def read_inputs(config: Config, ledger: Ledger) -> dict:
     """Everything the report shows, read once: the version, models, card, data and ledger rows."""
     version = registry.current(config.prod_folder)
-    before = registry.predecessor(config.prod_folder, version.number)
+    before = ledger.deployments.live_before(version.number)
     raw_path = config.output_folder / catalog.FINALDATA
     if not raw_path.is_file():
         raise MissingInputError(f"{raw_path}: no ingested data (run ingestion.py first)")

@@ -184,7 +184,7 @@ def test_a_corrupt_previous_version_still_shows_the_ranking(deployed: Config) ->
         scoring.run_scoring(deployed)
         deployment.run_deployment(deployed)
     assert deployment_cli.main(["--config", str(deployed.config_path), "--rollback"]) == 0
-    score = registry.versions_folder(deployed.prod_folder) / "1" / catalog.SCORE
+    score = registry.versions_folder(deployed.prod_folder) / "3" / catalog.SCORE
     score.write_bytes(score.read_bytes() + b"x")
     answer = create_app(deployed).test_client().get("/")
     assert answer.status_code == 200
@@ -193,7 +193,7 @@ def test_a_corrupt_previous_version_still_shows_the_ranking(deployed: Config) ->
     current = create_app(deployed).test_client().get("/risk").get_json()["population"]
     assert html.count('class="client-row"') == min(deployed.call_capacity, current)
     movers = html[html.index('<section id="movers">'):]
-    assert "no movers: the previous version 1 failed verification" in movers[:movers.index("</section>")]
+    assert "no movers: the previous version 3 failed verification" in movers[:movers.index("</section>")]
 
 
 @pytest.mark.parametrize("tail", [b"torn,12", b"a,1,2,3,4,5,6,7\n"])

@@ -192,7 +192,7 @@ def test_ids_are_the_text_ingestion_kept(client, deployed: Config) -> None:
 
 
 def rolled_back_to_2(config: Config) -> None:
-    """Versions 1 to 3 deployed, then a rollback: 2 is current and 1 its predecessor."""
+    """Versions 1 to 3 deployed, then a rollback: 2 is current, and 3 was live before it (the movers' baseline)."""
     redeploy_on_flipped_data(config)
     training.run_training(config)
     scoring.run_scoring(config)
@@ -203,14 +203,14 @@ def rolled_back_to_2(config: Config) -> None:
 
 def test_a_corrupt_previous_version_drops_the_movers_not_the_answer(client, deployed: Config) -> None:
     rolled_back_to_2(deployed)
-    score = registry.versions_folder(deployed.prod_folder) / "1" / catalog.SCORE
+    score = registry.versions_folder(deployed.prod_folder) / "3" / catalog.SCORE
     score.write_bytes(score.read_bytes() + b"x")
     assert client.get("/ready").get_json()["model_version"] == "2"
     answer = client.get("/risk?top=10000")
     assert answer.status_code == 200
     body = answer.get_json()
-    assert (body["model_version"], body["previous_version"], body["movers"]) == ("2", 1, [])
-    assert "version 1 failed verification" in body["movers_note"]
+    assert (body["model_version"], body["previous_version"], body["movers"]) == ("2", 3, [])
+    assert "version 3 failed verification" in body["movers_note"]
     assert [c["probability"] for c in body["clients"]] == \
         pytest.approx(sorted(expected_risk(deployed, 2).values(), reverse=True), abs=5e-5)
 

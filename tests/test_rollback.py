@@ -176,3 +176,13 @@ def test_deploy_by_hand_while_the_pipeline_holds_the_lock_exits_1(deployed: Conf
         assert deployment_cli.main(["--config", str(deployed.config_path), "--rollback", "1"]) == 1
     assert any("another pipeline run holds the lock" in r.getMessage() for r in caplog.records)
     assert registry.current(deployed.prod_folder).number == 1
+
+
+def test_the_movers_baseline_is_the_version_live_before_whatever_its_number(tmp_path) -> None:
+    # History 1, 2, 3, a rollback 3 -> 1, then 4 deployed: 4 followed 1 (not 3, the next lower number);
+    # 1 was last made current by the rollback, after 3; 2 followed 1.
+    with Ledger(tmp_path / "ledger.sqlite") as ledger:
+        for version, action in ((1, "deploy"), (2, "deploy"), (3, "deploy"), (1, "rollback"), (4, "deploy")):
+            ledger.deployments.record(None, version, "a" * 64, 0.5, action=action)
+        assert [ledger.deployments.live_before(v) for v in (4, 1, 2, 3)] == [1, 3, 1, 2]
+        assert ledger.deployments.live_before(5) is None

@@ -30,6 +30,13 @@ class Deployments(Store):
         row = self._one("SELECT id, version, followed_up_run FROM deployments ORDER BY id DESC LIMIT 1")
         return dict(row) if row else None
 
+    def live_before(self, version: int) -> int | None:
+        """The version that was current just before the newest activation of `version` (the movers' baseline:
+        what the managers' list came from before), whatever its number; None when nothing was."""
+        row = self._one("SELECT version FROM deployments WHERE version != ? AND id < (SELECT MAX(id) FROM deployments"
+                        " WHERE version = ?) ORDER BY id DESC LIMIT 1", version, version)
+        return row[0] if row else None
+
     def records(self) -> list[dict]:
         """Every deployment record, oldest first."""
         return self._dicts("SELECT * FROM deployments ORDER BY id")
