@@ -359,7 +359,8 @@ def test_csv_fast_path_takes_clean_bodies() -> None:
     ids = orjson.loads(orjson.dumps(fast.ids))
     assert ids[3] == "Acme,Inc"
     assert ids[4:6] == ["NA", None]
-    assert serving.fast_csv(body.replace(b"\n", b"\r\n")) is not None
+    crlf = serving.fast_csv(body.replace(b"\n", b"\r\n"))  # Windows line ends: the same rows, still fast
+    assert (crlf.x.tobytes(), orjson.loads(orjson.dumps(crlf.ids))) == (fast.x.tobytes(), ids)
     assert serving.fast_csv(body.replace(b"\n", b" \n")) is None  # trailing spaces: the text path reads it
 
 

@@ -6,15 +6,17 @@ import importlib.metadata
 import json
 import logging
 import os
+import re
 import socket
 import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
-from conftest import COURSE_PREDICTIONS, snapshot
+from conftest import COURSE_PREDICTIONS, REPO, snapshot
 
 import diagnostics as diagnostics_cli
 from app import create_app
@@ -86,12 +88,21 @@ def test_missing_share_per_column() -> None:
     assert diagnostics.missing_share(frame) == {"a": 0.5, "b": 0.0, "c": 0.25}
 
 
-def test_execution_time_is_positive_and_touches_no_project_file(deployed: Config) -> None:
+def stage_clock(ticks: Iterator[float]) -> SimpleNamespace:
+    """The time module as diagnostics sees it, with perf_counter (the stages' clock only) reading `ticks`."""
+    return SimpleNamespace(perf_counter=lambda: next(ticks), time=time.time, monotonic=time.monotonic)
+
+
+def test_execution_time_is_the_median_of_the_scratch_runs_and_touches_no_project_file(
+        deployed: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a clock read before and after each stage of each of the 3 runs: ingestion takes 1, 2, 9 s and training 40, 45,
+    # 80 s -> medians 2 and 45 (means would be 4 and 55)
+    ticks = iter([0, 1, 1, 41, 41, 43, 43, 88, 88, 97, 97, 177])
+    monkeypatch.setattr(diagnostics, "time", stage_clock(ticks))
     folders = (deployed.input_folder, deployed.output_folder, deployed.model_folder, deployed.prod_folder)
     before = [snapshot(folder) for folder in folders]
     timings = diagnostics.execution_time(deployed)
-    assert timings["ingestion_seconds"] > 0
-    assert timings["training_seconds"] > 0
+    assert (timings["ingestion_seconds"], timings["training_seconds"], timings["repeats"]) == (2, 45, 3)
     assert [snapshot(folder) for folder in folders] == before
 
 
@@ -172,12 +183,14 @@ def test_latest_version_gives_up_on_an_index_that_never_answers(monkeypatch: pyt
 def test_main_json_prints_every_section_and_writes_the_report(deployed: Config, capsys: pytest.CaptureFixture,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(diagnostics, "_latest_cached", lambda name, bucket: "unknown")
+    ticks = iter([0, 1, 1, 41, 41, 43, 43, 88, 88, 97, 97, 177])  # ingestion 1, 2, 9 s; training 40, 45, 80 s
+    monkeypatch.setattr(diagnostics, "time", stage_clock(ticks))
     assert diagnostics_cli.main(["--config", str(deployed.config_path), "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert set(printed) == SECTIONS
     assert printed == json.loads((deployed.model_folder / catalog.DIAGNOSTICS).read_text())
     assert printed["model_version"] == "1"
-    assert printed["execution_time"]["training_seconds"] > 0
+    assert (printed["execution_time"]["ingestion_seconds"], printed["execution_time"]["training_seconds"]) == (2, 45)
     assert printed["execution_time"]["repeats"] == diagnostics.REPEATS
     assert {row["latest"] for row in printed["dependencies"]} == {"unknown"}
 
@@ -272,7 +285,10 @@ def test_get_diagnostics_returns_what_the_cli_prints_and_writes_nothing(
     assert snapshot(deployed.root) == before
     assert len(calls) == looked_up  # served from the ledger's cache
     assert served.pop("recorded_for_version") == printed["model_version"]
-    assert served.pop("recorded_at") is not None
+    with Ledger(deployed.ledger_path) as ledger:
+        [recorded] = ledger.diagnostics.latest()  # the one run the CLI recorded, in UTC to the millisecond
+    assert served.pop("recorded_at") == recorded["created_at"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", recorded["created_at"])
     assert served == printed  # the recorded run, timings included, with the predictions checked now
 
 
@@ -284,7 +300,9 @@ def test_get_diagnostics_before_any_cache_keeps_its_own_lookups(deployed: Config
     client = create_app(deployed).test_client()
     client.get("/diagnostics")
     looked_up = len(calls)
-    assert looked_up > 0
+    lines = (REPO / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    pins = [line.split("==")[0].lower() for line in lines if "==" in line and not line.startswith("#")]
+    assert sorted(calls) == sorted(pins)  # each pinned package looked up once (pandas, numpy, ...)
     assert client.get("/diagnostics").status_code == 200
     assert len(calls) == looked_up
     with Ledger(deployed.ledger_path) as ledger:

@@ -37,7 +37,11 @@ def test_f1_drop_on_a_collapsed_model_is_significant() -> None:
 def test_f1_drop_with_one_new_row_or_none() -> None:
     one = drift.f1_drop_test(np.array([40, 10, 10, 40]), np.array([0, 0, 1, 0]), rng())
     assert one["n"] == 1
-    assert one["p_value"] > 0.05  # one wrong row proves nothing
+    # one missed leaver (new F1 0, drop 0.8) against pooled [40, 10, 11, 40]: a drawn row drops F1 by >= 0.8
+    # only when it is an fp or an fn (new F1 0; the rest's F1 80/100 = 0.8), so p = P(fp or fn) = 21/101 (+- the
+    # Monte Carlo error of 999 draws, sd 0.013): one wrong row proves nothing
+    assert one["effect"] == pytest.approx(0.8)
+    assert one["p_value"] == pytest.approx(21 / 101, abs=0.04)
     none = drift.f1_drop_test(np.array([40, 10, 10, 40]), np.zeros(4, dtype=int), rng())
     assert (none["p_value"], none["effect"]) == (None, None)
 
@@ -119,8 +123,9 @@ def test_constant_columns() -> None:
     other = drift.feature_test("x", np.full(40, 3.0), np.full(10, 7.0), rng())
     assert other["statistic"] == 1.0
     assert other["p_value"] == 1 / (drift.DRAWS + 1)
-    assert np.isfinite(other["effect"])
-    assert other["effect"] > 1
+    # Wasserstein distance 7 - 3 = 4; the 50 pooled values: mean (40*3 + 10*7)/50 = 3.8, variance
+    # (40 * 0.8^2 + 10 * 3.2^2)/50 = (25.6 + 102.4)/50 = 2.56, sd 1.6 -> effect 4 / 1.6 = 2.5
+    assert other["effect"] == pytest.approx(2.5)
     large = drift.feature_test("x", np.full(400, 3.0), np.full(400, 3.0), rng())
     assert (large["statistic"], large["p_value"], large["effect"]) == (0.0, 1.0, 0.0)
 
@@ -256,7 +261,12 @@ def test_a_tiny_reference_against_a_huge_batch_decides_in_bounded_memory() -> No
     assert peak < 150 * 2**20, f"peak {peak / 2**20:.0f} MiB"
     log_loss = next(t for t in decision.tests if t["name"] == "log_loss")
     assert (log_loss["test"], log_loss["n"], log_loss["n_used"]) == ("permutation, one-sided", n, drift.REFERENCE_CAP)
-    assert decision.verdict in {drift.DRIFT, drift.NO_DRIFT, drift.INCONCLUSIVE}
+    # the batch's calls are its labels: new F1 1; the card's counts [8, 3, 4, 11] give F1 2*8 / (2*8 + 3 + 4) = 16/23,
+    # so F1 changes by 16/23 - 1 = -7/23 (a gain): no loss to retrain for, whatever the (random) log-losses say
+    assert (decision.evidence["new_f1"], decision.evidence["expected_f1"]) == (1.0, pytest.approx(16 / 23))
+    assert decision.tests[0]["effect"] == pytest.approx(-7 / 23)
+    assert decision.verdict == drift.NO_DRIFT
+    assert "the F1 change -0.304 is below drift_min_f1_drop" in decision.reason
 
 
 def test_the_method_registry_names_the_four_methods() -> None:

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO, has_pending, runs, snapshot, synthetic_frame, write_frame
+from conftest import COURSE_F1, REPO, has_pending, runs, snapshot, synthetic_frame, write_frame
 
 import fullprocess
 from risk import (
@@ -81,7 +81,7 @@ def test_course_story_bootstrap_idle_drift_then_no_drift(config: Config) -> None
     assert last_run(config, "fullprocess")["outcome"] == "idle"
 
     deployed_f1 = float(registry.current(config.prod_folder).manifest["score"])
-    assert deployed_f1 > 0, "a drift needs a deployed score to fall below"
+    assert deployed_f1 == pytest.approx(COURSE_F1)  # the course's 4/7: a deployed score for a drift to fall below
     write_frame(judged_rows(config, seed=1, agree=False), config.input_folder / "dataset5.csv")
     inputs = snapshot(config.input_folder)
     assert pipeline.run_fullprocess(config)["action"] == "deployed version 2"
@@ -410,14 +410,18 @@ def test_views_behind_are_rewritten_without_deciding_again(config: Config, files
 
 @pytest.mark.slow
 def test_a_file_named_with_a_newline_is_decided_at_most_once_then_the_tick_is_idle(config: Config) -> None:
-    """Ingested (26 + 2 rows: deferred again) or rejected for its name: either way one tick, then idle."""
+    """Rejected for its name (a line break cannot stand in ingestedfiles.txt): one tick that decides nothing, then
+    idle, and the deferred course rows are not decided again."""
     before = deferred_course_data(config)
     write_frame(synthetic_frame(2, seed=8), config.input_folder / "new\nline.csv")
-    assert pipeline.run_fullprocess(config)["action"] in {"deferred: the data joins the next decision",
-                                                             pipeline.NOTHING_TO_DECIDE}
+    assert pipeline.run_fullprocess(config)["action"] == pipeline.NOTHING_TO_DECIDE
     for _ in range(3):
         assert pipeline.run_fullprocess(config) == {"action": "nothing new"}
-    assert len(decisions(config)) <= len(before) + 1
+    assert decisions(config) == before
+    with Ledger(config.ledger_path) as ledger:
+        [rejected] = ledger.files.records(status="rejected")
+    assert (rejected["name"], rejected["reason"]) == (
+        "new\nline.csv", "its name holds a control character (a line break, a tab); rename it")
 
 
 @pytest.mark.slow

@@ -23,8 +23,7 @@ def test_run_reporting_writes_a_readable_png_and_records_the_counts(deployed: Co
     plot = deployed.model_folder / catalog.PLOT
     assert plot.read_bytes().startswith(PNG_SIGNATURE)
     image = matplotlib.image.imread(plot)
-    assert image.shape[0] > 0
-    assert image.shape[1] > 0
+    assert image.shape == (400, 500, 4)  # 5 x 4 inches at 100 dpi: 400 rows of 500 RGBA pixels
     counts = detail["confusion_matrix"]
     assert [len(row) for row in counts] == [2, 2]
     assert counts == COURSE_MATRIX
@@ -43,7 +42,10 @@ def test_the_confusion_matrix_and_f1_are_the_course_known_ones(deployed: Config)
 
 
 def test_plot_confusion_returns_png_bytes() -> None:
-    assert reporting.plot_confusion([[1, 2], [0, 2]], "a title").startswith(PNG_SIGNATURE)
+    png = reporting.plot_confusion([[1, 2], [0, 2]], "a title")
+    assert png.startswith(PNG_SIGNATURE)
+    # the IHDR chunk after the 8-byte signature: length, type, then width and height, big-endian: 5 x 4 in at 100 dpi
+    assert (png[12:16], int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")) == (b"IHDR", 500, 400)
 
 
 @pytest.mark.slow
