@@ -2,7 +2,8 @@
 statistics, kept up to date as data is ingested, so that a request costs the size of its answer.
 
 One file, `ingesteddata/prepared.npz`, only ever replaced whole (atomically) and tagged with `data_end_byte`: the
-byte length of `finaldata.csv` it covers, which is the ledger's committed end when it is current. The contract:
+byte length of `finaldata.csv` it covers, and `observations`, the accepted rows it covers (the ledger's committed
+point when it is current). The contract:
 
 - Read side, `as_of_committed(config)`: the state covering exactly the ledger's committed data, or
   `StaleReadState` (missing, behind, another format: a 503 naming the command that rebuilds it) or
@@ -18,8 +19,9 @@ byte length of `finaldata.csv` it covers, which is the ledger's committed end wh
 - The tag: `prepared.tag` repeats the format and `data_end_byte` as text (`risk.views.prepared_tag`, the one
   place it is written or read) for the idle tick, which imports no NumPy.
 
-"End" is a byte offset of `finaldata.csv` (`*_byte`); the history's length in rows, where call lists are
-watched from, is a row count (`*_rows`).
+"End" is a byte offset of `finaldata.csv` (`*_byte`); the history's length where call lists are watched from is
+a count of observations (`*_rows`): every accepted row, the duplicates finaldata.csv leaves out included (they are
+kept in repeats/, risk/store.py), so a client whose month repeats an earlier row is still seen that month.
 
 Each recorded call list is watched from the history length it saw (its boundary, in rows): when a client who
 was current then (its row at the boundary says it stayed) shows its next row, the row says whether it left. A
