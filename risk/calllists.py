@@ -51,7 +51,7 @@ def record_if_changed(config: Config, ledger: Ledger, run_id: int | None) -> int
     if last and (last[0]["model_version"], last[0]["capacity"]) == (live, config.call_capacity) \
             and _same_list(last[0]["clients"], clients):
         return None
-    list_id = ledger.call_lists.record(run_id, live, config.call_capacity, int(state.stats["rows"]),
+    list_id = ledger.call_lists.record(run_id, live, config.call_capacity, state.observations,
                                       state.data_end_byte, clients)
     logger.info("call list %d: %d client(s) from version %d", list_id, len(clients), live)
     return list_id

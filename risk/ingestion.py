@@ -129,11 +129,11 @@ def take_rows(sink: Sink, entry: inbox.Entry, encoding: str, names: list[str]) -
     has its ragged rows split off by counting commas; any other is read as text, row by checked row."""
     taken = fast_rows(sink, entry, names) if encoding == "utf8" else None
     if taken is None and encoding == "utf8":
-        starts = sink.data.tell(), sink.rejects.tell()
+        mark = sink.mark()
         try:
             taken = checked_rows(sink, entry, encoding, names, split_batches)
         except NotSplit:
-            sink.rollback(*starts)
+            sink.rollback(mark)
     return taken if taken is not None else checked_rows(sink, entry, encoding, names)
 
 
@@ -165,13 +165,12 @@ def fast_rows(sink: Sink, entry: inbox.Entry, names: list[str]) -> dict | None:
     """take_rows for a file whose every row is good; None, with what it appended undone, for any other.
 
     The pieces come parsed and hashed from the sink's readahead (risk.fastread)."""
-    start, done = sink.data.tell(), 0
+    mark, done = sink.mark(), 0
     keys, counts = rowindex.SortedRuns(), {"rows": 0, "duplicate_rows": 0, "rejected_rows": 0}
     for piece, ready in sink.ahead.pieces(entry.path, names):
         if ready is None:
             sink.ahead.abandon(entry.path)
-            sink.data.truncate(start)
-            sink.data.seek(start)
+            sink.rewind(mark)
             if sink.progress is not None:
                 sink.progress.update(-done)
             return None
@@ -196,21 +195,21 @@ def fast_names(entry: inbox.Entry) -> list[str] | None:
 
 def read_file(sink: Sink, entry: inbox.Entry) -> dict:
     """Check the file, then its rows; a file-level failure half-way undoes what the file appended."""
-    starts = sink.data.tell(), sink.rejects.tell()
+    mark = sink.mark()
     try:
         encoding, names = sniff(entry.path)
         extras = check_header(names)
         taken = take_rows(sink, entry, encoding, names)
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        sink.rollback(*starts)
+        sink.rollback(mark)
         detail = str(exc).strip().splitlines()[0]
         raise FileRejected(f"not a readable UTF-8 CSV ({detail})") from None
     except OSError as exc:
-        sink.rollback(*starts)
+        sink.rollback(mark)
         raise FileRejected(f"unreadable ({exc.strerror})") from None
     if not taken["rows"] + taken["duplicate_rows"] + taken["rejected_rows"]:
         raise FileRejected("header only, no data rows")
-    return {**taken, "extra_columns": extras, "data_start": starts[0]}
+    return {**taken, "extra_columns": extras, "data_start": mark.data}
 
 
 def judge(sink: Sink, entry: inbox.Entry) -> tuple[dict, rowindex.SortedRuns | None]:
@@ -235,15 +234,17 @@ def judge(sink: Sink, entry: inbox.Entry) -> tuple[dict, rowindex.SortedRuns | N
 
 
 def ingest_entry(sink: Sink, entry: inbox.Entry) -> tuple[dict, int]:
-    """Judge one entry and add its record (rows and rejected rows) to the run's transaction, which commits the
-    group after `sync_payload` made it durable."""
+    """Judge one entry and add its record (rows, rejected rows, the part holding its repeated rows) to the run's
+    transaction, which commits the group after `sync_payload` made it durable."""
+    sink.repeats.start_file()
     outcome, keys = judge(sink, entry)
+    repeats = sink.repeats.end_file(keep=outcome["status"] == "ingested")
     if outcome["status"] == "rejected":
         sink.reject(entry.name, [(None, None, None, outcome["reason"])])
     record = {"name": entry.name, "sha256": entry.sha256, "size": entry.size, "mtime_ns": entry.mtime_ns,
               "status": outcome["status"], "reason": outcome["reason"], "rows": outcome["rows"],
               "rejected_rows": outcome["rejected_rows"], "data_start": outcome.pop("data_start", None),
-              **sink.ends()}
+              "repeats": repeats, **sink.ends()}
     file_id = sink.ledger.files.add(sink.run_id, record)
     if keys is not None and outcome["status"] == "ingested":
         sink.index.absorb(keys)
@@ -304,14 +305,17 @@ def adopt_parts(sink: Sink) -> None:
         path = sink.config.output_folder / catalog.PARTS / record["part"]
         part = inbox.Entry(record["name"], path, path.stat().st_size, 0, record["sha256"])
         start = sink.data.tell()
+        sink.repeats.start_file()
         with sink.ledger.transaction():  # the part's segment and its range commit together, after the sync
             taken = take_rows(sink, part, "utf8", list(contract.COLUMNS))
+            repeats = sink.repeats.end_file(keep=True)
             keys = taken["keys"].keys()
             if len(keys):
                 rowindex.save(index_folder(sink.config) / f"{record['sha256']}.npy", keys)
                 sink.ledger.files.set_part(record["id"], f"{record['sha256']}.npy")
             sink.sync()
-            sink.ledger.files.set_data_range(record["id"], taken["rows"], data_start=start, **sink.ends())
+            sink.ledger.files.set_data_range(record["id"], taken["rows"], data_start=start, repeats=repeats,
+                                             **sink.ends())
         sink.index.fixed.append(keys)
     if legacy:
         logger.info("ingestion: adopted %d file(s) from %s/ into finaldata.csv", len(legacy), catalog.PARTS)

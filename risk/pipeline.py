@@ -32,7 +32,7 @@ def views_written(config: Config, ledger: Ledger) -> bool:
 
 def prepared_written(config: Config, ledger: Ledger) -> bool:
     """True when the API's read state covers what the ledger has committed (its text tag; stdlib only)."""
-    return views.prepared_current(config.output_folder, ledger.files.committed_ends()[0])
+    return views.prepared_current(config.output_folder, ledger.files.committed_point())
 
 
 def deployment_work(config: Config, ledger: Ledger) -> list[str]:

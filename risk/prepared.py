@@ -2,7 +2,8 @@
 statistics, kept up to date as data is ingested, so that a request costs the size of its answer.
 
 One file, `ingesteddata/prepared.npz`, only ever replaced whole (atomically) and tagged with `data_end_byte`: the
-byte length of `finaldata.csv` it covers, which is the ledger's committed end when it is current. The contract:
+byte length of `finaldata.csv` it covers, and `observations`, the accepted rows it covers (the ledger's committed
+point when it is current). The contract:
 
 - Read side, `as_of_committed(config)`: the state covering exactly the ledger's committed data, or
   `StaleReadState` (missing, behind, another format: a 503 naming the command that rebuilds it) or
@@ -18,8 +19,9 @@ byte length of `finaldata.csv` it covers, which is the ledger's committed end wh
 - The tag: `prepared.tag` repeats the format and `data_end_byte` as text (`risk.views.prepared_tag`, the one
   place it is written or read) for the idle tick, which imports no NumPy.
 
-"End" is a byte offset of `finaldata.csv` (`*_byte`); the history's length in rows, where call lists are
-watched from, is a row count (`*_rows`).
+"End" is a byte offset of `finaldata.csv` (`*_byte`); the history's length where call lists are watched from is
+a count of observations (`*_rows`): every accepted row, the duplicates finaldata.csv leaves out included (they are
+kept in repeats/, risk/store.py), so a client whose month repeats an earlier row is still seen that month.
 
 Each recorded call list is watched from the history length it saw (its boundary, in rows): when a client who
 was current then (its row at the boundary says it stayed) shows its next row, the row says whether it left. A
@@ -47,7 +49,7 @@ import pyarrow as pa
 from risk import catalog, contract, risklist, views
 from risk import summary as summaries
 from risk.config import Config
-from risk.errors import MissingInputError
+from risk.errors import IntegrityError, MissingInputError
 from risk.files import atomic_write_bytes, atomic_write_text
 from risk.ledger import Ledger, LedgerReader, read_once
 
@@ -60,8 +62,11 @@ class StaleReadState(MissingInputError):
 
 
 # clients: risklist.latest_clients (id, features, target, position, first_position); watches by boundary rows
-State = namedtuple("State", "data_end_byte clients stats watches")
-Committed = namedtuple("Committed", "data_end_byte lists_by_rows")  # what `advance` brings the state up to
+# observations: the accepted rows it covers, duplicates included (a list's boundary and a row's position count them)
+State = namedtuple("State", "data_end_byte clients stats watches observations")
+# what `advance` brings the state up to; repeats: (part of repeats/, observations after its file), oldest first
+Committed = namedtuple("Committed", "data_end_byte lists_by_rows observations repeats")
+REPEAT = "repeat"  # in the observations `_apply` takes: True for a row finaldata.csv left out as a duplicate
 SHOWN_LEFT = 20  # clients seen to have left, kept per watch beyond its listed ones (missed clients named)
 _loaded: dict[Path, tuple[tuple, State | None]] = {}  # path -> (its file's identity, the state read from it)
 _loaded_lock = threading.Lock()
@@ -124,10 +129,14 @@ def _watch(watches: dict[int, dict], old: pd.DataFrame, rows: pd.DataFrame) -> N
 
 def _apply(state: State | None, rows: pd.DataFrame, data_end_byte: int,
            lists_by_rows: dict[int, set[str]]) -> State:
-    """`state` (None: an empty history) with `rows` appended, the history then ending at `data_end_byte`."""
-    start_rows = 0 if state is None else int(state.stats["rows"])
-    named = int(rows[contract.ID_COLUMN].notna().sum()) + (0 if state is None else state.stats["named"])
-    fresh = {name: summaries.column_stats(rows[name].to_numpy(dtype=float)) for name in NUMBERS}
+    """`state` (None: an empty history) with the observations `rows` (in arrival order) appended, the history then
+    ending at `data_end_byte`. The clients and the watches see every row; the summary statistics, those of
+    finaldata.csv, only the rows it holds (where the `REPEAT` column, when there is one, is False)."""
+    distinct = rows[~rows[REPEAT].to_numpy(bool)] if REPEAT in rows.columns else rows
+    rows = rows.drop(columns=[REPEAT], errors="ignore")
+    start_rows = 0 if state is None else state.observations
+    named = int(distinct[contract.ID_COLUMN].notna().sum()) + (0 if state is None else state.stats["named"])
+    fresh = {name: summaries.column_stats(distinct[name].to_numpy(dtype=float)) for name in NUMBERS}
     if state is None:
         clients, stats, watches = risklist.latest_clients(rows, start_rows), fresh, {}
     else:
@@ -139,11 +148,13 @@ def _apply(state: State | None, rows: pd.DataFrame, data_end_byte: int,
         clients = risklist.latest_clients(both)
         stats = {name: summaries.merged(state.stats[name], fresh[name]) for name in NUMBERS}
     clients = clients.sort_values("position", kind="stable").reset_index(drop=True)
-    return State(data_end_byte, clients, {**stats, "rows": start_rows + len(rows), "named": named}, watches)
+    kept = len(distinct) + (0 if state is None else int(state.stats["rows"]))
+    return State(data_end_byte, clients, {**stats, "rows": kept, "named": named}, watches, start_rows + len(rows))
 
 
 def _encode(state: State) -> bytes:
     arrays = {"format": np.array(FORMAT), "tag": np.array(state.data_end_byte), "rows": np.array(state.stats["rows"]),
+              "observations": np.array(state.observations),
               "named": np.array(state.stats["named"]),
               "columns": np.array(contract.COLUMNS), "position": state.clients["position"].to_numpy(np.int64),
               "first": state.clients["first_position"].to_numpy(np.int64),
@@ -175,7 +186,7 @@ def _read(config: Config) -> State | None:
                             "counts": data[f"c:{name}"]} for name in NUMBERS}
             watches = {int(b): w for b, w in json.loads(str(data["watches"])).items()}
             totals = {"rows": int(data["rows"]), "named": int(data["named"])}
-            return State(int(data["tag"]), clients, {**stats, **totals}, watches)
+            return State(int(data["tag"]), clients, {**stats, **totals}, watches, int(data["observations"]))
     except (FileNotFoundError, KeyError, ValueError, OSError):
         return None
 
@@ -190,12 +201,31 @@ def _rows_between(config: Config, start_byte: int, end_byte: int) -> pd.DataFram
     return contract.validate_frame(raw, catalog.FINALDATA, history=True)
 
 
-def _rebuilt(config: Config, to: Committed) -> State:
-    """The state from the whole history, applied in steps cut at the lists' boundaries (rows), so that each list
-    is watched from where it was recorded as an incremental update would have."""
+def _observed(config: Config, since: tuple[int, int], to: Committed) -> pd.DataFrame:
+    """The observations from `since` (finaldata.csv's byte length, observations) to `to`, in arrival order: the
+    rows finaldata.csv gained and the repeats (store.read_repeats) in their places, marked in the `REPEAT` column."""
     from risk import store
 
-    rows = _rows_between(config, len(store.DATA_HEADER), to.data_end_byte)
+    rows = _rows_between(config, since[0], to.data_end_byte)
+    repeats = store.read_repeats(config, to.repeats, since[1], to.observations)
+    places = repeats.pop(store.OBSERVATION).to_numpy() - since[1]
+    count = to.observations - since[1]
+    if len(rows) + len(repeats) != count:
+        raise IntegrityError(f"{config.finaldata_path} and {catalog.REPEATS}/ hold {len(rows)} + {len(repeats)} rows"
+                             f" where the ledger counts {count} observations; restore them from a backup")
+    repeat = np.zeros(count, dtype=bool)
+    repeat[places] = True
+    order = np.argsort(np.r_[np.flatnonzero(~repeat), places], kind="stable")
+    both = pd.concat([rows.assign(**{REPEAT: False}), repeats.assign(**{REPEAT: True})], ignore_index=True)
+    return both.take(order).reset_index(drop=True)
+
+
+def _rebuilt(config: Config, to: Committed) -> State:
+    """The state from the whole history, applied in steps cut at the lists' boundaries (in observations), so that
+    each list is watched from where it was recorded as an incremental update would have."""
+    from risk import store
+
+    rows = _observed(config, (len(store.DATA_HEADER), 0), to)
     cuts = [0, *sorted(b for b in to.lists_by_rows if 0 < b < len(rows)), len(rows)]
     state = None
     for begin, end in itertools.pairwise(cuts):
@@ -204,34 +234,40 @@ def _rebuilt(config: Config, to: Committed) -> State:
 
 
 def committed(ledger: Ledger) -> Committed:
-    """What the ledger has committed: the end byte of finaldata.csv (None before any data) and, for each history
-    length in rows at which call lists were recorded, the clients they listed."""
-    end_byte = ledger.files.committed_ends()[0]
-    return Committed(end_byte, ledger.call_lists.listed_by_row_count())  # the ledger's lists by history length in rows
+    """What the ledger has committed: the end byte of finaldata.csv (None before any data), the observations, the
+    parts of repeats/ and, for each history length in observations at which call lists were recorded, the clients
+    they listed."""
+    point = ledger.files.committed_point() or (None, 0)
+    return Committed(point[0], ledger.call_lists.listed_by_row_count(), point[1], ledger.files.repeat_parts())
 
 
 def advance(config: Config, to: Committed) -> State | None:
     """The pipeline's one way to bring the prepared state up to what the ledger has committed (`committed(ledger)`,
-    read after the commit): reads only the rows appended since its data_end_byte, or the whole history when there
-    is no usable state or a list is not watched yet; then writes the file and its tag. None before any data."""
+    read after the commit): reads only the observations since the state's (the rows appended to finaldata.csv
+    and the repeats), or the whole history when there is no usable state or a list is not watched yet; then
+    writes the file and its tag. None before any data."""
     from risk import store
 
     if to.data_end_byte is None:
         return None
     state = _read(config)
-    unwatched = state is not None and any(b < state.stats["rows"] and b not in state.watches for b in to.lists_by_rows)
-    if state is not None and state.data_end_byte == to.data_end_byte and not unwatched:
-        atomic_write_text(config.output_folder / catalog.PREPARED_TAG, views.prepared_tag(to.data_end_byte))
+    unwatched = state is not None and any(b < state.observations and b not in state.watches for b in to.lists_by_rows)
+    tag = views.prepared_tag(to.data_end_byte, to.observations)
+    if state is not None and (state.data_end_byte, state.observations) == (to.data_end_byte, to.observations) \
+            and not unwatched:
+        atomic_write_text(config.output_folder / catalog.PREPARED_TAG, tag)
         return state
-    if state is not None and not unwatched and len(store.DATA_HEADER) <= state.data_end_byte < to.data_end_byte:
-        new = _apply(state, _rows_between(config, state.data_end_byte, to.data_end_byte), to.data_end_byte,
+    if state is not None and not unwatched and len(store.DATA_HEADER) <= state.data_end_byte <= to.data_end_byte \
+            and state.observations <= to.observations:
+        new = _apply(state, _observed(config, (state.data_end_byte, state.observations), to), to.data_end_byte,
                      to.lists_by_rows)
-        how = f"{new.stats['rows'] - state.stats['rows']} new row(s)"
+        how = f"{new.observations - state.observations} new observation(s)"
     else:
         new, how = _rebuilt(config, to), "rebuilt"
     atomic_write_bytes(path_of(config), _encode(new))
-    atomic_write_text(config.output_folder / catalog.PREPARED_TAG, views.prepared_tag(to.data_end_byte))
-    logger.info("prepared read state: %s, %d row(s), %d client(s)", how, new.stats["rows"], len(new.clients))
+    atomic_write_text(config.output_folder / catalog.PREPARED_TAG, tag)
+    logger.info("prepared read state: %s, %d observation(s) (%d row(s) in %s), %d client(s)", how,
+                new.observations, new.stats["rows"], catalog.FINALDATA, len(new.clients))
     return new
 
 
@@ -255,11 +291,11 @@ def _cached(config: Config) -> State | None:
 def as_of_committed(config: Config) -> State:
     """The prepared state covering exactly the data the ledger has committed (read-only; once per version of the
     file per process). StaleReadState when it is missing or behind; MissingInputError before any data."""
-    end_byte = read_once(config.ledger_path, LedgerReader.committed_end, None)  # GET: no ledger made
-    if end_byte is None:
+    point = read_once(config.ledger_path, LedgerReader.committed_point, None)  # GET: no ledger made
+    if point is None and read_once(config.ledger_path, LedgerReader.committed_end, None) is None:
         raise MissingInputError(f"{config.finaldata_path}: no ingested data (run ingestion.py first)")
     state = _cached(config)
-    if state is None or state.data_end_byte != end_byte:
+    if state is None or (state.data_end_byte, state.observations) != point:
         raise StaleReadState(f"{path_of(config)}: the prepared read state is missing or behind the ledger (a killed"
                              " run or an upgrade): the next ingestion.py or fullprocess.py run rebuilds it")
     return state

@@ -1,8 +1,10 @@
-"""Where ingestion appends: finaldata.csv and rejects.csv, opened at the ends the ledger committed, and the
-de-duplication index of row hashes (rowindex/, one segment per file, merged every COMPACT_AFTER files).
+"""Where ingestion appends: finaldata.csv and rejects.csv, opened at the ends the ledger committed, the
+de-duplication index of row hashes (rowindex/, one segment per file, merged every COMPACT_AFTER files), and the
+repeats (repeats/, one part per file that had any): the accepted rows finaldata.csv leaves out as exact repeats of
+earlier rows, each with its observation number, so that the read state sees every accepted row.
 
-Read by ingestion (the Sink), the pipeline (read_ingested: the rows given files added) and the readers of the
-whole history (read_history: finaldata.csv validated).
+Read by ingestion (the Sink), the pipeline (read_ingested: the rows given files added), the prepared read state
+(read_repeats) and the readers of the whole history (read_history: finaldata.csv validated).
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import csv
 import io
 import logging
 import os
+from collections import namedtuple
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,12 +25,15 @@ import pyarrow.compute as pc
 from risk import catalog, contract, fastread, rowindex, rowtext
 from risk.config import Config
 from risk.errors import ContractError, IntegrityError, MissingInputError
-from risk.files import atomic_write_text
+from risk.files import atomic_write_text, fsync_dir
 from risk.ledger import Ledger
 
 logger = logging.getLogger(__name__)
 DATA_HEADER = (",".join(contract.COLUMNS) + "\n").encode()
 REJECTS_HEADER = b"file,row,column,value,reason\n"
+OBSERVATION = "observation"  # a repeat's number in the stream of accepted rows (0 for the first row ever accepted)
+REPEATS_HEADER = (",".join((OBSERVATION, *contract.COLUMNS)) + "\n").encode()
+Mark = namedtuple("Mark", "data rejects repeats observations")  # where a file began, to undo it
 COMPACT_AFTER = 16  # per-file index segments before they are merged into one
 
 
@@ -49,6 +55,9 @@ class Sink:
         self.data = open_at(config.output_folder / catalog.FINALDATA, DATA_HEADER, data_end)
         self.rejects = open_at(config.output_folder / catalog.REJECTS, REJECTS_HEADER, rejects_end)
         self.index = load_index(config, ledger)
+        point = ledger.files.committed_point()
+        self.observations = point[1] if point else 0  # accepted rows so far, duplicates included
+        self.repeats = Repeats(config.output_folder / catalog.REPEATS, run_id, ledger)
         self.progress = None
         self.pool = ThreadPoolExecutor(fastread.AHEAD, thread_name_prefix="ingestion")
         self.ahead = fastread.Readahead(self.pool, [], names_of)
@@ -57,6 +66,7 @@ class Sink:
         self.pool.shutdown(cancel_futures=True)
         self.data.close()
         self.rejects.close()
+        self.repeats.end_file(keep=False)
         if self.progress is not None:
             self.progress.close()
 
@@ -68,19 +78,96 @@ class Sink:
             self.rejects.write(csv_lines([(file, *row) for row in rows]))
 
     def ends(self) -> dict:
-        return {"data_end": self.data.tell(), "rejects_end": self.rejects.tell()}
+        return {"data_end": self.data.tell(), "rejects_end": self.rejects.tell(), "observations": self.observations}
 
     def sync(self) -> None:
         for handle in (self.data, self.rejects):
             handle.flush()
             os.fsync(handle.fileno())
+        self.repeats.sync()
 
-    def rollback(self, data_start: int, rejects_start: int) -> None:
+    def observe(self, fresh: np.ndarray, lines: pa.Array | None) -> None:
+        """Count a batch of accepted rows as observations, keeping the repeats among them (where `fresh` is False;
+        `lines` are the batch's every line) in the file's part of repeats/ with their observation numbers."""
+        if not fresh.all():
+            where = np.flatnonzero(~fresh)
+            self.repeats.write(self.observations + where, pc.filter(lines, pa.array(~fresh)))
+        self.observations += len(fresh)
+
+    def mark(self) -> Mark:
+        return Mark(self.data.tell(), self.rejects.tell(), self.repeats.tell(), self.observations)
+
+    def rewind(self, mark: Mark) -> None:
+        """Forget what a file appended since `mark` (its rows, repeats and observations)."""
+        self.data.truncate(mark.data)
+        self.data.seek(mark.data)
+        self.repeats.truncate(mark.repeats)
+        self.observations = mark.observations
+
+    def rollback(self, mark: Mark) -> None:
         """Forget a file taken half-way: its rejected rows not yet recorded, and whatever it appended."""
         self.ledger.files.discard_rejected_rows(self.run_id)
-        for handle, start in ((self.data, data_start), (self.rejects, rejects_start)):
-            handle.truncate(start)
-            handle.seek(start)
+        self.rejects.truncate(mark.rejects)
+        self.rejects.seek(mark.rejects)
+        self.rewind(mark)
+
+
+class Repeats:
+    """This run's parts of repeats/: one CSV per file that repeats earlier rows, each line a repeated row with its
+    observation number in front. A part is written as its file is read, fsynced before the run commits, and named
+    in the file's ledger record; a part no record names (a killed run's) is removed by the next run."""
+
+    def __init__(self, folder: Path, run_id: int, ledger: Ledger) -> None:
+        self.folder, self.run_id, self.files = folder, run_id, 0
+        self.path: Path | None = None
+        self.handle = None
+        self.synced: list[Path] = []
+        if folder.is_dir():
+            named = {name for name, _ in ledger.files.repeat_parts()}
+            for stray in folder.iterdir():
+                if stray.name not in named:
+                    stray.unlink()
+
+    def start_file(self) -> None:
+        self.files += 1
+        self.path = self.folder / f"{self.run_id}-{self.files}.csv"
+
+    def write(self, observations: np.ndarray, lines: pa.Array) -> None:
+        if self.handle is None:
+            self.folder.mkdir(exist_ok=True)
+            self.handle = open(self.path, "wb")  # closed by end_file
+            self.handle.write(REPEATS_HEADER)
+        numbers = pc.cast(pa.array(observations.astype(np.int64)), lines.type)
+        self.handle.write(rowtext.text_bytes(pc.binary_join_element_wise(numbers, lines, pa.scalar(",", lines.type))))
+
+    def tell(self) -> int:
+        return self.handle.tell() if self.handle is not None else 0
+
+    def truncate(self, at: int) -> None:
+        if self.handle is not None:
+            self.handle.truncate(max(at, len(REPEATS_HEADER)))
+            self.handle.seek(max(at, len(REPEATS_HEADER)))
+
+    def end_file(self, keep: bool) -> str | None:
+        """The file's part, made durable, when it is kept and holds a repeat; otherwise removed. Its name or None."""
+        handle, self.handle = self.handle, None
+        if handle is None:
+            return None
+        kept = keep and handle.tell() > len(REPEATS_HEADER)
+        if kept:
+            handle.flush()
+            os.fsync(handle.fileno())
+            self.synced.append(self.path)
+        handle.close()
+        if not kept:
+            self.path.unlink()
+        return self.path.name if kept else None
+
+    def sync(self) -> None:
+        """The folder, so that the parts' names are durable before the records naming them."""
+        if self.synced:
+            fsync_dir(self.folder)
+            self.synced = []
 
 
 def refuse_unknown_history(config: Config, ledger: Ledger) -> None:
@@ -155,10 +242,15 @@ def compact(config: Config, ledger: Ledger, index: rowindex.SortedRuns) -> None:
 
 def append_new(sink: Sink, lines: pa.Array | bytes, hashes: np.ndarray, keys: rowindex.SortedRuns,
                counts: dict) -> None:
-    """Append the lines whose rows are new (not in the history, nor earlier in this file) and count them."""
+    """Append the lines whose rows are new (not in the history, nor earlier in this file) and count them; every
+    line is an observation, and the others are kept as repeats (Sink.observe)."""
     fresh, new = rowindex.fresh(hashes, sink.index, keys)
     if not fresh.all():
-        lines = pc.filter(rowtext.split_lines(lines) if isinstance(lines, bytes) else lines, pa.array(fresh))
+        every = rowtext.split_lines(lines) if isinstance(lines, bytes) else lines
+        sink.observe(fresh, every)
+        lines = pc.filter(every, pa.array(fresh))
+    else:
+        sink.observe(fresh, None)
     sink.data.write(lines if isinstance(lines, bytes) else rowtext.text_bytes(lines))
     keys.add_run(new)
     counts["rows"] += int(fresh.sum())
@@ -186,6 +278,29 @@ def read_ingested(config: Config, records: list[dict]) -> pd.DataFrame:
             chunks.append(handle.read(record["data_end"] - record["data_start"]))
     raw = pd.read_csv(io.BytesIO(b"".join(chunks)), dtype=str, keep_default_na=False, na_values=[""])
     return contract.validate_frame(raw, catalog.FINALDATA, history=True)
+
+
+def read_repeats(config: Config, parts: list[tuple[str, int]], start: int, end: int) -> pd.DataFrame:
+    """The repeats with observation numbers in [start, end), validated, in order: `parts` are (name, the
+    observations counted after its file) as the ledger lists them (`files.repeat_parts`). A part written before a
+    column was added to the contract lacks it, and its rows take the column's `fill`."""
+    frames = []
+    for name, after in parts:
+        if after <= start:
+            continue
+        path = config.output_folder / catalog.REPEATS / name
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        raw = raw.reindex(columns=[OBSERVATION, *contract.COLUMNS], fill_value=pd.NA)  # added since: empty cells
+        numbers = pd.to_numeric(raw.pop(OBSERVATION)).to_numpy(np.int64)
+        inside = (numbers >= start) & (numbers < end)
+        rows = contract.validate_frame(raw[inside], str(path), history=True)
+        frames.append(rows.assign(**{OBSERVATION: numbers[inside]}))
+        if after >= end:
+            break
+    if not frames:
+        return contract.validate_frame(pd.DataFrame(columns=list(contract.COLUMNS)), "repeats", history=True) \
+            .assign(**{OBSERVATION: np.empty(0, np.int64)})
+    return pd.concat(frames, ignore_index=True)
 
 
 REPAIR = " (the next ingestion.py run cuts a row that a killed run left after its last commit)"

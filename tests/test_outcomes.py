@@ -123,3 +123,34 @@ def test_the_report_says_how_right_the_last_measured_list_was(config: Config) ->
     pdf = subprocess.run(["/usr/bin/pdftotext", str(config.model_folder / "reports" / "latest.pdf"), "-"],
                          capture_output=True, text=True, check=True).stdout
     assert f"precision at capacity {first['hit_rate'] * 100:.0f}%" in " ".join(pdf.split())
+
+
+def test_a_list_whose_clients_repeat_their_rows_next_month_is_judged_on_all_of_them(config: Config) -> None:
+    """Issue 23: an unchanged month sends the same row again; finaldata.csv drops it as a duplicate, but the client
+    is still there, so the list counts it as followed."""
+    months = monthly_snapshots(seed=11)
+    write_frame(months[0], config.input_folder / "month0.csv")
+    pipeline.run_fullprocess(config)  # the first list, on month 0
+    with Ledger(config.ledger_path) as ledger:
+        listed = [c["corporation"] for c in ledger.call_lists.latest(1)[0]["clients"]]
+    before = config.finaldata_path.read_text(encoding="utf-8").count("\n")
+    steady = months[0].set_index(contract.ID_COLUMN)
+    month1 = months[1].set_index(contract.ID_COLUMN)
+    repeated = [name for name in month1.index if name in set(listed) or name.endswith("7")]  # unchanged clients
+    month1.loc[repeated] = steady.loc[repeated].to_numpy()
+    write_frame(month1.reset_index(), config.input_folder / "month1.csv")
+    pipeline.run_fullprocess(config)
+    after = config.finaldata_path.read_text(encoding="utf-8").count("\n")
+    assert after - before == len(month1) - len(repeated)  # finaldata.csv keeps the course's de-duplication
+    first = create_app(config).test_client().get("/risk/outcomes").get_json()[-1]
+    present = [name for name in listed if name in month1.index]  # the rest are the course's clients
+    assert len(present) > config.call_capacity // 2
+    assert set(present) <= set(repeated)  # each of them sent month 0's row again: a duplicate in finaldata.csv
+    left = {name for name in present if month1.loc[name, contract.TARGET] == 1}
+    assert (first["followed"], first["left"]) == (len(present), len(left))
+    assert first["base_followed"] == len(month1) - len(present)
+    answer = create_app(config).test_client().get("/risk/outcomes").get_json()
+    (config.output_folder / "prepared.npz").unlink()  # rebuilt from the history: the same answer
+    with Ledger(config.ledger_path) as ledger:
+        pipeline.refresh_prepared(config, ledger)
+    assert create_app(config).test_client().get("/risk/outcomes").get_json() == answer

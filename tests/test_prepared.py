@@ -15,6 +15,16 @@ def committed_end(config: Config) -> int | None:
     return read_once(config.ledger_path, LedgerReader.committed_end, None)
 
 
+def observed(config: Config) -> pd.DataFrame:
+    """The observations as the input files hold them: every row of every ingested file (all good here), in the
+    order the ledger took the files."""
+    with Ledger(config.ledger_path) as ledger:
+        names = [f["name"] for f in ledger.files.records(status="ingested")]
+    frames = [contract.validate_frame(pd.read_csv(config.input_folder / name, dtype=str, keep_default_na=False,
+                                                  na_values=[""]), name) for name in names]
+    return pd.concat(frames, ignore_index=True)
+
+
 def test_summary_statistics_have_a_known_answer() -> None:
     frame = contract.validate_frame(pd.DataFrame({
         contract.ID_COLUMN: ["a", "b", "c", "d"], **{name: [1, 2, 3, 4] for name in contract.FEATURES},
@@ -63,8 +73,10 @@ def test_ingesting_in_steps_gives_what_the_whole_history_gives(config: Config) -
     expected = history[list(contract.FEATURES)].agg(["mean", "median", "std"])
     for name, numbers in prepared.summary(state).items():
         assert numbers == pytest.approx(expected[name].to_dict())
-    pd.testing.assert_frame_equal(state.clients, risklist.latest_clients(history), check_dtype=False)
-    named = history[history[contract.ID_COLUMN].notna()].reset_index()
+    observations = observed(config)  # every accepted row, duplicates included, in arrival order
+    assert (state.observations, state.stats["rows"]) == (len(observations), len(history)) != (len(history),) * 2
+    pd.testing.assert_frame_equal(state.clients, risklist.latest_clients(observations), check_dtype=False)
+    named = observations[observations[contract.ID_COLUMN].notna()].reset_index()
     first = named.groupby(contract.ID_COLUMN, sort=False)["index"].min()  # the row a client first appears in
     assert state.clients.set_index(contract.ID_COLUMN)["first_position"].to_dict() == first.to_dict()
     last = named.groupby(contract.ID_COLUMN, sort=False)["index"].max()  # and its newest row

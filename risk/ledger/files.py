@@ -57,6 +57,18 @@ class Files(Store):
         row = self._one("SELECT data_end, rejects_end FROM files WHERE data_end IS NOT NULL ORDER BY id DESC LIMIT 1")
         return (row[0], row[1]) if row else (None, None)
 
+    def committed_point(self) -> tuple[int, int] | None:
+        """(finaldata.csv's byte length, the observations: every accepted row, duplicates included) recorded with
+        the latest file: the point the prepared read state must cover; None before any."""
+        row = self._one("SELECT data_end, observations FROM files WHERE data_end IS NOT NULL ORDER BY id DESC LIMIT 1")
+        return (row[0], row[1] or 0) if row else None
+
+    def repeat_parts(self) -> list[tuple[str, int]]:
+        """(part of repeats/, the observations counted after its file) of every file whose duplicate rows were kept
+        as observations, oldest first."""
+        return [(name, end) for name, end in self.db.execute(
+            "SELECT repeats, observations FROM files WHERE repeats IS NOT NULL AND status = 'ingested' ORDER BY id")]
+
     def add_rejected_rows(self, run_id: int, file: str, rows: list[tuple]) -> None:
         """(row, column, value, reason) tuples of a file not yet recorded: inside the run's transaction they are
         committed with the file's record (`add`, which claims them), or vanish with a crash or a failure."""
@@ -88,11 +100,13 @@ class Files(Store):
         with self.transaction():
             self.db.execute("UPDATE files SET part = ? WHERE id = ?", (part, file_id))
 
-    def set_data_range(self, file_id: int, rows: int, data_end: int, data_start: int, rejects_end: int) -> None:
+    def set_data_range(self, file_id: int, rows: int, data_end: int, data_start: int, rejects_end: int,
+                       observations: int, repeats: str | None) -> None:
         """Record where a file adopted from the old parts layout now lies in finaldata.csv."""
         with self.transaction():
-            self.db.execute("UPDATE files SET rows = ?, data_start = ?, data_end = ?, rejects_end = ? WHERE id = ?",
-                            (rows, data_start, data_end, rejects_end, file_id))
+            self.db.execute("UPDATE files SET rows = ?, data_start = ?, data_end = ?, rejects_end = ?,"
+                            " observations = ?, repeats = ? WHERE id = ?",
+                            (rows, data_start, data_end, rejects_end, observations, repeats, file_id))
 
     def rejected_rows(self, file: str | None = None) -> list[dict]:
         if file is None:

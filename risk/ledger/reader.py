@@ -43,6 +43,10 @@ class LedgerReader(Stores):
         """The byte length of finaldata.csv the ledger has committed (None before any ingestion)."""
         return self.files.committed_ends()[0]
 
+    def committed_point(self) -> tuple[int, int] | None:
+        """(the byte length of finaldata.csv, the observations) the ledger has committed; None before any data."""
+        return self.files.committed_point()
+
     def stage_seconds(self, stages: tuple[str, ...], limit: int = 10) -> dict[str, list[float]]:
         """{stage: seconds of its latest `limit` successful runs, oldest first}."""
         return self.runs.stage_seconds(stages, limit)

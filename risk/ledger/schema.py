@@ -74,6 +74,17 @@ CREATE TABLE call_lists (
     """
 CREATE INDEX decisions_by_run ON decisions (run_id);
 """,
+    # 9: reserved for the contacts branch (risk/calllists.py); its migration replaces this empty one at the merge
+    "",
+    # 10: every accepted row is an observation (issue 23): the observations counted after each file (duplicates
+    # included; before this, every ingested row was new, so the count is the ingested rows so far) and the part of
+    # repeats/ holding the file's rows that finaldata.csv leaves out as duplicates
+    """
+ALTER TABLE files ADD COLUMN observations INTEGER;
+ALTER TABLE files ADD COLUMN repeats TEXT;
+UPDATE files SET observations = (SELECT COALESCE(SUM(earlier.rows), 0) FROM files AS earlier
+    WHERE earlier.status = 'ingested' AND earlier.id <= files.id) WHERE data_end IS NOT NULL;
+""",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
