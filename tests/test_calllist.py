@@ -13,7 +13,7 @@ import pytest
 from conftest import write_frame
 
 from app import create_app
-from risk import calllists, contract, ingestion, report_render, reporting
+from risk import calllists, contract, holdout, ingestion, report_render, reporting
 from risk.config import Config, load_config
 from risk.errors import ConfigError
 from risk.ledger import Ledger
@@ -59,7 +59,8 @@ def test_no_departed_client_is_listed_and_population_is_the_current_clients(depl
     assert not any(f'<td class="client">{name}</td>' in page for name in departed)
     practice_current = body["population"] - len(current)
     assert practice_current >= 0  # the course's clients are current too unless their last row says they left
-    assert len(client.get("/risk").get_json()["clients"]) == min(deployed.call_capacity, body["population"])
+    size = holdout.list_size(deployed.call_capacity, deployed.holdout_share)  # to call, and the controls
+    assert len(client.get("/risk").get_json()["clients"]) == min(size, body["population"])
 
 
 def test_call_capacity_sets_the_default_length(deployed: Config) -> None:
@@ -68,9 +69,10 @@ def test_call_capacity_sets_the_default_length(deployed: Config) -> None:
     deployed.config_path.write_text(json.dumps({**data, "call_capacity": 7}), encoding="utf-8")
     config = load_config(deployed.config_path)
     client = create_app(config).test_client()
-    assert len(client.get("/risk").get_json()["clients"]) == 7
+    assert holdout.list_size(7, config.holdout_share) == 9  # 7 to call and 2 controls at the default 0.2
+    assert len(client.get("/risk").get_json()["clients"]) == 9
     assert len(client.get("/risk?top=3").get_json()["clients"]) == 3
-    assert client.get("/").get_data(as_text=True).count('class="client-row"') == 7
+    assert client.get("/").get_data(as_text=True).count('class="client-row"') == 9
 
 
 @pytest.mark.parametrize("value", [0, 10_001, 2.5, "20", True])
@@ -124,17 +126,19 @@ def test_the_api_the_recorded_list_the_dashboard_and_the_report_give_one_call_li
         content = reporting.build_content(reporting.read_inputs(deployed, ledger))
     report_list = content["clients"]
     client = create_app(deployed).test_client()
-    api = client.get(f"/risk?top={deployed.call_capacity}").get_json()
-    assert len(api["clients"]) == deployed.call_capacity < api["population"]
+    api = client.get("/risk").get_json()
+    assert len(api["clients"]) == holdout.list_size(deployed.call_capacity, deployed.holdout_share) < api["population"]
     assert api["typical_from"] == "the version's training reference"
-    assert recorded == api["clients"]  # names, order, probabilities and reasons, every number of them
+    # names, order, probabilities, reasons and groups, every number of them
+    assert recorded == [{k: v for k, v in c.items() if k != "action"} for c in api["clients"]]
     assert report_list["clients"] == api["clients"]
     assert (report_list["population"], report_list["typical"]) == (api["population"], api["typical"])
     table = pd.read_csv(io.StringIO(client.get("/risk", headers={"Accept": "text/csv"}).get_data(as_text=True)),
                         dtype={"corporation": str}, keep_default_na=False)
     assert table.to_dict("records") == [{"rank": c["rank"], "corporation": c["corporation"],
                                          "probability": c["probability"],
-                                         "reasons": "; ".join(r["text"] for r in c["reasons"])}
+                                         "reasons": "; ".join(r["text"] for r in c["reasons"]),
+                                         "group": c["group"], "action": c["action"]}
                                         for c in api["clients"]]
     shown = [(c["rank"], c["corporation"], f"{c['probability'] * 100:.1f}", [r["text"] for r in c["reasons"]])
              for c in api["clients"]]
