@@ -236,7 +236,7 @@ def test_every_config_key_is_documented_with_its_default():
 @pytest.mark.parametrize("value", ["sourcedata", "sourcedata/contacts", ".", "ingesteddata", "practicemodels/in"])
 def test_the_contacts_folder_must_be_apart_from_the_input_and_every_written_folder(tmp_path, value):
     path = write_config(tmp_path, {**FOLDERS, "contacts_folder_path": value})
-    with pytest.raises(ConfigError, match="keys 'contacts_folder_path' .* must name separate folders"):
+    with pytest.raises(ConfigError, match=r"keys 'contacts_folder_path' .* must name separate folders"):
         load_config(path)
 
 
