@@ -125,7 +125,8 @@ def _prediction() -> dict:
 
 
 def _contacts() -> dict:
-    body = {"application/json": {"schema": {"type": "object", "required": ["contacts"], "properties": {
+    body = {"application/json": {"schema": {"type": "object", "required": ["contacts"], "additionalProperties": False,
+                                             "properties": {
         "contacts": {"type": "array", "items": CONTACT_IN, "minItems": 1, "maxItems": contacts.MAX_CONTACTS}}}},
         "text/csv": {"schema": {"type": "string", "description": "a header naming corporation, contacted_at, result"
                                 " (and optionally note), then one contact a line"}}}
