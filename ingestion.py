@@ -4,18 +4,26 @@ Reads every *.csv in `input_folder_path` the ledger has not seen, in chunks (inp
 file whose every row is good is read in typed pieces, a few at once (risk/fastread.py).
 Appends, in the output folder: new rows to finaldata.csv, rejected rows to rejects.csv and each file's row
 hashes to rowindex/, then records the file in the ledger; writes ingestedfiles.txt.
-Run: python ingestion.py [--config PATH] [--json] [-v]
+With --contacts, reads instead the contacts folder's new CSVs into the ledger (risk/contactlog.py; the cron tick
+does it too), setting bad lines aside in contacts_rejects.csv.
+Run: python ingestion.py [--config PATH] [--contacts] [--json] [-v]
 """
 from __future__ import annotations
 
 from risk import cli
 from risk.config import Config
+from risk.contactlog import run_contacts
 from risk.errors import ContractError
 from risk.ingestion import run_ingestion
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = cli.parser(__doc__).parse_args(argv)
+    parser = cli.parser(__doc__)
+    parser.add_argument("--contacts", action="store_true",
+                        help="read the contacts folder's new CSVs (contacts_folder_path) instead of client data")
+    args = parser.parse_args(argv)
+    if args.contacts:
+        return cli.run(args, run_contacts)
 
     def stage(config: Config) -> dict:
         summary = run_ingestion(config)

@@ -64,11 +64,10 @@ class Portfolio:
         r = np.array([self.risk[n] for n in names])
         p = np.clip([self.chance(n) + change.get(n, 0.0) for n in names], 0, 1)
         left = self.rng.random(len(names)) < p
-        frame = pd.DataFrame({contract.ID_COLUMN: names,
-                              "lastmonth_activity": self.rng.poisson(300 * (1 - r)),
-                              "lastyear_activity": self.rng.poisson(3600 * (1 - r)),
-                              "number_of_employees": [self.employees[n] for n in names],
-                              contract.TARGET: left.astype(int)})
+        month, year, employees = contract.FEATURES[:3]  # the course's activity last month, last year, employees
+        frame = pd.DataFrame({contract.ID_COLUMN: names, month: self.rng.poisson(300 * (1 - r)),
+                              year: self.rng.poisson(3600 * (1 - r)),
+                              employees: [self.employees[n] for n in names], contract.TARGET: left.astype(int)})
         for name in np.array(names)[left]:
             del self.risk[name], self.employees[name]
             self._join()

@@ -2,18 +2,21 @@
 
 The pipeline records the list (time, model version, capacity, how much history it saw in rows and bytes, the
 listed clients with their ranks, probabilities and reasons, as /risk gives them) whenever it changes: new
-data, a new version, a rollback. Later data says what happened: a listed client whose next row arrives is
-`followed`, and `left` if that row says it left (a later row does not change the outcome: the list is judged
-on the horizon it was made for). The same is measured among the clients current at the list that were not
-listed (the `base_rate`), so the list's `hit_rate` has something to beat (`lift`); `missed` counts the clients
-who left without being listed. Outcomes are read from the prepared state's watch of each list
-(risk/prepared.py), never from the history.
+data, a new version, a rollback, a new capacity or holdout share. A list holds `call_capacity` clients to call
+and, with `holdout_share` above 0, the controls a seeded draw holds out of it (risk/holdout.py: the seed, the
+share, each client's group and the expected hit rate of each group are recorded with it and never change).
+Later data says what happened: a listed client whose next row arrives is `followed`, and `left` if that row
+says it left (a later row does not change the outcome: the list is judged on the horizon it was made for). The
+same is measured among the clients current at the list that were not listed (the `base_rate`), so the list's
+`hit_rate` has something to beat (`lift`); `missed` counts the clients who left without being listed. Outcomes
+are read from the prepared state's watch of each list (risk/prepared.py), never from the history.
 """
 from __future__ import annotations
 
 import logging
+import secrets
 
-from risk import prepared, registry, risklist
+from risk import expected, holdout, prepared, registry, risklist
 from risk.config import Config
 from risk.ledger import Ledger
 
@@ -22,23 +25,44 @@ SHOWN_MISSED = prepared.SHOWN_LEFT  # ids of missed clients given with each list
 
 
 def ranked_now(config: Config, version: registry.Version, state: prepared.State) -> list[dict]:
-    """The call list the version gives now (risklist's one builder): rank, id, probability and reasons of
-    `call_capacity` clients, as /risk gives them."""
+    """The call list the version gives now (risklist's one builder): rank, id, probability and reasons of the
+    list's clients, as /risk gives them: `holdout.list_size(call_capacity, holdout_share)` of them, so that
+    `call_capacity` are left to call once the controls are drawn."""
+    size = holdout.list_size(config.call_capacity, config.holdout_share)
     card, model = risklist.card_of(version), registry.load_model(version)
-    full = risklist.ranked(card, model, state.clients, config.call_capacity)
-    return risklist.call_list(full, config.call_capacity)["clients"]
+    full = risklist.ranked(card, model, state.clients, size)
+    return risklist.call_list(full, size)["clients"]
 
 
-def _same_list(recorded: list[dict], clients: list[dict]) -> bool:
-    """The same clients in the same order with the same probabilities (lists recorded before reasons were kept
-    say nothing of reasons, and the same model on the same data gives the same ones)."""
+def _same_list(recorded: dict, live: int, config: Config, clients: list[dict]) -> bool:
+    """The same version, capacity and holdout share, and the same clients in the same order with the same
+    probabilities (lists recorded before reasons were kept say nothing of reasons, and the same model on the same
+    data gives the same ones)."""
     key = lambda entry: (entry["rank"], entry["corporation"], entry["probability"])  # noqa: E731
-    return [key(c) for c in recorded] == [key(c) for c in clients]
+    return (recorded["model_version"], recorded["capacity"], recorded["holdout_share"]) \
+        == (live, config.call_capacity, config.holdout_share) \
+        and [key(c) for c in recorded["clients"]] == [key(c) for c in clients]
+
+
+def with_holdout(clients: list[dict], capacity: int, seed: int) -> list[dict]:
+    """The clients, each with its group: holdout.assign's draw with `seed` over the list, `capacity` of them to
+    call (all of them on a list no longer than that)."""
+    groups = holdout.assign(len(clients), min(capacity, len(clients)), seed)
+    return [{**client, "group": str(group)} for client, group in zip(clients, groups, strict=True)]
+
+
+def expected_of(clients: list[dict]) -> dict:
+    """The expected hit rate (mean probability, Poisson-binomial interval) of the call group, the control group
+    and the whole list; each None when it has no clients."""
+    of = lambda chosen: expected.expected_hit_rate([c["probability"] for c in chosen])  # noqa: E731
+    return {"call": of([c for c in clients if c["group"] == holdout.CALL]),
+            "control": of([c for c in clients if c["group"] == holdout.CONTROL]), "all": of(clients)}
 
 
 def record_if_changed(config: Config, ledger: Ledger, run_id: int | None) -> int | None:
-    """Record the current call list unless it is the last one recorded (same version, capacity, clients and
-    probabilities); the new list's id, or None."""
+    """Record the current call list unless it is the last one recorded (same version, capacity, holdout share,
+    clients and probabilities), with a fresh seed's holdout drawn over it; the new list's id, or None. A list
+    recorded once keeps its groups: nothing here changes a recorded list."""
     live = registry.current_number(config.prod_folder)
     if live is None:
         return None
@@ -48,12 +72,15 @@ def record_if_changed(config: Config, ledger: Ledger, run_id: int | None) -> int
     version = registry.verify(config.prod_folder, live)
     clients = ranked_now(config, version, state)
     last = ledger.call_lists.latest(1)
-    if last and (last[0]["model_version"], last[0]["capacity"]) == (live, config.call_capacity) \
-            and _same_list(last[0]["clients"], clients):
+    if last and _same_list(last[0], live, config, clients):
         return None
+    seed = secrets.randbits(31)
+    clients = with_holdout(clients, config.call_capacity, seed)
     list_id = ledger.call_lists.record(run_id, live, config.call_capacity, state.observations,
-                                      state.data_end_byte, clients)
-    logger.info("call list %d: %d client(s) from version %d", list_id, len(clients), live)
+                                      state.data_end_byte, clients, seed, config.holdout_share, expected_of(clients))
+    controls = sum(c["group"] == holdout.CONTROL for c in clients)
+    logger.info("call list %d: %d client(s) from version %d, %d to call and %d held out (seed %d)", list_id,
+                len(clients), live, len(clients) - controls, controls, seed)
     return list_id
 
 

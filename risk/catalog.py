@@ -11,6 +11,7 @@ from __future__ import annotations
 FINALDATA = "finaldata.csv"  # every ingested row, append-only
 INGESTEDFILES = "ingestedfiles.txt"  # the files finaldata.csv holds, one name a line (derived from the ledger)
 REJECTS = "rejects.csv"  # rejected rows with the file, row and reason
+CONTACTS_REJECTS = "contacts_rejects.csv"  # contacts-folder lines set aside: file, line, reason
 ROWINDEX = "rowindex"  # folder: the de-duplication index of row hashes
 REPEATS = "repeats"  # folder: per file, the accepted rows finaldata.csv leaves out as duplicates (observations)
 PARTS = "parts"  # folder: the layout before issue 4 (one CSV per file), adopted once

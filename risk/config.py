@@ -39,12 +39,15 @@ DEFAULT_CALL_CAPACITY, MAX_CALL_CAPACITY = 20, 10_000
 DEFAULT_HOLDOUT_SHARE, MAX_HOLDOUT_SHARE = 0.2, 0.9
 DEFAULT_ECONOMICS = {"client_value": 200.0, "offer_cost": 10.0, "contact_cost": 1.0, "accept_alpha": 6.0,
                      "accept_beta": 14.0}
+# Where client managers drop contacts CSVs (risk/contactlog.py), relative to the config's folder; read only.
+DEFAULT_CONTACTS_FOLDER = "contacts"
 # Every optional key with its default: the one table docs/operations.md's "Configuration keys" must match
 # (tests/test_config.py checks each key and default appears there). None: unset unless config.json sets it.
 DEFAULTS = {"max_request_bytes": DEFAULT_MAX_REQUEST_BYTES, "api_url": DEFAULT_API_URL,
             "keep_versions": DEFAULT_KEEP_VERSIONS, **DEFAULT_DRIFT, "api_token_file": None,
             "alert_webhook_url": None, "alert_repeat_hours": DEFAULT_ALERT_REPEAT_HOURS, "heartbeat_url": None,
-            "call_capacity": DEFAULT_CALL_CAPACITY, "holdout_share": DEFAULT_HOLDOUT_SHARE, **DEFAULT_ECONOMICS}
+            "call_capacity": DEFAULT_CALL_CAPACITY, "holdout_share": DEFAULT_HOLDOUT_SHARE, **DEFAULT_ECONOMICS,
+            "contacts_folder_path": DEFAULT_CONTACTS_FOLDER}
 # Every key config.json may hold; any other is a typo, refused.
 KNOWN_KEYS = (*PATH_KEYS, *DEFAULTS)
 # Folders the pipeline writes: none may be the input folder, or inside it, or hold it (it would ingest itself).
@@ -56,10 +59,10 @@ _Fields = namedtuple(
     "config_path input_folder output_folder test_data model_folder prod_folder max_request_bytes api_url"
     " keep_versions drift_method drift_alpha drift_min_rows drift_min_f1_drop drift_min_feature_effect"
     " api_token_file alert_webhook_url alert_repeat_hours heartbeat_url call_capacity holdout_share client_value"
-    " offer_cost contact_cost accept_alpha accept_beta",
+    " offer_cost contact_cost accept_alpha accept_beta contacts_folder_path",
     defaults=(DEFAULT_MAX_REQUEST_BYTES, DEFAULT_API_URL, DEFAULT_KEEP_VERSIONS, *DEFAULT_DRIFT.values(), None, None,
               DEFAULT_ALERT_REPEAT_HOURS, None, DEFAULT_CALL_CAPACITY, DEFAULT_HOLDOUT_SHARE,
-              *DEFAULT_ECONOMICS.values()),
+              *DEFAULT_ECONOMICS.values(), DEFAULT_CONTACTS_FOLDER),
 )
 
 
@@ -72,7 +75,8 @@ class Config(_Fields):
     drift_min_rows, drift_min_f1_drop, drift_min_feature_effect (numbers), api_token_file (Path or None),
     alert_webhook_url and heartbeat_url (str or None), alert_repeat_hours (number), call_capacity (int: how many
     clients the managers can call, the call list's length), holdout_share (the random control's share of each
-    list), client_value, offer_cost, contact_cost, accept_alpha, accept_beta (the economics of a call).
+    list), client_value, offer_cost, contact_cost, accept_alpha, accept_beta (the economics of a call),
+    contacts_folder_path (the contacts folder as configured, relative to the config's folder: `contacts_folder`).
     `config._replace(...)` gives a changed copy.
     """
 
@@ -81,6 +85,11 @@ class Config(_Fields):
     @property
     def root(self) -> Path:
         return self.config_path.parent
+
+    @property
+    def contacts_folder(self) -> Path:
+        """The folder where contacts CSVs are dropped, resolved beside the config file."""
+        return (self.root / self.contacts_folder_path).resolve()
 
     @property
     def ledger_path(self) -> Path:
@@ -222,6 +231,7 @@ def load_config(path: str | Path | None = None) -> Config:
     root = config_path.parent
     folders = {key: _folder(data, key, root, config_path) for key in PATH_KEYS}
     _check_separate(folders, config_path)
+    contacts = _contacts_folder(data, folders, root, config_path)
     return Config(
         config_path,
         *folders.values(),
@@ -235,7 +245,23 @@ def load_config(path: str | Path | None = None) -> Config:
         heartbeat_url=_optional_url(data, "heartbeat_url", config_path),
         call_capacity=_call_capacity(data, config_path),
         **_retention_settings(data, config_path),
+        contacts_folder_path=contacts,
     )
+
+
+def _contacts_folder(data: dict, folders: dict, root: Path, path: Path) -> str:
+    """The contacts folder as configured: a folder path apart from the input folder (ingestion would take contacts
+    for client data, or the contacts folder client data for contacts) and from every folder the pipeline writes
+    (it would read its own contacts_rejects.csv as contacts)."""
+    value = data.get("contacts_folder_path", DEFAULT_CONTACTS_FOLDER)
+    folder = _folder({"contacts_folder_path": value}, "contacts_folder_path", root, path)
+    for key in ("input_folder_path", *WRITTEN_FOLDER_KEYS):
+        other = folders[key]
+        if folder == other or folder.is_relative_to(other) or other.is_relative_to(folder):
+            raise ConfigError(f"{path}: keys 'contacts_folder_path' ({folder}) and {key!r} ({other}) must name"
+                              " separate folders, neither inside the other (contacts files and data files must not"
+                              " be read for one another)")
+    return value
 
 
 def _retention_settings(data: dict, path: Path) -> dict:

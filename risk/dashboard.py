@@ -1,7 +1,8 @@
 """The dashboard at GET /: one self-contained HTML page for client managers (inline CSS, no script, no assets).
 
 Reads through the API's read side (risk/readside.py: the verified deployed model, the ingested data, the
-ledger) and writes nothing. Shows the deployed version and score, the ranked risk list with reasons, the last
+ledger) and writes nothing. Shows the deployed version and score, the ranked risk list with reasons (each
+client's action: call, or do not call when the recorded list holds it out as a control), the last
 drift decisions and the score over time as an SVG drawn here. app.py registers `page_blueprint`.
 """
 from __future__ import annotations
@@ -29,7 +30,7 @@ GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 def ranking_or_reason(config: Config, holder: ModelHolder) -> tuple[dict | None, str | None]:
     """The ranked list for the page, or None and a sentence saying why there is none."""
     try:
-        return readside.risk_ranking(config, holder, config.call_capacity)[1], None
+        return readside.risk_ranking(config, holder, readside.list_size(config))[1], None
     except store.UnusableIngestedData as exc:
         return None, f"The ingested data breaks the data contract: {exc}"
     except prepared.StaleReadState:

@@ -1,7 +1,7 @@
 """The OpenAPI 3 description of every route, served at /openapi.json (schemathesis tests the API against it)."""
 from __future__ import annotations
 
-from risk import contract, serving
+from risk import contacts, contract, serving
 
 FEATURE_PROPS = {name: {"type": "number", "minimum": 0, "maximum": contract.MAX_COUNT} for name in contract.FEATURES}
 # An id is text; a JSON integer is taken as its text, and null is a row without one (serving._ids).
@@ -23,9 +23,27 @@ REASON = {"type": "object", "required": ["feature", "value", "typical", "log_odd
           "properties": {"feature": {"type": "string"}, "value": {"type": "number"}, "typical": {"type": "number"},
                          "log_odds": {"type": "number"}, "odds_ratio": {"type": "number"},
                          "points": {"type": "number"}, "text": {"type": "string"}}}
-CLIENT = {"type": "object", "required": ["rank", "corporation", "probability", "reasons"],
+CLIENT = {"type": "object", "required": ["rank", "corporation", "probability", "reasons", "group", "action"],
           "properties": {"rank": {"type": "integer"}, "corporation": {"type": "string"},
-                         "probability": {"type": "number"}, "reasons": {"type": "array", "items": REASON}}}
+                         "probability": {"type": "number"}, "reasons": {"type": "array", "items": REASON},
+                         "group": {"type": "string", "enum": ["call", "control"], "nullable": True,
+                                   "description": "from the newest recorded list of this version and data"},
+                         "action": {"type": "string", "enum": ["call", "do not call (control)"], "nullable": True}}}
+CALL_LIST = {"type": "object", "nullable": True, "description": "the recorded list the groups come from",
+             "properties": {"id": {"type": "integer"}, "created_at": {"type": "string"},
+                            "capacity": {"type": "integer"}, "holdout_share": {"type": "number"},
+                            "holdout_seed": {"type": "integer", "nullable": True}}}
+CONTACT_IN = {"type": "object", "required": ["corporation", "contacted_at", "result"], "additionalProperties": False,
+              "properties": {"corporation": {"type": "string"},
+                             "contacted_at": {"type": "string", "description": "ISO 8601 date or date-time (UTC)"},
+                             "result": {"type": "string", "enum": list(contacts.RESULTS)},
+                             "note": {"type": "string", "nullable": True}}}
+CONTACT = {"type": "object", "properties": {"id": {"type": "integer"}, "corporation": {"type": "string"},
+                                            "contacted_at": {"type": "string"}, "result": {"type": "string"},
+                                            "note": {"type": "string", "nullable": True},
+                                            "source": {"type": "string"}, "recorded_at": {"type": "string"}}}
+COUNTS = {"type": "object", "required": ["added", "repeated"],
+          "properties": {"added": {"type": "integer"}, "repeated": {"type": "integer"}}}
 MOVER = {"type": "object", "required": ["corporation", "probability", "previous_probability", "rise"],
          "properties": {k: {"type": "number"} for k in ("probability", "previous_probability", "rise")}
          | {"corporation": {"type": "string"}}}
@@ -49,7 +67,10 @@ RISK = {"type": "object", "required": ["model_version", "clients", "movers", "po
                        "typical": {"type": "object", "additionalProperties": {"type": "number"}},
                        "typical_from": {"type": "string"},
                        "movers_note": {"type": "string", "nullable": True,
-                                       "description": "why there are no movers though there is a previous version"}}}
+                                       "description": "why there are no movers though there is a previous version"},
+                       "call_list": CALL_LIST,
+                       "note": {"type": "string", "nullable": True,
+                                "description": "why no client is marked call or control"}}}
 DECISION = {"type": "object", "required": ["id", "created_at", "verdict", "action", "summary", "evidence"],
             "properties": {"id": {"type": "integer"}, "created_at": {"type": "string"},
                            "verdict": {"type": "string"}, "action": {"type": "string"},
@@ -103,6 +124,22 @@ def _prediction() -> dict:
                      "responses": responses}}
 
 
+def _contacts() -> dict:
+    body = {"application/json": {"schema": {"type": "object", "required": ["contacts"], "additionalProperties": False,
+                                             "properties": {
+        "contacts": {"type": "array", "items": CONTACT_IN, "minItems": 1, "maxItems": contacts.MAX_CONTACTS}}}},
+        "text/csv": {"schema": {"type": "string", "description": "a header naming corporation, contacted_at, result"
+                                " (and optionally note), then one contact a line"}}}
+    responses = {"201": _json(COUNTS, "recorded: how many were new and how many recorded before"),
+                 "200": _json(COUNTS, "every contact was recorded before: nothing added"),
+                 **_errors(400, 413, 415, 422, 503)}
+    listing = _get("The newest contacts recorded, newest first", {"type": "object", "properties": {
+        "contacts": {"type": "array", "items": CONTACT}, "total": {"type": "integer"}}}, 400,
+        parameters=[_int_param("limit", 1000, "how many contacts (default 50)")])
+    return {"post": {"summary": "Record contacts with clients, all or nothing", "requestBody": {
+        "required": True, "content": body}, "responses": responses}, **listing}
+
+
 def _report(summary: str, media: str) -> dict:
     body = {media: {"schema": {"type": "string", "format": "binary"}}}
     return {"get": {"summary": summary, "responses": {"200": {"description": "the report", "content": body},
@@ -125,6 +162,7 @@ def spec() -> dict:
             "/risk": _get("Clients ranked by attrition probability, with reasons and movers", RISK, 400, 503,
                           parameters=[_int_param("top", 10_000, "how many clients")],
                           extra={"text/csv": {"schema": {"type": "string"}}}),
+            "/risk/contacts": _contacts(),
             "/risk/outcomes": _get("The recorded call lists, newest first, with their hit rate against the base rate",
                                    {"type": "array", "items": OUTCOME}, 400, 503,
                                    parameters=[_int_param("limit", 100, "how many lists (default 12)")]),

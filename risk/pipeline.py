@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from risk import catalog, inbox, methods, notify, registry, views
+from risk import catalog, contactlog, inbox, methods, notify, registry, views
 from risk.config import Config, require_folder
 from risk.errors import BusyError, IntegrityError, MissingInputError
 from risk.files import read_json, remove_temp_files, single_flight
@@ -48,6 +48,13 @@ def deployment_work(config: Config, ledger: Ledger) -> list[str]:
     return []
 
 
+def list_settings_changed(config: Config, ledger: Ledger) -> bool:
+    """True when the newest recorded call list was made with another capacity or holdout share than the config's
+    (the next run records the list these settings give)."""
+    last = ledger.call_lists.last_settings()
+    return last is not None and last != (config.call_capacity, config.holdout_share)
+
+
 def pending_work(config: Config) -> list[str]:
     """Reasons to run; empty when the tick is idle. Hashes only files whose name, size or mtime is new."""
     require_folder(config.input_folder, "input_folder_path")
@@ -63,6 +70,9 @@ def pending_work(config: Config) -> list[str]:
             reasons.append("ingested-data views are behind the ledger")
         if not prepared_written(config, ledger):
             reasons.append("the API's prepared read state is behind the ledger")
+        reasons += [f"new contacts file {f.name}" for f in contactlog.new_files(config, ledger)]
+        if list_settings_changed(config, ledger):
+            reasons.append("call_capacity or holdout_share changed since the last call list")
         if not reasons:
             ledger.runs.record_idle("fullprocess", {"reason": "nothing new"})
     return reasons
@@ -372,10 +382,12 @@ def process(config: Config, run: dict | None = None) -> dict:
             refresh_prepared(config, ledger)
             detail["action"] = act(config, ledger, run_id)
             logger.info("fullprocess: %s", detail["action"])
-            follow_up(config, ledger, run_id)
             from risk import calllists
 
-            detail["call_list"] = calllists.record_if_changed(config, ledger, run_id)  # new data or a new version
+            # new data, a new version or new settings; before the report, which shows the list's groups
+            detail["call_list"] = calllists.record_if_changed(config, ledger, run_id)
+            follow_up(config, ledger, run_id)
+            detail["contacts"] = contactlog.read_folder(config, ledger, run_id)  # knows the clients of the new list
     return detail
 
 

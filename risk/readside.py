@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from risk import catalog, contract, decisions, diagnostics, prepared, registry, risklist, scoring
+from risk import catalog, contract, decisions, diagnostics, holdout, prepared, registry, risklist, scoring
 from risk.config import Config
 from risk.errors import ApiError, ContractError, IntegrityError, MissingInputError
 from risk.ledger import LedgerReader
@@ -147,8 +147,10 @@ def live_before(config: Config, number: int) -> int | None:
 def risk_ranking(config: Config, holder: ModelHolder, top: int) -> tuple[registry.Version, dict]:
     """The served version and GET /risk's answer: the call list of the `top` current clients with reasons against
     the version's typical client, and movers since the last version (risklist's one builder); a previous version
-    that fails verification costs only the movers (`movers_note` says why). The ranking is computed once per
-    version and data change (per worker) from the prepared state, then each answer costs its `top`."""
+    that fails verification costs only the movers (`movers_note` says why). Each client's group and action come
+    from the newest recorded list when it was made from this version on this data (risklist.with_groups). The
+    ranking is computed once per version and data change (per worker) from the prepared state, then each answer
+    costs its `top` and one read of the newest recorded list."""
     version, model = holder.get()
     before = live_before(config, version.number)
     state = prepared.as_of_committed(config)
@@ -161,8 +163,18 @@ def risk_ranking(config: Config, holder: ModelHolder, top: int) -> tuple[registr
             _rankings.clear()  # one ranking per worker: the newest
             _rankings[key] = held
     full, note = held
-    return version, {"model_version": version.label, "previous_version": before,
-                     **risklist.call_list(full, top), "movers_note": note}
+    with reading_ledger(config) as ledger:
+        recorded = ledger.call_lists.latest(1) if ledger else []
+    answer = {"model_version": version.label, "previous_version": before, **risklist.call_list(full, top),
+              "movers_note": note}
+    return version, risklist.with_groups(answer, recorded[0] if recorded else None, version.number,
+                                         state.data_end_byte)
+
+
+def list_size(config: Config) -> int:
+    """How many clients a recorded list holds: `call_capacity` to call and the random controls (the default
+    length of /risk and the dashboard's list)."""
+    return holdout.list_size(config.call_capacity, config.holdout_share)
 
 
 def served_version(holder: ModelHolder) -> tuple[registry.Version | None, str | None]:
@@ -256,6 +268,14 @@ def feedback_of(recorded: list[dict], state) -> dict:  # state: prepared.State
 
 
 # ---- the ledger ---------------------------------------------------------------------------------------
+def latest_contacts(config: Config, limit: int) -> dict:
+    """GET /risk/contacts: the newest `limit` contacts recorded (newest first) and how many there are."""
+    with reading_ledger(config) as ledger:
+        if ledger is None:
+            return {"contacts": [], "total": 0}
+        return {"contacts": ledger.latest_contacts(limit), "total": ledger.contacts.count()}
+
+
 def latest_decision(config: Config) -> dict | None:
     with reading_ledger(config) as ledger:
         return decisions.latest_decision(ledger) if ledger else None

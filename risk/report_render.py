@@ -325,11 +325,12 @@ def _clients_page(content: dict) -> Figure:
     figure = _page(content, 5)
     clients = content["clients"]
     _heading(figure, 0.915, SECTIONS[10], f"The {len(clients['clients'])} of {clients['population']} current "
-             "clients most likely to leave (the call capacity), with what raises each one's risk against the typical"
-             " client.")
+             "clients most likely to leave (the call capacity and the random controls held out of it), with what"
+             " raises each one's risk against the typical client.")
     rows = [[str(c["rank"]), c["corporation"][:30], f"{c['probability']:.1%}",
-             "; ".join(r["text"] for r in c["reasons"]) or "-"] for c in clients["clients"]]
-    bottom = _table_at(figure, 0.88, 0.4, ["#", "client", "risk", "why"], rows, [0.06, 0.22, 0.1, 0.62])
+             "; ".join(r["text"] for r in c["reasons"]) or "-", c.get("action") or "-"] for c in clients["clients"]]
+    bottom = _table_at(figure, 0.88, 0.4, ["#", "client", "risk", "why", "action"], rows,
+                       [0.05, 0.19, 0.08, 0.5, 0.18])
     outcome = clients.get("outcome")
     if outcome:
         lift = "-" if outcome["lift"] is None else f"{outcome['lift']:.1f}"

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from risk import catalog, contract, performance, prepared, registry, risklist
+from risk import catalog, contract, holdout, performance, prepared, registry, risklist
 from risk import report as content_of
 from risk.config import Config
 from risk.errors import ContractError, IntegrityError, MissingInputError
@@ -102,7 +102,8 @@ def read_inputs(config: Config, ledger: Ledger) -> dict:
     return {"version": version, "model": registry.load_model(version),
             "previous": previous_model(config, before),
             "previous_version": before, "capacity": config.call_capacity,
-            "prepared": state,
+            "list_size": holdout.list_size(config.call_capacity, config.holdout_share),
+            "prepared": state, "data_end": state.data_end_byte if state is not None else raw_path.stat().st_size,
             "card": risklist.card_of(version) or {},
             "test": read_labelled_csv(config.testdata_path),
             "raw": None if state is not None else  # ids as ingested
@@ -137,9 +138,12 @@ def build_content(inputs: dict) -> dict:
     try:
         frame = inputs["prepared"].clients if inputs["raw"] is None else \
             contract.validate_frame(inputs["raw"], catalog.FINALDATA, history=True)
-        full = risklist.ranked(inputs["card"], model, frame, inputs["capacity"], inputs["previous"])  # one builder
-        clients = {**risklist.call_list(full, inputs["capacity"]), "outcome": list_outcome(inputs),
-                   "previous_version": inputs["previous_version"]}
+        size = inputs.get("list_size", inputs["capacity"])
+        full = risklist.ranked(inputs["card"], model, frame, size, inputs["previous"])  # one builder
+        newest = inputs["call_lists"][0] if inputs.get("call_lists") else None
+        clients = {**risklist.with_groups(risklist.call_list(full, size), newest, version.number,
+                                          inputs.get("data_end")),
+                   "outcome": list_outcome(inputs), "previous_version": inputs["previous_version"]}
     except ContractError as exc:
         clients = {"clients": [], "movers": [], "population": 0, "problem": str(exc)}
     latest = inputs["diagnostics"][-1]["detail"] if inputs["diagnostics"] else {}

@@ -151,16 +151,40 @@ def call_list(full: dict, top: int) -> dict:
             "typical_from": full["typical_from"]}
 
 
+ACTIONS = {"call": "call", "control": "do not call (control)"}  # a group as the managers read it
+NO_LIST = ("no call list is recorded yet for this model version and data: the pipeline's next run records it and"
+           " draws its random holdout; until then no client is marked")
+
+
+def with_groups(answer: dict, recorded: dict | None, version: int, data_end: int | None) -> dict:
+    """`call_list`'s answer with each client's `group` ("call" or "control") and `action` ("call" or "do not call
+    (control)") taken from `recorded`, the newest recorded list, when it was made from this `version` on the same
+    data (`data_end`, the byte length of the history it saw); otherwise (or for a client ranked beyond that
+    list) both null, and `note` says why. `call_list` names the recorded list (id, time, capacity, holdout)."""
+    same = recorded is not None and (recorded["model_version"], recorded["data_end"]) == (version, data_end)
+    groups = {c["corporation"]: c["group"] for c in recorded["clients"]} if same else {}
+    clients = [{**c, "group": groups.get(c["corporation"]), "action": ACTIONS.get(groups.get(c["corporation"]))}
+               for c in answer["clients"]]
+    listing = {k: recorded[k] for k in ("id", "created_at", "capacity", "holdout_share", "holdout_seed")} \
+        if same else None
+    return {**answer, "clients": clients, "call_list": listing, "note": None if same else NO_LIST}
+
+
 def spreadsheet_safe(text: str) -> str:
     """OWASP's rule against CSV injection: a cell that a spreadsheet would run as a formula (it starts with
     =, +, -, @, a tab or a carriage return) gets a leading single quote, so it is shown as text."""
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
+CSV_COLUMNS = ["rank", "corporation", "probability", "reasons", "group", "action"]
+
+
 def as_csv(ranked: list[dict]) -> str:
     """The ranked list as CSV for spreadsheets: rank, corporation, probability, reasons (their words, "; "
-    between); the text cells are spreadsheet_safe, the numbers are written as they are."""
+    between), group and action (empty when no recorded list marks the client); the text cells are
+    spreadsheet_safe, the numbers are written as they are."""
     rows = [{"rank": r["rank"], "corporation": spreadsheet_safe(r["corporation"]), "probability": r["probability"],
-             "reasons": spreadsheet_safe("; ".join(x["text"] for x in r["reasons"]))}
+             "reasons": spreadsheet_safe("; ".join(x["text"] for x in r["reasons"])), "group": r.get("group"),
+             "action": r.get("action")}
             for r in ranked]
-    return pd.DataFrame(rows, columns=["rank", "corporation", "probability", "reasons"]).to_csv(index=False)
+    return pd.DataFrame(rows, columns=CSV_COLUMNS).to_csv(index=False)

@@ -14,12 +14,13 @@ from collections import namedtuple
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
-from risk import auth, decisions, openapi, performance, readside, risklist, serving
+from risk import auth, contactlog, decisions, openapi, performance, readside, risklist, serving
 from risk.dashboard import CSP
 from risk.errors import ApiError, ContractError, IntegrityError, MissingInputError
 
 logger = logging.getLogger(__name__)
 MAX_TOP = 10_000
+MAX_CONTACTS_SHOWN = 1000  # GET /risk/contacts?limit=N
 api = Blueprint("api", __name__)
 # What every route shares, built once by create_app: the Config, the ModelHolder, the Metrics, the API token
 # (None: open), and this worker's cache of latest package versions (a GET writes no file).
@@ -143,12 +144,27 @@ def prediction() -> Response:
 @api.get("/risk")
 def risk() -> Response:
     state = served()
-    top = int_arg("top", state.config.call_capacity, MAX_TOP)  # by default, as many as the managers can call
+    top = int_arg("top", readside.list_size(state.config), MAX_TOP)  # by default the list: to call and controls
     version, ranked = readside.risk_ranking(state.config, state.models, top)
     if wants_csv():
         return Response(risklist.as_csv(ranked["clients"]), mimetype="text/csv",
                         headers={"X-Model-Version": version.label})
     return jsonify(ranked)
+
+
+@api.post("/risk/contacts")
+def record_contacts() -> tuple[Response, int]:
+    """Contacts in (JSON {"contacts": [...]} or a CSV body), all or nothing: 201 with what was added, 200 when
+    every contact was recorded before."""
+    found, first_line = contactlog.contacts_of_body(request.mimetype, body_bytes())
+    counts = contactlog.record_request(served().config, found, first_line)
+    return jsonify(counts), 201 if counts["added"] else 200
+
+
+@api.get("/risk/contacts")
+def contacts_list() -> Response:
+    """The newest contacts recorded, newest first (?limit=N, default 50), and how many there are."""
+    return jsonify(readside.latest_contacts(served().config, int_arg("limit", 50, MAX_CONTACTS_SHOWN)))
 
 
 @api.get("/risk/outcomes")

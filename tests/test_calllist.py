@@ -13,7 +13,7 @@ import pytest
 from conftest import write_frame
 
 from app import create_app
-from risk import calllists, contract, ingestion, report_render, reporting
+from risk import calllists, contract, holdout, ingestion, report_render, reporting
 from risk.config import Config, load_config
 from risk.errors import ConfigError
 from risk.ledger import Ledger
@@ -60,7 +60,8 @@ def test_no_departed_client_is_listed_and_population_is_the_current_clients(depl
     # the course's 26 clients are current too unless their last row says they left: 4 only in dataset1 (nciw, lsid,
     # bqlx, zmei), 3 in both whose dataset2 row stays (corp, gudj, dfgh), 4 new in dataset2 (asdf, xyzz, tyui, lmno)
     assert body["population"] == 11 + 33
-    assert len(client.get("/risk").get_json()["clients"]) == 20  # call_capacity's default, below the 44 clients
+    # 25 listed: call_capacity's default 20 to call and 5 controls (holdout_share 0.2: 20 / 0.8), below 44 clients
+    assert len(client.get("/risk").get_json()["clients"]) == 25
 
 
 def test_call_capacity_sets_the_default_length(deployed: Config) -> None:
@@ -69,9 +70,10 @@ def test_call_capacity_sets_the_default_length(deployed: Config) -> None:
     deployed.config_path.write_text(json.dumps({**data, "call_capacity": 7}), encoding="utf-8")
     config = load_config(deployed.config_path)
     client = create_app(config).test_client()
-    assert len(client.get("/risk").get_json()["clients"]) == 7
+    assert holdout.list_size(7, config.holdout_share) == 9  # 7 to call and 2 controls at the default 0.2
+    assert len(client.get("/risk").get_json()["clients"]) == 9
     assert len(client.get("/risk?top=3").get_json()["clients"]) == 3
-    assert client.get("/").get_data(as_text=True).count('class="client-row"') == 7
+    assert client.get("/").get_data(as_text=True).count('class="client-row"') == 9
 
 
 @pytest.mark.parametrize("value", [0, 10_001, 2.5, "20", True])
@@ -127,17 +129,19 @@ def test_the_api_the_recorded_list_the_dashboard_and_the_report_give_one_call_li
         content = reporting.build_content(reporting.read_inputs(deployed, ledger))
     report_list = content["clients"]
     client = create_app(deployed).test_client()
-    api = client.get(f"/risk?top={deployed.call_capacity}").get_json()
-    assert (len(api["clients"]), api["population"]) == (20, 44)  # call_capacity's default; 11 + 33 current clients
+    api = client.get("/risk").get_json()
+    assert (len(api["clients"]), api["population"]) == (25, 44)  # 20 to call + 5 controls; 11 + 33 current clients
     assert api["typical_from"] == "the version's training reference"
-    assert recorded == api["clients"]  # names, order, probabilities and reasons, every number of them
+    # names, order, probabilities, reasons and groups, every number of them
+    assert recorded == [{k: v for k, v in c.items() if k != "action"} for c in api["clients"]]
     assert report_list["clients"] == api["clients"]
     assert (report_list["population"], report_list["typical"]) == (api["population"], api["typical"])
     table = pd.read_csv(io.StringIO(client.get("/risk", headers={"Accept": "text/csv"}).get_data(as_text=True)),
                         dtype={"corporation": str}, keep_default_na=False)
     assert table.to_dict("records") == [{"rank": c["rank"], "corporation": c["corporation"],
                                          "probability": c["probability"],
-                                         "reasons": "; ".join(r["text"] for r in c["reasons"])}
+                                         "reasons": "; ".join(r["text"] for r in c["reasons"]),
+                                         "group": c["group"], "action": c["action"]}
                                         for c in api["clients"]]
     shown = [(c["rank"], c["corporation"], f"{c['probability'] * 100:.1f}", [r["text"] for r in c["reasons"]])
              for c in api["clients"]]

@@ -187,10 +187,12 @@ def test_every_known_key_is_accepted(tmp_path):
                 "drift_min_feature_effect": 0.2, "api_token_file": "token.txt",
                 "alert_webhook_url": "https://hooks.example/x/", "alert_repeat_hours": 0.5,
                 "heartbeat_url": "https://hc.example/ping/abc", "call_capacity": 50, "holdout_share": 0.5,
-                "client_value": 500, "offer_cost": 0, "contact_cost": 2.5, "accept_alpha": 1, "accept_beta": 1}
+                "client_value": 500, "offer_cost": 0, "contact_cost": 2.5, "accept_alpha": 1, "accept_beta": 1,
+                "contacts_folder_path": "calls/in"}
     assert set(settings) | set(FOLDERS) == set(KNOWN_KEYS)
     config = load_config(write_config(tmp_path, {**FOLDERS, **settings}))
     assert (config.drift_min_rows, config.keep_versions) == (5, 3)
+    assert config.contacts_folder == (tmp_path / "calls" / "in").resolve()
     assert (config.alert_webhook_url, config.alert_repeat_hours, config.heartbeat_url) == (
         "https://hooks.example/x", 0.5, "https://hc.example/ping/abc")
 
@@ -229,6 +231,17 @@ def test_every_config_key_is_documented_with_its_default():
     wrong = {key: (documented[key], default) for key, default in DEFAULTS.items()
              if not _same_default(documented[key], default)}
     assert wrong == {}
+
+
+@pytest.mark.parametrize("value", ["sourcedata", "sourcedata/contacts", ".", "ingesteddata", "practicemodels/in"])
+def test_the_contacts_folder_must_be_apart_from_the_input_and_every_written_folder(tmp_path, value):
+    path = write_config(tmp_path, {**FOLDERS, "contacts_folder_path": value})
+    with pytest.raises(ConfigError, match=r"keys 'contacts_folder_path' .* must name separate folders"):
+        load_config(path)
+
+
+def test_the_contacts_folder_defaults_to_contacts_beside_the_config(tmp_path):
+    assert load_config(write_config(tmp_path, FOLDERS)).contacts_folder == (tmp_path / "contacts").resolve()
 
 
 @pytest.mark.parametrize(("key", "value", "words"), [

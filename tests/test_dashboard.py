@@ -88,7 +88,7 @@ def test_the_page_shows_version_score_clients_decisions_and_chart(story: Config)
     html = answer.get_data(as_text=True)
     assert '<dd id="model-version">2</dd>' in html
     assert create_app(story).test_client().get("/risk").get_json()["population"] == STORY_CURRENT
-    assert html.count('class="client-row"') == 13  # every current client: 13 is fewer than the 20 calls
+    assert html.count('class="client-row"') == 13  # every current client: 13 is fewer than the 25 listed
     assert html.count('class="decision-row"') == 2
     assert "INCONCLUSIVE" in html
     assert html.count('<circle class="deploy"') == 2
@@ -195,7 +195,7 @@ def test_a_corrupt_previous_version_still_shows_the_ranking(deployed: Config) ->
     assert answer.status_code == 200
     html = answer.get_data(as_text=True)
     assert '<dd id="model-version">2</dd>' in html
-    # the 11 current course clients (tests/test_calllist.py names them), fewer than the 20 calls: all listed
+    # the 11 current course clients (tests/test_calllist.py names them), fewer than the 25 listed: all listed
     assert create_app(deployed).test_client().get("/risk").get_json()["population"] == 11
     assert html.count('class="client-row"') == 11
     movers = html[html.index('<section id="movers">'):]
@@ -292,7 +292,7 @@ def test_dashboard_in_a_real_browser(story: Config, browser: Browser, tmp_path: 
         first = page.locator("#risk-list tr.client-row").first
         expect(first).to_be_visible()
         expect(first.locator(".reason").first).to_contain_text(re.compile("|".join(READABLE_FEATURES)))
-        expect(page.locator("#risk-list tr.client-row")).to_have_count(STORY_CURRENT)  # fewer than the 20 calls
+        expect(page.locator("#risk-list tr.client-row")).to_have_count(STORY_CURRENT)  # fewer than the 25 listed
         expect(page.locator("#decisions tr.decision-row").first).to_contain_text("INCONCLUSIVE")
         expect(page.locator("#score-chart")).to_be_visible()
         expect(page.locator("#score-chart circle")).to_have_count(2)
@@ -314,7 +314,9 @@ def test_the_list_who_left_since_and_the_hit_rate_chart_in_a_real_browser(config
     gone = months[1].loc[months[1][contract.TARGET] == 1, contract.ID_COLUMN].tolist()
     with serving(config) as url, watched(browser) as (page, seen):
         assert page.goto(f"{url}/").status == 200
-        expect(page.locator("#risk-list tr.client-row")).to_have_count(config.call_capacity)
+        expect(page.locator("#risk-list tr.client-row")).to_have_count(readside.list_size(config))
+        expect(page.locator("#risk-list td.action.control")).to_have_count(
+            readside.list_size(config) - config.call_capacity)
         left_since = page.locator("#left-since")
         expect(left_since).to_be_visible()
         expect(left_since.locator(".departed-row")).to_have_count(len(gone))

@@ -10,7 +10,7 @@ from conftest import write_frame
 from test_calllist import monthly_snapshots
 
 from app import create_app
-from risk import contract, deployment, pipeline, scoring, training
+from risk import contract, deployment, holdout, pipeline, scoring, training
 from risk.config import Config
 from risk.ledger import Ledger
 
@@ -37,7 +37,8 @@ def test_a_recorded_list_is_measured_by_the_next_month(config: Config) -> None:
     assert answer.status_code == 200
     second, first = answer.get_json()
     listed = set(first["clients"])
-    assert first["capacity"] == config.call_capacity == len(listed)
+    assert first["capacity"] == config.call_capacity  # to call; the list holds the random controls too
+    assert len(listed) == holdout.list_size(config.call_capacity, config.holdout_share)
     month1 = months[1].set_index(contract.ID_COLUMN)[contract.TARGET]
     followed = listed & set(month1.index)
     left = {name for name in followed if month1[name] == 1}

@@ -100,7 +100,7 @@ def test_csv_has_the_same_order_as_json(client) -> None:
     assert answer.headers["X-Model-Version"] == body["model_version"]
     table = pd.read_csv(io.StringIO(answer.get_data(as_text=True)), dtype={"corporation": str},
                         keep_default_na=False)
-    assert list(table.columns) == ["rank", "corporation", "probability", "reasons"]
+    assert list(table.columns) == ["rank", "corporation", "probability", "reasons", "group", "action"]
     assert table["corporation"].tolist() == [c["corporation"] for c in body["clients"]]
     assert table["probability"].tolist() == [c["probability"] for c in body["clients"]]
     first = body["clients"][0]["reasons"]

@@ -87,5 +87,7 @@ def test_every_operation_conforms_to_openapi_json(api) -> None:
     for operation in operations:
         positive = counts[operation.label, "positive"]
         assert positive >= (CASES if takes_input(operation) else 1), (operation.label, positive)
-        assert statuses[operation.label, "positive", 200] > 0, operation.label  # the token got through
+        # the token got through: a 200, or for contacts (generated ids name no known client) the 422 naming one
+        through = (200, 422) if operation.label == "POST /risk/contacts" else (200,)
+        assert sum(statuses[operation.label, "positive", status] for status in through) > 0, operation.label
     assert elapsed < BUDGET_SECONDS

@@ -67,6 +67,18 @@ class LedgerReader(Stores):
         """{verdict: how many drift decisions gave it}."""
         return self.decisions.count_by_verdict()
 
+    def of_clients(self, ids: list[str], since_iso: str, until_iso: str | None = None) -> dict[str, list[dict]]:
+        """Each client's contacts in [since, until), oldest first (`contacts.of_clients`)."""
+        return self.contacts.of_clients(ids, since_iso, until_iso)
+
+    def latest_contacts(self, limit: int) -> list[dict]:
+        """The newest `limit` contacts, newest first."""
+        return self.contacts.latest(limit)
+
+    def latest_call_lists(self, limit: int) -> list[dict]:
+        """The newest `limit` recorded call lists, newest first, each with its holdout (`call_lists.latest`)."""
+        return self.call_lists.latest(limit)
+
 
 def read_once(path: Path, ask: Callable[[LedgerReader], T], default: T) -> T:
     """`ask(reader)` on the ledger at `path` whatever its schema, then closed (for GETs, which never migrate):

@@ -74,8 +74,23 @@ CREATE TABLE call_lists (
     """
 CREATE INDEX decisions_by_run ON decisions (run_id);
 """,
-    # 9: reserved for the contacts branch (risk/calllists.py); its migration replaces this empty one at the merge
-    "",
+    # 9: contacts (append-only; the UNIQUE index's prefix is the index by client and time), the contacts folder's
+    # files (by content) and the names and stats they were seen under, and each call list's random holdout.
+    """
+CREATE TABLE contacts (
+    id INTEGER PRIMARY KEY, corporation TEXT NOT NULL, contacted_at TEXT NOT NULL, result TEXT NOT NULL,
+    note TEXT, source TEXT NOT NULL, recorded_at TEXT NOT NULL, UNIQUE (corporation, contacted_at, result));
+CREATE TABLE contact_files (
+    id INTEGER PRIMARY KEY, run_id INTEGER, name TEXT NOT NULL, sha256 TEXT NOT NULL UNIQUE, recorded_at TEXT NOT NULL,
+    added INTEGER NOT NULL, repeated INTEGER NOT NULL, set_aside INTEGER NOT NULL, rejects_end INTEGER,
+    detail TEXT NOT NULL);
+CREATE TABLE contact_files_seen (
+    name TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, sha256 TEXT, seen_at TEXT NOT NULL,
+    PRIMARY KEY (name, size, mtime_ns));
+ALTER TABLE call_lists ADD COLUMN holdout_seed INTEGER;
+ALTER TABLE call_lists ADD COLUMN holdout_share REAL;
+ALTER TABLE call_lists ADD COLUMN expected TEXT;
+""",
     # 10: every accepted row is an observation (issue 23): the observations counted after each file (duplicates
     # included; before this, every ingested row was new, so the count is the ingested rows so far) and the part of
     # repeats/ holding the file's rows that finaldata.csv leaves out as duplicates

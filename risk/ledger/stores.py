@@ -1,6 +1,7 @@
 """One connection to the ledger with a store per concern: the base of Ledger (the writer) and LedgerReader.
 
-`ledger.runs`, `.files`, `.scores`, `.decisions`, `.intents`, `.deployments`, `.call_lists`, `.diagnostics`.
+`ledger.runs`, `.files`, `.scores`, `.decisions`, `.intents`, `.deployments`, `.call_lists`, `.diagnostics`,
+`.contacts`, `.contact_files`.
 Stdlib only.
 """
 from __future__ import annotations
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from risk.ledger.base import Transaction
 from risk.ledger.calllists import CallLists
+from risk.ledger.contacts import ContactFiles, Contacts
 from risk.ledger.decisions import Decisions, Intents
 from risk.ledger.deployments import Deployments
 from risk.ledger.diagnostics import Diagnostics
@@ -33,6 +35,8 @@ class Stores:
         self.deployments = Deployments(db, self._transaction)
         self.call_lists = CallLists(db, self._transaction)
         self.diagnostics = Diagnostics(db, self._transaction)
+        self.contacts = Contacts(db, self._transaction)
+        self.contact_files = ContactFiles(db, self._transaction)
 
     def close(self) -> None:
         self.db.close()
