@@ -138,12 +138,23 @@ def risk_ranking(config: Config, holder: ModelHolder, top: int) -> tuple[registr
         held = _rankings.get(key)
         if held is None:
             previous, note = previous_model(config.prod_folder, before) if before else (None, None)
-            held = (risklist.ranked(risklist.card_of(version), model, state.clients, RANK_LIMIT, previous), note)
+            card = risklist.card_of(version)
+            full = risklist.ranked(card, model, state.clients, RANK_LIMIT, previous)
+            held = (full, note, list_economics(config, card, full))
             _rankings.clear()  # one ranking per worker: the newest
             _rankings[key] = held
-    full, note = held
+    full, note, money = held
     return version, {"model_version": version.label, "previous_version": before,
-                     **risklist.call_list(full, top), "movers_note": note}
+                     **risklist.call_list(full, top), "movers_note": note, "economics": money}
+
+
+def list_economics(config: Config, card: dict | None, full: dict) -> dict:
+    """/risk's `economics`: how many of the ranked clients pay to call (the version card's profit-optimal share of
+    the current clients, at most call_capacity) and the expected profit curve, with config's economics."""
+    from risk import economics
+
+    return economics.for_list((card or {}).get("economics"), full.get("risk", []), full["population"],
+                              config.call_capacity, economics.from_config(config))
 
 
 def served_version(holder: ModelHolder) -> tuple[registry.Version | None, str | None]:
