@@ -196,6 +196,25 @@ def call_list_outcomes(config: Config, limit: int) -> list[dict]:
     return list_outcomes(lists, prepared.as_of_committed(config)) if lists else []
 
 
+CALIBRATION_LISTS = 24  # the newest lists the calibration alert reads (it needs the newest three judged)
+
+
+def calibration_alert(config: Config) -> int:
+    """1 when the newest expected.RUN judged lists all fell outside their expected interval (risk/expected.py),
+    else 0; 0 too when it cannot be known now (no list, or the read state is behind: other alerts say so)."""
+    from risk import expected
+
+    try:
+        with reading_ledger(config) as ledger:
+            lists = ledger.call_lists.latest(CALIBRATION_LISTS) if ledger else []
+        state = prepared.as_of_committed(config) if lists else None
+    except MissingInputError:  # the ledger of another schema, or the read state behind it
+        return 0
+    if state is None:
+        return 0
+    return int(expected.alert([outcome["outside"] for outcome in list_outcomes(lists, state)][::-1]))
+
+
 _answers: dict[tuple, tuple[object, object]] = {}  # (what, id(state), list ids) -> (the state, the answer)
 _answers_lock = threading.RLock()  # feedback_of asks for list_outcomes inside
 
@@ -245,6 +264,57 @@ def feedback_of(recorded: list[dict], state) -> dict:  # state: prepared.State
                     for name in gone[contract.ID_COLUMN].head(SHOWN_DEPARTED)]
         more = len(gone) - len(departed)
     return {"outcomes": outcomes, "departed": departed, "more_departed": more, "since": since and since["created_at"]}
+
+
+def retention_entries(config: Config) -> tuple[list[dict], bool]:
+    """The recorded lists (the newest retention.MAX_LISTS, oldest first) with their windows and client rows
+    against the prepared state, computed once per (state, lists) per worker, and whether older lists were left
+    out; contacts are not in them (they change between ingestions: `contacts_of` reads them per request)."""
+    from risk import retention
+
+    with reading_ledger(config) as ledger:
+        lists = ledger.call_lists.latest(retention.MAX_LISTS + 1) if ledger else []
+    cut, lists = len(lists) > retention.MAX_LISTS, lists[:retention.MAX_LISTS]
+    if not lists:
+        return [], False
+    state = prepared.as_of_committed(config)
+    return per_state("retention", state, lists, lambda: retention.judged_lists(lists, state.watches)), cut
+
+
+def contacts_of(ledger: LedgerReader, entry: dict) -> dict[str, list[dict]]:
+    """The contacts of one list's clients in its window (ledger.contacts.of_clients)."""
+    ids = [row["corporation"] for row in entry["rows"]]
+    return ledger.contacts.of_clients(ids, entry["since"], entry["until"])
+
+
+def effect_of_calling(config: Config, shown: int) -> dict:
+    """GET /risk/effect: the measured effect of calling, pooled over the judged lists and for the newest `shown`;
+    one contacts query per list in force whose month has come."""
+    from risk import retention
+
+    entries, cut = retention_entries(config)
+    judged = []
+    with reading_ledger(config) as ledger:
+        for entry in entries:
+            rows = entry["rows"]
+            if retention.judged(entry):
+                rows = retention.with_contacts(rows, contacts_of(ledger, entry))
+            judged.append({**entry, "rows": rows})
+    return retention.effect_answer(judged, shown, cut)
+
+
+def experiment_stream(config: Config) -> Iterator[str]:
+    """GET /risk/experiment.csv as a stream: the lists and the prepared state are checked before the first byte
+    (a 503 is still an answer), then each list's rows are written with its contacts as it is read."""
+    from risk import retention
+
+    entries, _ = retention_entries(config)
+
+    def chunks() -> Iterator[str]:
+        with reading_ledger(config) as ledger:
+            yield from retention.experiment_chunks(entries, lambda entry: contacts_of(ledger, entry) if ledger else {})
+
+    return chunks()
 
 
 # ---- the ledger ---------------------------------------------------------------------------------------
