@@ -22,7 +22,7 @@ from risk.risklist import spreadsheet_safe
 
 MAX_LISTS = 500  # lists read for the effect and the experiment data set (ten years of weekly lists)
 CONTACTED = ("reached", "offer_accepted", "offer_declined")  # a contact made; not_reached is only a try
-EXPERIMENT_COLUMNS = ("list_id", "list_date", "model_version", "rank", "corporation", *contract.FEATURES,
+EXPERIMENT_COLUMNS = ("list_id", "list_date", "model_version", "superseded", "rank", "corporation", *contract.FEATURES,
                       "probability", "group", "contacted", "result", "left")
 
 
@@ -135,4 +135,5 @@ def experiment_chunks(entries: list[dict], contacts_of: Callable[[dict], dict[st
     (`contacts_of(entry)`, read as the list is written)."""
     yield experiment_csv([], header=True)
     for entry in entries:
-        yield experiment_csv(with_contacts(entry["rows"], contacts_of(entry)))
+        rows = [{**row, "superseded": entry["superseded"]} for row in entry["rows"]]
+        yield experiment_csv(with_contacts(rows, contacts_of(entry)))

@@ -170,8 +170,8 @@ def test_the_experiment_data_set_has_a_row_per_listed_client(deployed: Config) -
     assert answer.status_code == 200
     assert answer.mimetype == "text/csv"
     rows = list(csv.DictReader(io.StringIO(answer.get_data(as_text=True))))
-    assert list(rows[0]) == ["list_id", "list_date", "model_version", "rank", "corporation", *contract.FEATURES,
-                             "probability", "group", "contacted", "result", "left"]
+    assert list(rows[0]) == ["list_id", "list_date", "model_version", "superseded", "rank", "corporation",
+                             *contract.FEATURES, "probability", "group", "contacted", "result", "left"]
     assert len(rows) == 201
     first = [row for row in rows if row["list_id"] == rows[0]["list_id"]]
     assert sum(row["group"] == "control" for row in first) == 100
@@ -181,6 +181,7 @@ def test_the_experiment_data_set_has_a_row_per_listed_client(deployed: Config) -
     assert {row[contract.FEATURES[0]] for row in first} == {"10.0"}
     assert "'=HYPERLINK(1)" in {row["corporation"] for row in first}  # spreadsheet-safe, as /risk.csv
     assert rows[-1]["corporation"] == "late"
+    assert {row["superseded"] for row in rows} == {"0"}
     assert rows[-1]["left"] == ""
 
 
@@ -232,3 +233,15 @@ def test_the_call_list_says_how_many_calls_pay(deployed: Config) -> None:
     p = body["clients"][0]["probability"]
     first = p * (0.3 * (200 - 10) - 1) - (1 - p) * (10 + 1)
     assert curve[1]["profit"] == pytest.approx(first, abs=0.01)
+
+
+def test_a_recorded_list_keeps_each_clients_features_as_it_saw_them(deployed: Config) -> None:
+    from risk import calllists
+
+    with Ledger(deployed.ledger_path) as ledger:
+        assert calllists.record_if_changed(deployed, ledger, None) is not None
+        recorded = ledger.call_lists.latest(1)[0]
+    state = prepared.as_of_committed(deployed)
+    rows = state.clients.set_index(contract.ID_COLUMN)
+    for client in recorded["clients"]:
+        assert client["features"] == {name: float(rows.loc[client["corporation"], name]) for name in contract.FEATURES}
