@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import secrets
 
-from risk import expected, holdout, prepared, registry, risklist
+from risk import contract, expected, holdout, prepared, registry, risklist
 from risk.config import Config
 from risk.ledger import Ledger
 
@@ -31,7 +31,15 @@ def ranked_now(config: Config, version: registry.Version, state: prepared.State)
     size = holdout.list_size(config.call_capacity, config.holdout_share)
     card, model = risklist.card_of(version), registry.load_model(version)
     full = risklist.ranked(card, model, state.clients, size)
-    return risklist.call_list(full, size)["clients"]
+    return with_features(risklist.call_list(full, size)["clients"], full)
+
+
+def with_features(clients: list[dict], full: dict) -> list[dict]:
+    """Each listed client with its features as the list saw them (the experiment data set's columns: the
+    prepared state keeps only each client's newest row, so they are recorded with the list)."""
+    values = full.get("values", [])
+    return [{**client, "features": dict(zip(contract.FEATURES, map(float, values[i]), strict=True))}
+            for i, client in enumerate(clients)]
 
 
 def _same_list(recorded: dict, live: int, config: Config, clients: list[dict]) -> bool:
@@ -113,7 +121,35 @@ def outcome(recorded: dict, state: prepared.State) -> dict:
             "base_rate": None if base_rate is None else round(base_rate, 4),
             "lift": round(hit_rate / base_rate, 4) if hit_rate is not None and base_rate else None,
             "missed": n_base_left,
-            "missed_clients": [name for name in watch["left_ids"] if name not in listed][:SHOWN_MISSED]}
+            "missed_clients": [name for name in watch["left_ids"] if name not in listed][:SHOWN_MISSED],
+            **expected_vs_realized(recorded, outcomes)}
+
+
+def _judged_group(recorded: dict) -> str:
+    """The group whose outcomes say how calibrated the list was: the holdout where there is one (calls change the
+    called clients' outcomes), else the whole list."""
+    forecast = recorded.get("expected") or {}
+    if forecast.get(holdout.CONTROL) or any(c.get("group") == holdout.CONTROL for c in recorded["clients"]):
+        return holdout.CONTROL
+    return "all"
+
+
+def expected_vs_realized(recorded: dict, outcomes: list[int | None]) -> dict:
+    """The list's expected hit rate (as recorded with it, else the mean probability of the same clients) beside the
+    realized one on the same clients, and whether it fell outside the interval: judged against the interval of
+    the clients followed so far (the recorded one once every client of the group is followed)."""
+    group = _judged_group(recorded)
+    members = [(c["probability"], o) for c, o in zip(recorded["clients"], outcomes, strict=True)
+               if group == "all" or c.get("group") == group]
+    forecast = (recorded.get("expected") or {}).get(group) or expected.expected_hit_rate([p for p, _ in members])
+    followed = [(p, o) for p, o in members if o is not None]
+    left = sum(o for _, o in followed)
+    against = forecast if len(followed) == len(members) else expected.expected_hit_rate([p for p, _ in followed])
+    rounded = None if forecast is None else {**forecast, **{k: round(forecast[k], 4) for k in ("rate", "low", "high")}}
+    return {"expected": rounded and {**rounded, "group": group},
+            "realized": {"group": group, "followed": len(followed), "left": left,
+                         "rate": round(left / len(followed), 4) if followed else None},
+            "outside": expected.outside(against, left, len(followed))}
 
 
 def outcomes(lists: list[dict], state: prepared.State) -> list[dict]:

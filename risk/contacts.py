@@ -41,7 +41,9 @@ def _text(value: object, field: str, limit: int) -> str:
 
 
 def _when(value: object, now: datetime) -> str:
-    """An ISO 8601 date or date-time (no zone: UTC) between 2000 and a day from now, as UTC ISO text."""
+    """An ISO 8601 date or date-time (no zone: UTC) between 2000 and a day from now, as UTC ISO text. A date
+    alone means the end of that day (23:59:59 UTC): a call logged by its date counts for the list in force that
+    evening, so a call made on the morning a list was recorded is not taken for one before it."""
     if not isinstance(value, str):
         raise ContractError(f"field 'contacted_at' must be an ISO 8601 date or date-time text, got {value!r}")
     try:
@@ -49,6 +51,8 @@ def _when(value: object, now: datetime) -> str:
     except ValueError:
         raise ContractError(f"field 'contacted_at' must be an ISO 8601 date or date-time such as 2026-12-01 or"
                             f" 2026-12-01T14:30:00Z, got {value!r}") from None
+    if len(value.strip()) <= len("2026-12-01"):  # a date alone
+        when = when.replace(hour=23, minute=59, second=59)
     when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
     if not EARLIEST <= when <= now + CLOCK_SLACK:
         raise ContractError(f"field 'contacted_at' must lie between 2000-01-01 and now, got {value!r}")

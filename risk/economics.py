@@ -56,3 +56,38 @@ def recommended_calls(share: float | None, portfolio: int, capacity: int) -> int
     if share is None:
         return capacity
     return int(min(capacity, round(share * portfolio)))
+
+
+CURVE_MIN = 50  # the profit curve on /risk runs to max(2 x capacity, CURVE_MIN) calls (fewer clients: all)
+
+
+def from_config(config: object) -> Economics:
+    """The economics of a call from the Config's keys of the same names."""
+    return Economics(*(float(getattr(config, name)) for name in Economics._fields))
+
+
+def card_figures(y: np.ndarray, proba: np.ndarray, economics: Economics) -> tuple[dict | None, str | None]:
+    """The model card's economics from out-of-fold predictions: EMP, MP and their shares with the settings used,
+    and None; or None and why (one class only: no profit curve can be drawn)."""
+    y = np.asarray(y, dtype=int)
+    if len(np.unique(y)) < 2:
+        return None, "the out-of-fold predictions hold one class only: no expected maximum profit"
+    figures = {k: round(v, 6) for k, v in maximum_profit(y, proba, economics).items()}
+    return {**figures, "settings": economics._asdict()}, None
+
+
+def for_list(card_economics: dict | None, ranked: np.ndarray, population: int, capacity: int,
+             economics: Economics) -> dict:
+    """/risk's economics: the recommended calls (the card's profit-optimal share of the current clients, at most
+    `capacity`) and the expected profit of calling the first k of `ranked` (probabilities, highest first), k = 0
+    up to max(2 x capacity, CURVE_MIN), with capacity and the best k marked."""
+    share = card_economics["share"] if card_economics else None
+    length = min(len(ranked), max(2 * capacity, CURVE_MIN))
+    curve = profit_curve(np.asarray(ranked[:length], dtype=float), economics)
+    return {"recommended_calls": recommended_calls(share, population, capacity), "capacity": capacity,
+            "profit_optimal_calls": None if share is None else round(share * population), "share": share,
+            "emp": card_economics["emp"] if card_economics else None,
+            "note": None if share is not None else "the version's card has no profit-optimal share: capacity only",
+            "settings": economics._asdict(),
+            "curve": [{"calls": k, "profit": round(float(v), 2)} for k, v in enumerate(curve)],
+            "at_capacity": round(float(curve[min(capacity, length)]), 2), "best_calls": int(np.argmax(curve))}

@@ -92,10 +92,11 @@ class Metrics:
         self.requests.labels(route, method_label(method), str(status)).inc()
         self.latency.labels(route).observe(seconds)
 
-    def exposition(self, model_ready: bool, refused: int | None = None) -> bytes:
+    def exposition(self, model_ready: bool, refused: int | None = None, calibration: int = 0) -> bytes:
         """The text format: every worker's counts (multiprocess mode) or this process's, then the pipeline,
         whether this worker has a verified model to serve (`risk_model_ready`) and the version `current` names
-        if this worker refuses it (`risk_model_refused`), both checked at scrape time."""
+        if this worker refuses it (`risk_model_refused`), and the lists' calibration alert (`risk_calibration_alert`,
+        readside.calibration_alert), all checked at scrape time."""
         if os.environ.get(MULTIPROC_ENV):
             merged = CollectorRegistry()
             multiprocess.MultiProcessCollector(merged)
@@ -105,7 +106,10 @@ class Metrics:
         pipeline.register(PipelineCollector(self.ledger_path))
         ready = GaugeMetricFamily("risk_model_ready", "1 when this worker has a verified model to serve, else 0",
                                   value=1 if model_ready else 0)
-        pipeline.register(Fixed([ready, refused_gauge(refused)]))
+        calibrated = GaugeMetricFamily("risk_calibration_alert", "1 when the realized hit rate of the newest three"
+                                       " judged call lists fell outside their expected interval, else 0",
+                                       value=calibration)
+        pipeline.register(Fixed([ready, refused_gauge(refused), calibrated]))
         return generate_latest(merged) + generate_latest(pipeline)
 
 

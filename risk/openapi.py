@@ -59,7 +59,47 @@ OUTCOME = {"type": "object",
                           "hit_rate_ci95": _CI, "base_followed": {"type": "integer"},
                           "base_left": {"type": "integer"}, "base_rate": _RATE, "lift": _RATE,
                           "missed": {"type": "integer"},
-                          "missed_clients": {"type": "array", "items": {"type": "string"}}}}
+                          "missed_clients": {"type": "array", "items": {"type": "string"}},
+                          "expected": {"type": "object", "nullable": True, "properties": {
+                              "group": {"type": "string"}, "rate": {"type": "number"}, "low": {"type": "number"},
+                              "high": {"type": "number"}, "n": {"type": "integer"}}},
+                          "realized": {"type": "object", "properties": {
+                              "group": {"type": "string"}, "followed": {"type": "integer"},
+                              "left": {"type": "integer"}, "rate": _RATE}},
+                          "outside": {"type": "boolean", "nullable": True}}}
+_GROUP = {"type": "object", "required": ["left", "clients", "leave_rate"],
+          "properties": {"left": {"type": "integer"}, "clients": {"type": "integer"}, "leave_rate": _RATE}}
+_DIFFERENCE = {"type": "object", "properties": {k: {"type": "number"} for k in ("difference", "low", "high",
+                                                                                 "confidence")}}
+EFFECT_FIGURES = {
+    "type": "object", "required": ["called", "holdout", "contacted", "months", "note"],
+    "properties": {"called": _GROUP, "holdout": _GROUP, "contacted": _GROUP, "months": {"type": "integer"},
+                   "note": {"type": "string", "nullable": True, "description": "why no effect is estimated"},
+                   "intention_to_treat": _DIFFERENCE, "contacted_vs_holdout": _DIFFERENCE,
+                   "verdict": {"type": "string", "enum": ["calls help", "calls harm", "not shown either way"]},
+                   "saves_per_100_calls": {"type": "object", "properties": {
+                       k: {"type": "number"} for k in ("estimate", "low", "high")}},
+                   "detectable_points": _RATE, "months_for_10_points": {"type": "integer", "nullable": True},
+                   "controls_contacted": {"type": "integer"}}}
+EFFECT = {"type": "object", "required": ["pooled", "lists", "judged_lists", "recorded_lists"],
+          "properties": {"pooled": EFFECT_FIGURES,
+                         "lists": {"type": "array", "items": {"allOf": [EFFECT_FIGURES, {
+                             "type": "object", "properties": {"id": {"type": "integer"},
+                                                              "created_at": {"type": "string"},
+                                                              "model_version": {"type": "string"}}}]}},
+                         "judged_lists": {"type": "integer"}, "recorded_lists": {"type": "integer"},
+                         "superseded_lists": {"type": "integer"},
+                         "lists_note": {"type": "string", "nullable": True}}}
+_NUMBER = {"type": "number", "nullable": True}
+ECONOMICS = {"type": "object", "required": ["recommended_calls", "capacity", "curve", "at_capacity", "best_calls"],
+             "properties": {"recommended_calls": {"type": "integer"}, "capacity": {"type": "integer"},
+                            "profit_optimal_calls": {"type": "integer", "nullable": True}, "share": _NUMBER,
+                            "emp": _NUMBER, "note": {"type": "string", "nullable": True},
+                            "settings": {"type": "object", "additionalProperties": {"type": "number"}},
+                            "curve": {"type": "array", "items": {
+                                "type": "object", "required": ["calls", "profit"],
+                                "properties": {"calls": {"type": "integer"}, "profit": {"type": "number"}}}},
+                            "at_capacity": {"type": "number"}, "best_calls": {"type": "integer"}}}
 RISK = {"type": "object", "required": ["model_version", "clients", "movers", "population"],
         "properties": {"model_version": {"type": "string"}, "previous_version": {"type": "integer", "nullable": True},
                        "clients": {"type": "array", "items": CLIENT}, "movers": {"type": "array", "items": MOVER},
@@ -70,7 +110,8 @@ RISK = {"type": "object", "required": ["model_version", "clients", "movers", "po
                                        "description": "why there are no movers though there is a previous version"},
                        "call_list": CALL_LIST,
                        "note": {"type": "string", "nullable": True,
-                                "description": "why no client is marked call or control"}}}
+                                "description": "why no client is marked call or control"},
+                       "economics": ECONOMICS}}
 DECISION = {"type": "object", "required": ["id", "created_at", "verdict", "action", "summary", "evidence"],
             "properties": {"id": {"type": "integer"}, "created_at": {"type": "string"},
                            "verdict": {"type": "string"}, "action": {"type": "string"},
@@ -166,6 +207,13 @@ def spec() -> dict:
             "/risk/outcomes": _get("The recorded call lists, newest first, with their hit rate against the base rate",
                                    {"type": "array", "items": OUTCOME}, 400, 503,
                                    parameters=[_int_param("limit", 100, "how many lists (default 12)")]),
+            "/risk/effect": _get("The measured effect of calling: called against the holdout, pooled and per list",
+                                 EFFECT, 400, 503,
+                                 parameters=[_int_param("limit", 100, "how many lists (default 12)")]),
+            "/risk/experiment.csv": {"get": {
+                "summary": "One row per listed client per recorded list: group, contact, next-month outcome",
+                "responses": {"200": {"description": "CSV, streamed", "content": {
+                    "text/csv": {"schema": {"type": "string"}}}}, **_errors(503)}}},
             "/scoring": _get("F1 of the deployed model on the test data", OBJECT, 503),
             "/summarystats": _get("Mean, median, std of each feature of the ingested data", OBJECT, 503),
             "/diagnostics": _get("Predictions, statistics, missing shares, timings, dependencies", OBJECT, 503),

@@ -159,14 +159,16 @@ def risk_ranking(config: Config, holder: ModelHolder, top: int) -> tuple[registr
         held = _rankings.get(key)
         if held is None:
             previous, note = previous_model(config.prod_folder, before) if before else (None, None)
-            held = (risklist.ranked(risklist.card_of(version), model, state.clients, RANK_LIMIT, previous), note)
+            card = risklist.card_of(version)
+            full = risklist.ranked(card, model, state.clients, RANK_LIMIT, previous)
+            held = (full, note, list_economics(config, card, full))
             _rankings.clear()  # one ranking per worker: the newest
             _rankings[key] = held
-    full, note = held
+    full, note, money = held
     with reading_ledger(config) as ledger:
         recorded = ledger.call_lists.latest(1) if ledger else []
     answer = {"model_version": version.label, "previous_version": before, **risklist.call_list(full, top),
-              "movers_note": note}
+              "movers_note": note, "economics": money}
     return version, risklist.with_groups(answer, recorded[0] if recorded else None, version.number,
                                          state.data_end_byte)
 
@@ -175,6 +177,15 @@ def list_size(config: Config) -> int:
     """How many clients a recorded list holds: `call_capacity` to call and the random controls (the default
     length of /risk and the dashboard's list)."""
     return holdout.list_size(config.call_capacity, config.holdout_share)
+
+
+def list_economics(config: Config, card: dict | None, full: dict) -> dict:
+    """/risk's `economics`: how many of the ranked clients pay to call (the version card's profit-optimal share of
+    the current clients, at most call_capacity) and the expected profit curve, with config's economics."""
+    from risk import economics
+
+    return economics.for_list((card or {}).get("economics"), full.get("risk", []), full["population"],
+                              config.call_capacity, economics.from_config(config))
 
 
 def served_version(holder: ModelHolder) -> tuple[registry.Version | None, str | None]:
@@ -214,6 +225,25 @@ def call_list_outcomes(config: Config, limit: int) -> list[dict]:
     with reading_ledger(config) as ledger:
         lists = ledger.call_lists.latest(limit) if ledger else []
     return list_outcomes(lists, prepared.as_of_committed(config)) if lists else []
+
+
+CALIBRATION_LISTS = 24  # the newest lists the calibration alert reads (it needs the newest three judged)
+
+
+def calibration_alert(config: Config) -> int:
+    """1 when the newest expected.RUN judged lists all fell outside their expected interval (risk/expected.py),
+    else 0; 0 too when it cannot be known now (no list, or the read state is behind: other alerts say so)."""
+    from risk import expected
+
+    try:
+        with reading_ledger(config) as ledger:
+            lists = ledger.call_lists.latest(CALIBRATION_LISTS) if ledger else []
+        state = prepared.as_of_committed(config) if lists else None
+    except MissingInputError:  # the ledger of another schema, or the read state behind it
+        return 0
+    if state is None:
+        return 0
+    return int(expected.alert([outcome["outside"] for outcome in list_outcomes(lists, state)][::-1]))
 
 
 _answers: dict[tuple, tuple[object, object]] = {}  # (what, id(state), list ids) -> (the state, the answer)
@@ -265,6 +295,57 @@ def feedback_of(recorded: list[dict], state) -> dict:  # state: prepared.State
                     for name in gone[contract.ID_COLUMN].head(SHOWN_DEPARTED)]
         more = len(gone) - len(departed)
     return {"outcomes": outcomes, "departed": departed, "more_departed": more, "since": since and since["created_at"]}
+
+
+def retention_entries(config: Config) -> tuple[list[dict], bool]:
+    """The recorded lists (the newest retention.MAX_LISTS, oldest first) with their windows and client rows
+    against the prepared state, computed once per (state, lists) per worker, and whether older lists were left
+    out; contacts are not in them (they change between ingestions: `contacts_of` reads them per request)."""
+    from risk import retention
+
+    with reading_ledger(config) as ledger:
+        lists = ledger.call_lists.latest(retention.MAX_LISTS + 1) if ledger else []
+    cut, lists = len(lists) > retention.MAX_LISTS, lists[:retention.MAX_LISTS]
+    if not lists:
+        return [], False
+    state = prepared.as_of_committed(config)
+    return per_state("retention", state, lists, lambda: retention.judged_lists(lists, state.watches)), cut
+
+
+def contacts_of(ledger: LedgerReader, entry: dict) -> dict[str, list[dict]]:
+    """The contacts of one list's clients in its window (ledger.contacts.of_clients)."""
+    ids = [row["corporation"] for row in entry["rows"]]
+    return ledger.contacts.of_clients(ids, entry["since"], entry["until"])
+
+
+def effect_of_calling(config: Config, shown: int) -> dict:
+    """GET /risk/effect: the measured effect of calling, pooled over the judged lists and for the newest `shown`;
+    one contacts query per list in force whose month has come."""
+    from risk import retention
+
+    entries, cut = retention_entries(config)
+    judged = []
+    with reading_ledger(config) as ledger:
+        for entry in entries:
+            rows = entry["rows"]
+            if retention.judged(entry):
+                rows = retention.with_contacts(rows, contacts_of(ledger, entry))
+            judged.append({**entry, "rows": rows})
+    return retention.effect_answer(judged, shown, cut)
+
+
+def experiment_stream(config: Config) -> Iterator[str]:
+    """GET /risk/experiment.csv as a stream: the lists and the prepared state are checked before the first byte
+    (a 503 is still an answer), then each list's rows are written with its contacts as it is read."""
+    from risk import retention
+
+    entries, _ = retention_entries(config)
+
+    def chunks() -> Iterator[str]:
+        with reading_ledger(config) as ledger:
+            yield from retention.experiment_chunks(entries, lambda entry: contacts_of(ledger, entry) if ledger else {})
+
+    return chunks()
 
 
 # ---- the ledger ---------------------------------------------------------------------------------------

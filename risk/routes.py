@@ -173,6 +173,19 @@ def risk_outcomes() -> Response:
     return jsonify(readside.call_list_outcomes(served().config, int_arg("limit", 12, 100)))
 
 
+@api.get("/risk/effect")
+def risk_effect() -> Response:
+    """The measured effect of calling: called against the holdout, pooled and for the newest judged lists."""
+    return jsonify(readside.effect_of_calling(served().config, int_arg("limit", 12, 100)))
+
+
+@api.get("/risk/experiment.csv")
+def risk_experiment() -> Response:
+    """One row per listed client per recorded list, streamed: what an uplift model is trained on."""
+    return Response(readside.experiment_stream(served().config), mimetype="text/csv",
+                    headers={"Content-Disposition": "attachment; filename=experiment.csv"})
+
+
 @api.get("/scoring")
 def scoring_route() -> Response:
     return jsonify(readside.test_score(served().config, served().models))
@@ -211,7 +224,8 @@ def health() -> Response:
 def metrics_route() -> Response:
     version, _ = readside.served_version(served().models)
     refused = served().models.refused_now()
-    exposition = served().metrics.exposition(model_ready=version is not None, refused=refused and refused[0])
+    exposition = served().metrics.exposition(model_ready=version is not None, refused=refused and refused[0],
+                                             calibration=readside.calibration_alert(served().config))
     return Response(exposition, mimetype="text/plain; version=0.0.4")
 
 

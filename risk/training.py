@@ -23,6 +23,7 @@ from threadpoolctl import threadpool_limits
 from risk import catalog, contract, performance
 from risk import model as models
 from risk.config import Config
+from risk.economics import Economics, card_figures, from_config
 from risk.errors import ContractError, MissingInputError
 from risk.files import atomic_write_bytes, atomic_write_text, read_json, sha256_file
 from risk.ledger import now, recorded
@@ -87,11 +88,12 @@ def current_clients(frame: pd.DataFrame) -> int | None:
     return len(risklist.current_clients(latest)) if len(latest) else None
 
 
-def expected_performance(frame: pd.DataFrame, seed: int = 0, capacity: int | None = None) -> dict | None:
+def expected_performance(frame: pd.DataFrame, seed: int = 0, capacity: int | None = None,
+                         economics: Economics | None = None) -> dict | None:
     """Cross-validated F1 and log-loss with their spread and sample sizes, on a stratified sample of CV_ROWS
     rows when there are more (the standard errors are those of the sample: nothing hidden), and, out of fold,
-    precision and lift in the top `capacity` (scaled to the sample) and calibration; None when CV is
-    impossible."""
+    precision and lift in the top `capacity` (scaled to the sample), calibration and, with `economics`, the
+    expected maximum profit (`economics`: risk/economics.card_figures); None when CV is impossible."""
     from risk import report
 
     sample = stratified_sample(frame, CV_ROWS, seed)
@@ -110,6 +112,7 @@ def expected_performance(frame: pd.DataFrame, seed: int = 0, capacity: int | Non
         "at_capacity": report.at_capacity(y, proba, capacity, current_clients(frame), draws=400, seed=seed)
         if capacity else None,
         "calibration": report.calibration_scores(y, proba),
+        **({"economics": card_figures(y, proba, economics)} if economics is not None else {}),
     }
 
 
@@ -119,7 +122,14 @@ def _f1_se(counts: np.ndarray, draws: int = 1000) -> float:
     return float(performance.f1_from_counts(resampled).std(ddof=1))
 
 
-def model_card(frame: pd.DataFrame, data_path: Path, capacity: int | None = None) -> dict:
+def model_card(frame: pd.DataFrame, data_path: Path, capacity: int | None = None,
+               economics: Economics | None = None) -> dict:
+    """The card: what was trained on, the out-of-fold expected performance and, with `economics`, the expected
+    maximum profit and the profit-optimal share of clients to call (`economics`, None with `economics_note`
+    saying why when the out-of-fold predictions cannot give it)."""
+    performance_ = expected_performance(frame, capacity=capacity, economics=economics)
+    figures, why = (performance_ or {}).pop("economics", (None, "no out-of-fold predictions: a class has fewer"
+                                                                " than 2 rows"))
     return {
         "features": list(contract.FEATURES),
         "target": contract.TARGET,
@@ -128,7 +138,9 @@ def model_card(frame: pd.DataFrame, data_path: Path, capacity: int | None = None
         "data_sha256": sha256_file(data_path),
         "trained_at": now(),
         "sklearn_version": sklearn.__version__,
-        "expected_performance": expected_performance(frame, capacity=capacity),
+        "expected_performance": performance_,
+        "economics": figures,
+        **({"economics_note": why} if figures is None and economics is not None else {}),
         "reference": reference_sample(frame),
     }
 
@@ -170,7 +182,7 @@ def run_training(config: Config, parent_run: int | None = None) -> dict:
         files = "".join(f"{f['name']}\n" for f in ingested)
         frame = read_training_data(data_path)
         model = train_model(frame)
-        card = model_card(frame, data_path, config.call_capacity)
+        card = model_card(frame, data_path, config.call_capacity, from_config(config))
         atomic_write_text(config.model_folder / catalog.TRAINED_FILES, files)
         card["files_sha256"] = sha256_file(config.model_folder / catalog.TRAINED_FILES)
         card["last_file_id"] = max((f["id"] for f in ingested), default=0)  # the ledger's newest file trained on

@@ -33,10 +33,12 @@ def test_every_metric_the_rules_watch_is_exposed(deployed: Config) -> None:
     names = {name for name, kind in exposed} | {f"{name}_total" for name, kind in exposed if kind == "counter"}
     watched = set(re.findall(r"\b(risk_[a-z_]+)", RULES))
     assert watched == {"risk_pipeline_last_run_timestamp_seconds", "risk_drift_decisions_total", "risk_model_ready",
-                       "risk_model_refused", "risk_ledger_readable", "risk_http_requests_total"}
+                       "risk_model_refused", "risk_ledger_readable", "risk_http_requests_total",
+                       "risk_calibration_alert"}
     assert watched - names == set()
     assert "risk_model_ready 1.0" in text  # a verified model is loaded
     assert 'risk_model_refused{version=""} 0.0' in text  # and the current version is not refused
+    assert "risk_calibration_alert 0.0" in text  # no list judged yet
 
 
 def test_each_verdict_is_exposed_from_zero_so_the_first_drift_fires(deployed: Config) -> None:

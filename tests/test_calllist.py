@@ -132,8 +132,9 @@ def test_the_api_the_recorded_list_the_dashboard_and_the_report_give_one_call_li
     api = client.get("/risk").get_json()
     assert (len(api["clients"]), api["population"]) == (25, 44)  # 20 to call + 5 controls; 11 + 33 current clients
     assert api["typical_from"] == "the version's training reference"
-    # names, order, probabilities, reasons and groups, every number of them
-    assert recorded == [{k: v for k, v in c.items() if k != "action"} for c in api["clients"]]
+    # names, order, probabilities, reasons and groups, every number of them (the list also keeps features)
+    assert [{k: v for k, v in c.items() if k != "features"} for c in recorded] == \
+        [{k: v for k, v in c.items() if k != "action"} for c in api["clients"]]
     assert report_list["clients"] == api["clients"]
     assert (report_list["population"], report_list["typical"]) == (api["population"], api["typical"])
     table = pd.read_csv(io.StringIO(client.get("/risk", headers={"Accept": "text/csv"}).get_data(as_text=True)),

@@ -43,7 +43,7 @@ def test_good_contacts_are_recorded_once_and_a_repeat_is_counted(client, deploye
     assert listed["total"] == 3
     assert [(c["corporation"], c["result"], c["source"]) for c in listed["contacts"]] == [
         (first, "offer_accepted", "api"), (second, "not_reached", "api")]
-    assert listed["contacts"][1]["contacted_at"] == "2024-05-02T00:00:00+00:00"
+    assert listed["contacts"][1]["contacted_at"] == "2024-05-02T23:59:59+00:00"
     assert client.get("/risk/contacts?limit=0").status_code == 400
 
 
@@ -128,8 +128,10 @@ def test_of_clients_gives_each_clients_contacts_in_the_window_oldest_first(deplo
     assert found["a"][0] == {"corporation": "a", "contacted_at": "2024-05-01T09:00:00+00:00", "result": "not_reached",
                              "note": "x", "source": "test.csv"}
     assert (found["b"], found["c"], found["d"]) == ([], [], [])  # until is excluded, since included
-    with LedgerReader(deployed.ledger_path) as reader:
-        assert reader.of_clients(["a"], "2024-05-01T09:00:00.5+00:00")["a"][0]["result"] == "reached"
+    with LedgerReader(deployed.ledger_path) as reader:  # a bound is cut to its second, as contacts are: a call
+        # logged in the second its list was recorded counts for that list
+        assert reader.of_clients(["a"], "2024-05-01T09:00:00.5+00:00")["a"][0]["result"] == "not_reached"
+        assert reader.of_clients(["a"], "2024-05-01T09:00:01+00:00")["a"][0]["result"] == "reached"
 
 
 # ---- the contacts folder -------------------------------------------------------------------------------------

@@ -14,10 +14,10 @@ GOOD = {"corporation": "abcd", "contacted_at": "2026-12-01", "result": "reached"
 
 def test_a_good_record_is_normalised():
     found = contacts.from_records([GOOD, {**GOOD, "contacted_at": "2026-12-02T09:30:00+01:00", "note": ""}], NOW)
-    assert found[0] == contacts.Contact("abcd", "2026-12-01T00:00:00+00:00", "reached", "spoke to the CFO")
+    assert found[0] == contacts.Contact("abcd", "2026-12-01T23:59:59+00:00", "reached", "spoke to the CFO")
     assert found[1].contacted_at == "2026-12-02T08:30:00+00:00"  # converted to UTC
     assert found[1].note is None
-    assert found[0].key() == ("abcd", "2026-12-01T00:00:00+00:00", "reached")
+    assert found[0].key() == ("abcd", "2026-12-01T23:59:59+00:00", "reached")
 
 
 @pytest.mark.parametrize(("change", "words"), [

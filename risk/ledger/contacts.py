@@ -15,15 +15,13 @@ FIELDS = ("corporation", "contacted_at", "result", "note", "source")
 
 
 def _bound(stamp: str) -> str:
-    """An ISO 8601 bound as the stored contacted_at text (UTC, whole seconds, rounded up: contacts are whole
-    seconds, so `contacted_at >= bound` and `< bound` mean the same as against the exact time)."""
-    from datetime import UTC, datetime, timedelta  # not on the idle tick's path
+    """An ISO 8601 bound as the stored contacted_at text (UTC, whole seconds, cut down like the contacts: a call
+    logged in the second a list was recorded counts for that list, since calls follow their list)."""
+    from datetime import UTC, datetime  # not on the idle tick's path
 
     when = datetime.fromisoformat(stamp)
     when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-    if when.microsecond:
-        when = when.replace(microsecond=0) + timedelta(seconds=1)
-    return when.isoformat(timespec="seconds")
+    return when.replace(microsecond=0).isoformat(timespec="seconds")
 
 
 class Contacts(Store):
