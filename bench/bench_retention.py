@@ -80,7 +80,8 @@ def make_project(root: Path, portfolio: Portfolio) -> Path:
         (root / folder).mkdir(parents=True, exist_ok=True)
     for month in range(HISTORY):
         portfolio.month({}).to_csv(root / "sourcedata" / f"month{month:02d}.csv", index=False)
-    portfolio.month({}).sample(500, random_state=0).to_csv(root / "testdata" / "testdata.csv", index=False)
+    other = Portfolio(np.random.default_rng(portfolio.rng.integers(2**32)), 500)  # test clients: the same mix
+    other.month({}).to_csv(root / "testdata" / "testdata.csv", index=False)
     config = root / "config.json"
     config.write_text(json.dumps({**FOLDERS, "api_url": "http://127.0.0.1:9", "call_capacity": CAPACITY,
                                   "holdout_share": HOLDOUT}), encoding="utf-8")
@@ -97,6 +98,7 @@ def call(client: object, listed: list[dict], rng: np.random.Generator) -> set[st
     answer = client.post("/risk/contacts", json={"contacts": contacts})
     if answer.status_code not in (200, 201):
         raise SystemExit(f"POST /risk/contacts: {answer.status_code} {answer.get_data(as_text=True)[:300]}")
+    time.sleep(1.01 - time.time() % 1)  # contacts and lists are dated to the second: the next list comes after
     return reached
 
 
