@@ -101,10 +101,12 @@ def contacts_of_body(mimetype: str, body: bytes) -> tuple[list, int | None]:
     return contacts.from_records(document["contacts"], now, "request"), None
 
 
-def record_request(config: Config, contacts: list, first_line: int | None) -> dict[str, int]:
+def record_request(config: Config, contacts: list, first_line: int | None,
+                   source: str = API_SOURCE) -> dict[str, int]:
     """Record one request's checked contacts, all or nothing: every client must be known (a 422 naming the first
     unknown one, nothing written). {"added": n, "repeated": m}. Reads the ledger read-only first, so a ledger of
-    another schema is a 503 and never migrated by a request."""
+    another schema is a 503 and never migrated by a request. `source` is recorded with each contact: "api", or
+    "dashboard" for the dashboard's form (risk/callform.py)."""
     from risk import prepared
     from risk.errors import MissingInputError
 
@@ -114,8 +116,8 @@ def record_request(config: Config, contacts: list, first_line: int | None) -> di
         lists = reader.call_lists.listed_by_row_count()
     check_known(contacts, known_clients(lists, prepared.as_of_committed(config)), "request", first_line)
     with Ledger(config.ledger_path) as ledger:
-        counts = ledger.contacts.record(contacts, API_SOURCE)
-    logger.info("contacts: %d added, %d repeated, from the API", counts["added"], counts["repeated"])
+        counts = ledger.contacts.record(contacts, source)
+    logger.info("contacts: %d added, %d repeated, from the %s", counts["added"], counts["repeated"], source)
     return counts
 
 

@@ -181,6 +181,22 @@ def _contacts() -> dict:
         "required": True, "content": body}, "responses": responses}, **listing}
 
 
+def _call_form() -> dict:
+    """POST /dashboard/contacts: the dashboard's form, for browsers (risk/callform.py)."""
+    fields = {**CONTACT_IN["properties"], "note": {"type": "string"}}
+    body = {"application/x-www-form-urlencoded": {"schema": {**CONTACT_IN, "properties": fields}}}
+    page = {"text/html": {"schema": {"type": "string"}}}
+    return {"post": {"summary": "The dashboard's form: record one contact as POST /risk/contacts does, from the"
+                                " dashboard's own page only (Origin or Referer naming this host)",
+                     "requestBody": {"required": True, "content": body}, "responses": {
+        "303": {"description": "recorded (or recorded before): back to the dashboard, which says so",
+                "headers": {"Location": {"schema": {"type": "string"}}}},
+        "422": {"description": "a bad field or an unknown client: the dashboard saying why, nothing written",
+                "content": page},
+        "503": {"description": "no data ingested yet: the dashboard saying so, nothing written", "content": page},
+        **_errors(403, 413)}}}
+
+
 def _report(summary: str, media: str) -> dict:
     body = {media: {"schema": {"type": "string", "format": "binary"}}}
     return {"get": {"summary": summary, "responses": {"200": {"description": "the report", "content": body},
@@ -199,6 +215,7 @@ def spec() -> dict:
             "/": {"get": {"summary": "The dashboard for client managers: one self-contained HTML page", "responses": {
                 "200": {"description": "the page", "content": {"text/html": {"schema": {"type": "string"}}}},
                 **_errors()}}},
+            "/dashboard/contacts": _call_form(),
             "/prediction": _prediction(),
             "/risk": _get("Clients ranked by attrition probability, with reasons and movers", RISK, 400, 503,
                           parameters=[_int_param("top", 10_000, "how many clients")],

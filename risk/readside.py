@@ -305,10 +305,17 @@ def retention_entries(config: Config) -> tuple[list[dict], bool]:
 
     with reading_ledger(config) as ledger:
         lists = ledger.call_lists.latest(retention.MAX_LISTS + 1) if ledger else []
+    return entries_of(lists, prepared.as_of_committed(config) if lists else None)
+
+
+def entries_of(lists: list[dict], state) -> tuple[list[dict], bool]:  # state: prepared.State | None
+    """retention_entries from lists already read (the newest retention.MAX_LISTS + 1, newest first) and the prepared
+    state they are judged against (None with no lists); the report reads both itself."""
+    from risk import retention
+
     cut, lists = len(lists) > retention.MAX_LISTS, lists[:retention.MAX_LISTS]
     if not lists:
         return [], False
-    state = prepared.as_of_committed(config)
     return per_state("retention", state, lists, lambda: retention.judged_lists(lists, state.watches)), cut
 
 
@@ -321,16 +328,22 @@ def contacts_of(ledger: LedgerReader, entry: dict) -> dict[str, list[dict]]:
 def effect_of_calling(config: Config, shown: int) -> dict:
     """GET /risk/effect: the measured effect of calling, pooled over the judged lists and for the newest `shown`;
     one contacts query per list in force whose month has come."""
+    entries, cut = retention_entries(config)
+    with reading_ledger(config) as ledger:
+        return effect_of(ledger, entries, cut, shown)
+
+
+def effect_of(ledger: LedgerReader | None, entries: list[dict], cut: bool, shown: int) -> dict:
+    """The effect of calling from the lists' entries (retention_entries, entries_of) with their contacts read from
+    `ledger` (a reader, or the report's writer): what GET /risk/effect, the dashboard and the report show."""
     from risk import retention
 
-    entries, cut = retention_entries(config)
     judged = []
-    with reading_ledger(config) as ledger:
-        for entry in entries:
-            rows = entry["rows"]
-            if retention.judged(entry):
-                rows = retention.with_contacts(rows, contacts_of(ledger, entry))
-            judged.append({**entry, "rows": rows})
+    for entry in entries:
+        rows = entry["rows"]
+        if ledger is not None and retention.judged(entry):
+            rows = retention.with_contacts(rows, contacts_of(ledger, entry))
+        judged.append({**entry, "rows": rows})
     return retention.effect_answer(judged, shown, cut)
 
 

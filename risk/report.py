@@ -16,7 +16,8 @@ CALIBRATION_BINS = 5
 MAX_FILES = 30
 SECTIONS = ("Summary", "Data lineage", "Metrics with confidence intervals", "Confusion matrix", "Calibration",
             "Score and data drift over time", "Decision behind this deployment", "Data quality",
-            "Timings and dependencies", "Deployment history", "Clients most at risk")
+            "Timings and dependencies", "Deployment history", "Clients most at risk", "Effect of calling",
+            "How many calls pay", "Expected and realized hit rates")
 
 
 def _scores(y: np.ndarray, predicted: np.ndarray, proba: np.ndarray) -> dict[str, np.ndarray]:

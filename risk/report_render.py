@@ -119,12 +119,35 @@ def draw_timings(ax: object, timings: list[dict]) -> None:
     ax.legend(loc="lower right", frameon=False, fontsize=7.5)
 
 
+def draw_profit(ax: object, money: dict | None) -> None:
+    """The expected profit of calling the first k clients of the list, with capacity (dashed), the recommended
+    count (solid) and the most profitable count (a dot) marked."""
+    if not money or len(money["curve"]) < 2:
+        ax.axis("off")
+        ax.text(0.5, 0.5, "No profit curve: no current clients ranked.", ha="center", va="center", color=MUTED)
+        return
+    calls, profit = [p["calls"] for p in money["curve"]], [p["profit"] for p in money["curve"]]
+    ax.axhline(0, color=MUTED, linewidth=0.8)
+    ax.plot(calls, profit, color=ACCENT, linewidth=1.8)
+    ax.axvline(min(money["capacity"], calls[-1]), color=MID, linestyle="--", linewidth=1.4,
+               label=f"capacity {money['capacity']}")
+    if money["recommended_calls"] != money["capacity"]:
+        ax.axvline(money["recommended_calls"], color=LOW, linewidth=1.4,
+                   label=f"recommended {money['recommended_calls']}")
+    best = money["best_calls"]
+    ax.scatter([best], [profit[best]], color=LOW, zorder=3, label=f"most profitable {best}")
+    ax.set(xlabel="calls, the riskiest client first", ylabel="expected profit", title="Expected profit of the calls")
+    ax.grid(axis="y", color=LINE)
+    ax.legend(loc="upper left", frameon=False, fontsize=7.5)
+
+
 CHARTS = {
     "confusion": (lambda ax, c: draw_confusion(ax, c["confusion"]), (4.2, 3.6)),
     "calibration": (lambda ax, c: draw_calibration(ax, c["calibration"]), (4.2, 3.6)),
     "scores": (lambda ax, c: draw_scores(ax, c["scores"], c["deployments"]), (8.0, 3.0)),
     "drift": (lambda ax, c: draw_drift(ax, c["drift"]), (8.0, 3.0)),
     "timings": (lambda ax, c: draw_timings(ax, c["timings"]), (8.0, 2.8)),
+    "profit": (lambda ax, c: draw_profit(ax, c["retention"]["economics"]), (8.0, 3.0)),
 }
 
 
@@ -136,6 +159,92 @@ def png(content: dict, chart: str, dpi: int = 110) -> bytes:
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+# ---- the retention loop in words (the PDF and the HTML say the same) -------------------------------------------
+EFFECT_GROUPS = (("called", "Assigned to be called"), ("holdout", "Holdout (not called)"),
+                 ("contacted", "Actually reached (a hint: not randomized)"))
+
+
+def _rate(group: dict) -> str:
+    rate = "-" if group["leave_rate"] is None else f"{group['leave_rate']:.1f}%"
+    return f"{group['left']} of {group['clients']} left ({rate})"
+
+
+def power_line(pooled: dict) -> str:
+    """What the data can detect so far and how long until a 10-point effect is detectable."""
+    detect = ("no fall the holdout's leave rate allows is detectable yet" if pooled["detectable_points"] is None else
+              f"the smallest detectable fall is {pooled['detectable_points']:.1f} points (80% power, 95% level)")
+    months = pooled["months_for_10_points"]
+    ten = ("a 10-point effect cannot be measured at today's sizes" if months is None else
+           "a 10-point effect is already detectable" if months == 0 else
+           f"{months} more month(s) of lists at today's sizes detect a 10-point effect")
+    return f"{detect.capitalize()}; {ten}."
+
+
+def effect_lines(retention: dict) -> list[str]:
+    """The pooled effect of calling: the counts, then the difference with its interval, the verdict and saves per
+    100 calls, or why there is too little data (never a bare number)."""
+    effect = retention["effect"]
+    if effect is None:
+        return [f"No effect of calling yet: {retention['effect_note']}."]
+    pooled = effect["pooled"]
+    lines = [f"Over {effect['judged_lists']} judged list(s): " + "; ".join(
+        f"{label}: {_rate(pooled[key])}" for key, label in EFFECT_GROUPS) + "."]
+    if pooled["note"]:
+        return [*lines, f"Too little data to say whether calls help: {pooled['note']}."]
+    itt, saves = pooled["intention_to_treat"], pooled["saves_per_100_calls"]
+    lines.append(f"Called minus holdout: {itt['difference']:+.2f} points (95% interval {itt['low']:+.2f} to "
+                 f"{itt['high']:+.2f}): {pooled['verdict']}. Saves per 100 calls: {saves['estimate']:.2f} (95% "
+                 f"interval {saves['low']:.2f} to {saves['high']:.2f}).")
+    if pooled["controls_contacted"]:
+        lines.append(f"{pooled['controls_contacted']} holdout client(s) were called anyway: that dilutes the effect.")
+    return [*lines, power_line(pooled)]
+
+
+def effect_rows(effect: dict | None) -> list[list[str]]:
+    """Each judged list shown on its own: when, version, the two groups' leavers, the difference and verdict."""
+    def difference(e: dict) -> str:
+        itt = e["intention_to_treat"]
+        return f"{itt['difference']:+.2f} ({itt['low']:+.2f} to {itt['high']:+.2f})"
+
+    return [[when(e["created_at"]), e["model_version"], f"{e['called']['left']} of {e['called']['clients']}",
+             f"{e['holdout']['left']} of {e['holdout']['clients']}",
+             "too little data" if e["note"] else difference(e), "" if e["note"] else e["verdict"]]
+            for e in (effect or {}).get("lists", [])]
+
+
+def economics_lines(money: dict | None, population: int) -> list[str]:
+    """How many calls pay, as /risk's economics says: the recommended calls and the curve's landmarks."""
+    if not money:
+        return ["No ranking of the current clients: no profit curve."]
+    share = (f"the model card's profit-optimal share {money['share']:.1%} of the {population} current clients is "
+             f"{money['profit_optimal_calls']} calls" if money["share"] is not None else money["note"])
+    settings = money["settings"]
+    accept = settings["accept_alpha"] / (settings["accept_alpha"] + settings["accept_beta"])
+    return [f"Recommended calls: {money['recommended_calls']} (capacity {money['capacity']}; {share}).",
+            f"Expected profit at capacity: {money['at_capacity']:,.2f}; most profitable: {money['best_calls']} calls "
+            f"({money['curve'][money['best_calls']]['profit']:,.2f}).",
+            f"A kept client is worth {settings['client_value']:,.0f}, the offer costs {settings['offer_cost']:,.0f}, a"
+            f" call {settings['contact_cost']:,.0f}; {accept:.0%} of leavers accept the offer on average."]
+
+
+def outcome_rows(outcomes: list[dict]) -> list[list[str]]:
+    """Each measured list: its hit rate, and the hit rate expected (95% interval) beside the one realized on the
+    same clients (the holdout where there is one)."""
+    def expected(o: dict) -> str:
+        e = o["expected"]
+        return "-" if not e else f"{e['rate']:.0%} ({e['low']:.0%}-{e['high']:.0%})"
+
+    return [[when(o["created_at"]), o["model_version"], f"{o['hit_rate']:.0%} of {o['followed']}",
+             "holdout" if o["realized"]["group"] == "control" else "list", expected(o),
+             "-" if o["realized"]["rate"] is None else
+             f"{o['realized']['rate']:.0%} ({o['realized']['left']} of {o['realized']['followed']})",
+             "outside" if o["outside"] else ""] for o in outcomes]
+
+
+EFFECT_HEADER = ["list", "version", "called: left", "holdout: left", "difference, points (95%)", "verdict"]
+OUTCOME_HEADER = ["list", "version", "hit rate", "judged on", "expected (95%)", "realized", ""]
 
 
 # ---- the PDF ---------------------------------------------------------------------------------------------------
@@ -348,12 +457,37 @@ def _clients_page(content: dict) -> Figure:
     return figure
 
 
+def _retention_page(content: dict) -> Figure:
+    figure = _page(content, 6)
+    retention = content["retention"]
+    _heading(figure, 0.915, SECTIONS[11], "Listed clients are drawn at random to be called or held out (\"do not "
+             "call (control)\"): the difference in how many left is what the calls changed (intention to treat).")
+    y = 0.855
+    for line in effect_lines(retention):
+        y = _lines(figure, y, line, 125, fontsize=8, color=INK) - 0.003
+    rows = effect_rows(retention["effect"])
+    if rows:
+        y = _table_at(figure, y - 0.01, 0.16, EFFECT_HEADER, rows, [0.18, 0.08, 0.14, 0.14, 0.3, 0.16])
+    _heading(figure, y - 0.04, SECTIONS[12])
+    y -= 0.065
+    for line in economics_lines(retention["economics"], content["clients"].get("population") or 0):
+        y = _lines(figure, y, line, 125, fontsize=8, color=INK) - 0.003
+    draw_profit(figure.add_axes((0.1, y - 0.2, 0.84, 0.18)), retention["economics"])
+    _heading(figure, y - 0.25, SECTIONS[13], "Expected: the share of leavers the model's probabilities foretold, with"
+             " its 95% interval; realized: what happened to the same clients (the holdout where there is one).")
+    rows = outcome_rows(retention["outcomes"])
+    bottom = _table_at(figure, y - 0.3, 0.16, OUTCOME_HEADER, rows, [0.17, 0.08, 0.12, 0.1, 0.2, 0.2, 0.1])
+    if retention["more_outcomes"]:
+        _lines(figure, bottom - 0.015, f"and {retention['more_outcomes']} more measured list(s) (GET /risk/outcomes)")
+    return figure
+
+
 def pdf(content: dict) -> bytes:
-    """The report as a 5-page A4 PDF."""
+    """The report as a 6-page A4 PDF."""
     buffer = io.BytesIO()
     metadata = {"Title": f"Model report, version {content['version']['label']}", "Creator": "reporting.py"}
     with matplotlib.rc_context(STYLE), PdfPages(buffer, metadata=metadata) as document:
-        for page in (_summary_page, _data_page, _history_page, _operations_page, _clients_page):
+        for page in (_summary_page, _data_page, _history_page, _operations_page, _clients_page, _retention_page):
             document.savefig(page(content))
     return buffer.getvalue()
 
@@ -370,4 +504,11 @@ def html(content: dict) -> str:
                                                           interval=interval, when=when,
                                                           latest_timing=latest_timing,
                                                           capacity_rows=capacity_rows(content),
+                                                          effect_lines=effect_lines(content["retention"]),
+                                                          effect_rows=effect_rows(content["retention"]["effect"]),
+                                                          effect_header=EFFECT_HEADER, outcome_header=OUTCOME_HEADER,
+                                                          outcome_rows=outcome_rows(content["retention"]["outcomes"]),
+                                                          economics_lines=economics_lines(
+                                                              content["retention"]["economics"],
+                                                              content["clients"].get("population") or 0),
                                                           calibration_line=calibration_line(content))

@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from risk import catalog, contract, holdout, performance, prepared, registry, risklist
+from risk import catalog, contract, holdout, performance, prepared, readside, registry, risklist
 from risk import report as content_of
 from risk.config import Config
+from risk.economics import CURVE_MIN
 from risk.errors import ContractError, IntegrityError, MissingInputError
 from risk.files import atomic_copy, atomic_write_bytes, atomic_write_text
 from risk.ledger import Ledger, now, recorded
@@ -27,6 +28,7 @@ from risk.scoring import read_labelled_csv
 logger = logging.getLogger(__name__)
 LABELS = ["stayed (0)", "exited (1)"]
 MAX_REASONS = 20  # rejection reasons the report lists, the most frequent; the rest are counted
+SHOWN_LISTS = 6  # judged lists shown with their own effect, and measured lists with expected and realized
 
 
 def plot_confusion(counts: list[list[int]], title: str) -> bytes:
@@ -99,7 +101,8 @@ def read_inputs(config: Config, ledger: Ledger) -> dict:
     if not raw_path.is_file():
         raise MissingInputError(f"{raw_path}: no ingested data (run ingestion.py first)")
     state = prepared.as_of_file(config)  # when it covers finaldata.csv exactly, the history is not read
-    return {"version": version, "model": registry.load_model(version),
+    return {"version": version, "model": registry.load_model(version), "config": config,
+            "effect": effect_now(ledger, state),
             "previous": previous_model(config, before),
             "previous_version": before, "capacity": config.call_capacity,
             "list_size": holdout.list_size(config.call_capacity, config.holdout_share),
@@ -112,14 +115,40 @@ def read_inputs(config: Config, ledger: Ledger) -> dict:
             **ledger_inputs(ledger, version.number)}
 
 
+def effect_now(ledger: Ledger, state: prepared.State | None) -> dict | None:
+    """The effect of calling as GET /risk/effect and the dashboard give it (the read side's own functions, on the
+    ledger and the read state this report reads), the newest SHOWN_LISTS judged lists on their own; None when
+    there is no read state covering the data."""
+    from risk import retention
+
+    if state is None:
+        return None
+    entries, cut = readside.entries_of(ledger.call_lists.latest(retention.MAX_LISTS + 1), state)
+    return readside.effect_of(ledger, entries, cut, SHOWN_LISTS)
+
+
+def measured_lists(inputs: dict) -> list[dict]:
+    """The recorded lists (the newest 12) that later data has measured, newest first, each with its hit rate, lift,
+    and expected beside realized (GET /risk/outcomes' answer, from the read side)."""
+    if not inputs.get("call_lists") or inputs.get("prepared") is None:
+        return []
+    return [o for o in readside.list_outcomes(inputs["call_lists"], inputs["prepared"]) if o["followed"]]
+
+
 def list_outcome(inputs: dict) -> dict | None:
     """The newest call list that later data has measured: precision at capacity (its hit rate) and lift."""
-    from risk import calllists
-
-    if not inputs.get("call_lists") or inputs.get("prepared") is None:
-        return None
-    measured = [o for o in calllists.outcomes(inputs["call_lists"], inputs["prepared"]) if o["followed"]]
+    measured = measured_lists(inputs)
     return measured[0] if measured else None
+
+
+def retention_content(inputs: dict, economics: dict | None) -> dict:
+    """The retention loop's sections: the effect of calling, how many calls pay (/risk's economics of the list),
+    expected beside realized of the newest SHOWN_LISTS measured lists, and how many more were measured."""
+    measured = measured_lists(inputs)
+    return {"effect": inputs.get("effect"), "economics": economics, "outcomes": measured[:SHOWN_LISTS],
+            "more_outcomes": max(len(measured) - SHOWN_LISTS, 0),
+            "effect_note": None if inputs.get("effect") else "the effect shows once the prepared read state covers"
+                                                             " the ingested data (the next ingestion run)"}
 
 
 def version_facts(version: registry.Version, card: dict) -> dict:
@@ -139,13 +168,15 @@ def build_content(inputs: dict) -> dict:
         frame = inputs["prepared"].clients if inputs["raw"] is None else \
             contract.validate_frame(inputs["raw"], catalog.FINALDATA, history=True)
         size = inputs.get("list_size", inputs["capacity"])
-        full = risklist.ranked(inputs["card"], model, frame, size, inputs["previous"])  # one builder
+        ranked = max(size, 2 * inputs["capacity"], CURVE_MIN)  # the profit curve's length, as /risk's
+        full = risklist.ranked(inputs["card"], model, frame, ranked, inputs["previous"])  # one builder
         newest = inputs["call_lists"][0] if inputs.get("call_lists") else None
         clients = {**risklist.with_groups(risklist.call_list(full, size), newest, version.number,
                                           inputs.get("data_end")),
                    "outcome": list_outcome(inputs), "previous_version": inputs["previous_version"]}
+        money = readside.list_economics(inputs["config"], inputs["card"], full) if "config" in inputs else None
     except ContractError as exc:
-        clients = {"clients": [], "movers": [], "population": 0, "problem": str(exc)}
+        clients, money = {"clients": [], "movers": [], "population": 0, "problem": str(exc)}, None
     latest = inputs["diagnostics"][-1]["detail"] if inputs["diagnostics"] else {}
     portfolio = clients.get("population") or None  # the current clients the capacity is spread over
     return {
@@ -163,6 +194,7 @@ def build_content(inputs: dict) -> dict:
         content_of.data_quality(inputs["raw"]),
         "timings": content_of.timing_history(inputs["diagnostics"]),
         "dependencies": latest.get("dependencies") or [], "deployments": inputs["deployments"], "clients": clients,
+        "retention": retention_content(inputs, money),
     }
 
 

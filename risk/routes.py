@@ -15,7 +15,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
 from risk import auth, contactlog, decisions, openapi, performance, readside, risklist, serving
-from risk.dashboard import CSP
+from risk.dashboard import REPORT_CSP
 from risk.errors import ApiError, ContractError, IntegrityError, MissingInputError
 
 logger = logging.getLogger(__name__)
@@ -253,7 +253,7 @@ def report(kind: str, mimetype: str) -> Response:
     path = readside.report_file(served().config, kind)
     answer = Response(path.read_bytes(), mimetype=mimetype, headers={"Cache-Control": "no-store"})
     if mimetype == "text/html":
-        answer.headers["Content-Security-Policy"] = CSP
+        answer.headers["Content-Security-Policy"] = REPORT_CSP
     return answer
 
 

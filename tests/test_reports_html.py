@@ -99,11 +99,12 @@ def test_the_html_report_in_a_real_browser(story: Config, browser: Browser, tmp_
             expect(page.get_by_role("heading", name=title, exact=True)).to_be_visible()
         expect(page.locator("#version")).to_have_text("2")
         images = page.locator("img")
-        assert images.count() == 5
+        assert images.count() == 6  # confusion, calibration, scores, drift, timings, the profit curve
         for i in range(images.count()):
             assert images.nth(i).evaluate("img => img.complete && img.naturalWidth > 300"), i
         assert create_app(story).test_client().get("/risk").get_json()["population"] == 72
-        expect(page.locator("tr.client-row")).to_have_count(20)  # the 20 calls, of 72 current clients
+        # the 20 calls and the 5 controls held out of them (holdout_share 0.2: 20 / 0.8), of 72 current clients
+        expect(page.locator("tr.client-row")).to_have_count(25)
         assert page.locator("script").count() == 0
         page.screenshot(path=tmp_path / "report.png", full_page=True)
     assert_local_and_clean(seen)

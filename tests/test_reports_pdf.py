@@ -101,12 +101,12 @@ def test_every_section_is_in_the_pdf(pdf_text: str) -> None:
     assert "Client attrition model · version 2" in pdf_text
 
 
-def test_pdftoppm_renders_five_full_pages(story: Config, tmp_path: Path) -> None:
+def test_pdftoppm_renders_six_full_pages(story: Config, tmp_path: Path) -> None:
     assert PDFTOPPM.is_file(), f"{PDFTOPPM} is missing: run `make system-deps` (apt-get install poppler-utils)"
     pdf = story.model_folder / catalog.REPORTS / catalog.LATEST_PDF
     subprocess.run([str(PDFTOPPM), "-png", "-r", "60", str(pdf), str(tmp_path / "page")], check=True)
     pages = sorted(tmp_path.glob("page-*.png"))
-    assert len(pages) == 5
+    assert len(pages) == 6
     for page in pages:
         data = page.read_bytes()
         assert data.startswith(PNG)
@@ -193,3 +193,41 @@ def test_data_quality_and_the_decisions_tests_have_their_numbers(story: Config, 
         numbers = [str(test["n"]), f"{test['statistic']:.3f}", f"{test['p_adjusted']:.3f}", f"{test['effect']:.3f}"]
         rows = re.findall(rf"^\s*{test['name']}\s+.*$", pdf_text, re.MULTILINE)
         assert any(row.split()[-5:-1] == numbers or row.split()[-4:] == numbers for row in rows), (numbers, rows)
+
+
+def words_of(path: Path) -> str:
+    """The PDF's text as one line of words (pdftotext), so that a sentence wrapped over lines reads whole."""
+    done = subprocess.run([str(PDFTOTEXT), "-layout", str(path), "-"], capture_output=True, text=True, check=True)
+    return " ".join(done.stdout.split())
+
+
+@pytest.mark.slow
+def test_the_retention_page_has_the_effect_the_profit_curve_and_expected_beside_realized(deployed: Config) -> None:
+    from scipy import stats
+    from test_retention import called_and_held_out
+
+    from app import create_app
+    from risk import reporting
+
+    called_and_held_out(deployed)  # 10 of 100 called left, 20 of 100 held out; 60 reached, 3 of them left
+    reporting.run_reporting(deployed)
+    words = words_of(deployed.model_folder / catalog.REPORTS / catalog.LATEST_PDF)
+    page = words[words.index(SECTIONS[11]):]
+    assert ("Over 1 judged list(s): Assigned to be called: 10 of 100 left (10.0%); Holdout (not called): 20 of 100"
+            " left (20.0%); Actually reached (a hint: not randomized): 3 of 60 left (5.0%).") in page
+    # Newcombe by hand (tests/test_effect.py): -10 points [-19.95, -0.01]; saves per 100 calls 10 [0.01, 19.95]
+    assert ("Called minus holdout: -10.00 points (95% interval -19.95 to -0.01): calls help. Saves per 100 calls:"
+            " 10.00 (95% interval 0.01 to 19.95).") in page
+    client = create_app(deployed).test_client()
+    pooled = client.get("/risk/effect").get_json()["pooled"]  # the same numbers as the API, from the same functions
+    assert f"The smallest detectable fall is {pooled['detectable_points']:.1f} points" in page
+    money = client.get("/risk").get_json()["economics"]
+    assert f"Recommended calls: {money['recommended_calls']} (capacity {money['capacity']};" in page
+    assert f"Expected profit at capacity: {money['at_capacity']:,.2f}; most profitable: {money['best_calls']}" in page
+    # the list's hit rate: 30 of 200 left; expected on the holdout: 100 clients at p = 0.15, Binomial(100, 0.15)'s
+    # 2.5% and 97.5% points; realized on the same 100: 20 left
+    low, high = stats.binom(100, 0.15).ppf([0.025, 0.975])
+    assert f" 15% of 200 holdout 15% ({low:.0f}%-{high:.0f}%) 20% (20 of 100) page 6" in page
+    html = (deployed.model_folder / catalog.REPORTS / catalog.LATEST_HTML).read_text(encoding="utf-8")
+    assert "Called minus holdout: -10.00 points (95% interval -19.95 to -0.01): calls help." in html
+    assert f"Recommended calls: {money['recommended_calls']} (capacity {money['capacity']};" in html
