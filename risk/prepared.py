@@ -62,6 +62,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from risk import catalog, contract, risklist, views
 from risk import summary as summaries
@@ -122,10 +123,19 @@ def segments_folder(config: Config) -> Path:
 
 
 # ---- keys and segments ---------------------------------------------------------------------------------------
-def keys_of(names: np.ndarray | list) -> np.ndarray:
-    """The record keys of client ids (text)."""
-    encoded = [str(name).encode() + END for name in names]
-    return np.array(encoded, dtype=f"S{max(map(len, encoded), default=1)}")
+def keys_of(names: np.ndarray | list | pd.Series) -> np.ndarray:
+    """The record keys of client ids (text, none missing), built from Arrow's buffers without a Python loop."""
+    text = pa.array(names, type=pa.large_string()) if not isinstance(names, pd.Series) else \
+        pa.array(names.astype("string"), type=pa.large_string())
+    text = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
+    offsets = np.frombuffer(text.buffers()[1], dtype=np.int64)[text.offset:text.offset + len(text) + 1]
+    data = np.frombuffer(text.buffers()[2], dtype=np.uint8) if text.buffers()[2] else np.empty(0, np.uint8)
+    lengths = np.diff(offsets)
+    table = np.zeros((len(text), int(lengths.max(initial=0)) + 1), dtype=np.uint8)
+    rows = np.repeat(np.arange(len(text)), lengths)
+    table[rows, np.arange(len(rows)) - np.repeat(offsets[:-1] - offsets[0], lengths)] = data[offsets[0]:offsets[-1]]
+    table[np.arange(len(text)), lengths] = END[0]
+    return table.view(f"S{table.shape[1]}").ravel()
 
 
 def names_of(keys: np.ndarray) -> list[str]:
@@ -336,32 +346,37 @@ def unwatched() -> dict:
     return _new_watch(set())
 
 
-def _watch(watches: dict[int, dict], old: pd.DataFrame, rows: pd.DataFrame) -> None:
-    """Each watched boundary learns the next row of the clients current then and not seen since (`old`: the latest
-    rows, id, position and target, of the clients known before `rows`)."""
-    named = rows[rows[contract.ID_COLUMN].notna()].drop_duplicates(contract.ID_COLUMN, keep="first")
-    index = pd.Index(old[contract.ID_COLUMN]).get_indexer(named[contract.ID_COLUMN])
-    known = index >= 0
-    ids = named[contract.ID_COLUMN].to_numpy(dtype=object)[known]
-    next_left = named[contract.TARGET].to_numpy()[known] == 1
-    last_position = old["position"].to_numpy()[index[known]]
-    was_current = old[contract.TARGET].to_numpy()[index[known]] != 1
+def _watch(watches: dict[int, dict], latest: pd.DataFrame, keys: np.ndarray, start_rows: int, found: np.ndarray,
+           old: dict, rows: pd.DataFrame) -> None:
+    """Each watched boundary learns the next row of the clients current then and not seen since: `latest` are the
+    new rows' clients (risklist.latest_clients, their first new row at `first_position`) with their `keys`, `found`
+    says which were known before and `old` their records then. Costs the new rows and the lists' clients."""
+    first = latest["first_position"].to_numpy(np.int64)
+    order = np.argsort(first, kind="stable")
+    order = order[found[order]]  # the known clients, in the order of their first new row
+    keys, next_left = keys[order], rows[contract.TARGET].to_numpy()[first[order] - start_rows] == 1
+    last_position, was_current = old["position"][order], old[contract.TARGET][order] != 1
+    by_key = np.argsort(keys, kind="stable")
     for boundary, watch in watches.items():
         news = was_current & (last_position < boundary)
         watch["followed"] += int(news.sum())
         watch["left"] += int((news & next_left).sum())
-        for name, left in zip(ids[news], next_left[news], strict=True):
-            if name in watch["listed"]:
-                watch["listed"][name] = int(left)
-        room = SHOWN_LEFT + len(watch["listed"]) - len(watch["left_ids"])
-        watch["left_ids"] += ids[news & next_left][:max(room, 0)].tolist()
+        listed = watch["listed"]
+        if listed:
+            names = np.array(list(listed), dtype=object)
+            where, hit = _find(keys[by_key], keys_of(names.tolist()))
+            for name, at in zip(names[hit], by_key[where[hit]], strict=True):
+                if news[at]:
+                    listed[name] = int(next_left[at])
+        room = SHOWN_LEFT + len(listed) - len(watch["left_ids"])
+        watch["left_ids"] += names_of(keys[np.flatnonzero(news & next_left)[:max(room, 0)]])
 
 
 # ---- the update: the new rows' clients only --------------------------------------------------------------------
-def _touched(state: State | None, latest: pd.DataFrame) -> tuple[Segment, np.ndarray, dict]:
+def _touched(state: State | None, latest: pd.DataFrame) -> tuple[Segment, np.ndarray, np.ndarray, dict]:
     """The segment of the clients `latest` (risklist.latest_clients of new rows) touches, their first position the
-    earliest known; with which of them were known and their records before."""
-    keys = keys_of(latest[contract.ID_COLUMN].to_numpy(dtype=object))
+    earliest known; with their keys (in `latest`'s order), which of them were known and their records before."""
+    keys = keys_of(latest[contract.ID_COLUMN])
     found, old = _lookup(state.segments if state else (), keys, (contract.TARGET, "position", "first_position"))
     first = latest["first_position"].to_numpy(np.int64).copy()
     first[found] = np.minimum(first[found], old["first_position"][found])
@@ -369,7 +384,7 @@ def _touched(state: State | None, latest: pd.DataFrame) -> tuple[Segment, np.nda
     columns = {KEY: keys, **{name: latest[name].to_numpy(dtype=float) for name in contract.FEATURES},
                contract.TARGET: latest[contract.TARGET].to_numpy(dtype=np.int8),
                "position": latest["position"].to_numpy(np.int64), "first_position": first}
-    return Segment(None, len(keys), {name: column[order] for name, column in columns.items()}, None), found, old
+    return Segment(None, len(keys), {name: column[order] for name, column in columns.items()}, None), keys, found, old
 
 
 def _apply(state: State | None, rows: pd.DataFrame, data_end_byte: int,
@@ -384,7 +399,7 @@ def _apply(state: State | None, rows: pd.DataFrame, data_end_byte: int,
     named = int(distinct[contract.ID_COLUMN].notna().sum()) + (0 if state is None else state.stats["named"])
     fresh = {name: summaries.column_stats(distinct[name].to_numpy(dtype=float)) for name in NUMBERS}
     latest = risklist.latest_clients(rows, start_rows)
-    touched, found, old = _touched(state, latest)
+    touched, keys, found, old = _touched(state, latest)
     sizes = state.sizes if state else {"clients": 0, "current": 0}
     sizes = {"clients": sizes["clients"] + int((~found).sum()),
              "current": sizes["current"] + int((latest[contract.TARGET].to_numpy() != 1).sum())
@@ -395,9 +410,8 @@ def _apply(state: State | None, rows: pd.DataFrame, data_end_byte: int,
         watches = {**state.watches}
         if start_rows in lists_by_rows and start_rows not in watches:  # a list recorded on the history as it stood
             watches[start_rows] = _new_watch(lists_by_rows[start_rows])
-        before = pd.DataFrame({contract.ID_COLUMN: latest[contract.ID_COLUMN].to_numpy(dtype=object)[found],
-                               "position": old["position"][found], contract.TARGET: old[contract.TARGET][found]})
-        _watch(watches, before, rows)
+        if watches:
+            _watch(watches, latest, keys, start_rows, found, old, rows.reset_index(drop=True))
         segments, stats = state.segments, {name: summaries.merged(state.stats[name], fresh[name]) for name in NUMBERS}
     segments = _merged((*segments, touched)) if touched.count else segments
     kept = len(distinct) + (0 if state is None else int(state.stats["rows"]))
