@@ -80,6 +80,7 @@ RECORD = (KEY, *contract.FEATURES, contract.TARGET, "position", "first_position"
 PAGE = 4096  # each column of a segment file starts on a page: scanned pages are dropped column by column
 CHUNK = 1 << 16  # records a reader scans at a time
 
+
 class StaleReadState(MissingInputError):
     """The prepared read state is missing or behind the ledger: a 503 until the pipeline brings it up."""
 
