@@ -5,6 +5,7 @@ whole frame gives (the ranking, ties and movers included, the departed, who is k
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -175,3 +176,34 @@ def test_the_manifest_names_the_format(config: Config) -> None:
     ingestion.run_ingestion(config)
     tag = (config.output_folder / catalog.PREPARED_TAG).read_text(encoding="utf-8")
     assert tag.split(":")[0] == str(prepared.FORMAT) == "5"
+
+
+def mapped_rss_kib(folder) -> int:
+    """This process's resident KiB of the files mapped from `folder` (/proc/self/smaps)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text(encoding="utf-8").splitlines():
+        fields = line.split()
+        if "-" in fields[0] and len(fields) >= 5:  # a mapping's first line: its path, if any, is the last field
+            inside = len(fields) >= 6 and fields[-1].startswith(str(folder))
+        elif inside and fields[0] == "Rss:":
+            total += int(fields[1])
+    return total
+
+
+def test_a_scan_leaves_the_segments_pages_out_of_the_workers_memory(tmp_path) -> None:
+    class Project:  # what prepared reads of a config
+        output_folder = tmp_path
+
+    names = [f"client-{i:07d}" for i in range(200_000)]
+    frame = clients_frame(names, [int(i % 7 == 0) for i in range(200_000)])
+    frame[contract.FEATURES[0]] = np.arange(200_000) % 97
+    prepared._write(Project, prepared._apply(None, frame, 1, {}))
+    state = prepared._read(Project)
+    size = sum(p.stat().st_size for p in prepared.segments_folder(Project).iterdir()) // 1024
+    assert size > 8_000  # 200k records: about 10 MiB of segment
+    full = prepared.ranked(state, None, Linear(100.0), 10)
+    assert full["population"] == prepared.population(state) == 200_000 - len(range(0, 200_000, 7))
+    assert mapped_rss_kib(prepared.segments_folder(Project)) < size / 10  # dropped as scanned, not kept
+    names_left, more = prepared.left_since(state, 0, 5)
+    assert (len(names_left), more) == (5, len(range(0, 200_000, 7)) - 5)
+    assert mapped_rss_kib(prepared.segments_folder(Project)) < size / 10
