@@ -496,8 +496,8 @@ def _rows_between(config: Config, start_byte: int, end_byte: int) -> pd.DataFram
     with open(config.finaldata_path, "rb") as handle:
         handle.seek(start_byte)
         text = handle.read(end_byte - start_byte)
-    raw = pd.read_csv(io.BytesIO(store.DATA_HEADER + text), dtype=str, keep_default_na=False, na_values=[""])
-    return contract.validate_frame(raw, catalog.FINALDATA, history=True)
+    return contract.validate_frame(store.read_written(store.DATA_HEADER + text, catalog.FINALDATA), catalog.FINALDATA,
+                                   history=True)
 
 
 def _observed(config: Config, since: tuple[int, int], to: Committed) -> pd.DataFrame:

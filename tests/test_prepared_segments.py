@@ -4,6 +4,7 @@ the last state visible and the next run recovers; a reader scans the segments a 
 whole frame gives (the ranking, ties and movers included, the departed, who is known)."""
 from __future__ import annotations
 
+import io
 import itertools
 from pathlib import Path
 
@@ -13,8 +14,9 @@ import pytest
 from conftest import synthetic_frame, write_frame
 from test_ingest_observations import assert_same, rebuilt
 
-from risk import catalog, contactlog, contract, ingestion, prepared, risklist
+from risk import catalog, contactlog, contract, ingestion, prepared, risklist, store
 from risk.config import Config
+from risk.errors import ContractError
 
 
 def clients_frame(names: list[str], exited: list[int] | None = None, value: float = 1.0) -> pd.DataFrame:
@@ -207,3 +209,16 @@ def test_a_scan_leaves_the_segments_pages_out_of_the_workers_memory(tmp_path) ->
     names_left, more = prepared.left_since(state, 0, 5)
     assert (len(names_left), more) == (5, len(range(0, 200_000, 7)) - 5)
     assert mapped_rss_kib(prepared.segments_folder(Project)) < size / 10
+
+
+def test_rows_the_pipeline_wrote_read_by_pyarrow_as_the_text_reader_reads_them() -> None:
+    text = (store.DATA_HEADER + b'"a,b",1,2,3,0\nNA,4,5,6,1\n00007,7.5,8,9,0\n,1,2,3,0\n" sp ",0,0,0,1\n""'
+            b',1,1,1,0\n"q""uote",1e3,2,3,0\n')
+    fast = contract.validate_frame(store.read_written(text, "finaldata"), "finaldata", history=True)
+    plain = pd.read_csv(io.BytesIO(text), dtype=str, keep_default_na=False, na_values=[""])
+    pd.testing.assert_frame_equal(fast, contract.validate_frame(plain, "finaldata", history=True))
+    assert fast[contract.ID_COLUMN].tolist()[:3] == ["a,b", "NA", "00007"]
+    assert fast[contract.ID_COLUMN].isna().tolist() == [False, False, False, True, False, True, False]
+    bad = store.DATA_HEADER + b"x,1,2,3,0\ny,abc,2,3,0\n"  # not the pipeline's numbers: read as text, checked
+    with pytest.raises(ContractError, match="row 3, column 'lastmonth_activity'"):
+        contract.validate_frame(store.read_written(bad, "finaldata"), "finaldata", history=True)
