@@ -211,14 +211,21 @@ def test_a_scan_leaves_the_segments_pages_out_of_the_workers_memory(tmp_path) ->
     assert mapped_rss_kib(prepared.segments_folder(Project)) < size / 10
 
 
+def written(*rows: tuple[str, str, str]) -> bytes:
+    """finaldata.csv text of rows (id cell, every feature's cell, exited cell), the header first."""
+    features = len(contract.FEATURES)
+    return store.DATA_HEADER + b"".join(f"{name},{','.join([value] * features)},{left}\n".encode()
+                                        for name, value, left in rows)
+
+
 def test_rows_the_pipeline_wrote_read_by_pyarrow_as_the_text_reader_reads_them() -> None:
-    text = (store.DATA_HEADER + b'"a,b",1,2,3,0\nNA,4,5,6,1\n00007,7.5,8,9,0\n,1,2,3,0\n" sp ",0,0,0,1\n""'
-            b',1,1,1,0\n"q""uote",1e3,2,3,0\n')
+    text = written(('"a,b"', "1", "0"), ("NA", "4", "1"), ("00007", "7.5", "0"), ("", "1", "0"), ('" sp "', "0", "1"),
+                   ('""', "1", "0"), ('"q""uote"', "1e3", "0"))
     fast = contract.validate_frame(store.read_written(text, "finaldata"), "finaldata", history=True)
     plain = pd.read_csv(io.BytesIO(text), dtype=str, keep_default_na=False, na_values=[""])
     pd.testing.assert_frame_equal(fast, contract.validate_frame(plain, "finaldata", history=True))
     assert fast[contract.ID_COLUMN].tolist()[:3] == ["a,b", "NA", "00007"]
     assert fast[contract.ID_COLUMN].isna().tolist() == [False, False, False, True, False, True, False]
-    bad = store.DATA_HEADER + b"x,1,2,3,0\ny,abc,2,3,0\n"  # not the pipeline's numbers: read as text, checked
-    with pytest.raises(ContractError, match="row 3, column 'lastmonth_activity'"):
+    bad = written(("x", "1", "0"), ("y", "abc", "0"))  # not the pipeline's numbers: read as text, checked
+    with pytest.raises(ContractError, match=f"row 3, column '{contract.FEATURES[0]}'"):
         contract.validate_frame(store.read_written(bad, "finaldata"), "finaldata", history=True)
