@@ -92,8 +92,9 @@ bench-drift: $(STAMP)
 	$(PY) bench/bench_drift.py
 
 # A real portfolio at real size (issue 13): 100k clients x 50 months (5M rows) against 1/10 and 1/100 of it, timed
-# in the same run (about half an hour on 2 cores, a few GiB of temp files); not part of `make bench`.
-# QUICK=1 runs it at 1/10 of the clients, once.
+# in the same run (about half an hour on 2 cores, a few GiB of temp files), then the client base (issue 23): 1M
+# clients x 5 months, its worker's memory and what a tick adds costs against an empty and a tenth-size project
+# (about 5 minutes more); not part of `make bench`. QUICK=1 runs both at 1/10 of the clients, once.
 bench-scale: $(STAMP)
 	nice -n 10 $(PY) bench/bench_scale.py $(if $(QUICK),--quick)
 

@@ -6,7 +6,14 @@ Each size is a throwaway project: monthly CSVs written with NumPy and pyarrow, t
 reading the data plus one plain LogisticRegression().fit, `diagnostics.py`, `reporting.py`, the API on gunicorn
 (gunicorn.conf.py, RISK_BIND on a free loopback port), a tick adding one month of 100k rows, and the tick that
 decides on 300k new rows after the course's 26-row model. Prints a progress line per stage on stderr.
+
+Then the client base (issue 23 items 2, 3): a portfolio of --big-clients (1M) clients x --big-months (5) months taken
+in by `fullprocess.py`, its API's worker peak RSS (2 workers), and `ingestion.py` (whole processes, each run from
+the same saved state) adding 50k rows to it against adding them to an empty project, and adding its next month
+(--big-clients rows) to it against adding the same month to the portfolio of a tenth of the clients; with the
+bytes each run wrote to the prepared read state.
 Run: make bench-scale, or .venv/bin/python bench/bench_scale.py [--clients N] [--months M] [--quick]
+     [--part sizes|clients] [--big-clients N] [--big-months M]
 """
 from __future__ import annotations
 
@@ -41,6 +48,9 @@ from common import (
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "scale.json"
 CLIENTS, MONTHS, TICK_ROWS, FIRST_FILE_ROWS = 100_000, 50, 100_000, 300_000
+# issue 23: the client base. 5 months, not the issue's 50: the first fullprocess run on 50M rows waits for training
+# and the read state's rebuild to read the history in bounded memory (issue 23 item 4); --big-months 50 tries it.
+BIG_CLIENTS, BIG_MONTHS, SMALL_TICK_ROWS = 1_000_000, 5, 50_000
 EXIT_RATE = 0.02  # a month's share of clients who leave (and are replaced by new ones)
 READS = ("/risk?top=20", "/", "/summarystats", "/risk/outcomes")  # <= 2x at 1/100, <= 10x /health
 EVERY_ROUTE = ("/health", *READS, "/diagnostics", "/scoring", "/ready", "/metrics", "/openapi.json",
@@ -79,13 +89,16 @@ def write_csv(table: pa.Table, path: Path) -> None:
         pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False, quoting_style="none"))
 
 
-def write_history(folder: Path, clients: int, months: int, seed: int) -> int:
+def write_history(folder: Path, clients: int, months: int, seed: int, last: Path | None = None) -> int:
     """`months` files of `clients` rows: a client who leaves (exited = 1) is in no later month; a new client takes
-    the place. Returns the rows written."""
+    the place. Returns the rows written. With `last`, the next month is written there too (not counted)."""
     rng = np.random.default_rng(seed)
     ids, employees, next_id, rows = np.arange(clients), rng.integers(1, 1000, clients), clients, 0
-    for month in range(months):
+    for month in range(months + (last is not None)):
         table = snapshot(rng, ids, employees)
+        if month == months:
+            write_csv(table, last)
+            break
         write_csv(table, folder / f"month_{month + 1:03d}.csv")
         rows += table.num_rows
         stay = table.column(contract.TARGET).to_numpy() == 0
@@ -102,19 +115,26 @@ def one_file(path: Path, rows: int, seed: int) -> None:
 
 
 # ---- a project of one size ------------------------------------------------------------------------------
-def make_scaled(root: Path, clients: int, months: int) -> tuple[Path, dict]:
-    """A project whose source folder holds the history, taken in by one fullprocess run; (config, figures)."""
+def empty_project(root: Path) -> Path:
+    """A project with no data yet; its config path."""
     for folder in FOLDERS.values():
         (root / folder).mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "testdata" / "testdata.csv", root / "testdata" / "testdata.csv")
     config = root / "config.json"
     config.write_text(json.dumps({**FOLDERS, "api_url": "http://127.0.0.1:9"}), encoding="utf-8")
+    return config
+
+
+def make_scaled(root: Path, clients: int, months: int, stage: str = "fullprocess.py",
+                last: Path | None = None) -> tuple[Path, dict]:
+    """A project whose source folder holds the history, taken in by one run of `stage`; (config, figures)."""
+    config = empty_project(root)
     start = time.perf_counter()
-    rows = write_history(root / "sourcedata", clients, months, seed=clients)
+    rows = write_history(root / "sourcedata", clients, months, seed=clients, last=last)
     written = time.perf_counter() - start
     progress(f"{rows:,} rows: {months} monthly files written in {written:.1f} s")
-    first = script("fullprocess.py", config)
-    progress(f"{rows:,} rows: first fullprocess run (ingest, train, deploy, diagnostics, report) {first:.1f} s")
+    first = script(stage, config)
+    progress(f"{rows:,} rows: first {stage} run {first:.1f} s")
     return config, {"rows": rows, "clients": clients, "write_csv_s": written, "first_fullprocess_s": first}
 
 
@@ -270,6 +290,74 @@ def first_file_tick(scratch: Path) -> dict:
     return figures
 
 
+# ---- the client base (issue 23): what a tick costs whatever the clients, and a worker's memory -------------------
+def prepared_files(config: Path) -> dict[str, int]:
+    """The prepared read state's files (the manifest and the segments) and their sizes."""
+    output = config.parent / FOLDERS["output_folder_path"]
+    found = {p.name: p.stat().st_size for p in (output / "prepared").glob("*")}
+    manifest = output / "prepared.npz"
+    return {**found, manifest.name: manifest.stat().st_size} if manifest.exists() else found
+
+
+def ingest_ticks(config: Path, tick_file: Path, runs: int, label: str) -> dict:
+    """`ingestion.py` taking `tick_file`, `runs` times from the same saved state: (median seconds, bytes of the
+    prepared state it wrote: files new or changed), each run whole, as cron runs it."""
+    root = config.parent
+    output = root / FOLDERS["output_folder_path"]
+    saved = root.parent / f"saved-{output.name}"
+    shutil.copytree(output, saved)
+    times, written = [], []
+    for _ in range(runs):
+        before = set(prepared_files(config))  # a segment is never rewritten: a new one has a new name
+        shutil.copy(tick_file, root / "sourcedata" / tick_file.name)
+        times.append(script("ingestion.py", config))
+        after = prepared_files(config)
+        written.append(sum(size for name, size in after.items() if name not in before or name == "prepared.npz"))
+        (root / "sourcedata" / tick_file.name).unlink()
+        shutil.rmtree(output)
+        shutil.copytree(saved, output)
+    shutil.rmtree(saved)
+    progress(f"{label}: ingestion.py " + ", ".join(f"{t:.2f} s" for t in times)
+             + f"; prepared state written {median(written) / 2**20:.2f} MiB")
+    return {"s": median(times), "prepared_mib": median(written) / 2**20}
+
+
+def client_base(scratch: Path, clients: int, months: int, runs: int) -> dict:
+    """The big portfolio (fullprocess, so a model serves), its API, and the ingestion ticks against their
+    references: 50k rows onto it and onto an empty project, its next month onto it and onto a tenth of it."""
+    month = scratch / "next_month.csv"
+    small_file = scratch / "fifty_thousand.csv"
+    one_file(small_file, SMALL_TICK_ROWS, seed=5)  # ids c0.. : clients of the big portfolio
+    config, figures = make_scaled(scratch / "big" / "project", clients, months, last=month)
+    figures.update(api(config, figures["rows"], rounds=15 if runs > 1 else 5))
+    big_small = ingest_ticks(config, small_file, runs, f"{clients:,} clients, +{SMALL_TICK_ROWS:,} rows")
+    big_month = ingest_ticks(config, month, runs, f"{clients:,} clients, +1 month ({clients:,} rows)")
+    shutil.rmtree(config.parent.parent)
+    empty = empty_project(scratch / "empty" / "project")
+    empty_small = ingest_ticks(empty, small_file, runs, f"empty project, +{SMALL_TICK_ROWS:,} rows")
+    shutil.rmtree(empty.parent.parent)
+    tenth, _ = make_scaled(scratch / "tenth" / "project", clients // 10, months, stage="ingestion.py")
+    tenth_month = ingest_ticks(tenth, month, runs, f"{clients // 10:,} clients, +1 month ({clients:,} rows)")
+    shutil.rmtree(tenth.parent.parent)
+    for name, tick in (("small_onto_big", big_small), ("small_onto_empty", empty_small),
+                       ("month_onto_big", big_month), ("month_onto_tenth", tenth_month)):
+        figures[f"ingest_{name}_s"], figures[f"ingest_{name}_prepared_mib"] = tick["s"], tick["prepared_mib"]
+    return figures
+
+
+def client_targets(big: dict) -> list[tuple[str, float, float, bool]]:
+    clients = big["clients"]
+    found = [
+        (f"ingestion.py +{SMALL_TICK_ROWS:,} rows onto {clients:,} clients / onto an empty project",
+         big["ingest_small_onto_big_s"] / big["ingest_small_onto_empty_s"], 1.5),
+        (f"ingestion.py +1 month ({clients:,} rows) onto {big['rows']:,} rows / onto a tenth of the clients",
+         big["ingest_month_onto_big_s"] / big["ingest_month_onto_tenth_s"], 2.0),
+        (f"gunicorn worker peak RSS (2 workers) after every route, {clients:,} clients (MiB)",
+         big["worker_peak_rss_mib"], 300.0),
+    ]
+    return [(what, value, limit, value <= limit) for what, value, limit in found]
+
+
 # ---- one size, all sizes, the targets --------------------------------------------------------------------
 def measure_size(scratch: Path, clients: int, months: int, runs: int, tick_file: Path) -> dict:
     config, figures = make_scaled(scratch / f"c{clients}" / "project", clients, months)
@@ -308,12 +396,14 @@ def targets(sizes: list[dict], first: dict) -> list[tuple[str, float, float, boo
 
 
 def show(sizes: list[dict], found: list[tuple]) -> None:
-    keys = [k for k in sizes[0] if isinstance(sizes[0][k], (int, float))]
-    print(f"{'':>32}" + "".join(f"{s['rows']:>14,}" for s in sizes))
+    keys = [k for k in sizes[0] if isinstance(sizes[0][k], (int, float))] if sizes else []
+    if sizes:
+        print(f"{'':>40}" + "".join(f"{s['rows']:>14,}" for s in sizes))
     for key in keys:
-        print(f"{key:>32}" + "".join(f"{s[key]:>14.3f}" if isinstance(s[key], float) else f"{s[key]:>14}"
+        print(f"{key:>40}" + "".join(f"{s[key]:>14.3f}" if isinstance(s[key], float) else f"{s[key]:>14}"
                                      for s in sizes))
-    print(f"{'tick_action':>32}  " + " | ".join(s["tick_action"] for s in sizes))
+    if sizes and "tick_action" in sizes[0]:
+        print(f"{'tick_action':>40}  " + " | ".join(s["tick_action"] for s in sizes))
     print()
     for what, value, limit, held in found:
         print(f"{'PASS' if held else 'FAIL'}  {what}: {value:.3f} (target <= {limit:g})")
@@ -324,20 +414,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=CLIENTS, help=f"clients at the largest size ({CLIENTS:,})")
     parser.add_argument("--months", type=int, default=MONTHS, help=f"monthly snapshots ({MONTHS})")
     parser.add_argument("--runs", type=int, default=3, help="timed runs of each script and tick (3)")
-    parser.add_argument("--quick", action="store_true", help="1/10 of the clients, 1 run")
+    parser.add_argument("--quick", action="store_true", help="1/10 of the clients, 1 run; a tenth of the big "
+                        "portfolio over 2 months")
+    parser.add_argument("--part", choices=("all", "sizes", "clients"), default="all",
+                        help="the three sizes (issue 13), the client base (issue 23), or both (all)")
+    parser.add_argument("--big-clients", type=int, default=BIG_CLIENTS,
+                        help=f"clients of the client-base portfolio ({BIG_CLIENTS:,})")
+    parser.add_argument("--big-months", type=int, default=BIG_MONTHS, help=f"its monthly snapshots ({BIG_MONTHS})")
     args = parser.parse_args(argv)
     clients, runs = (args.clients // 10, 1) if args.quick else (args.clients, args.runs)
+    big_clients, big_months = (args.big_clients // 10, 2) if args.quick else (args.big_clients, args.big_months)
+    sizes, first, big, found = [], {}, {}, []
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as scratch:
         root = Path(scratch)
-        tick_file = root / "month_next.csv"
-        one_file(tick_file, TICK_ROWS, seed=2)
-        sizes = [measure_size(root, n, args.months, runs, tick_file) for n in (clients // 100, clients // 10, clients)]
-        first = first_file_tick(root)
-    found = targets(sizes, first)
+        if args.part in ("all", "sizes"):
+            tick_file = root / "month_next.csv"
+            one_file(tick_file, TICK_ROWS, seed=2)
+            sizes = [measure_size(root, n, args.months, runs, tick_file)
+                     for n in (clients // 100, clients // 10, clients)]
+            first = first_file_tick(root)
+            found += targets(sizes, first)
+        if args.part in ("all", "clients"):
+            big = client_base(root, big_clients, big_months, runs)
+            found += client_targets(big)
+    for key, value in big.items():
+        print(f"client base: {key:>40} {value:>14.3f}" if isinstance(value, float) else
+              f"client base: {key:>40} {value:>14}")
     show(sizes, found)
     RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps({"sizes": sizes, "first_file": first, "targets": found}, indent=2) + "\n",
-                       encoding="utf-8")
+    RESULTS.write_text(json.dumps({"sizes": sizes, "first_file": first, "client_base": big, "targets": found},
+                                  indent=2) + "\n", encoding="utf-8")
     return 0 if all(held for *_, held in found) else 1
 
 

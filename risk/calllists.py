@@ -30,7 +30,7 @@ def ranked_now(config: Config, version: registry.Version, state: prepared.State)
     `call_capacity` are left to call once the controls are drawn."""
     size = holdout.list_size(config.call_capacity, config.holdout_share)
     card, model = risklist.card_of(version), registry.load_model(version)
-    full = risklist.ranked(card, model, state.clients, size)
+    full = prepared.ranked(state, card, model, size)
     return with_features(risklist.call_list(full, size)["clients"], full)
 
 

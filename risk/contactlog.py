@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import namedtuple
+from collections.abc import Container
 from pathlib import Path
 
 from risk import catalog
@@ -51,18 +52,28 @@ def new_files(config: Config, ledger: Ledger) -> list[FolderFile]:
 
 
 # ---- who is a known client -----------------------------------------------------------------------------
-def known_clients(lists_by_rows: dict[int, set[str]], state) -> set[str]:  # state: prepared.State | None
+class KnownClients:
     """Every client a recorded call list named and every client the ingested data names (current or gone: a
-    client called and then lost is still known)."""
-    from risk import contract
+    client called and then lost is still known), asked one id at a time (`in`): the prepared state is looked up,
+    not copied, so a request costs its contacts, not the client base."""
 
-    known = set().union(*lists_by_rows.values()) if lists_by_rows else set()
-    if state is not None:
-        known.update(state.clients[contract.ID_COLUMN].tolist())
-    return known
+    def __init__(self, lists_by_rows: dict[int, set[str]], state) -> None:  # state: prepared.State | None
+        self.listed = set().union(*lists_by_rows.values()) if lists_by_rows else set()
+        self.state = state
+
+    def __contains__(self, name: object) -> bool:
+        from risk import prepared
+
+        if name in self.listed:
+            return True
+        return self.state is not None and isinstance(name, str) and bool(prepared.knows(self.state, [name])[0])
 
 
-def check_known(contacts: list, known: set[str], source: str, first_line: int | None = None) -> None:
+def known_clients(lists_by_rows: dict[int, set[str]], state) -> KnownClients:  # state: prepared.State | None
+    return KnownClients(lists_by_rows, state)
+
+
+def check_known(contacts: list, known: Container[str], source: str, first_line: int | None = None) -> None:
     """ContractError naming the first contact (by its index, or its line from `first_line`) whose client is unknown,
     and how many are."""
     from risk import contacts as contract_of_contacts
@@ -146,7 +157,7 @@ def read_folder(config: Config, ledger: Ledger, run_id: int | None = None) -> di
             "set_aside": sum(o.get("set_aside", 0) for o in outcomes)}
 
 
-def take_file(ledger: Ledger, run_id: int | None, entry: FolderFile, known: set[str], rejects) -> dict:
+def take_file(ledger: Ledger, run_id: int | None, entry: FolderFile, known: Container[str], rejects) -> dict:
     """One file of the folder: read once, hashed, recorded (or counted as the same content as one recorded)."""
     import hashlib
 
@@ -166,7 +177,7 @@ def take_file(ledger: Ledger, run_id: int | None, entry: FolderFile, known: set[
     return record_file(ledger, run_id, entry, sha, good, bad, rejects)
 
 
-def checked_lines(raw: bytes, name: str, known: set[str]) -> tuple[list, list[dict]]:
+def checked_lines(raw: bytes, name: str, known: Container[str]) -> tuple[list, list[dict]]:
     """The file's contacts of known clients, and every other line with its line number and reason (a file the
     contract refuses whole, not UTF-8 or without the required header, is one line None)."""
     from datetime import UTC, datetime

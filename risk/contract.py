@@ -122,9 +122,9 @@ def reason(column: Column, raw: object) -> str:
 
 
 def parse_numbers(raw: pd.Series) -> np.ndarray:
-    """Text (or numbers) as float64; NaN where missing or not a number."""
+    """Text (or numbers) as float64, a new array the caller may change; NaN where missing or not a number."""
     if pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
-        return raw.to_numpy(dtype="float64", na_value=np.nan)
+        return raw.to_numpy(dtype="float64", na_value=np.nan, copy=True)  # pandas 3 gives a read-only view
     return pd.to_numeric(raw.astype("string").str.strip(), errors="coerce").to_numpy(dtype="float64",
                                                                                        na_value=np.nan)
 

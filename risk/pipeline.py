@@ -214,14 +214,14 @@ def labelled_quality(config: Config, model: object, new) -> dict:
     """What the decided batch's labels say of the deployed model beside the drift tests: precision and lift in
     the top `call_capacity` (scaled to the batch against the current clients) with bootstrap intervals, and
     calibration (Brier score, expected calibration error). Recorded, never a reason to retrain."""
-    from risk import contract, prepared, report, risklist
+    from risk import contract, prepared, report
 
     x, y = contract.split_xy(new)
     if not len(y):
         return {}
     proba = model.predict_proba(x)[:, 1]
     state = prepared.as_of_file(config)
-    portfolio = len(risklist.current_clients(state.clients)) if state is not None else None
+    portfolio = prepared.population(state) if state is not None else None
     return {"at_capacity": report.at_capacity(y, proba, config.call_capacity, portfolio or None, draws=400),
             "calibration": report.calibration_scores(y, proba)}
 

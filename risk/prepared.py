@@ -1,21 +1,35 @@
 """The read state the pipeline prepares for the API: each client's latest row and the history's summary
-statistics, kept up to date as data is ingested, so that a request costs the size of its answer.
+statistics, kept up to date as data is ingested, so that a request costs the size of its answer and an ingestion
+the size of its new rows.
 
-One file, `ingesteddata/prepared.npz`, only ever replaced whole (atomically) and tagged with `data_end_byte`: the
-byte length of `finaldata.csv` it covers, and `observations`, the accepted rows it covers (the ledger's committed
-point when it is current). The contract:
+Format 5. `ingesteddata/prepared.npz` is the state's small manifest, only ever replaced whole (atomically): the
+format, `data_end_byte` (the byte length of `finaldata.csv` it covers), `observations` (the accepted rows it
+covers; with the end byte, the ledger's committed point when it is current), the summary statistics, the watches,
+the client counts and the names of its segments. The clients are in `ingesteddata/prepared/`, in segments: each a
+NumPy file of fixed-width records (id, features, target, position, first position), sorted by id, written once
+and never changed. An ingestion that adds n observations writes one segment of the clients they touch (at most n
+records) and a new manifest, and reads only those clients' records from the older segments; a client's record in
+a newer segment shadows its older ones. Segments are merged like a binary counter (the newest two whenever the
+older is at most twice the newer), so there are O(log clients) of them and each record is rewritten O(log
+clients) times over its life: a tick costs its new rows, amortised, whatever the client base (docs/design.md).
+Workers map the segments read-only (shared pages of the page cache, not copies), scan them a bounded piece at a
+time and drop the pages they scanned from their own memory, so a worker's memory does not grow with the clients.
+
+The contract:
 
 - Read side, `as_of_committed(config)`: the state covering exactly the ledger's committed data, or
   `StaleReadState` (missing, behind, another format: a 503 naming the command that rebuilds it) or
   `MissingInputError` (nothing ingested). Never ahead of the ledger (a run being appended or a torn tail is
-  invisible), never writes, never reads the history; a process reads the file once per version of it (its
+  invisible), never writes, never reads the history; a process reads the manifest once per version of it (its
   inode, size and mtime) and keeps it. The API, the dashboard and the lists' outcomes use it.
 - `as_of_file(config)`: the same state, only when `finaldata.csv` on disk is exactly that long (no torn tail,
   no hand edit); None otherwise, and the caller reads the file. Diagnostics, the report and the drift
   decision's portfolio size use it.
 - Write side, `advance(config, committed(ledger))`: the pipeline's one way to bring it up to what the ledger
   has committed, after the commit: reads only the rows appended since its `data_end_byte`, or rebuilds from
-  the whole history when there is no usable state (a killed run, another format, a list not yet watched).
+  the whole history when there is no usable state (a killed run, another format, a list not yet watched). The
+  new segment is written before the manifest naming it, and segments no manifest names (merged away, or a killed
+  run's) are removed after it: a killed run leaves the last manifest and its segments whole.
 - The tag: `prepared.tag` repeats the format and `data_end_byte` as text (`risk.views.prepared_tag`, the one
   place it is written or read) for the idle tick, which imports no NumPy.
 
@@ -33,13 +47,17 @@ formula, and the median comes from each feature's distinct values with their cou
 """
 from __future__ import annotations
 
+import functools
 import io
 import itertools
 import json
 import logging
+import mmap
 import os
+import secrets
 import threading
 from collections import namedtuple
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -50,23 +68,48 @@ from risk import catalog, contract, risklist, views
 from risk import summary as summaries
 from risk.config import Config
 from risk.errors import IntegrityError, MissingInputError
-from risk.files import atomic_write_bytes, atomic_write_text
+from risk.files import atomic_write_bytes, atomic_write_text, fsync_dir
 from risk.ledger import Ledger, LedgerReader, read_once
 
 logger = logging.getLogger(__name__)
 FORMAT = catalog.PREPARED_FORMAT
 NUMBERS = (*contract.FEATURES, contract.TARGET)
+KEY = "key"  # a record's client: the id's UTF-8 bytes and END (fixed-width bytes drop a trailing NUL, never 0xff)
+END = b"\xff"  # a byte UTF-8 never holds
+RECORD = (KEY, *contract.FEATURES, contract.TARGET, "position", "first_position")  # a segment's columns, in order
+PAGE = 4096  # each column of a segment file starts on a page: scanned pages are dropped column by column
+CHUNK = 1 << 16  # records a reader scans at a time
+
 
 class StaleReadState(MissingInputError):
     """The prepared read state is missing or behind the ledger: a 503 until the pipeline brings it up."""
 
 
-# clients: risklist.latest_clients (id, features, target, position, first_position); watches by boundary rows
-# observations: the accepted rows it covers, duplicates included (a list's boundary and a row's position count them)
-State = namedtuple("State", "data_end_byte clients stats watches observations")
+# records sorted by KEY (columns: RECORD -> array, mapped from the file or in memory); name None until written
+Segment = namedtuple("Segment", "name count columns mapping")
+
+
+class State(namedtuple("State", "data_end_byte segments stats watches observations sizes")):
+    """The read state. segments: oldest first, a client's newest record wins; watches by boundary rows; observations:
+    the accepted rows it covers, duplicates included (a list's boundary and a row's position count them); sizes:
+    {"clients": named clients ever seen, "current": those whose latest row says they stayed}."""
+
+    @functools.cached_property
+    def shadowed(self) -> tuple[np.ndarray, ...]:
+        """Per segment, the sorted indices of its records that a newer segment replaces."""
+        return tuple(_shadowed(segment, self.segments[i + 1:]) for i, segment in enumerate(self.segments))
+
+    @functools.cached_property
+    def clients(self) -> pd.DataFrame:
+        """risklist.latest_clients of every observation: one row per named client (id, features, target, position,
+        first_position), in position order. O(clients): the pipeline's readers of every client (the report) use it;
+        a worker scans (`current_chunks`, `left_since`) or looks up (`knows`) instead."""
+        return _frame(_scanned(self, RECORD))
+
+
+REPEAT = "repeat"  # in the observations `_apply` takes: True for a row finaldata.csv left out as a duplicate
 # what `advance` brings the state up to; repeats: (part of repeats/, observations after its file), oldest first
 Committed = namedtuple("Committed", "data_end_byte lists_by_rows observations repeats")
-REPEAT = "repeat"  # in the observations `_apply` takes: True for a row finaldata.csv left out as a duplicate
 SHOWN_LEFT = 20  # clients seen to have left, kept per watch beyond its listed ones (missed clients named)
 _loaded: dict[Path, tuple[tuple, State | None]] = {}  # path -> (its file's identity, the state read from it)
 _loaded_lock = threading.Lock()
@@ -76,6 +119,203 @@ def path_of(config: Config) -> Path:
     return config.output_folder / catalog.PREPARED
 
 
+def segments_folder(config: Config) -> Path:
+    return config.output_folder / catalog.PREPARED_SEGMENTS
+
+
+# ---- keys and segments ---------------------------------------------------------------------------------------
+def keys_of(names: np.ndarray | list | pd.Series) -> np.ndarray:
+    """The record keys of client ids (text, none missing), built from Arrow's buffers without a Python loop."""
+    text = pa.array(names, type=pa.large_string()) if not isinstance(names, pd.Series) else \
+        pa.array(names.astype("string"), type=pa.large_string())
+    text = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
+    offsets = np.frombuffer(text.buffers()[1], dtype=np.int64)[text.offset:text.offset + len(text) + 1]
+    data = np.frombuffer(text.buffers()[2], dtype=np.uint8) if text.buffers()[2] else np.empty(0, np.uint8)
+    lengths = np.diff(offsets)
+    table = np.zeros((len(text), int(lengths.max(initial=0)) + 1), dtype=np.uint8)
+    rows = np.repeat(np.arange(len(text)), lengths)
+    table[rows, np.arange(len(rows)) - np.repeat(offsets[:-1] - offsets[0], lengths)] = data[offsets[0]:offsets[-1]]
+    table[np.arange(len(text)), lengths] = END[0]
+    return table.view(f"S{table.shape[1]}").ravel()
+
+
+def names_of(keys: np.ndarray) -> list[str]:
+    """The client ids of record keys."""
+    return [key[:-1].decode() for key in keys.tolist()]
+
+
+def _dtypes(width: int) -> dict[str, np.dtype]:
+    return {KEY: np.dtype(f"S{width}"), **{name: np.dtype("<f8") for name in contract.FEATURES},
+            contract.TARGET: np.dtype("i1"), "position": np.dtype("<i8"), "first_position": np.dtype("<i8")}
+
+
+def _layout(count: int, width: int) -> tuple[dict[str, int], int]:
+    """Each column's offset in a segment file, and the file's size: the columns one after another, page-aligned."""
+    offsets, offset = {}, 0
+    for name, dtype in _dtypes(width).items():
+        offsets[name] = offset
+        offset += -(-count * dtype.itemsize // PAGE) * PAGE
+    return offsets, offset
+
+
+def _segment_bytes(segment: Segment) -> bytes:
+    width = segment.columns[KEY].dtype.itemsize
+    offsets, size = _layout(segment.count, width)
+    buffer = bytearray(size)
+    for name, dtype in _dtypes(width).items():
+        data = np.ascontiguousarray(segment.columns[name], dtype=dtype).tobytes()
+        buffer[offsets[name]:offsets[name] + len(data)] = data
+    return bytes(buffer)
+
+
+class _Gone(Exception):
+    """A segment the manifest names is not there: a writer replaced the manifest and removed it meanwhile."""
+
+
+def _mapped(folder: Path, name: str, count: int, width: int) -> Segment:
+    """The segment file mapped read-only (its pages are the page cache's, shared by every process mapping it)."""
+    offsets, size = _layout(count, width)
+    try:
+        with open(folder / name, "rb") as handle:
+            if os.fstat(handle.fileno()).st_size != size:
+                raise ValueError(f"{folder / name}: {os.fstat(handle.fileno()).st_size} bytes, not {size}")
+            mapping = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    except FileNotFoundError:
+        raise _Gone(name) from None
+    columns = {column: np.frombuffer(mapping, dtype, count, offsets[column])
+               for column, dtype in _dtypes(width).items()}
+    return Segment(name, count, columns, mapping)
+
+
+def _release(segment: Segment, start: int, end: int) -> None:
+    """Drop the pages of records [start, end) from this process's memory (a mapped segment; they stay cached)."""
+    if segment.mapping is None or end <= start:
+        return
+    offsets, _ = _layout(segment.count, segment.columns[KEY].dtype.itemsize)
+    for name, array in segment.columns.items():
+        first = (offsets[name] + start * array.itemsize) // PAGE * PAGE
+        last = min(-(-(offsets[name] + end * array.itemsize) // PAGE) * PAGE, len(segment.mapping))
+        if last > first:
+            segment.mapping.madvise(mmap.MADV_DONTNEED, first, last - first)
+
+
+def _find(keys: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(where each query would sit in the sorted `keys`, whether it is there). The queries are cut to the keys'
+    width (one longer than that is not there): NumPy would otherwise copy every key to the queries' width."""
+    fits = None
+    if queries.dtype.itemsize > keys.dtype.itemsize:
+        fits = np.strings.str_len(queries) <= keys.dtype.itemsize
+    queries = queries.astype(keys.dtype)
+    where = np.searchsorted(keys, queries)
+    inside = where < len(keys) if fits is None else (where < len(keys)) & fits
+    hit = np.zeros(len(queries), dtype=bool)
+    hit[inside] = keys[where[inside]] == queries[inside]
+    return where, hit
+
+
+def _lookup(segments: tuple[Segment, ...], keys: np.ndarray, names: tuple[str, ...]) -> tuple[np.ndarray, dict]:
+    """(which keys a segment holds, their newest records' `names` columns): reads only those records."""
+    found = np.zeros(len(keys), dtype=bool)
+    out = {name: np.zeros(len(keys), dtype=_dtypes(1)[name]) for name in names}
+    for segment in reversed(segments):
+        todo = np.flatnonzero(~found)
+        if not len(todo):
+            break
+        where, hit = _find(segment.columns[KEY], keys[todo])
+        for name in names:
+            out[name][todo[hit]] = segment.columns[name][where[hit]]
+        found[todo[hit]] = True
+    return found, out
+
+
+def _shadowed(segment: Segment, newer: tuple[Segment, ...]) -> np.ndarray:
+    replaced = [np.empty(0, np.int64)]
+    for later in newer:
+        where, hit = _find(segment.columns[KEY], later.columns[KEY])
+        replaced.append(where[hit])
+    return np.unique(np.concatenate(replaced))
+
+
+def _merge(older: Segment, newer: Segment) -> Segment:
+    """One segment of both: `newer`'s records, and `older`'s of the clients `newer` does not hold."""
+    _, replaced = _find(newer.columns[KEY], older.columns[KEY])
+    kept = {name: np.concatenate([older.columns[name][~replaced], newer.columns[name]]) for name in RECORD}
+    order = np.argsort(kept[KEY], kind="stable")
+    return Segment(None, len(order), {name: column[order] for name, column in kept.items()}, None)
+
+
+def _merged(segments: tuple[Segment, ...]) -> tuple[Segment, ...]:
+    """Merged like a binary counter: the newest two while the older is at most twice the newer, so that there are
+    O(log clients) segments and each record is rewritten O(log clients) times."""
+    segments = list(segments)
+    while len(segments) >= 2 and segments[-2].count <= 2 * segments[-1].count:
+        newer = segments.pop()
+        segments.append(_merge(segments.pop(), newer))
+    return tuple(segments)
+
+
+def _scanned(state: State, names: tuple[str, ...]) -> Iterator[dict[str, np.ndarray]]:
+    """The live records' `names` columns (each client's newest), CHUNK records at a time, copied; the pages read
+    are dropped from this process's memory as it goes, so a scan costs CHUNK records of memory, not the clients."""
+    for segment, shadowed in zip(state.segments, state.shadowed, strict=True):
+        for start in range(0, segment.count, CHUNK):
+            end = min(start + CHUNK, segment.count)
+            alive = np.ones(end - start, dtype=bool)
+            alive[shadowed[np.searchsorted(shadowed, start):np.searchsorted(shadowed, end)] - start] = False
+            piece = {name: segment.columns[name][start:end][alive] for name in names}
+            _release(segment, start, end)
+            yield piece
+
+
+def _frame(pieces: Iterator[dict[str, np.ndarray]]) -> pd.DataFrame:
+    pieces = list(pieces)
+    columns = {name: np.concatenate([np.empty(0, dtype) if name != KEY else np.empty(0, "S1"),
+                                     *(piece[name] for piece in pieces)]) for name, dtype in _dtypes(1).items()}
+    order = np.argsort(columns["position"], kind="stable")
+    frame = pd.DataFrame({contract.ID_COLUMN: pd.array(names_of(columns[KEY][order]), dtype="string"),
+                          **{name: columns[name][order] for name in contract.FEATURES},
+                          contract.TARGET: columns[contract.TARGET][order].astype(np.int64),
+                          "position": columns["position"][order], "first_position": columns["first_position"][order]})
+    return frame.loc[:, [*contract.COLUMNS, "position", "first_position"]]
+
+
+# ---- what a reader asks of the clients -------------------------------------------------------------------------
+def population(state: State) -> int:
+    """The current clients: named, and their latest row says they stayed."""
+    return state.sizes["current"]
+
+
+def current_chunks(state: State) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The current clients a bounded piece at a time, as risklist.ranked_from takes them: (keys, features matrix in
+    the contract's order, positions); `names_of` turns keys into ids."""
+    for piece in _scanned(state, RECORD):
+        stayed = piece[contract.TARGET] != 1
+        yield (piece[KEY][stayed], np.column_stack([piece[name][stayed] for name in contract.FEATURES]),
+               piece["position"][stayed])
+
+
+def left_since(state: State, rows: int, shown: int) -> tuple[list[str], int]:
+    """The clients whose latest row, at or after observation `rows`, says they left: the first `shown` of them in
+    arrival order, and how many more there are."""
+    held, total = (np.empty(0, np.int64), np.empty(0, "S1")), 0
+    for piece in _scanned(state, (KEY, contract.TARGET, "position")):
+        gone = (piece[contract.TARGET] == 1) & (piece["position"] >= rows)
+        total += int(gone.sum())
+        positions = np.concatenate([held[0], piece["position"][gone]])
+        keys = np.concatenate([held[1], piece[KEY][gone]])
+        first = np.argsort(positions, kind="stable")[:shown]
+        held = (positions[first], keys[first])
+    return names_of(held[1]), total - len(held[1])
+
+
+def knows(state: State, names: list[str]) -> np.ndarray:
+    """Whether each client id is in the ingested data (current or gone)."""
+    if not names:
+        return np.zeros(0, dtype=bool)
+    return _lookup(state.segments, keys_of(names), ())[0]
+
+
+# ---- statistics and watches ------------------------------------------------------------------------------------
 def _summaries(state: State) -> dict[str, dict]:
     """Each column's summary over the whole history (risk/summary.py), in the contract's column order."""
     stats = {contract.ID_COLUMN: {"n": state.stats["named"]}, **{name: state.stats[name] for name in NUMBERS}}
@@ -107,61 +347,90 @@ def unwatched() -> dict:
     return _new_watch(set())
 
 
-def _watch(watches: dict[int, dict], old: pd.DataFrame, rows: pd.DataFrame) -> None:
-    """Each watched boundary learns the next row of the clients current then and not seen since."""
-    named = rows[rows[contract.ID_COLUMN].notna()].drop_duplicates(contract.ID_COLUMN, keep="first")
-    index = pd.Index(old[contract.ID_COLUMN]).get_indexer(named[contract.ID_COLUMN])
-    known = index >= 0
-    ids = named[contract.ID_COLUMN].to_numpy(dtype=object)[known]
-    next_left = named[contract.TARGET].to_numpy()[known] == 1
-    last_position = old["position"].to_numpy()[index[known]]
-    was_current = old[contract.TARGET].to_numpy()[index[known]] != 1
+def _watch(watches: dict[int, dict], latest: pd.DataFrame, keys: np.ndarray, start_rows: int, found: np.ndarray,
+           old: dict, rows: pd.DataFrame) -> None:
+    """Each watched boundary learns the next row of the clients current then and not seen since: `latest` are the
+    new rows' clients (risklist.latest_clients, their first new row at `first_position`) with their `keys`, `found`
+    says which were known before and `old` their records then. Costs the new rows and the lists' clients."""
+    first = latest["first_position"].to_numpy(np.int64)
+    order = np.argsort(first, kind="stable")
+    order = order[found[order]]  # the known clients, in the order of their first new row
+    keys, next_left = keys[order], rows[contract.TARGET].to_numpy()[first[order] - start_rows] == 1
+    last_position, was_current = old["position"][order], old[contract.TARGET][order] != 1
+    by_key = np.argsort(keys, kind="stable")
     for boundary, watch in watches.items():
         news = was_current & (last_position < boundary)
         watch["followed"] += int(news.sum())
         watch["left"] += int((news & next_left).sum())
-        for name, left in zip(ids[news], next_left[news], strict=True):
-            if name in watch["listed"]:
-                watch["listed"][name] = int(left)
-        room = SHOWN_LEFT + len(watch["listed"]) - len(watch["left_ids"])
-        watch["left_ids"] += ids[news & next_left][:max(room, 0)].tolist()
+        listed = watch["listed"]
+        if listed:
+            names = np.array(list(listed), dtype=object)
+            where, hit = _find(keys[by_key], keys_of(names.tolist()))
+            for name, at in zip(names[hit], by_key[where[hit]], strict=True):
+                if news[at]:
+                    listed[name] = int(next_left[at])
+        room = SHOWN_LEFT + len(listed) - len(watch["left_ids"])
+        watch["left_ids"] += names_of(keys[np.flatnonzero(news & next_left)[:max(room, 0)]])
+
+
+# ---- the update: the new rows' clients only --------------------------------------------------------------------
+def _touched(state: State | None, latest: pd.DataFrame) -> tuple[Segment, np.ndarray, np.ndarray, dict]:
+    """The segment of the clients `latest` (risklist.latest_clients of new rows) touches, their first position the
+    earliest known; with their keys (in `latest`'s order), which of them were known and their records before."""
+    keys = keys_of(latest[contract.ID_COLUMN])
+    found, old = _lookup(state.segments if state else (), keys, (contract.TARGET, "position", "first_position"))
+    first = latest["first_position"].to_numpy(np.int64).copy()
+    first[found] = np.minimum(first[found], old["first_position"][found])
+    order = np.argsort(keys, kind="stable")
+    columns = {KEY: keys, **{name: latest[name].to_numpy(dtype=float) for name in contract.FEATURES},
+               contract.TARGET: latest[contract.TARGET].to_numpy(dtype=np.int8),
+               "position": latest["position"].to_numpy(np.int64), "first_position": first}
+    return Segment(None, len(keys), {name: column[order] for name, column in columns.items()}, None), keys, found, old
 
 
 def _apply(state: State | None, rows: pd.DataFrame, data_end_byte: int,
            lists_by_rows: dict[int, set[str]]) -> State:
     """`state` (None: an empty history) with the observations `rows` (in arrival order) appended, the history then
     ending at `data_end_byte`. The clients and the watches see every row; the summary statistics, those of
-    finaldata.csv, only the rows it holds (where the `REPEAT` column, when there is one, is False)."""
+    finaldata.csv, only the rows it holds (where the `REPEAT` column, when there is one, is False). Costs the rows:
+    one new segment of the clients they touch (then merged, `_merged`), their old records looked up."""
     distinct = rows[~rows[REPEAT].to_numpy(bool)] if REPEAT in rows.columns else rows
     rows = rows.drop(columns=[REPEAT], errors="ignore")
     start_rows = 0 if state is None else state.observations
     named = int(distinct[contract.ID_COLUMN].notna().sum()) + (0 if state is None else state.stats["named"])
     fresh = {name: summaries.column_stats(distinct[name].to_numpy(dtype=float)) for name in NUMBERS}
+    latest = risklist.latest_clients(rows, start_rows)
+    touched, keys, found, old = _touched(state, latest)
+    sizes = state.sizes if state else {"clients": 0, "current": 0}
+    sizes = {"clients": sizes["clients"] + int((~found).sum()),
+             "current": sizes["current"] + int((latest[contract.TARGET].to_numpy() != 1).sum())
+             - int((found & (old[contract.TARGET] != 1)).sum())}
     if state is None:
-        clients, stats, watches = risklist.latest_clients(rows, start_rows), fresh, {}
+        segments, stats, watches = (), fresh, {}
     else:
         watches = {**state.watches}
         if start_rows in lists_by_rows and start_rows not in watches:  # a list recorded on the history as it stood
             watches[start_rows] = _new_watch(lists_by_rows[start_rows])
-        _watch(watches, state.clients, rows)
-        both = pd.concat([state.clients, risklist.latest_clients(rows, start_rows)], ignore_index=True)
-        clients = risklist.latest_clients(both)
-        stats = {name: summaries.merged(state.stats[name], fresh[name]) for name in NUMBERS}
-    clients = clients.sort_values("position", kind="stable").reset_index(drop=True)
+        if watches:
+            _watch(watches, latest, keys, start_rows, found, old, rows.reset_index(drop=True))
+        segments, stats = state.segments, {name: summaries.merged(state.stats[name], fresh[name]) for name in NUMBERS}
+    segments = _merged((*segments, touched)) if touched.count else segments
     kept = len(distinct) + (0 if state is None else int(state.stats["rows"]))
-    return State(data_end_byte, clients, {**stats, "rows": kept, "named": named}, watches, start_rows + len(rows))
+    return State(data_end_byte, segments, {**stats, "rows": kept, "named": named}, watches, start_rows + len(rows),
+                 sizes)
 
 
+# ---- the manifest ------------------------------------------------------------------------------------------------
 def _encode(state: State) -> bytes:
     arrays = {"format": np.array(FORMAT), "tag": np.array(state.data_end_byte), "rows": np.array(state.stats["rows"]),
-              "observations": np.array(state.observations),
-              "named": np.array(state.stats["named"]),
-              "columns": np.array(contract.COLUMNS), "position": state.clients["position"].to_numpy(np.int64),
-              "first": state.clients["first_position"].to_numpy(np.int64),
-              "ids": state.clients[contract.ID_COLUMN].to_numpy(dtype=str),
+              "observations": np.array(state.observations), "named": np.array(state.stats["named"]),
+              "columns": np.array(contract.COLUMNS),
+              "sizes": np.array([state.sizes["clients"], state.sizes["current"]], dtype=np.int64),
+              "segments": np.array([segment.name for segment in state.segments], dtype=str),
+              "counts": np.array([segment.count for segment in state.segments], dtype=np.int64),
+              "widths": np.array([segment.columns[KEY].dtype.itemsize for segment in state.segments], dtype=np.int64),
               "watches": np.array(json.dumps({str(b): w for b, w in state.watches.items()}))}
     for name in NUMBERS:
-        arrays[f"x:{name}"] = state.clients[name].to_numpy(dtype=float)
         stat = state.stats[name]
         arrays[f"s:{name}"] = np.array([stat["n"], stat["mean"], stat["m2"]])
         arrays[f"v:{name}"], arrays[f"c:{name}"] = stat["values"], stat["counts"]
@@ -170,35 +439,65 @@ def _encode(state: State) -> bytes:
     return buffer.getvalue()
 
 
+def _read_once(config: Config) -> State | None:
+    with np.load(path_of(config), allow_pickle=False) as data:
+        if int(data["format"]) != FORMAT or tuple(data["columns"].tolist()) != contract.COLUMNS:
+            return None
+        stats = {name: {"n": int(data[f"s:{name}"][0]), "mean": float(data[f"s:{name}"][1]),
+                        "m2": float(data[f"s:{name}"][2]), "values": data[f"v:{name}"],
+                        "counts": data[f"c:{name}"]} for name in NUMBERS}
+        watches = {int(b): w for b, w in json.loads(str(data["watches"])).items()}
+        totals = {"rows": int(data["rows"]), "named": int(data["named"])}
+        sizes = dict(zip(("clients", "current"), data["sizes"].tolist(), strict=True))
+        listed = zip(data["segments"].tolist(), data["counts"].tolist(), data["widths"].tolist(), strict=True)
+        segments = tuple(_mapped(segments_folder(config), *entry) for entry in listed)
+        return State(int(data["tag"]), segments, {**stats, **totals}, watches, int(data["observations"]), sizes)
+
+
 def _read(config: Config) -> State | None:
-    """The prepared state as written (whatever data it covers), or None when there is none or it is of another
-    layout. The file's "tag" holds its data_end_byte."""
-    try:
-        with np.load(path_of(config), allow_pickle=False) as data:
-            if int(data["format"]) != FORMAT or tuple(data["columns"].tolist()) != contract.COLUMNS:
-                return None
-            clients = pd.DataFrame({contract.ID_COLUMN: pd.array(pa.array(data["ids"]), dtype="string"),
-                                    **{name: data[f"x:{name}"] for name in NUMBERS}, "position": data["position"],
-                                    "first_position": data["first"]})
-            clients[contract.TARGET] = clients[contract.TARGET].astype("int64")
-            stats = {name: {"n": int(data[f"s:{name}"][0]), "mean": float(data[f"s:{name}"][1]),
-                            "m2": float(data[f"s:{name}"][2]), "values": data[f"v:{name}"],
-                            "counts": data[f"c:{name}"]} for name in NUMBERS}
-            watches = {int(b): w for b, w in json.loads(str(data["watches"])).items()}
-            totals = {"rows": int(data["rows"]), "named": int(data["named"])}
-            return State(int(data["tag"]), clients, {**stats, **totals}, watches, int(data["observations"]))
-    except (FileNotFoundError, KeyError, ValueError, OSError):
-        return None
+    """The prepared state as written (whatever data it covers), its segments mapped, or None when there is none or
+    it is of another layout. A segment removed meanwhile (a writer replaced the manifest) means: read it again."""
+    for _ in range(5):
+        try:
+            return _read_once(config)
+        except _Gone:
+            continue
+        except (FileNotFoundError, KeyError, ValueError, OSError):
+            return None
+    return None
 
 
+def _write(config: Config, state: State) -> State:
+    """The state's new segments, each written once (atomically), then the manifest naming them; then the segments
+    no manifest names (merged away, or a killed run's) are removed. The state as written."""
+    folder = segments_folder(config)
+    if not folder.is_dir():
+        folder.mkdir()
+        fsync_dir(folder.parent)
+    segments = []
+    for segment in state.segments:
+        if segment.name is None:
+            segment = segment._replace(name=f"{state.observations}-{secrets.token_hex(4)}.seg")
+            atomic_write_bytes(folder / segment.name, _segment_bytes(segment))
+        segments.append(segment)
+    state = state._replace(segments=tuple(segments))
+    atomic_write_bytes(path_of(config), _encode(state))
+    named = {segment.name for segment in segments}
+    for entry in folder.iterdir():
+        if entry.name not in named:
+            entry.unlink()
+    return state
+
+
+# ---- reading the history -----------------------------------------------------------------------------------------
 def _rows_between(config: Config, start_byte: int, end_byte: int) -> pd.DataFrame:
     from risk import store
 
     with open(config.finaldata_path, "rb") as handle:
         handle.seek(start_byte)
         text = handle.read(end_byte - start_byte)
-    raw = pd.read_csv(io.BytesIO(store.DATA_HEADER + text), dtype=str, keep_default_na=False, na_values=[""])
-    return contract.validate_frame(raw, catalog.FINALDATA, history=True)
+    return contract.validate_frame(store.read_written(store.DATA_HEADER + text, catalog.FINALDATA), catalog.FINALDATA,
+                                   history=True)
 
 
 def _observed(config: Config, since: tuple[int, int], to: Committed) -> pd.DataFrame:
@@ -233,6 +532,7 @@ def _rebuilt(config: Config, to: Committed) -> State:
     return state
 
 
+# ---- the contract ------------------------------------------------------------------------------------------------
 def committed(ledger: Ledger) -> Committed:
     """What the ledger has committed: the end byte of finaldata.csv (None before any data), the observations, the
     parts of repeats/ and, for each history length in observations at which call lists were recorded, the clients
@@ -244,8 +544,9 @@ def committed(ledger: Ledger) -> Committed:
 def advance(config: Config, to: Committed) -> State | None:
     """The pipeline's one way to bring the prepared state up to what the ledger has committed (`committed(ledger)`,
     read after the commit): reads only the observations since the state's (the rows appended to finaldata.csv
-    and the repeats), or the whole history when there is no usable state or a list is not watched yet; then
-    writes the file and its tag. None before any data."""
+    and the repeats) and the records of the clients they touch, or the whole history when there is no usable
+    state or a list is not watched yet; then writes the new segment, the manifest and its tag. None before any
+    data."""
     from risk import store
 
     if to.data_end_byte is None:
@@ -264,16 +565,16 @@ def advance(config: Config, to: Committed) -> State | None:
         how = f"{new.observations - state.observations} new observation(s)"
     else:
         new, how = _rebuilt(config, to), "rebuilt"
-    atomic_write_bytes(path_of(config), _encode(new))
+    new = _write(config, new)
     atomic_write_text(config.output_folder / catalog.PREPARED_TAG, tag)
-    logger.info("prepared read state: %s, %d observation(s) (%d row(s) in %s), %d client(s)", how,
-                new.observations, new.stats["rows"], catalog.FINALDATA, len(new.clients))
+    logger.info("prepared read state: %s, %d observation(s) (%d row(s) in %s), %d client(s) in %d segment(s)", how,
+                new.observations, new.stats["rows"], catalog.FINALDATA, new.sizes["clients"], len(new.segments))
     return new
 
 
 def _cached(config: Config) -> State | None:
-    """`_read`, once per version of the file in this process: the file is only ever replaced whole (a new inode),
-    so its identity says whether the state held is still the one on disk. A request costs its answer."""
+    """`_read`, once per version of the manifest in this process: it is only ever replaced whole (a new inode), so
+    its identity says whether the state held is still the one on disk. A request costs its answer."""
     path = path_of(config)
     try:
         info = os.stat(path)
@@ -290,7 +591,7 @@ def _cached(config: Config) -> State | None:
 
 def as_of_committed(config: Config) -> State:
     """The prepared state covering exactly the data the ledger has committed (read-only; once per version of the
-    file per process). StaleReadState when it is missing or behind; MissingInputError before any data."""
+    manifest per process). StaleReadState when it is missing or behind; MissingInputError before any data."""
     point = read_once(config.ledger_path, LedgerReader.committed_point, None)  # GET: no ledger made
     if point is None and read_once(config.ledger_path, LedgerReader.committed_end, None) is None:
         raise MissingInputError(f"{config.finaldata_path}: no ingested data (run ingestion.py first)")
@@ -310,3 +611,9 @@ def as_of_file(config: Config) -> State | None:
     except (MissingInputError, OSError):  # StaleReadState is a MissingInputError
         return None
     return state if size == state.data_end_byte else None
+
+
+def ranked(state: State, card: dict | None, model: object, limit: int, previous: object | None = None) -> dict:
+    """risklist.ranked of the state's clients, scanned a piece at a time (risklist.ranked_from): what the API
+    caches per version and data, and what the recorded lists take."""
+    return risklist.ranked_from(card, model, lambda: current_chunks(state), limit, previous, names_of)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from risk import catalog, contract, decisions, diagnostics, holdout, prepared, registry, risklist, scoring
+from risk import catalog, decisions, diagnostics, holdout, prepared, registry, risklist, scoring
 from risk.config import Config
 from risk.errors import ApiError, ContractError, IntegrityError, MissingInputError
 from risk.ledger import LedgerReader
@@ -160,7 +160,7 @@ def risk_ranking(config: Config, holder: ModelHolder, top: int) -> tuple[registr
         if held is None:
             previous, note = previous_model(config.prod_folder, before) if before else (None, None)
             card = risklist.card_of(version)
-            full = risklist.ranked(card, model, state.clients, RANK_LIMIT, previous)
+            full = prepared.ranked(state, card, model, RANK_LIMIT, previous)
             held = (full, note, list_economics(config, card, full))
             _rankings.clear()  # one ranking per worker: the newest
             _rankings[key] = held
@@ -287,13 +287,10 @@ def feedback_of(recorded: list[dict], state) -> dict:  # state: prepared.State
     outcomes = list_outcomes(recorded, state)[::-1]
     since = recorded[1] if len(recorded) > 1 else None
     departed, more = [], 0
-    if since is not None:
-        clients = state.clients
-        gone = clients[(clients[contract.TARGET] == 1) & (clients["position"] >= since["data_rows"])]
+    if since is not None:  # a scan of the clients a piece at a time (prepared.left_since), once per state and lists
+        gone, more = prepared.left_since(state, since["data_rows"], SHOWN_DEPARTED)
         listed = {c["corporation"] for c in since["clients"]}
-        departed = [{"corporation": name, "on_list": name in listed}
-                    for name in gone[contract.ID_COLUMN].head(SHOWN_DEPARTED)]
-        more = len(gone) - len(departed)
+        departed = [{"corporation": name, "on_list": name in listed} for name in gone]
     return {"outcomes": outcomes, "departed": departed, "more_departed": more, "since": since and since["created_at"]}
 
 

@@ -17,6 +17,7 @@ previous deployed model and the current one.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -62,22 +63,40 @@ def card_of(version: Version) -> dict | None:
     return read_json(version.folder / catalog.CARD) if catalog.CARD in version.manifest["sha256"] else None
 
 
-def typical_of(card: dict | None, fallback: pd.DataFrame) -> tuple[np.ndarray, str]:
-    """The typical client (per-feature medians, contract order) of a version's training reference, and where it
-    came from; a card from before it kept a reference falls back to the current clients' medians."""
+def reference_of(card: dict | None) -> np.ndarray | None:
+    """The typical client (per-feature medians, contract order) of a version's training reference on its card, or
+    None for a card from before it kept one."""
     stored = (card or {}).get("reference")
     if stored and stored.get("values"):
         values = np.asarray(stored["values"], dtype=float).reshape(-1, len(stored["features"]))
         medians = dict(zip(stored["features"], np.median(values, axis=0), strict=True))
         if all(name in medians for name in contract.FEATURES):
-            return np.array([medians[name] for name in contract.FEATURES]), "the version's training reference"
-    medians = np.median(contract.matrix(fallback), axis=0) if len(fallback) else np.zeros(len(contract.FEATURES))
+            return np.array([medians[name] for name in contract.FEATURES])
+    return None
+
+
+def typical_of(card: dict | None, fallback: pd.DataFrame) -> tuple[np.ndarray, str]:
+    """The typical client (per-feature medians, contract order) of a version's training reference, and where it
+    came from; a card from before it kept a reference falls back to the current clients' medians."""
+    return _typical(card, lambda: contract.matrix(fallback))
+
+
+def _typical(card: dict | None, fallback: Callable[[], np.ndarray]) -> tuple[np.ndarray, str]:
+    reference = reference_of(card)
+    if reference is not None:
+        return reference, "the version's training reference"
+    x = fallback()
+    medians = np.median(x, axis=0) if len(x) else np.zeros(len(contract.FEATURES))
     return medians, "the current clients (no reference on the card)"
 
 
 def contributions(model: object, frame: pd.DataFrame, typical: np.ndarray) -> np.ndarray:
     """Rows x features: each feature's push on the log-odds against the typical client (0 if not linear)."""
-    x = contract.matrix(frame)
+    return pushes(model, contract.matrix(frame), typical)
+
+
+def pushes(model: object, x: np.ndarray, typical: np.ndarray) -> np.ndarray:
+    """`contributions` of a features matrix (rows x FEATURES)."""
     coef = getattr(model, "coef_", None)
     if coef is None:
         return np.zeros_like(x)
@@ -117,21 +136,50 @@ def ranked(card: dict | None, model: object, frame: pd.DataFrame, limit: int, pr
     reduced here to it) scored by a version's `model`, and the first `limit` clients and movers since `previous`
     kept as arrays (ids, probabilities, pushes, values) against the typical client of the version's `card`
     (`card_of(version)`). What `call_list` turns into any answer up to `limit`: a cached ranking holds numbers,
-    not dicts and text."""
+    not dicts and text. `ranked_from` with the frame as one piece."""
     clients = current_clients(latest_clients(frame))
-    typical, source = typical_of(card, clients)
-    out = {"population": len(clients), "typical_values": typical, "typical_from": source}
-    if clients.empty:
+    piece = (clients[contract.ID_COLUMN].to_numpy(dtype=object), contract.matrix(clients),
+             clients["position"].to_numpy(np.int64))
+    return ranked_from(card, model, lambda: iter([piece]), limit, previous)
+
+
+Piece = tuple  # (ids, features matrix in the contract's order, positions) of some current clients
+
+
+def _best(held: tuple | None, new: tuple, limit: int) -> tuple:
+    """The first `limit` of `held` and `new` (score, position, ...) by score, highest first, then position."""
+    both = new if held is None else tuple(np.concatenate([a, b]) for a, b in zip(held, new, strict=True))
+    order = np.lexsort((both[1], -both[0]))[:limit]
+    return tuple(column[order] for column in both)
+
+
+def ranked_from(card: dict | None, model: object, pieces: Callable[[], Iterator[Piece]], limit: int,
+                previous: object | None = None, names: Callable[[np.ndarray], list] = list) -> dict:
+    """`ranked` of the current clients given a bounded piece at a time (`pieces()` yields (ids, features,
+    positions); `names` turns the kept ids into text): the memory of a piece and of `limit` clients, whatever the
+    portfolio. Ties rank by position, the client's latest row's place in the history (as `ranked` of a frame in
+    that order). The typical client of a card without a reference takes a first pass over every piece."""
+    typical, source = _typical(card, lambda: np.concatenate(
+        [np.empty((0, len(contract.FEATURES))), *(x for _, x, _ in pieces())]))
+    out = {"population": 0, "typical_values": typical, "typical_from": source}
+    top = movers = None
+    for ids, x, position in pieces():
+        if not len(ids):
+            continue
+        out["population"] += len(ids)
+        risk = model.predict_proba(x)[:, 1]
+        top = _best(top, (risk, position, ids, x), limit)
+        if previous is not None:
+            delta = risk - previous.predict_proba(x)[:, 1]
+            movers = _best(movers, (delta, position, ids, risk), limit)
+    if top is None:
         return out
-    risk = probabilities(model, clients)
-    order = np.argsort(-risk, kind="stable")[:limit]
-    head = clients.take(order)
-    out.update({"ids": head[contract.ID_COLUMN].tolist(), "risk": risk[order],
-                "push": contributions(model, head, typical), "values": contract.matrix(head)})
-    if previous is not None:
-        delta = risk - probabilities(previous, clients)
-        rising = [j for j in np.argsort(-delta, kind="stable")[:limit] if delta[j] > 0]
-        out["movers"] = (clients[contract.ID_COLUMN].take(rising).tolist(), risk[rising], delta[rising])
+    risk, _, ids, x = top
+    out.update({"ids": names(ids), "risk": risk, "push": pushes(model, x, typical), "values": x})
+    if movers is not None:
+        delta, _, ids, now = movers
+        rising = delta > 0
+        out["movers"] = (names(ids[rising]), now[rising], delta[rising])
     return out
 
 
