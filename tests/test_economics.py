@@ -33,6 +33,19 @@ def test_the_break_even_probability_is_eleven_sixty_sevenths():
     assert economics.call_values(np.array([11 / 67]), economics.Economics())[0] == pytest.approx(0.0, abs=1e-12)
 
 
+def test_emp_and_mp_match_empulse_on_tied_scores():
+    # empulse 0.13.1's empc_score, optimal_rate and mpc_score on these 500 rows (numpy's default_rng(0)):
+    # 10.784129694968126 at 0.8379931546442936, MP 10.648 at 0.908 (scores rounded to 2 places: many ties)
+    rng = np.random.default_rng(0)
+    rng.random(50), rng.random(50), rng.normal(0, 0.3, 50)  # the draws of the 50-row case before it
+    p = rng.random(500)
+    y = (rng.random(500) < p * 0.6).astype(int)
+    scores = np.round(p + rng.normal(0, 0.3, 500), 2)
+    found = economics.maximum_profit(y, scores, economics.Economics())
+    assert (found["emp"], found["share"]) == (pytest.approx(10.784129694968126), pytest.approx(0.8379931546442936))
+    assert (found["mp"], found["mp_share"]) == (pytest.approx(10.648), pytest.approx(0.908))
+
+
 @pytest.mark.parametrize(("share", "portfolio", "capacity", "calls"),
                          [(0.0874, 1000, 20, 20), (0.0874, 100, 20, 9), (None, 100, 20, 20), (0.0, 500, 20, 0)])
 def test_the_recommended_calls_are_the_paying_share_capped_by_capacity(share, portfolio, capacity, calls):
