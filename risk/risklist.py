@@ -75,12 +75,6 @@ def reference_of(card: dict | None) -> np.ndarray | None:
     return None
 
 
-def typical_of(card: dict | None, fallback: pd.DataFrame) -> tuple[np.ndarray, str]:
-    """The typical client (per-feature medians, contract order) of a version's training reference, and where it
-    came from; a card from before it kept a reference falls back to the current clients' medians."""
-    return _typical(card, lambda: contract.matrix(fallback))
-
-
 def _typical(card: dict | None, fallback: Callable[[], np.ndarray]) -> tuple[np.ndarray, str]:
     reference = reference_of(card)
     if reference is not None:
