@@ -169,9 +169,9 @@ def reference_of(config: Config, version: registry.Version):  # -> drift.Referen
         nothing = np.full(int(stored["rows"]), np.nan)  # a feature the version was not trained with: no reference
         reference_x = np.column_stack([columns.get(name, nothing) for name in contract.FEATURES])
     else:
-        trained_on = training.read_training_data(config.output_folder / catalog.FINALDATA).head(card["rows"])
-        expected = card.get("expected_performance") or training.expected_performance(trained_on)
-        reference_x = contract.matrix(trained_on)
+        x, y = training.read_training_arrays(config.output_folder / catalog.FINALDATA)
+        reference_x, y = x[:card["rows"]], y[:card["rows"]]
+        expected = card.get("expected_performance") or training.expected_of(reference_x, y)
     if expected is None:
         return None
     counts = np.array([expected["confusion"][k] for k in performance.COUNTS])

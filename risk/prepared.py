@@ -109,7 +109,9 @@ class State(namedtuple("State", "data_end_byte segments stats watches observatio
 
 REPEAT = "repeat"  # in the observations `_apply` takes: True for a row finaldata.csv left out as a duplicate
 # what `advance` brings the state up to; repeats: (part of repeats/, observations after its file), oldest first
-Committed = namedtuple("Committed", "data_end_byte lists_by_rows observations repeats")
+# points: (byte length, observations) after each file, oldest first, where a rebuild may cut the history (() for none)
+Committed = namedtuple("Committed", "data_end_byte lists_by_rows observations repeats points", defaults=((),))
+REBUILD_ROWS = 2_000_000  # observations a rebuild reads at once, at most (beyond a single file's): bounded memory
 SHOWN_LEFT = 20  # clients seen to have left, kept per watch beyond its listed ones (missed clients named)
 _loaded: dict[Path, tuple[tuple, State | None]] = {}  # path -> (its file's identity, the state read from it)
 _loaded_lock = threading.Lock()
@@ -520,16 +522,35 @@ def _observed(config: Config, since: tuple[int, int], to: Committed) -> pd.DataF
 
 
 def _rebuilt(config: Config, to: Committed) -> State:
-    """The state from the whole history, applied in steps cut at the lists' boundaries (in observations), so that
-    each list is watched from where it was recorded as an incremental update would have."""
+    """The state from the whole history, read a stretch of files at a time (REBUILD_ROWS observations, or one file
+    when it has more: memory bounded by that, not by the history) and applied in steps cut at the lists' boundaries
+    (in observations), so that each list is watched from where it was recorded as an incremental update would
+    have."""
     from risk import store
 
-    rows = _observed(config, (len(store.DATA_HEADER), 0), to)
-    cuts = [0, *sorted(b for b in to.lists_by_rows if 0 < b < len(rows)), len(rows)]
-    state = None
-    for begin, end in itertools.pairwise(cuts):
-        state = _apply(state, rows.iloc[begin:end], to.data_end_byte, to.lists_by_rows)
+    state, since = None, (len(store.DATA_HEADER), 0)
+    for point in _stretches(to, since):
+        rows = _observed(config, since, to._replace(data_end_byte=point[0], observations=point[1]))
+        cuts = [0, *sorted(b - since[1] for b in to.lists_by_rows if since[1] < b < point[1]), len(rows)]
+        for begin, end in itertools.pairwise(cuts):
+            state = _apply(state, rows.iloc[begin:end], point[0], to.lists_by_rows)
+        since = point
     return state
+
+
+def _stretches(to: Committed, start: tuple[int, int]) -> list[tuple[int, int]]:
+    """The points (byte length, observations) a rebuild reads the history up to, one stretch after another: the
+    files' own points (`to.points`) about REBUILD_ROWS observations apart, then `to`'s. A point that does not lie
+    strictly between the one before and `to` in both counts (a file record the ledger holds from another layout) is
+    passed over."""
+    end, chosen, last = (to.data_end_byte, to.observations), [], start
+    for point in to.points:
+        if last[0] < point[0] < end[0] and last[1] < point[1] < end[1] and point[1] - (chosen or [start])[-1][1] \
+                >= REBUILD_ROWS:
+            chosen.append(point)
+        if last[0] < point[0] < end[0] and last[1] < point[1] < end[1]:
+            last = point
+    return [*chosen, end]
 
 
 # ---- the contract ------------------------------------------------------------------------------------------------
@@ -538,7 +559,8 @@ def committed(ledger: Ledger) -> Committed:
     parts of repeats/ and, for each history length in observations at which call lists were recorded, the clients
     they listed."""
     point = ledger.files.committed_point() or (None, 0)
-    return Committed(point[0], ledger.call_lists.listed_by_row_count(), point[1], ledger.files.repeat_parts())
+    return Committed(point[0], ledger.call_lists.listed_by_row_count(), point[1], ledger.files.repeat_parts(),
+                     tuple(ledger.files.points()))
 
 
 def advance(config: Config, to: Committed) -> State | None:

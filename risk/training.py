@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 import sklearn
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
@@ -45,16 +47,19 @@ def fitted(model: LogisticRegression, x: object, y: object) -> LogisticRegressio
 
 def train_model(frame: pd.DataFrame, seed: int = 0) -> LogisticRegression:
     """Fit a logistic regression on a validated frame; needs both classes present."""
-    x, y = contract.split_xy(frame)
-    classes = sorted(set(y.tolist()))
+    return train_arrays(*contract.split_xy(frame), seed=seed)
+
+
+def train_arrays(x: np.ndarray, y: np.ndarray, seed: int = 0) -> LogisticRegression:
+    """Fit a logistic regression on the feature matrix `x` and target `y`; needs both classes present."""
+    classes = np.flatnonzero(np.bincount(y, minlength=2)).tolist()
     if len(classes) < 2:
         raise ContractError(f"training data has only class {classes} in {contract.TARGET!r}; need both 0 and 1")
     return fitted(LogisticRegression(max_iter=1000, random_state=seed), x, y)
 
 
-def out_of_fold(frame: pd.DataFrame, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+def out_of_fold(x: np.ndarray, y: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Stratified k-fold predictions of the same model: (y, predicted, P(exited), k); k=0 when too few rows."""
-    x, y = contract.split_xy(frame)
     y = np.asarray(y)
     folds = min(CV_FOLDS, int(np.bincount(y, minlength=2).min()))
     proba = np.full(len(y), np.nan)
@@ -67,17 +72,23 @@ def out_of_fold(frame: pd.DataFrame, seed: int = 0) -> tuple[np.ndarray, np.ndar
     return y, performance.flagged(proba), proba, folds
 
 
-def stratified_sample(frame: pd.DataFrame, rows: int, seed: int = 0) -> pd.DataFrame:
-    """`rows` rows of `frame` (all of them when it has no more), each class in its own share, in their order."""
-    if len(frame) <= rows:
-        return frame
+def sample_index(y: np.ndarray, rows: int, seed: int = 0) -> np.ndarray | None:
+    """The positions, in order, of `rows` of the rows whose targets are `y`, each class in its own share; None
+    (every row) when there are no more."""
+    if len(y) <= rows:
+        return None
     rng = np.random.default_rng(seed)
-    y = frame[contract.TARGET].to_numpy()
     keep = []
     for label in np.unique(y):
         where = np.flatnonzero(y == label)
         keep.append(rng.choice(where, max(1, round(rows * len(where) / len(y))), replace=False))
-    return frame.iloc[np.sort(np.concatenate(keep))]
+    return np.sort(np.concatenate(keep))
+
+
+def stratified_sample(frame: pd.DataFrame, rows: int, seed: int = 0) -> pd.DataFrame:
+    """`rows` rows of `frame` (all of them when it has no more), each class in its own share, in their order."""
+    index = sample_index(frame[contract.TARGET].to_numpy(), rows, seed)
+    return frame if index is None else frame.iloc[index]
 
 
 def current_clients(frame: pd.DataFrame) -> int | None:
@@ -90,26 +101,34 @@ def current_clients(frame: pd.DataFrame) -> int | None:
 
 def expected_performance(frame: pd.DataFrame, seed: int = 0, capacity: int | None = None,
                          economics: Economics | None = None) -> dict | None:
+    """`expected_of` the frame's features and target, with the clients it leaves current as the portfolio."""
+    return expected_of(*contract.split_xy(frame), seed, capacity, economics,
+                       current_clients(frame) if capacity else None)
+
+
+def expected_of(x: np.ndarray, y: np.ndarray, seed: int = 0, capacity: int | None = None,
+                economics: Economics | None = None, portfolio: int | None = None) -> dict | None:
     """Cross-validated F1 and log-loss with their spread and sample sizes, on a stratified sample of CV_ROWS
     rows when there are more (the standard errors are those of the sample: nothing hidden), and, out of fold,
-    precision and lift in the top `capacity` (scaled to the sample), calibration and, with `economics`, the
-    expected maximum profit (`economics`: risk/economics.card_figures); None when CV is impossible."""
+    precision and lift in the top `capacity` (scaled from the `portfolio` of current clients to the sample),
+    calibration and, with `economics`, the expected maximum profit (`economics`: risk/economics.card_figures);
+    None when CV is impossible."""
     from risk import report
 
-    sample = stratified_sample(frame, CV_ROWS, seed)
-    y, predicted, proba, folds = out_of_fold(sample, seed)
+    index = sample_index(y, CV_ROWS, seed)
+    y, predicted, proba, folds = out_of_fold(*((x, y) if index is None else (x[index], y[index])), seed)
     if not folds:
         return None
     losses = performance.row_log_loss(y, proba)
     counts = performance.confusion_counts(y, predicted)
     kept = losses if len(losses) <= CARD_LOSSES else np.random.default_rng(seed).choice(losses, CARD_LOSSES, False)
     return {
-        "cv_folds": folds, "n": len(y), "sampled_from": len(frame) if len(sample) < len(frame) else None,
+        "cv_folds": folds, "n": len(y), "sampled_from": len(x) if len(y) < len(x) else None,
         "confusion": dict(zip(performance.COUNTS, counts.tolist(), strict=True)),
         "f1": float(performance.f1_from_counts(counts)), "f1_se": _f1_se(counts),
         "log_loss": float(losses.mean()), "log_loss_se": float(losses.std(ddof=1) / np.sqrt(len(losses))),
         "row_log_loss": [round(float(v), 5) for v in kept],
-        "at_capacity": report.at_capacity(y, proba, capacity, current_clients(frame), draws=400, seed=seed)
+        "at_capacity": report.at_capacity(y, proba, capacity, portfolio, draws=400, seed=seed)
         if capacity else None,
         "calibration": report.calibration_scores(y, proba),
         **({"economics": card_figures(y, proba, economics)} if economics is not None else {}),
@@ -124,39 +143,117 @@ def _f1_se(counts: np.ndarray, draws: int = 1000) -> float:
 
 def model_card(frame: pd.DataFrame, data_path: Path, capacity: int | None = None,
                economics: Economics | None = None) -> dict:
+    """`card_of` the frame's features and target, with the clients it leaves current as the portfolio."""
+    return card_of(*contract.split_xy(frame), data_path, capacity, economics,
+                   current_clients(frame) if capacity else None)
+
+
+def card_of(x: np.ndarray, y: np.ndarray, data_path: Path, capacity: int | None = None,
+            economics: Economics | None = None, portfolio: int | None = None) -> dict:
     """The card: what was trained on, the out-of-fold expected performance and, with `economics`, the expected
     maximum profit and the profit-optimal share of clients to call (`economics`, None with `economics_note`
     saying why when the out-of-fold predictions cannot give it)."""
-    performance_ = expected_performance(frame, capacity=capacity, economics=economics)
+    performance_ = expected_of(x, y, capacity=capacity, economics=economics, portfolio=portfolio)
     figures, why = (performance_ or {}).pop("economics", (None, "no out-of-fold predictions: a class has fewer"
                                                                 " than 2 rows"))
     return {
         "features": list(contract.FEATURES),
         "target": contract.TARGET,
-        "rows": len(frame),
-        "positives": int(frame[contract.TARGET].sum()),
+        "rows": len(y),
+        "positives": int(np.count_nonzero(y)),
         "data_sha256": sha256_file(data_path),
         "trained_at": now(),
         "sklearn_version": sklearn.__version__,
         "expected_performance": performance_,
         "economics": figures,
         **({"economics_note": why} if figures is None and economics is not None else {}),
-        "reference": reference_sample(frame),
+        "reference": reference_of(x, y),
     }
 
 
 def reference_sample(frame: pd.DataFrame, seed: int = 0) -> dict:
+    """`reference_of` the frame's features and target."""
+    return reference_of(*contract.split_xy(frame), seed)
+
+
+def reference_of(x: np.ndarray, y: np.ndarray, seed: int = 0) -> dict:
     """A bounded sample of the training rows' features, kept on the card: the drift decision compares new rows
     with it instead of reading the history again."""
-    sample = stratified_sample(frame, REFERENCE_ROWS, seed)
-    return {"features": list(contract.FEATURES), "rows": len(sample), "of": len(frame),
-            "values": contract.matrix(sample).tolist()}
+    index = sample_index(y, REFERENCE_ROWS, seed)
+    sample = x if index is None else x[index]
+    return {"features": list(contract.FEATURES), "rows": len(sample), "of": len(y), "values": sample.tolist()}
 
 
 def read_training_data(path: Path) -> pd.DataFrame:
+    """finaldata.csv read whole and validated (ids and every column: O(history) memory); training itself reads
+    only what it fits on (`read_training_arrays`)."""
     if not path.is_file():
         raise MissingInputError(f"{path}: training data not found (run ingestion.py first)")
     return contract.read_csv(path, source=str(path), history=True)
+
+
+def read_training_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(features matrix, float64 rows x FEATURES in C order; target, int64) of finaldata.csv: only those columns,
+    parsed by pyarrow straight into numbers (at 50M rows 1.6 GB, where the text path's frame of strings would take
+    about 15 GB). A file pyarrow does not take as the contract's numbers, or whose values break the contract, is
+    read again by the text path (`read_training_data`), whose error names the row and the column."""
+    if not path.is_file():
+        raise MissingInputError(f"{path}: training data not found (run ingestion.py first)")
+    columns = (*contract.FEATURES, contract.TARGET)
+    options = pa_csv.ConvertOptions(include_columns=list(columns), column_types=dict.fromkeys(columns, pa.float64()),
+                                    null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=True)
+    try:
+        table = pa_csv.read_csv(path, convert_options=options)
+    except (pa.ArrowInvalid, pa.ArrowKeyError):  # not the contract's numbers, or a column is absent
+        table = None
+    arrays = _typed_arrays(table) if table is not None and table.num_rows else None
+    if arrays is None:
+        return contract.split_xy(read_training_data(path))
+    return arrays
+
+
+def _typed_arrays(table: pa.Table) -> tuple[np.ndarray, np.ndarray] | None:
+    """The table's features and target as training's arrays, one column at a time (the table's pieces freed as
+    they are copied); None when a value breaks the contract (left to the text path to name)."""
+    x = np.empty((table.num_rows, len(contract.FEATURES)), dtype=np.float64)
+    for j, name in enumerate(contract.FEATURES):
+        column = contract.BY_NAME[name]
+        values = table.column(name).to_numpy()
+        if column.fill is not None:
+            values = np.where(np.isnan(values), column.fill, values)  # older rows, written before it existed
+        if not contract.all_good(column, values):
+            return None
+        x[:, j] = values
+        table = table.drop_columns([name])
+    target = table.column(contract.TARGET).to_numpy()
+    if not contract.all_good(contract.BY_NAME[contract.TARGET], target):
+        return None
+    return x, target.astype(np.int64)
+
+
+def portfolio_of(config: Config, data_path: Path) -> int | None:
+    """How many clients the ingested data leaves current (the call list's portfolio; None without ids): from the
+    prepared read state when it covers the file (every observation, repeats included), else from the ids and
+    targets of finaldata.csv alone."""
+    from risk import prepared
+
+    state = prepared.as_of_file(config)
+    if state is not None:
+        return prepared.population(state) or (None if not state.sizes["clients"] else 0)
+    options = pa_csv.ConvertOptions(include_columns=[contract.ID_COLUMN, contract.TARGET],
+                                    column_types={contract.ID_COLUMN: pa.string(), contract.TARGET: pa.float64()},
+                                    null_values=[""], strings_can_be_null=True)
+    try:
+        table = pa_csv.read_csv(data_path, convert_options=options)
+    except (pa.ArrowInvalid, pa.ArrowKeyError):
+        return current_clients(read_training_data(data_path))
+    codes = pd.Series(table.column(contract.ID_COLUMN).combine_chunks().dictionary_encode().indices.to_numpy(
+        zero_copy_only=False))
+    named = codes.notna().to_numpy()
+    if not named.any():
+        return None
+    latest = codes[named].drop_duplicates(keep="last").index.to_numpy()
+    return int(np.count_nonzero(table.column(contract.TARGET).to_numpy()[latest] != 1))
 
 
 def load_trained(config: Config) -> models.Model:
@@ -180,9 +277,10 @@ def run_training(config: Config, parent_run: int | None = None) -> dict:
     with recorded(config.ledger_path, "training", parent_run) as (ledger, _, detail):
         ingested = ledger.files.records(status="ingested")  # what finaldata.csv holds now
         files = "".join(f"{f['name']}\n" for f in ingested)
-        frame = read_training_data(data_path)
-        model = train_model(frame)
-        card = model_card(frame, data_path, config.call_capacity, from_config(config))
+        x, y = read_training_arrays(data_path)
+        model = train_arrays(x, y)
+        card = card_of(x, y, data_path, config.call_capacity, from_config(config),
+                       portfolio_of(config, data_path) if config.call_capacity else None)
         atomic_write_text(config.model_folder / catalog.TRAINED_FILES, files)
         card["files_sha256"] = sha256_file(config.model_folder / catalog.TRAINED_FILES)
         card["last_file_id"] = max((f["id"] for f in ingested), default=0)  # the ledger's newest file trained on

@@ -210,7 +210,7 @@ def test_the_card_records_the_emp_of_its_out_of_fold_predictions(tmp_path) -> No
     path = write_frame(frame, tmp_path / "data.csv")
     settings = economics.Economics(client_value=300.0)
     card = training.model_card(frame, path, 20, settings)
-    y, _, proba, _ = training.out_of_fold(frame)
+    y, _, proba, _ = training.out_of_fold(*contract.split_xy(frame))
     expected = economics.maximum_profit(y, proba, settings)
     assert card["economics"]["emp"] == pytest.approx(expected["emp"], abs=1e-6)
     assert card["economics"]["share"] == pytest.approx(expected["share"], abs=1e-6)

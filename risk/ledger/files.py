@@ -63,6 +63,12 @@ class Files(Store):
         row = self._one("SELECT data_end, observations FROM files WHERE data_end IS NOT NULL ORDER BY id DESC LIMIT 1")
         return (row[0], row[1] or 0) if row else None
 
+    def points(self) -> list[tuple[int, int]]:
+        """(finaldata.csv's byte length, the observations) after each file that added to them, oldest first: where
+        the history can be cut to be read a piece at a time."""
+        return [(end, observations or 0) for end, observations in self.db.execute(
+            "SELECT data_end, observations FROM files WHERE data_end IS NOT NULL ORDER BY id")]
+
     def repeat_parts(self) -> list[tuple[str, int]]:
         """(part of repeats/, the observations counted after its file) of every file whose duplicate rows were kept
         as observations, oldest first."""

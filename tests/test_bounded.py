@@ -1,0 +1,70 @@
+"""Training and the read state's rebuild in bounded memory (issue 23 item 4): training reads only the columns it
+fits on, as numbers, and agrees with the text path; the card's portfolio counts every observation; a rebuild reads
+the history a stretch of files at a time and agrees with the state advanced run by run."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import write_frame
+from test_ingest_observations import A, B, assert_same, rebuilt, snapshot
+
+from risk import calllists, contract, ingestion, prepared, training
+from risk.config import Config
+from risk.errors import ContractError
+from risk.ledger import Ledger
+
+
+def test_training_reads_its_columns_as_numbers_and_agrees_with_the_text_path(config: Config) -> None:
+    ingestion.run_ingestion(config)
+    x, y = training.read_training_arrays(config.finaldata_path)
+    text_x, text_y = contract.split_xy(training.read_training_data(config.finaldata_path))
+    assert x.shape == (26, len(contract.FEATURES))
+    assert x.flags.c_contiguous
+    np.testing.assert_array_equal(x, text_x)
+    np.testing.assert_array_equal(y, text_y)
+    assert (x.dtype, y.dtype, int(y.sum())) == (np.float64, np.int64, int(text_y.sum()))
+
+
+def test_a_row_that_breaks_the_contract_is_named_by_the_text_path(config: Config) -> None:
+    ingestion.run_ingestion(config)
+    with open(config.finaldata_path, "a", encoding="utf-8") as handle:
+        handle.write("torn,12,-3,4,0\n")  # pyarrow takes it as numbers; the contract does not
+    with pytest.raises(ContractError) as caught:
+        training.read_training_arrays(config.finaldata_path)
+    assert str(caught.value) == (f"{config.finaldata_path}: row 28, column 'lastyear_activity': expected a finite "
+                                 "number >= 0, got '-3' (negative; expected a number >= 0)")
+
+
+def test_the_cards_portfolio_counts_a_client_whose_latest_row_repeats_an_earlier_one(config: Config) -> None:
+    ingestion.run_ingestion(config)
+    for number, target in enumerate((0, 1, 0)):  # in, left, back with the first month's very row (a repeat)
+        back = pd.DataFrame([("back", 3.0, 30.0, 300.0, target)], columns=list(contract.COLUMNS))
+        write_frame(pd.concat([snapshot(A, number), back], ignore_index=True), config.input_folder / f"m{number}.csv")
+        ingestion.run_ingestion(config)
+    state = prepared.as_of_committed(config)
+    from_finaldata = training.current_clients(training.read_training_data(config.finaldata_path))
+    assert training.portfolio_of(config, config.finaldata_path) == prepared.population(state) == from_finaldata + 1
+    card = training.run_training(config)
+    assert card["expected_performance"]["at_capacity"]["portfolio"] == prepared.population(state)
+
+
+def test_a_rebuild_reads_the_history_a_file_at_a_time_and_agrees_with_the_advanced_state(
+        deployed: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    for number, x_state in enumerate((A, B, A, A, B)):
+        write_frame(snapshot(x_state, number), deployed.input_folder / f"month{number}.csv")
+        ingestion.run_ingestion(deployed)
+        with Ledger(deployed.ledger_path) as ledger:
+            calllists.record_if_changed(deployed, ledger, None)
+    advanced = prepared.as_of_committed(deployed)
+    with Ledger(deployed.ledger_path) as ledger:
+        points, lists = ledger.files.points(), ledger.call_lists.listed_by_row_count()
+    read_up_to = []
+    observed = prepared._observed
+    monkeypatch.setattr(prepared, "_observed", lambda config, since, to: read_up_to.append(to.observations) or
+                        observed(config, since, to))
+    monkeypatch.setattr(prepared, "REBUILD_ROWS", 1)
+    assert_same(rebuilt(deployed), advanced)
+    assert read_up_to == [observations for _, observations in points]  # one file at a time
+    assert sorted(lists) == [41, 46, 51, 56, 61]
+    assert sorted(advanced.watches) == [41, 46, 51, 56]
