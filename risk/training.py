@@ -35,6 +35,7 @@ CV_FOLDS = 5
 CARD_LOSSES = 2000  # per-row log-losses kept on the card (a fixed subsample beyond this)
 CV_ROWS = 100_000  # the card's cross-validation runs on a stratified sample of this many rows beyond it
 REFERENCE_ROWS = 2000  # training rows kept on the card: the drift decision's reference for the features
+READ_BLOCK_BYTES = 1 << 24  # finaldata.csv is parsed this much at a time
 
 
 def fitted(model: LogisticRegression, x: object, y: object) -> LogisticRegression:
@@ -194,41 +195,60 @@ def read_training_data(path: Path) -> pd.DataFrame:
 
 def read_training_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(features matrix, float64 rows x FEATURES in C order; target, int64) of finaldata.csv: only those columns,
-    parsed by pyarrow straight into numbers (at 50M rows 1.6 GB, where the text path's frame of strings would take
-    about 15 GB). A file pyarrow does not take as the contract's numbers, or whose values break the contract, is
-    read again by the text path (`read_training_data`), whose error names the row and the column."""
+    parsed by pyarrow straight into numbers a block at a time (at 50M rows 1.6 GB, where the text path's frame of
+    strings would take about 15 GB). A file pyarrow does not take as the contract's numbers, or whose values break
+    the contract, is read again by the text path (`read_training_data`), whose error names the row and the column."""
     if not path.is_file():
         raise MissingInputError(f"{path}: training data not found (run ingestion.py first)")
     columns = (*contract.FEATURES, contract.TARGET)
     options = pa_csv.ConvertOptions(include_columns=list(columns), column_types=dict.fromkeys(columns, pa.float64()),
                                     null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=True)
+    lines = _lines(path)  # at least the rows: the arrays are filled in place, never copied whole
+    x, y, rows = np.empty((lines, len(contract.FEATURES)), dtype=np.float64), np.empty(lines, dtype=np.int8), 0
     try:
-        table = pa_csv.read_csv(path, convert_options=options)
+        with pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=READ_BLOCK_BYTES),
+                             convert_options=options) as reader:
+            for batch in reader:
+                if rows + batch.num_rows > lines or not _typed_block(batch, x[rows:rows + batch.num_rows],
+                                                                     y[rows:rows + batch.num_rows]):
+                    break
+                rows += batch.num_rows
+            else:
+                if rows:
+                    return x[:rows], y[:rows].astype(np.int64)
     except (pa.ArrowInvalid, pa.ArrowKeyError):  # not the contract's numbers, or a column is absent
-        table = None
-    arrays = _typed_arrays(table) if table is not None and table.num_rows else None
-    if arrays is None:
-        return contract.split_xy(read_training_data(path))
-    return arrays
+        pass
+    finally:
+        pa.default_memory_pool().release_unused()
+    del x, y
+    return contract.split_xy(read_training_data(path))
 
 
-def _typed_arrays(table: pa.Table) -> tuple[np.ndarray, np.ndarray] | None:
-    """The table's features and target as training's arrays, one column at a time (the table's pieces freed as
-    they are copied); None when a value breaks the contract (left to the text path to name)."""
-    x = np.empty((table.num_rows, len(contract.FEATURES)), dtype=np.float64)
+def _lines(path: Path) -> int:
+    """The line breaks in `path`, plus one: at least its data rows."""
+    count = 1
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(READ_BLOCK_BYTES), b""):
+            count += block.count(b"\n")
+    return count
+
+
+def _typed_block(batch: pa.RecordBatch, x: np.ndarray, y: np.ndarray) -> bool:
+    """A block's features and target written into `x` (rows x FEATURES) and `y`; False when a value breaks the
+    contract (left to the text path to name)."""
     for j, name in enumerate(contract.FEATURES):
         column = contract.BY_NAME[name]
-        values = table.column(name).to_numpy()
+        values = batch.column(name).to_numpy(zero_copy_only=False)
         if column.fill is not None:
             values = np.where(np.isnan(values), column.fill, values)  # older rows, written before it existed
         if not contract.all_good(column, values):
-            return None
+            return False
         x[:, j] = values
-        table = table.drop_columns([name])
-    target = table.column(contract.TARGET).to_numpy()
+    target = batch.column(contract.TARGET).to_numpy(zero_copy_only=False)
     if not contract.all_good(contract.BY_NAME[contract.TARGET], target):
-        return None
-    return x, target.astype(np.int64)
+        return False
+    y[:] = target
+    return True
 
 
 def portfolio_of(config: Config, data_path: Path) -> int | None:
