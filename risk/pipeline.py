@@ -17,6 +17,7 @@ from risk.ledger import Ledger, recorded
 logger = logging.getLogger(__name__)
 NOTHING_TO_DECIDE = "nothing to decide: no new rows since the last decision"
 INGESTION_BUSY = "another ingestion is running; its data is left to the next tick"
+QUALITY_ROWS = 50_000  # the labelled quality of a decided batch is measured on a stratified sample of this many rows
 
 
 def views_written(config: Config, ledger: Ledger) -> bool:
@@ -213,17 +214,22 @@ def decide(config: Config, ledger: Ledger, pending: list[dict]) -> methods.Outco
 def labelled_quality(config: Config, model: object, new) -> dict:
     """What the decided batch's labels say of the deployed model beside the drift tests: precision and lift in
     the top `call_capacity` (scaled to the batch against the current clients) with bootstrap intervals, and
-    calibration (Brier score, expected calibration error). Recorded, never a reason to retrain."""
-    from risk import contract, prepared, report
+    calibration (Brier score, expected calibration error), on a stratified sample of QUALITY_ROWS rows when the
+    batch has more (`sampled_from`: the batch's rows). Recorded, never a reason to retrain."""
+    from risk import contract, prepared, report, training
 
     x, y = contract.split_xy(new)
     if not len(y):
         return {}
+    index = training.sample_index(y, QUALITY_ROWS)
+    if index is not None:
+        x, y = x[index], y[index]
     proba = model.predict_proba(x)[:, 1]
     state = prepared.as_of_file(config)
     portfolio = prepared.population(state) if state is not None else None
     return {"at_capacity": report.at_capacity(y, proba, config.call_capacity, portfolio or None, draws=400),
-            "calibration": report.calibration_scores(y, proba)}
+            "calibration": report.calibration_scores(y, proba),
+            **({"sampled_from": len(new)} if index is not None else {})}
 
 
 def act_on(config: Config, ledger: Ledger, run_id: int,

@@ -277,8 +277,7 @@ def read_ingested(config: Config, records: list[dict]) -> pd.DataFrame:
         for record in records:
             handle.seek(record["data_start"])
             chunks.append(handle.read(record["data_end"] - record["data_start"]))
-    raw = pd.read_csv(io.BytesIO(b"".join(chunks)), dtype=str, keep_default_na=False, na_values=[""])
-    return contract.validate_frame(raw, catalog.FINALDATA, history=True)
+    return contract.validate_frame(read_written(b"".join(chunks), catalog.FINALDATA), catalog.FINALDATA, history=True)
 
 
 def read_written(data: bytes, source: str) -> pd.DataFrame:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import write_frame
+from conftest import synthetic_frame, write_frame
 from test_ingest_observations import A, B, assert_same, rebuilt, snapshot
 
-from risk import calllists, contract, ingestion, prepared, training
+from risk import calllists, contract, ingestion, pipeline, prepared, training
 from risk.config import Config
 from risk.errors import ContractError
 from risk.ledger import Ledger
@@ -68,3 +68,16 @@ def test_a_rebuild_reads_the_history_a_file_at_a_time_and_agrees_with_the_advanc
     assert read_up_to == [observations for _, observations in points]  # one file at a time
     assert sorted(lists) == [41, 46, 51, 56, 61]
     assert sorted(advanced.watches) == [41, 46, 51, 56]
+
+
+def test_the_labelled_quality_of_a_large_batch_is_measured_on_a_stratified_sample(
+        config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    batch = synthetic_frame(40, seed=5)
+    model = training.train_model(synthetic_frame(60, seed=4))
+    whole = pipeline.labelled_quality(config, model, batch)
+    assert (whole["at_capacity"]["n"], "sampled_from" in whole) == (40, False)
+    monkeypatch.setattr(pipeline, "QUALITY_ROWS", 10)
+    sampled = pipeline.labelled_quality(config, model, batch)
+    leavers = int(batch[contract.TARGET].sum())
+    assert (sampled["at_capacity"]["n"], sampled["sampled_from"]) == (10, 40)
+    assert sampled["at_capacity"]["base_rate"] == round(round(10 * leavers / 40) / 10, 4)  # each class its share
