@@ -208,12 +208,16 @@ NO_LIST = ("no call list is recorded yet for this model version and data: the pi
            " draws its random holdout; until then no client is marked")
 
 
-def with_groups(answer: dict, recorded: dict | None, version: int, data_end: int | None) -> dict:
+def with_groups(answer: dict, recorded: dict | None, version: int, data_end: int | None,
+                observations: int | None) -> dict:
     """`call_list`'s answer with each client's `group` ("call" or "control") and `action` ("call" or "do not call
     (control)") taken from `recorded`, the newest recorded list, when it was made from this `version` on the same
-    data (`data_end`, the byte length of the history it saw); otherwise (or for a client ranked beyond that
-    list) both null, and `note` says why. `call_list` names the recorded list (id, time, capacity, holdout)."""
-    same = recorded is not None and (recorded["model_version"], recorded["data_end"]) == (version, data_end)
+    data: `data_end`, the byte length of the history it saw, and `observations`, the accepted rows, duplicates
+    included (its `data_rows`: a month of repeats moves the count, not the bytes); otherwise (or for a client
+    ranked beyond that list) both null, and `note` says why. `call_list` names the recorded list (id, time,
+    capacity, holdout)."""
+    same = recorded is not None and (recorded["model_version"], recorded["data_end"], recorded["data_rows"]) \
+        == (version, data_end, observations)
     groups = {c["corporation"]: c["group"] for c in recorded["clients"]} if same else {}
     clients = [{**c, "group": groups.get(c["corporation"]), "action": ACTIONS.get(groups.get(c["corporation"]))}
                for c in answer["clients"]]

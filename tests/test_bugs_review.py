@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 from conftest import write_frame
 from scipy.optimize import brentq
+from test_calllist import ingested, monthly_snapshots
 
 from app import create_app
-from risk import contract, ingestion, registry, report_render, reporting, risklist
+from risk import calllists, contract, ingestion, registry, report_render, reporting, risklist
 from risk.config import Config
 from risk.ledger import Ledger
 
@@ -77,3 +78,80 @@ def test_call_list_percents_come_from_the_unrounded_probabilities() -> None:
     assert (mover["probability"], mover["percent"]) == (0.4525, 45.3)
     # before: 0.439975 -> 44.0 (not 0.44 -> 44.0 either way); rise 0.012549 -> +1.3 (0.0125 -> 1.25 -> +1.2)
     assert (mover["previous_percent"], mover["rise_points"]) == (44.0, 1.3)
+
+
+# ---- 2: a recorded list's groups belong to the data it was built on: bytes and observations -------------------
+def repeats_month(config: Config, months: list[pd.DataFrame], month: int, file: str) -> pd.DataFrame:
+    """A month whose every row repeats the row of `month` of a client current after the last month (states
+    A, B, A: each such client's latest row becomes that month's again), ingested; finaldata.csv gains no byte."""
+    current = set(months[-1].loc[months[-1][contract.TARGET] == 0, contract.ID_COLUMN])
+    frame = months[month][months[month][contract.ID_COLUMN].isin(current)]
+    size = config.finaldata_path.stat().st_size
+    write_frame(frame, config.input_folder / file)
+    ingestion.run_ingestion(config)
+    assert config.finaldata_path.stat().st_size == size  # every row a repeat: data_end unchanged
+    return frame
+
+
+def groups_of(body: dict) -> list[tuple]:
+    return [(c["corporation"], c["group"]) for c in body["clients"]]
+
+
+def test_a_month_of_repeats_is_new_data_for_the_lists_groups(deployed: Config) -> None:
+    months = monthly_snapshots()
+    ingested(deployed, months)
+    with Ledger(deployed.ledger_path) as ledger:
+        assert calllists.record_if_changed(deployed, ledger, None) == 1
+    client = create_app(deployed).test_client()
+    before = client.get("/risk").get_json()
+    assert (before["call_list"]["id"], before["note"]) == (1, None)
+    repeats_month(deployed, months, 0, "again.csv")  # 33 current clients back to their first month's row
+    fresh = create_app(deployed).test_client().get("/risk").get_json()
+    assert (fresh["call_list"], fresh["note"]) == (None, risklist.NO_LIST)  # list 1 was made on other data
+    assert set(groups_of(fresh)) == {(c["corporation"], None) for c in fresh["clients"]}
+    assert client.get("/risk").get_json() == fresh  # a worker's cached ranking moves with the observations
+    assert [c["corporation"] for c in fresh["clients"]] != [c["corporation"] for c in before["clients"]]
+    with Ledger(deployed.ledger_path) as ledger:
+        assert calllists.record_if_changed(deployed, ledger, None) == 2
+        listed = ledger.call_lists.latest(1)[0]
+    after = client.get("/risk").get_json()
+    assert (after["call_list"]["id"], after["note"]) == (2, None)
+    assert groups_of(after) == [(c["corporation"], c["group"]) for c in listed["clients"]]
+    with Ledger(deployed.ledger_path) as ledger:
+        content = reporting.build_content(reporting.read_inputs(deployed, ledger))
+    assert groups_of(content["clients"]) == groups_of(after)
+
+
+def test_an_unchanged_month_of_repeats_gets_its_own_list(deployed: Config) -> None:
+    """A month that repeats every current client's latest row ranks the same clients the same, on new data: the
+    pipeline records the list of the new data (its outcome is the next month's), so /risk keeps marking groups."""
+    months = monthly_snapshots()
+    ingested(deployed, months)
+    with Ledger(deployed.ledger_path) as ledger:
+        assert calllists.record_if_changed(deployed, ledger, None) == 1
+        first = ledger.call_lists.latest(1)[0]
+    repeats_month(deployed, months, len(months) - 1, "unchanged.csv")
+    client = create_app(deployed).test_client()
+    assert client.get("/risk").get_json()["note"] == risklist.NO_LIST
+    with Ledger(deployed.ledger_path) as ledger:
+        assert calllists.record_if_changed(deployed, ledger, None) == 2
+        assert calllists.record_if_changed(deployed, ledger, None) is None  # the same list on the same data
+        second = ledger.call_lists.latest(1)[0]
+    key = ("rank", "corporation", "probability")
+    assert [[c[k] for k in key] for c in second["clients"]] == [[c[k] for k in key] for c in first["clients"]]
+    assert (second["data_end"], second["data_rows"]) == (first["data_end"], first["data_rows"] + 33)
+    body = client.get("/risk").get_json()
+    assert (body["call_list"]["id"], body["note"]) == (2, None)
+    assert groups_of(body) == [(c["corporation"], c["group"]) for c in second["clients"]]
+
+
+def test_with_groups_compares_the_version_the_bytes_and_the_observations() -> None:
+    recorded = {"id": 7, "created_at": "t", "capacity": 1, "holdout_share": 0.5, "holdout_seed": 3,
+                "model_version": 2, "data_end": 100, "data_rows": 10,
+                "clients": [{"corporation": "a", "group": "control"}]}
+    answer = {"clients": [{"rank": 1, "corporation": "a"}]}
+    marked = risklist.with_groups(answer, recorded, 2, 100, 10)
+    assert (marked["clients"][0]["action"], marked["call_list"]["id"]) == ("do not call (control)", 7)
+    for version, end, observations in ((1, 100, 10), (2, 101, 10), (2, 100, 11)):
+        other = risklist.with_groups(answer, recorded, version, end, observations)
+        assert (other["clients"][0]["group"], other["call_list"], other["note"]) == (None, None, risklist.NO_LIST)
