@@ -9,12 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from conftest import write_frame
+import pytest
+from conftest import synthetic_frame, write_frame
 from scipy.optimize import brentq
 from test_calllist import ingested, monthly_snapshots
+from test_fullprocess import only_one_leaver
 
 from app import create_app
-from risk import calllists, contract, ingestion, registry, report_render, reporting, risklist
+from risk import calllists, contract, drift, ingestion, methods, pipeline, registry, report_render, reporting, risklist
 from risk.config import Config
 from risk.ledger import Ledger
 
@@ -155,3 +157,38 @@ def test_with_groups_compares_the_version_the_bytes_and_the_observations() -> No
     for version, end, observations in ((1, 100, 10), (2, 101, 10), (2, 100, 11)):
         other = risklist.with_groups(answer, recorded, version, end, observations)
         assert (other["clients"][0]["group"], other["call_list"], other["note"]) == (None, None, risklist.NO_LIST)
+
+
+# ---- 3: the one-leaver bootstrap's retrain is its own verdict, not DRIFT -----------------------------------------
+def test_a_model_without_a_reference_is_retrained_under_its_own_verdict() -> None:
+    y = np.array([0, 1] * 20)
+    batch = drift.Batch(y, np.zeros(40, dtype=int), np.zeros(40), np.zeros((40, len(contract.FEATURES))))
+    decision = methods.statistical(drift.Inputs(batch, None, 0.5, [], contract.FEATURES, drift.Thresholds(min_rows=30)))
+    assert (drift.RETRAIN, drift.RETRAIN in drift.RETRAINS, drift.DRIFT in drift.RETRAINS) == ("RETRAIN", True, True)
+    assert decision.verdict == drift.RETRAIN
+    assert decision.reason == (f"{methods.NO_REFERENCE}: retraining on the 40 new rows, which hold both classes,"
+                               " to get one")
+    assert decision.evidence["warning"] == decision.reason
+
+
+@pytest.mark.slow
+def test_the_one_leaver_bootstraps_retrain_fires_no_drift_alert(config: Config,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    sent = []
+    monkeypatch.setattr("risk.notify.notify", lambda config, event, summary, **_: sent.append((event, summary)))
+    only_one_leaver(config)
+    assert pipeline.run_fullprocess(config)["action"] == "deployed version 1"
+    write_frame(synthetic_frame(60, seed=10, flip=True), config.input_folder / "drifted0.csv")
+    assert pipeline.run_fullprocess(config)["action"] == "deployed version 2"
+    client = create_app(config).test_client()
+    newest = client.get("/decisions/latest").get_json()
+    assert (newest["verdict"], newest["action"]) == ("RETRAIN", "deployed version 2")
+    reason = f"{methods.NO_REFERENCE}: retraining on the 60 new rows, which hold both classes, to get one"
+    assert newest["evidence"]["reason"] == reason
+    assert newest["summary"].endswith(f"RETRAIN by statistical on 60 new row(s) from 1 file(s): {reason}"
+                                      " -> deployed version 2")
+    assert newest["evidence"]["challenger"]["reason"]  # gated like a retrain on drift
+    metrics = client.get("/metrics").get_data(as_text=True)
+    counts = dict(re.findall(r'^risk_drift_decisions_total\{verdict="([^"]+)"\} (\S+)$', metrics, flags=re.M))
+    assert counts == {"DRIFT": "0.0", "NO DRIFT": "0.0", "INCONCLUSIVE": "0.0", "BOOTSTRAP": "1.0", "RETRAIN": "1.0"}
+    assert [event for event, _ in sent] == ["deployment", "deployment"]  # no "drift" message
