@@ -192,3 +192,12 @@ def test_the_one_leaver_bootstraps_retrain_fires_no_drift_alert(config: Config,
     counts = dict(re.findall(r'^risk_drift_decisions_total\{verdict="([^"]+)"\} (\S+)$', metrics, flags=re.M))
     assert counts == {"DRIFT": "0.0", "NO DRIFT": "0.0", "INCONCLUSIVE": "0.0", "BOOTSTRAP": "1.0", "RETRAIN": "1.0"}
     assert [event for event, _ in sent] == ["deployment", "deployment"]  # no "drift" message
+
+
+# ---- 4: the report template writes its tables of text rows once --------------------------------------------------
+def test_the_report_template_has_one_table_of_text_rows_used_twice() -> None:
+    source = (report_render.TEMPLATES / "report.html").read_text(encoding="utf-8")
+    assert source.count("<thead><tr>{% for h in") == 1
+    assert source.count("{% for cell in row %}<td>{{ cell }}</td>{% endfor %}") == 1
+    assert re.findall(r"rows_table\((\w+), (\w+), \"([\w-]+)\"\)", source) == [
+        ("effect_header", "effect_rows", "effect-row"), ("outcome_header", "outcome_rows", "outcome-row")]
