@@ -42,13 +42,15 @@ def with_features(clients: list[dict], full: dict) -> list[dict]:
             for i, client in enumerate(clients)]
 
 
-def _same_list(recorded: dict, live: int, config: Config, clients: list[dict]) -> bool:
-    """The same version, capacity and holdout share, and the same clients in the same order with the same
-    probabilities (lists recorded before reasons were kept say nothing of reasons, and the same model on the same
-    data gives the same ones)."""
+def _same_list(recorded: dict, live: int, config: Config, state: prepared.State, clients: list[dict]) -> bool:
+    """The same version, capacity and holdout share, on the same data (bytes and observations: /risk marks the
+    groups of a list made on the data it reads, risklist.with_groups), and the same clients in the same order with
+    the same probabilities (lists recorded before reasons were kept say nothing of reasons, and the same model on
+    the same data gives the same ones)."""
     key = lambda entry: (entry["rank"], entry["corporation"], entry["probability"])  # noqa: E731
-    return (recorded["model_version"], recorded["capacity"], recorded["holdout_share"]) \
-        == (live, config.call_capacity, config.holdout_share) \
+    return (recorded["model_version"], recorded["capacity"], recorded["holdout_share"], recorded["data_end"],
+            recorded["data_rows"]) \
+        == (live, config.call_capacity, config.holdout_share, state.data_end_byte, state.observations) \
         and [key(c) for c in recorded["clients"]] == [key(c) for c in clients]
 
 
@@ -69,7 +71,7 @@ def expected_of(clients: list[dict]) -> dict:
 
 def record_if_changed(config: Config, ledger: Ledger, run_id: int | None) -> int | None:
     """Record the current call list unless it is the last one recorded (same version, capacity, holdout share,
-    clients and probabilities), with a fresh seed's holdout drawn over it; the new list's id, or None. A list
+    data, clients and probabilities), with a fresh seed's holdout drawn over it; the new list's id, or None. A list
     recorded once keeps its groups: nothing here changes a recorded list."""
     live = registry.current_number(config.prod_folder)
     if live is None:
@@ -80,7 +82,7 @@ def record_if_changed(config: Config, ledger: Ledger, run_id: int | None) -> int
     version = registry.verify(config.prod_folder, live)
     clients = ranked_now(config, version, state)
     last = ledger.call_lists.latest(1)
-    if last and _same_list(last[0], live, config, clients):
+    if last and _same_list(last[0], live, config, state, clients):
         return None
     seed = secrets.randbits(31)
     clients = with_holdout(clients, config.call_capacity, seed)

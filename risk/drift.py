@@ -19,6 +19,10 @@ from risk.performance import confusion_counts, f1_from_counts, row_log_loss
 DRIFT = "DRIFT"
 NO_DRIFT = "NO DRIFT"
 INCONCLUSIVE = "INCONCLUSIVE"
+# A model whose card keeps no reference (a first model trained on one leaver) retrained once rows of both classes
+# arrive: not drift (nothing was tested), so neither the drift metric nor the drift alert counts it.
+RETRAIN = "RETRAIN"
+RETRAINS = (DRIFT, RETRAIN)  # the verdicts that train challengers and deploy one unless it is worse
 DRAWS = 999  # Monte Carlo permutations: p-values resolve to 0.001, valid at any n ((b + 1) / (draws + 1))
 PERMUTE_BELOW = 100  # the smaller sample below this: permutation tests; above: KS / Welch's asymptotics
 REFERENCE_CAP = 400  # permutation tests use a fixed random subsample of a larger reference (level unchanged)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 # score on the test data, its past scores, and an identity (its file's sha256) that the stream's state is tied to.
 Deployed = namedtuple("Deployed", "model reference score past_scores identity")
 # What the decision did: the method's drift.Decision, whether to deploy the retrained model, the challenger's
-# test (None when there was no DRIFT) and the state the next decision on this model starts from.
+# test (None when there was no DRIFT or RETRAIN) and the state the next decision on this model starts from.
 Outcome = namedtuple("Outcome", "decision deploy challenger state")
 CHALLENGER_FOLDS = 5
 
@@ -36,9 +36,9 @@ NO_REFERENCE = ("the deployed model has no cross-validated reference (its traini
 
 def without_reference(inputs):  # -> drift.Decision
     """`statistical` when the card has no reference: there is nothing to test performance against, so the model is
-    retrained (DRIFT, the challenger still gating it) as soon as the undecided rows reach drift_min_rows and hold
-    both classes, which gives the new model's training data at least 2 of each and its card a reference. Until
-    then the rows wait (INCONCLUSIVE). Either way the evidence carries a warning."""
+    retrained (RETRAIN, not DRIFT: nothing was tested; the challenger still gates it) as soon as the undecided rows
+    reach drift_min_rows and hold both classes, which gives the new model's training data at least 2 of each and
+    its card a reference. Until then the rows wait (INCONCLUSIVE). Either way the evidence carries a warning."""
     from risk import drift, performance
 
     y, n = inputs.batch.y, len(inputs.batch.y)
@@ -48,7 +48,7 @@ def without_reference(inputs):  # -> drift.Decision
     elif len(classes) < 2:
         verdict, why = drift.INCONCLUSIVE, f"the {n} new rows hold only class {classes}: waiting for both classes"
     else:
-        verdict, why = drift.DRIFT, f"retraining on the {n} new rows, which hold both classes, to get one"
+        verdict, why = drift.RETRAIN, f"retraining on the {n} new rows, which hold both classes, to get one"
     evidence = {"new_rows": n, "new_f1": performance.f1(y, inputs.batch.predicted) if n else None, "expected_f1": None,
                 "warning": f"{NO_REFERENCE}: {why}"}
     return drift.Decision(verdict, "statistical", evidence, f"{NO_REFERENCE}: {why}")
@@ -108,9 +108,10 @@ def decide(method: str, deployed: Deployed, new, history: Callable[[], object], 
            thresholds, train: Callable[[object], object], seed: int = 0, control: str = "sequential") -> Outcome:
     """The drift decision of one tick on the undecided rows `new` (this tick's and the deferred ones, a validated
     frame): apply `method` from the stream state the last decision left (`state`, ignored when it was left for
-    another model); on DRIFT, challengers trained on `history()` (every decided row) and all but one fold of the
-    new rows are gated against the champion on that fold; `train` fits a model on a frame (training.train_model,
-    passed in: this module stays below the training code). Pure apart from the training: no file is read."""
+    another model); on DRIFT or RETRAIN, challengers trained on `history()` (every decided row) and all but one
+    fold of the new rows are gated against the champion on that fold; `train` fits a model on a frame
+    (training.train_model, passed in: this module stays below the training code). Pure apart from the training:
+    no file is read."""
     from risk import drift
 
     batch = batch_of(deployed.model, new)
@@ -121,7 +122,7 @@ def decide(method: str, deployed: Deployed, new, history: Callable[[], object], 
     after = None
     if stream is not None and stream.get("state") is not None:  # the record names the model its state is for
         after = stream["state"] = {**stream["state"], "model": deployed.identity}
-    if decision.verdict != drift.DRIFT:
+    if decision.verdict not in drift.RETRAINS:
         return Outcome(decision, False, None, after)
     deploy, challenger = challenge(deployed.model, history(), new, thresholds, train, seed)
     return Outcome(decision, deploy, challenger, after)

@@ -23,9 +23,11 @@ REASON = {"type": "object", "required": ["feature", "value", "typical", "log_odd
           "properties": {"feature": {"type": "string"}, "value": {"type": "number"}, "typical": {"type": "number"},
                          "log_odds": {"type": "number"}, "odds_ratio": {"type": "number"},
                          "points": {"type": "number"}, "text": {"type": "string"}}}
-CLIENT = {"type": "object", "required": ["rank", "corporation", "probability", "reasons", "group", "action"],
+PERCENT = {"type": "number", "description": "in percent to one decimal, rounded once from the unrounded probability"}
+CLIENT = {"type": "object", "required": ["rank", "corporation", "probability", "percent", "reasons", "group", "action"],
           "properties": {"rank": {"type": "integer"}, "corporation": {"type": "string"},
-                         "probability": {"type": "number"}, "reasons": {"type": "array", "items": REASON},
+                         "probability": {"type": "number"}, "percent": PERCENT,
+                         "reasons": {"type": "array", "items": REASON},
                          "group": {"type": "string", "enum": ["call", "control"], "nullable": True,
                                    "description": "from the newest recorded list of this version and data"},
                          "action": {"type": "string", "enum": ["call", "do not call (control)"], "nullable": True}}}
@@ -44,9 +46,10 @@ CONTACT = {"type": "object", "properties": {"id": {"type": "integer"}, "corporat
                                             "source": {"type": "string"}, "recorded_at": {"type": "string"}}}
 COUNTS = {"type": "object", "required": ["added", "repeated"],
           "properties": {"added": {"type": "integer"}, "repeated": {"type": "integer"}}}
-MOVER = {"type": "object", "required": ["corporation", "probability", "previous_probability", "rise"],
+MOVER = {"type": "object", "required": ["corporation", "probability", "previous_probability", "rise", "percent",
+                                       "previous_percent", "rise_points"],
          "properties": {k: {"type": "number"} for k in ("probability", "previous_probability", "rise")}
-         | {"corporation": {"type": "string"}}}
+         | {k: PERCENT for k in ("percent", "previous_percent", "rise_points")} | {"corporation": {"type": "string"}}}
 _RATE = {"type": "number", "nullable": True}
 _CI = {"type": "array", "items": {"type": "number"}, "nullable": True}
 OUTCOME = {"type": "object",

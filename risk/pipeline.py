@@ -234,14 +234,14 @@ def labelled_quality(config: Config, model: object, new) -> dict:
 
 def act_on(config: Config, ledger: Ledger, run_id: int,
            pending: list[dict]) -> tuple[str, str, dict | None, dict, int | None]:
-    """Decide; on DRIFT, deploy a challenger unless it is worse. Returns (verdict, action, manifest, evidence,
-    the intent id of a deploy)."""
+    """Decide; on DRIFT or RETRAIN (drift.RETRAINS), deploy a challenger unless it is worse. Returns (verdict,
+    action, manifest, evidence, the intent id of a deploy)."""
     from risk import drift
 
     outcome = decide(config, ledger, pending)
     decision = outcome.decision
     evidence, manifest, intent = decision.record(), None, None
-    if decision.verdict == drift.DRIFT:
+    if decision.verdict in drift.RETRAINS:
         evidence["challenger"] = outcome.challenger
         if outcome.deploy:
             manifest, intent = deploy_on(config, ledger, run_id, decision.verdict, evidence, pending)
@@ -301,7 +301,8 @@ def bootstrap_warning(config: Config) -> dict:
 
 
 def announce(config: Config, run_id: int, verdict: str, action: str, manifest: dict | None, evidence: dict) -> None:
-    """The webhook's messages for a recorded decision: a DRIFT, a deployment (risk/notify.py)."""
+    """The webhook's messages for a recorded decision: a DRIFT, a deployment (risk/notify.py). A RETRAIN (a model
+    without a reference retrained) is no drift: only its deployment is announced."""
     live = registry.current_number(config.prod_folder)
     if verdict == "DRIFT":
         notify.notify(config, "drift", f"drift found ({evidence.get('reason', 'see the decision')}); {action}",

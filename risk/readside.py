@@ -121,7 +121,7 @@ def previous_model(prod: Path, number: int) -> tuple[object | None, str | None]:
 
 RANK_LIMIT = 10_000  # the longest list /risk gives (its `top`)
 SHOWN_DEPARTED = 20  # clients named under the dashboard's "left since the last list"; the rest are counted
-_rankings: dict[tuple, tuple[dict, str | None]] = {}  # (prod, version, previous, data_end_byte) -> ranked, note
+_rankings: dict[tuple, tuple[dict, str | None]] = {}  # (prod, version, previous, data end, observations) -> ranked
 _rankings_lock = threading.Lock()
 
 
@@ -154,7 +154,7 @@ def risk_ranking(config: Config, holder: ModelHolder, top: int) -> tuple[registr
     version, model = holder.get()
     before = live_before(config, version.number)
     state = prepared.as_of_committed(config)
-    key = (config.prod_folder, version.number, before, state.data_end_byte)
+    key = (config.prod_folder, version.number, before, state.data_end_byte, state.observations)
     with _rankings_lock:
         held = _rankings.get(key)
         if held is None:
@@ -170,7 +170,7 @@ def risk_ranking(config: Config, holder: ModelHolder, top: int) -> tuple[registr
     answer = {"model_version": version.label, "previous_version": before, **risklist.call_list(full, top),
               "movers_note": note, "economics": money}
     return version, risklist.with_groups(answer, recorded[0] if recorded else None, version.number,
-                                         state.data_end_byte)
+                                         state.data_end_byte, state.observations)
 
 
 def list_size(config: Config) -> int:

@@ -436,7 +436,7 @@ def _clients_page(content: dict) -> Figure:
     _heading(figure, 0.915, SECTIONS[10], f"The {len(clients['clients'])} of {clients['population']} current "
              "clients most likely to leave (the call capacity and the random controls held out of it), with what"
              " raises each one's risk against the typical client.")
-    rows = [[str(c["rank"]), c["corporation"][:30], f"{c['probability']:.1%}",
+    rows = [[str(c["rank"]), c["corporation"][:30], f"{c['percent']:.1f}%",
              "; ".join(r["text"] for r in c["reasons"]) or "-", c.get("action") or "-"] for c in clients["clients"]]
     bottom = _table_at(figure, 0.88, 0.4, ["#", "client", "risk", "why", "action"], rows,
                        [0.05, 0.19, 0.08, 0.5, 0.18])
@@ -451,8 +451,8 @@ def _clients_page(content: dict) -> Figure:
     if clients["movers"]:
         _heading(figure, bottom - 0.05, f"Rising since version {clients.get('previous_version') or 'the previous one'}",
                  "The clients whose risk rose most between the previous model and this one.")
-        rows = [[m["corporation"][:30], f"{m['previous_probability']:.1%}", f"{m['probability']:.1%}",
-                 f"+{m['rise'] * 100:.1f} pts"] for m in clients["movers"]]
+        rows = [[m["corporation"][:30], f"{m['previous_percent']:.1f}%", f"{m['percent']:.1f}%",
+                 f"+{m['rise_points']:.1f} pts"] for m in clients["movers"]]
         _table_at(figure, bottom - 0.085, 0.4, ["client", "before", "now", "rise"], rows, [0.4, 0.2, 0.2, 0.2])
     return figure
 

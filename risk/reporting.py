@@ -107,6 +107,7 @@ def read_inputs(config: Config, ledger: Ledger) -> dict:
             "previous_version": before, "capacity": config.call_capacity,
             "list_size": holdout.list_size(config.call_capacity, config.holdout_share),
             "prepared": state, "data_end": state.data_end_byte if state is not None else raw_path.stat().st_size,
+            "observations": state.observations if state else (ledger.files.committed_point() or (None, None))[1],
             "card": risklist.card_of(version) or {},
             "test": read_labelled_csv(config.testdata_path),
             "raw": None if state is not None else  # ids as ingested
@@ -172,7 +173,7 @@ def build_content(inputs: dict) -> dict:
         full = risklist.ranked(inputs["card"], model, frame, ranked, inputs["previous"])  # one builder
         newest = inputs["call_lists"][0] if inputs.get("call_lists") else None
         clients = {**risklist.with_groups(risklist.call_list(full, size), newest, version.number,
-                                          inputs.get("data_end")),
+                                          inputs.get("data_end"), inputs.get("observations")),
                    "outcome": list_outcome(inputs), "previous_version": inputs["previous_version"]}
         money = readside.list_economics(inputs["config"], inputs["card"], full) if "config" in inputs else None
     except ContractError as exc:

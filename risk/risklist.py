@@ -177,17 +177,27 @@ def ranked_from(card: dict | None, model: object, pieces: Callable[[], Iterator[
     return out
 
 
+def percent(probability: float) -> float:
+    """A probability as the dashboard and the report show it: in percent to one decimal, rounded once from the
+    unrounded value (0.952524 -> 95.3, where the 4-place 0.9525 would give 95.2)."""
+    return round(100 * float(probability), 1)
+
+
 def call_list(full: dict, top: int) -> dict:
-    """The call list of a `ranked`: the first `top` current clients (rank, id, probability, reasons) and movers,
-    the population they are drawn from and the typical client the reasons compare with. Costs `top`."""
+    """The call list of a `ranked`: the first `top` current clients (rank, id, probability to 4 places, the
+    `percent` people read, reasons) and movers, the population they are drawn from and the typical client the
+    reasons compare with. Costs `top`."""
     typical = dict(zip(contract.FEATURES, full["typical_values"].round(4).tolist(), strict=True))
     ids, risk = full.get("ids", []), full.get("risk", [])
     clients = [{"rank": i + 1, "corporation": ids[i], "probability": round(float(risk[i]), 4),
+                "percent": percent(risk[i]),
                 "reasons": reasons(full["push"][i], full["values"][i], full["typical_values"], float(risk[i]))}
                for i in range(min(top, len(ids)))]
     names, now, delta = full.get("movers", ([], [], []))
-    movers = [{"corporation": names[i], "probability": round(float(now[i]), 4),
-               "previous_probability": round(float(now[i] - delta[i]), 4), "rise": round(float(delta[i]), 4)}
+    movers = [{"corporation": names[i], "probability": round(float(now[i]), 4), "percent": percent(now[i]),
+               "previous_probability": round(float(now[i] - delta[i]), 4),
+               "previous_percent": percent(now[i] - delta[i]), "rise": round(float(delta[i]), 4),
+               "rise_points": percent(delta[i])}
               for i in range(min(top, len(names)))]
     return {"clients": clients, "movers": movers, "population": full["population"], "typical": typical,
             "typical_from": full["typical_from"]}
@@ -198,12 +208,16 @@ NO_LIST = ("no call list is recorded yet for this model version and data: the pi
            " draws its random holdout; until then no client is marked")
 
 
-def with_groups(answer: dict, recorded: dict | None, version: int, data_end: int | None) -> dict:
+def with_groups(answer: dict, recorded: dict | None, version: int, data_end: int | None,
+                observations: int | None) -> dict:
     """`call_list`'s answer with each client's `group` ("call" or "control") and `action` ("call" or "do not call
     (control)") taken from `recorded`, the newest recorded list, when it was made from this `version` on the same
-    data (`data_end`, the byte length of the history it saw); otherwise (or for a client ranked beyond that
-    list) both null, and `note` says why. `call_list` names the recorded list (id, time, capacity, holdout)."""
-    same = recorded is not None and (recorded["model_version"], recorded["data_end"]) == (version, data_end)
+    data: `data_end`, the byte length of the history it saw, and `observations`, the accepted rows, duplicates
+    included (its `data_rows`: a month of repeats moves the count, not the bytes); otherwise (or for a client
+    ranked beyond that list) both null, and `note` says why. `call_list` names the recorded list (id, time,
+    capacity, holdout)."""
+    same = recorded is not None and (recorded["model_version"], recorded["data_end"], recorded["data_rows"]) \
+        == (version, data_end, observations)
     groups = {c["corporation"]: c["group"] for c in recorded["clients"]} if same else {}
     clients = [{**c, "group": groups.get(c["corporation"]), "action": ACTIONS.get(groups.get(c["corporation"]))}
                for c in answer["clients"]]

@@ -144,7 +144,7 @@ def test_the_api_the_recorded_list_the_dashboard_and_the_report_give_one_call_li
                                          "reasons": "; ".join(r["text"] for r in c["reasons"]),
                                          "group": c["group"], "action": c["action"]}
                                         for c in api["clients"]]
-    shown = [(c["rank"], c["corporation"], f"{c['probability'] * 100:.1f}", [r["text"] for r in c["reasons"]])
+    shown = [(c["rank"], c["corporation"], f"{c['percent']:.1f}", [r["text"] for r in c["reasons"]])
              for c in api["clients"]]
     assert rows_shown(client.get("/").get_data(as_text=True), "risk-list") == shown
     assert rows_shown(report_render.html(content), "clients") == shown

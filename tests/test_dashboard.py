@@ -150,7 +150,8 @@ def test_a_corrupt_current_pointer_still_renders(deployed: Config) -> None:
 def test_movers_since_the_previous_version_are_shown(deployed: Config, monkeypatch: pytest.MonkeyPatch) -> None:
     def ranking(config: Config, holder: object, top: int) -> tuple[object, dict]:
         version = holder.get()[0]
-        mover = {"corporation": "acme", "probability": 0.62, "previous_probability": 0.5, "rise": 0.12}
+        mover = {"corporation": "acme", "probability": 0.62, "previous_probability": 0.5, "rise": 0.12, "percent": 62.0,
+                 "previous_percent": 50.0, "rise_points": 12.0}
         return version, {"model_version": "2", "previous_version": 1, "clients": [], "movers": [mover],
                          "population": 0}
 
@@ -370,7 +371,8 @@ def test_who_left_since_the_last_list_is_capped_and_the_rest_counted(deployed: C
 
 def test_movers_beyond_the_shown_ones_are_counted(deployed: Config, monkeypatch: pytest.MonkeyPatch) -> None:
     def ranking(config: Config, holder: object, top: int) -> tuple[object, dict]:
-        movers = [{"corporation": f"m{i}", "probability": 0.6, "previous_probability": 0.5, "rise": 0.1}
+        movers = [{"corporation": f"m{i}", "probability": 0.6, "previous_probability": 0.5, "rise": 0.1,
+                   "percent": 60.0, "previous_percent": 50.0, "rise_points": 10.0}
                   for i in range(13)]
         return holder.get()[0], {"model_version": "2", "previous_version": 1, "clients": [], "movers": movers,
                                  "population": 0}
