@@ -32,8 +32,8 @@ def test_a_row_that_breaks_the_contract_is_named_by_the_text_path(config: Config
         handle.write("torn,12,-3,4,0\n")  # pyarrow takes it as numbers; the contract does not
     with pytest.raises(ContractError) as caught:
         training.read_training_arrays(config.finaldata_path)
-    assert str(caught.value) == (f"{config.finaldata_path}: row 28, column 'lastyear_activity': expected a finite "
-                                 "number >= 0, got '-3' (negative; expected a number >= 0)")
+    assert str(caught.value) == (f"{config.finaldata_path}: row 28, column {contract.FEATURES[1]!r}: expected a "
+                                 "finite number >= 0, got '-3' (negative; expected a number >= 0)")
 
 
 def test_the_cards_portfolio_counts_a_client_whose_latest_row_repeats_an_earlier_one(config: Config) -> None:

@@ -104,7 +104,7 @@ def test_a_bug_still_raises_with_its_traceback(config: Config, monkeypatch, erro
     def broken(*_args: object) -> None:
         raise error
 
-    monkeypatch.setattr(training, "read_training_data", broken)
+    monkeypatch.setattr(training, "read_training_arrays", broken)
     with pytest.raises(type(error)):
         training_cli.main(["--config", str(config.config_path)])
 
