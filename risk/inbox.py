@@ -1,7 +1,8 @@
 """What is new in the input folder: CSV entries whose (name, content) the ledger has not seen. Stdlib only.
 
 A file is hashed only when its (name, size, mtime) is not already in the ledger, so an idle tick reads
-no file contents.
+no file contents; a known file touched or copied (a new mtime, the same content) is hashed once and its new
+mtime recorded.
 """
 from __future__ import annotations
 
@@ -55,10 +56,14 @@ def _entry(path: Path, folder: Path, ledger: Ledger) -> Entry:
     sha = ledger.files.sha_by_stat(path.name, stat.st_size, stat.st_mtime_ns)
     if sha == NOT_A_FILE:  # unreadable last time: read it again (a chmod does not change the mtime)
         sha = None
+    if sha is not None:
+        return Entry(path.name, path, stat.st_size, stat.st_mtime_ns, sha)
     try:
-        sha = sha or sha256_file(path)
+        sha = sha256_file(path)
     except OSError as exc:
         return Entry(path.name, path, stat.st_size, stat.st_mtime_ns, NOT_A_FILE, f"unreadable ({exc.strerror})")
+    if ledger.files.seen(path.name, sha):  # known content under a new mtime: hashed this once, not every tick
+        ledger.files.note_stat(path.name, sha, stat.st_size, stat.st_mtime_ns)
     return Entry(path.name, path, stat.st_size, stat.st_mtime_ns, sha)
 
 

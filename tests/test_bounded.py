@@ -3,13 +3,15 @@ fits on, as numbers, and agrees with the text path; the card's portfolio counts 
 the history a stretch of files at a time and agrees with the state advanced run by run."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import synthetic_frame, write_frame
 from test_ingest_observations import A, B, assert_same, rebuilt, snapshot
 
-from risk import calllists, contract, ingestion, pipeline, prepared, training
+from risk import calllists, contract, inbox, ingestion, pipeline, prepared, training
 from risk.config import Config
 from risk.errors import ContractError
 from risk.ledger import Ledger
@@ -81,3 +83,18 @@ def test_the_labelled_quality_of_a_large_batch_is_measured_on_a_stratified_sampl
     leavers = int(batch[contract.TARGET].sum())
     assert (sampled["at_capacity"]["n"], sampled["sampled_from"]) == (10, 40)
     assert sampled["at_capacity"]["base_rate"] == round(round(10 * leavers / 40) / 10, 4)  # each class its share
+
+
+def test_a_touched_source_file_is_hashed_once_not_on_every_idle_tick(
+        config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    ingestion.run_ingestion(config)
+    sources = sorted(config.input_folder.glob("*.csv"))
+    for path in sources:  # restored from a backup, or touched: a new mtime, the same content
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    hashed = []
+    real = inbox.sha256_file
+    monkeypatch.setattr(inbox, "sha256_file", lambda path: hashed.append(path.name) or real(path))
+    for _ in range(2):  # what two idle ticks ask (pipeline.pending_work)
+        with Ledger(config.ledger_path) as ledger:
+            assert inbox.new_entries(config.input_folder, ledger) == []
+    assert sorted(hashed) == [path.name for path in sources]  # the first tick only

@@ -17,6 +17,13 @@ class Files(Store):
                         " LIMIT 1", name, size, mtime_ns)
         return row[0] if row else None
 
+    def note_stat(self, name: str, sha256: str, size: int, mtime_ns: int) -> None:
+        """The mtime a file recorded as (name, sha256) has now, its content unchanged (touched, copied, restored):
+        the newest such record takes it, so that later ticks find the file by its stat and read none of it."""
+        with self.transaction():
+            self.db.execute("UPDATE files SET mtime_ns = ? WHERE id = (SELECT id FROM files WHERE name = ? AND"
+                            " sha256 = ? AND size = ? ORDER BY id DESC LIMIT 1)", (mtime_ns, name, sha256, size))
+
     def seen(self, name: str, sha256: str) -> bool:
         return self._one("SELECT 1 FROM files WHERE name = ? AND sha256 = ?", name, sha256) is not None
 
