@@ -254,7 +254,7 @@ def _typed_block(batch: pa.RecordBatch, x: np.ndarray, y: np.ndarray) -> bool:
 def portfolio_of(config: Config, data_path: Path) -> int | None:
     """How many clients the ingested data leaves current (the call list's portfolio; None without ids): from the
     prepared read state when it covers the file (every observation, repeats included), else from the ids and
-    targets of finaldata.csv alone."""
+    targets of finaldata.csv alone (read as a frame of two columns: a fallback, O(history) in memory)."""
     from risk import prepared
 
     state = prepared.as_of_file(config)
@@ -264,16 +264,10 @@ def portfolio_of(config: Config, data_path: Path) -> int | None:
                                     column_types={contract.ID_COLUMN: pa.string(), contract.TARGET: pa.float64()},
                                     null_values=[""], strings_can_be_null=True)
     try:
-        table = pa_csv.read_csv(data_path, convert_options=options)
+        frame = pa_csv.read_csv(data_path, convert_options=options).to_pandas()
     except (pa.ArrowInvalid, pa.ArrowKeyError):
-        return current_clients(read_training_data(data_path))
-    codes = pd.Series(table.column(contract.ID_COLUMN).combine_chunks().dictionary_encode().indices.to_numpy(
-        zero_copy_only=False))
-    named = codes.notna().to_numpy()
-    if not named.any():
-        return None
-    latest = codes[named].drop_duplicates(keep="last").index.to_numpy()
-    return int(np.count_nonzero(table.column(contract.TARGET).to_numpy()[latest] != 1))
+        frame = read_training_data(data_path)
+    return current_clients(frame)  # risklist's latest row per client: the one definition
 
 
 def load_trained(config: Config) -> models.Model:

@@ -49,6 +49,8 @@ def test_the_cards_portfolio_counts_a_client_whose_latest_row_repeats_an_earlier
     assert training.portfolio_of(config, config.finaldata_path) == prepared.population(state) == from_finaldata + 1
     card = training.run_training(config)
     assert card["expected_performance"]["at_capacity"]["portfolio"] == prepared.population(state)
+    prepared.path_of(config).unlink()  # no read state: the ids and targets of finaldata.csv alone
+    assert training.portfolio_of(config, config.finaldata_path) == from_finaldata
 
 
 def test_a_rebuild_reads_the_history_a_file_at_a_time_and_agrees_with_the_advanced_state(
