@@ -4,12 +4,14 @@ the history a stretch of files at a time and agrees with the state advanced run 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import synthetic_frame, write_frame
 from test_ingest_observations import A, B, assert_same, rebuilt, snapshot
+from test_prepared_segments import clients_frame, mapped_rss_kib
 
 from risk import calllists, contract, inbox, ingestion, pipeline, prepared, training
 from risk.config import Config
@@ -100,3 +102,21 @@ def test_a_touched_source_file_is_hashed_once_not_on_every_idle_tick(
         with Ledger(config.ledger_path) as ledger:
             assert inbox.new_entries(config.input_folder, ledger) == []
     assert sorted(hashed) == [path.name for path in sources]  # the first tick only
+
+
+def test_the_records_a_newer_segment_replaces_are_found_a_chunk_at_a_time_and_their_pages_dropped(
+        tmp_path: Path) -> None:
+    class Project:  # what prepared reads of a config
+        output_folder = tmp_path
+
+    older = [f"client-{i:07d}" for i in range(200_000)]
+    newer = [f"client-{i:07d}" for i in range(170_000, 260_000)]  # 30k of the older clients again, 60k new ones
+    state = prepared._apply(prepared._apply(None, clients_frame(older), 1, {}), clients_frame(newer), 2, {})
+    prepared._write(Project, state)
+    state = prepared._read(Project)
+    assert [segment.count for segment in state.segments] == [200_000, 90_000]  # not merged: 200k > 2 x 90k
+    size = sum(p.stat().st_size for p in prepared.segments_folder(Project).iterdir()) // 1024
+    replaced, none = state.shadowed
+    np.testing.assert_array_equal(replaced, np.arange(170_000, 200_000))  # keys sort as the zero-padded numbers
+    assert len(none) == 0
+    assert mapped_rss_kib(prepared.segments_folder(Project)) < size / 10  # the keys read were dropped
