@@ -24,8 +24,8 @@ from risk.ledger import Ledger
 
 pytestmark = pytest.mark.system
 
-KILLS = 30  # runs actually killed mid-way (a run that ends before its instant does not count)
-MAX_RUNS = 90
+THIRDS = 3  # kills aimed at each stage: one at a random instant in each third of its window (start, middle, end)
+MAX_RUNS = 40  # a run that ends before its instant does not count: its stage and third are aimed at again
 SEED = 20261125
 OFFLINE = {**os.environ, "PIP_NO_INDEX": "1", "PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": ""}
 COMMAND = [sys.executable, str(REPO / "fullprocess.py"), "--config"]
@@ -137,20 +137,24 @@ def test_sigkill_at_random_instants_never_breaks_production(config: Config, tmp_
     written.append(against_the_model(config, seed=99))
     write_frame(written[-1], config.input_folder / "reference.csv")
     windows = stage_windows(config)  # a run that ingests, decides DRIFT, trains, scores and deploys
+    # every stage in turn, each third of its window once (stratified: the instants spread over the whole stage
+    # as 30 uniform ones did, in 12 runs); then, within MAX_RUNS, the stages no kill has landed in yet (scoring
+    # lasts tens of ms: a kill aimed at it can land in deployment)
+    plan = [(stage, third) for third in range(THIRDS) for stage in STAGES]
     interrupted = runs = 0
-    missing = set(STAGES)  # a short stage (scoring: tens of ms) can be missed by chance: aimed at until hit
-    while (interrupted < KILLS or missing) and runs < MAX_RUNS:
+    missing = set(STAGES)
+    while (interrupted < len(plan) or missing) and runs < MAX_RUNS:
         frame = against_the_model(config, seed=100 + runs)
         written.append(frame)
         write_frame(frame, config.input_folder / f"batch{runs:02d}.csv")
-        # every stage in turn, at a random instant within it; past KILLS, only the stages not hit yet
-        stage = STAGES[runs % len(STAGES)] if interrupted < KILLS else sorted(missing)[runs % len(missing)]
+        stage, third = plan[interrupted] if interrupted < len(plan) else \
+            (sorted(missing)[runs % len(missing)], rng.randrange(THIRDS))
         begin, end = windows[stage]
-        interrupted += kill_during(config, stage, rng.uniform(0, end - begin))
+        interrupted += kill_during(config, stage, (end - begin) * (third + rng.random()) / THIRDS)
         runs += 1
         missing -= set(killed_stages(config))
         assert_production_verifies(config)
-    assert interrupted >= KILLS, f"only {interrupted} of {runs} runs were killed mid-way"
+    assert interrupted >= len(plan), f"only {interrupted} of {runs} runs were killed mid-way"
     hit = killed_stages(config)
     assert {"ingestion", "training", "scoring", "deployment"} <= set(hit), hit
     print("runs killed mid-stage:", hit)
