@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from app import create_app
-from risk import contract, deployment, ingestion, scoring, training
+from risk import contract, deployment, diagnostics, ingestion, pipeline, scoring, training
 from risk.config import COURSE_FOLDERS, Config, load_config
 from risk.contract import COLUMNS
 from risk.ledger import Ledger
@@ -128,6 +128,26 @@ def deployed(config: Config, deployed_template: Path) -> Config:
     """The project with its input ingested and a first model trained, scored and deployed: a copy of the
     session's template (file times kept, so the inbox sees the same files as unchanged)."""
     shutil.copytree(deployed_template, config.root, symlinks=True, dirs_exist_ok=True)
+    return config
+
+
+@pytest.fixture(scope="session")
+def bootstrapped_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The miniature project after one fullprocess run, once per session: its input ingested, the BOOTSTRAP
+    decision recorded, version 1 deployed with its diagnostics, report and call list (diagnostics' look-ups of
+    the newest releases answer "unknown", as tests/test_fullprocess.py has them)."""
+    config = load_config(make_project(tmp_path_factory.mktemp("bootstrapped") / "project") / "config.json")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(diagnostics, "_latest_cached", lambda name, bucket: "unknown")
+        assert pipeline.run_fullprocess(config)["action"] == "deployed version 1"
+    return config.root
+
+
+@pytest.fixture
+def bootstrapped(config: Config, bootstrapped_template: Path) -> Config:
+    """The project as `pipeline.run_fullprocess(config)` leaves it on the course's practice data: a copy of the
+    session's template (file times kept, so the inbox sees the same files as ingested and unchanged)."""
+    shutil.copytree(bootstrapped_template, config.root, symlinks=True, dirs_exist_ok=True)
     return config
 
 
