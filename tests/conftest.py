@@ -151,6 +151,40 @@ def bootstrapped(config: Config, bootstrapped_template: Path) -> Config:
     return config
 
 
+@pytest.fixture(scope="session")
+def months_template(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
+    """The miniature project after fullprocess on the course data and month 0 of test_calllist's monthly snapshots
+    (seed 11): a first model and its call list (key 0); and a copy of it after month 1 too, its own fullprocess
+    run: the first list measured (key 1). Built once per session."""
+    from test_calllist import monthly_snapshots
+
+    months, base, roots = monthly_snapshots(seed=11), tmp_path_factory.mktemp("months"), {}
+    for i in (0, 1):
+        roots[i] = base / f"month{i}"
+        if i:
+            shutil.copytree(roots[i - 1], roots[i], symlinks=True)
+        else:
+            make_project(roots[i])
+        config = load_config(roots[i] / "config.json")
+        write_frame(months[i], config.input_folder / f"month{i}.csv")
+        pipeline.run_fullprocess(config)
+    return roots
+
+
+@pytest.fixture
+def after_month0(config: Config, months_template: dict[int, Path]) -> Config:
+    """A copy of the project after fullprocess on the course data and month 0 (seed 11), as months_template says."""
+    shutil.copytree(months_template[0], config.root, symlinks=True, dirs_exist_ok=True)
+    return config
+
+
+@pytest.fixture
+def after_month1(config: Config, months_template: dict[int, Path]) -> Config:
+    """A copy of the project after fullprocess on months 0 and then 1 (seed 11), as months_template says."""
+    shutil.copytree(months_template[1], config.root, symlinks=True, dirs_exist_ok=True)
+    return config
+
+
 @pytest.fixture
 def app(deployed: Config):
     application = create_app(deployed)
