@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from app import create_app
-from risk import contract, deployment, ingestion, scoring, training
+from risk import contract, deployment, diagnostics, ingestion, pipeline, scoring, training
 from risk.config import COURSE_FOLDERS, Config, load_config
 from risk.contract import COLUMNS
 from risk.ledger import Ledger
@@ -131,6 +131,60 @@ def deployed(config: Config, deployed_template: Path) -> Config:
     return config
 
 
+@pytest.fixture(scope="session")
+def bootstrapped_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The miniature project after one fullprocess run, once per session: its input ingested, the BOOTSTRAP
+    decision recorded, version 1 deployed with its diagnostics, report and call list (diagnostics' look-ups of
+    the newest releases answer "unknown", as tests/test_fullprocess.py has them)."""
+    config = load_config(make_project(tmp_path_factory.mktemp("bootstrapped") / "project") / "config.json")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(diagnostics, "_latest_cached", lambda name, bucket: "unknown")
+        assert pipeline.run_fullprocess(config)["action"] == "deployed version 1"
+    return config.root
+
+
+@pytest.fixture
+def bootstrapped(config: Config, bootstrapped_template: Path) -> Config:
+    """The project as `pipeline.run_fullprocess(config)` leaves it on the course's practice data: a copy of the
+    session's template (file times kept, so the inbox sees the same files as ingested and unchanged)."""
+    shutil.copytree(bootstrapped_template, config.root, symlinks=True, dirs_exist_ok=True)
+    return config
+
+
+@pytest.fixture(scope="session")
+def months_template(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
+    """The miniature project after fullprocess on the course data and month 0 of test_calllist's monthly snapshots
+    (seed 11): a first model and its call list (key 0); and a copy of it after month 1 too, its own fullprocess
+    run: the first list measured (key 1). Built once per session."""
+    from test_calllist import monthly_snapshots
+
+    months, base, roots = monthly_snapshots(seed=11), tmp_path_factory.mktemp("months"), {}
+    for i in (0, 1):
+        roots[i] = base / f"month{i}"
+        if i:
+            shutil.copytree(roots[i - 1], roots[i], symlinks=True)
+        else:
+            make_project(roots[i])
+        config = load_config(roots[i] / "config.json")
+        write_frame(months[i], config.input_folder / f"month{i}.csv")
+        pipeline.run_fullprocess(config)
+    return roots
+
+
+@pytest.fixture
+def after_month0(config: Config, months_template: dict[int, Path]) -> Config:
+    """A copy of the project after fullprocess on the course data and month 0 (seed 11), as months_template says."""
+    shutil.copytree(months_template[0], config.root, symlinks=True, dirs_exist_ok=True)
+    return config
+
+
+@pytest.fixture
+def after_month1(config: Config, months_template: dict[int, Path]) -> Config:
+    """A copy of the project after fullprocess on months 0 and then 1 (seed 11), as months_template says."""
+    shutil.copytree(months_template[1], config.root, symlinks=True, dirs_exist_ok=True)
+    return config
+
+
 @pytest.fixture
 def app(deployed: Config):
     application = create_app(deployed)
@@ -143,12 +197,13 @@ def client(app):
     return app.test_client()
 
 
-# The few tests of 20 s or more, scheduled first: under xdist a long test that starts last makes the whole run
-# that much longer; longest first (the LPT rule) packs two workers best. Order within each group is kept.
-LONGEST = ("test_faults.py::test_sigkill", "test_ingest_faults.py::test_sigkill", "test_schemathesis.py::",
-           "test_ingest_fast.py::test_the_fast_path_leaves", "test_fourth_feature.py::",
-           "test_decisions.py::test_the_course")
+# The few tests of about 10 s or more, longest first, scheduled before the rest: under xdist a long test that
+# starts last makes the whole run that much longer; longest first (the LPT rule) packs two workers best. Order
+# within each group, and among the rest, is kept.
+LONGEST = ("test_faults.py::test_sigkill", "test_schemathesis.py::", "test_fourth_feature.py::",
+           "test_ingest_fast.py::test_the_fast_path_leaves", "test_ingest_faults.py::test_sigkill",
+           "test_faults.py::test_a_kill", "test_faults.py::test_ten_overlapping", "test_cron.py::test_the_cron")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: not any(name in item.nodeid for name in LONGEST))
+    items.sort(key=lambda item: next((i for i, name in enumerate(LONGEST) if name in item.nodeid), len(LONGEST)))

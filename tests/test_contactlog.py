@@ -213,10 +213,10 @@ def test_a_killed_runs_rejects_tail_is_cut_by_the_next(deployed: Config) -> None
 
 
 @pytest.mark.slow
-def test_the_cron_tick_reads_a_new_contacts_file_once_and_stays_idle_after(config: Config) -> None:
+def test_the_cron_tick_reads_a_new_contacts_file_once_and_stays_idle_after(bootstrapped: Config) -> None:
     from risk import pipeline
 
-    pipeline.run_fullprocess(config)  # the first model and its list
+    config = bootstrapped  # the first model and its list, by fullprocess
     assert pipeline.run_fullprocess(config)["action"] == "nothing new"
     first = known_ids(create_app(config).test_client())[0]
     drop(config, "calls.csv", f"corporation,contacted_at,result\n{first},{WHEN},offer_accepted\nghost,{WHEN},reached\n")

@@ -70,8 +70,8 @@ def offline_env() -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_course_story_bootstrap_idle_drift_then_no_drift(config: Config) -> None:
-    assert pipeline.run_fullprocess(config)["action"] == "deployed version 1"
+def test_course_story_bootstrap_idle_drift_then_no_drift(bootstrapped: Config) -> None:
+    config = bootstrapped  # the bootstrap run's action, "deployed version 1", is asserted by its fixture
     assert registry.current_number(config.prod_folder) == 1
     [bootstrap] = decisions(config)
     assert bootstrap["verdict"] == "BOOTSTRAP"
@@ -157,9 +157,8 @@ def test_a_bootstrap_on_one_leaver_warns_and_retrains_when_drifted_data_arrives(
 
 
 @pytest.mark.slow
-def test_raw_method_is_the_course_rule(config: Config) -> None:
-    config = config._replace(drift_method="raw")
-    pipeline.run_fullprocess(config)
+def test_raw_method_is_the_course_rule(bootstrapped: Config) -> None:
+    config = bootstrapped._replace(drift_method="raw")  # bootstrapped: the method plays no part in a bootstrap
     deployed_f1 = float(registry.current(config.prod_folder).manifest["score"])
     write_frame(judged_rows(config, seed=1, agree=False), config.input_folder / "dataset5.csv")
     assert pipeline.run_fullprocess(config)["action"] == "deployed version 2"
@@ -174,9 +173,8 @@ def test_raw_method_is_the_course_rule(config: Config) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["parametric", "nonparametric"])
-def test_history_methods_compare_with_the_past_scores_of_the_deployed_model(config: Config, method: str) -> None:
-    config = config._replace(drift_method=method)
-    pipeline.run_fullprocess(config)
+def test_history_methods_compare_with_the_past_scores_of_the_deployed_model(bootstrapped: Config, method: str) -> None:
+    config = bootstrapped._replace(drift_method=method)
     write_frame(judged_rows(config, seed=2, agree=True), config.input_folder / "dataset5.csv")
     assert pipeline.run_fullprocess(config)["action"] == "kept the deployed model"
     first = decisions(config)[-1]["evidence"]
@@ -240,10 +238,10 @@ def test_five_overlapping_runs_deploy_exactly_once(config: Config) -> None:
 
 
 @pytest.mark.slow
-def test_a_crash_before_the_decision_is_decided_by_the_next_run(config: Config,
+def test_a_crash_before_the_decision_is_decided_by_the_next_run(bootstrapped: Config,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    config = bootstrapped
     original = pipeline.retrain_and_deploy
-    pipeline.run_fullprocess(config)
     write_frame(judged_rows(config, seed=3, agree=False), config.input_folder / "dataset5.csv")
 
     def crash(config: Config, run_id: int) -> dict:
@@ -279,8 +277,8 @@ def test_a_crash_before_the_decision_is_decided_by_the_next_run(config: Config,
 
 
 @pytest.mark.slow
-def test_data_ingested_outside_fullprocess_is_decided_on_the_next_tick(config: Config) -> None:
-    pipeline.run_fullprocess(config)
+def test_data_ingested_outside_fullprocess_is_decided_on_the_next_tick(bootstrapped: Config) -> None:
+    config = bootstrapped
     write_frame(judged_rows(config, seed=4, agree=True), config.input_folder / "dataset5.csv")
     ingestion.run_ingestion(config)
     assert pipeline.pending_work(config) == ["ingested data awaits a drift decision"]
@@ -292,8 +290,8 @@ def test_data_ingested_outside_fullprocess_is_decided_on_the_next_tick(config: C
 
 
 @pytest.mark.slow
-def test_leftovers_of_a_killed_run_are_cleaned_by_the_next_run(config: Config) -> None:
-    pipeline.run_fullprocess(config)
+def test_leftovers_of_a_killed_run_are_cleaned_by_the_next_run(bootstrapped: Config) -> None:
+    config = bootstrapped
     unfinished = registry.versions_folder(config.prod_folder) / "2"
     unfinished.mkdir()
     (unfinished / "trainedmodel.pkl").write_bytes(b"half a model")
@@ -309,8 +307,8 @@ def test_leftovers_of_a_killed_run_are_cleaned_by_the_next_run(config: Config) -
 
 
 @pytest.mark.slow
-def test_the_idle_tick_imports_no_heavy_library(config: Config) -> None:
-    pipeline.run_fullprocess(config)
+def test_the_idle_tick_imports_no_heavy_library(bootstrapped: Config) -> None:
+    config = bootstrapped
     script = ("import json, sys, fullprocess; code = fullprocess.main(['--config', sys.argv[1]]); "
               "print(json.dumps(sorted(sys.modules))); raise SystemExit(code)")
     done = subprocess.run([sys.executable, "-c", script, str(config.config_path)], cwd=REPO, env=offline_env(),
@@ -334,9 +332,9 @@ class Contrarian:
 
 
 @pytest.mark.slow
-def test_a_challenger_worse_than_the_champion_is_not_deployed(config: Config,
+def test_a_challenger_worse_than_the_champion_is_not_deployed(bootstrapped: Config,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    pipeline.run_fullprocess(config)
+    config = bootstrapped
     champion = registry.load_model(registry.current(config.prod_folder))
     write_frame(judged_rows(config, seed=2, agree=True), config.input_folder / "dataset5.csv")
     verdict = drift.Decision(drift.DRIFT, "statistical", {"new_rows": 60}, "a drift, say")
@@ -356,10 +354,10 @@ def test_a_challenger_worse_than_the_champion_is_not_deployed(config: Config,
 
 
 @pytest.mark.slow
-def test_a_version_made_current_but_not_recorded_is_recorded_by_the_next_run(config: Config) -> None:
+def test_a_version_made_current_but_not_recorded_is_recorded_by_the_next_run(bootstrapped: Config) -> None:
     from risk import deployment
 
-    pipeline.run_fullprocess(config)
+    config = bootstrapped
     card = json.loads((config.model_folder / catalog.CARD).read_text(encoding="utf-8"))
     sources = deployment.sources(config, card)  # the same model again, deployed as if the run died before recording
     registry.deploy(config.prod_folder, sources, {"score": 0.5, "data_sha256": None, "rows": 0})
@@ -375,8 +373,9 @@ def test_a_version_made_current_but_not_recorded_is_recorded_by_the_next_run(con
 
 
 def deferred_course_data(config: Config) -> list[dict]:
-    """Bootstrap, then the course's 26 new rows: deferred (INCONCLUSIVE). Returns the decisions so far."""
-    assert pipeline.run_fullprocess(config)["action"] == "deployed version 1"
+    """On a bootstrapped project (the fixture asserts "deployed version 1"), the course's 26 new rows: deferred
+    (INCONCLUSIVE). Returns the decisions so far."""
+    assert [d["verdict"] for d in decisions(config)] == ["BOOTSTRAP"]
     for source in sorted((REPO / "sourcedata").glob("*.csv")):
         (config.input_folder / source.name).write_bytes(source.read_bytes())
     assert pipeline.run_fullprocess(config)["action"].startswith("deferred")
@@ -384,7 +383,8 @@ def deferred_course_data(config: Config) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_a_rejected_file_alone_does_not_decide_the_deferred_rows_again(config: Config) -> None:
+def test_a_rejected_file_alone_does_not_decide_the_deferred_rows_again(bootstrapped: Config) -> None:
+    config = bootstrapped
     before = deferred_course_data(config)
     (config.input_folder / "bad.csv").write_text("a,b\n1,2\n", encoding="utf-8")
     assert pipeline.run_fullprocess(config)["action"] == pipeline.NOTHING_TO_DECIDE
@@ -394,7 +394,8 @@ def test_a_rejected_file_alone_does_not_decide_the_deferred_rows_again(config: C
 
 @pytest.mark.slow
 @pytest.mark.parametrize("files_there", [True, False])
-def test_views_behind_are_rewritten_without_deciding_again(config: Config, files_there: bool) -> None:
+def test_views_behind_are_rewritten_without_deciding_again(bootstrapped: Config, files_there: bool) -> None:
+    config = bootstrapped
     before = deferred_course_data(config)
     listed = (config.output_folder / "ingestedfiles.txt").read_bytes()
     (config.output_folder / "ingestedfiles.txt").unlink()
@@ -409,9 +410,10 @@ def test_views_behind_are_rewritten_without_deciding_again(config: Config, files
 
 
 @pytest.mark.slow
-def test_a_file_named_with_a_newline_is_decided_at_most_once_then_the_tick_is_idle(config: Config) -> None:
+def test_a_file_named_with_a_newline_is_decided_at_most_once_then_the_tick_is_idle(bootstrapped: Config) -> None:
     """Rejected for its name (a line break cannot stand in ingestedfiles.txt): one tick that decides nothing, then
     idle, and the deferred course rows are not decided again."""
+    config = bootstrapped
     before = deferred_course_data(config)
     write_frame(synthetic_frame(2, seed=8), config.input_folder / "new\nline.csv")
     assert pipeline.run_fullprocess(config)["action"] == pipeline.NOTHING_TO_DECIDE
@@ -425,11 +427,11 @@ def test_a_file_named_with_a_newline_is_decided_at_most_once_then_the_tick_is_id
 
 
 @pytest.mark.slow
-def test_a_model_trained_and_deployed_by_hand_is_never_drift_tested_on_its_own_rows(config: Config) -> None:
+def test_a_model_trained_and_deployed_by_hand_is_never_drift_tested_on_its_own_rows(bootstrapped: Config) -> None:
     import deployment as deployment_cli
     from risk import scoring
 
-    pipeline.run_fullprocess(config)  # version 1, bootstrap
+    config = bootstrapped  # version 1, bootstrap
     write_frame(synthetic_frame(60, seed=21), config.input_folder / "by_hand.csv")
     ingestion.run_ingestion(config)
     training.run_training(config)

@@ -25,10 +25,9 @@ def wilson(k: int, n: int) -> list[float]:
     return [round(centre - half, 4), round(centre + half, 4)]
 
 
-def test_a_recorded_list_is_measured_by_the_next_month(config: Config) -> None:
+def test_a_recorded_list_is_measured_by_the_next_month(after_month0: Config) -> None:
+    config = after_month0  # bootstrap on the course data and month 0: the first list
     months = monthly_snapshots(seed=11)
-    write_frame(months[0], config.input_folder / "month0.csv")
-    pipeline.run_fullprocess(config)  # bootstrap on the course data and month 0: the first list
     client = create_app(config).test_client()
     assert client.get("/risk/outcomes").get_json()[0]["followed"] == 0  # nothing seen since
     write_frame(months[1], config.input_folder / "month1.csv")
@@ -57,11 +56,9 @@ def test_a_recorded_list_is_measured_by_the_next_month(config: Config) -> None:
     assert client.get("/risk/outcomes?limit=0").status_code == 400
 
 
-def test_a_list_keeps_its_next_month_outcome_and_a_rebuilt_state_agrees(config: Config) -> None:
+def test_a_list_keeps_its_next_month_outcome_and_a_rebuilt_state_agrees(after_month1: Config) -> None:
+    config = after_month1  # months 0 and 1, each through fullprocess
     months = monthly_snapshots(seed=11)
-    for i in (0, 1):
-        write_frame(months[i], config.input_folder / f"month{i}.csv")
-        pipeline.run_fullprocess(config)
     client = create_app(config).test_client()
     first_measured = client.get("/risk/outcomes").get_json()[-1]
     write_frame(months[2], config.input_folder / "month2.csv")
@@ -93,11 +90,9 @@ def test_a_rollback_records_the_list_it_gives(deployed: Config) -> None:
     assert [c["rank"] for c in lists[0]["clients"]] == list(range(1, len(lists[0]["clients"]) + 1))
 
 
-def test_the_dashboard_shows_who_left_since_the_last_list_and_the_hit_rate_chart(config: Config) -> None:
+def test_the_dashboard_shows_who_left_since_the_last_list_and_the_hit_rate_chart(after_month1: Config) -> None:
+    config = after_month1  # months 0 and 1, each through fullprocess
     months = monthly_snapshots(seed=11)
-    for i in (0, 1):
-        write_frame(months[i], config.input_folder / f"month{i}.csv")
-        pipeline.run_fullprocess(config)
     html = create_app(config).test_client().get("/").get_data(as_text=True)
     assert '<section id="left-since">' in html
     gone = set(months[1].loc[months[1][contract.TARGET] == 1, contract.ID_COLUMN])
@@ -109,13 +104,10 @@ def test_the_dashboard_shows_who_left_since_the_last_list_and_the_hit_rate_chart
     assert html.count('class="outcome-row"') == 1
 
 
-def test_the_report_says_how_right_the_last_measured_list_was(config: Config) -> None:
+def test_the_report_says_how_right_the_last_measured_list_was(after_month1: Config) -> None:
     from risk import reporting
 
-    months = monthly_snapshots(seed=11)
-    for i in (0, 1):
-        write_frame(months[i], config.input_folder / f"month{i}.csv")
-        pipeline.run_fullprocess(config)
+    config = after_month1  # months 0 and 1, each through fullprocess
     reporting.run_reporting(config)
     first = create_app(config).test_client().get("/risk/outcomes").get_json()[-1]
     html = " ".join((config.model_folder / "reports" / "latest.html").read_text(encoding="utf-8").split())
@@ -126,12 +118,11 @@ def test_the_report_says_how_right_the_last_measured_list_was(config: Config) ->
     assert f"precision at capacity {first['hit_rate'] * 100:.0f}%" in " ".join(pdf.split())
 
 
-def test_a_list_whose_clients_repeat_their_rows_next_month_is_judged_on_all_of_them(config: Config) -> None:
+def test_a_list_whose_clients_repeat_their_rows_next_month_is_judged_on_all_of_them(after_month0: Config) -> None:
     """Issue 23: an unchanged month sends the same row again; finaldata.csv drops it as a duplicate, but the client
     is still there, so the list counts it as followed."""
+    config = after_month0  # the first list, on month 0
     months = monthly_snapshots(seed=11)
-    write_frame(months[0], config.input_folder / "month0.csv")
-    pipeline.run_fullprocess(config)  # the first list, on month 0
     with Ledger(config.ledger_path) as ledger:
         listed = [c["corporation"] for c in ledger.call_lists.latest(1)[0]["clients"]]
     before = config.finaldata_path.read_text(encoding="utf-8").count("\n")
