@@ -89,16 +89,13 @@ def write_csv(table: pa.Table, path: Path) -> None:
         pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False, quoting_style="none"))
 
 
-def write_history(folder: Path, clients: int, months: int, seed: int, last: Path | None = None) -> int:
+def write_history(folder: Path, clients: int, months: int, seed: int) -> int:
     """`months` files of `clients` rows: a client who leaves (exited = 1) is in no later month; a new client takes
-    the place. Returns the rows written. With `last`, the next month is written there too (not counted)."""
+    the place. Returns the rows written."""
     rng = np.random.default_rng(seed)
     ids, employees, next_id, rows = np.arange(clients), rng.integers(1, 1000, clients), clients, 0
-    for month in range(months + (last is not None)):
+    for month in range(months):
         table = snapshot(rng, ids, employees)
-        if month == months:
-            write_csv(table, last)
-            break
         write_csv(table, folder / f"month_{month + 1:03d}.csv")
         rows += table.num_rows
         stay = table.column(contract.TARGET).to_numpy() == 0
@@ -125,16 +122,15 @@ def empty_project(root: Path) -> Path:
     return config
 
 
-def make_scaled(root: Path, clients: int, months: int, stage: str = "fullprocess.py",
-                last: Path | None = None) -> tuple[Path, dict]:
-    """A project whose source folder holds the history, taken in by one run of `stage`; (config, figures)."""
+def make_scaled(root: Path, clients: int, months: int) -> tuple[Path, dict]:
+    """A project whose source folder holds the history, taken in by one `fullprocess.py` run; (config, figures)."""
     config = empty_project(root)
     start = time.perf_counter()
-    rows = write_history(root / "sourcedata", clients, months, seed=clients, last=last)
+    rows = write_history(root / "sourcedata", clients, months, seed=clients)
     written = time.perf_counter() - start
     progress(f"{rows:,} rows: {months} monthly files written in {written:.1f} s")
-    first = script(stage, config)
-    progress(f"{rows:,} rows: first {stage} run {first:.1f} s")
+    first = script("fullprocess.py", config)
+    progress(f"{rows:,} rows: first fullprocess.py run {first:.1f} s")
     return config, {"rows": rows, "clients": clients, "write_csv_s": written, "first_fullprocess_s": first}
 
 

@@ -556,11 +556,11 @@ def _stretches(to: Committed, start: tuple[int, int]) -> list[tuple[int, int]]:
     passed over."""
     end, chosen, last = (to.data_end_byte, to.observations), [], start
     for point in to.points:
-        if last[0] < point[0] < end[0] and last[1] < point[1] < end[1] and point[1] - (chosen or [start])[-1][1] \
-                >= REBUILD_ROWS:
+        if not (last[0] < point[0] < end[0] and last[1] < point[1] < end[1]):
+            continue
+        last = point
+        if point[1] - (chosen[-1] if chosen else start)[1] >= REBUILD_ROWS:
             chosen.append(point)
-        if last[0] < point[0] < end[0] and last[1] < point[1] < end[1]:
-            last = point
     return [*chosen, end]
 
 

@@ -200,28 +200,31 @@ def read_training_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
     the contract, is read again by the text path (`read_training_data`), whose error names the row and the column."""
     if not path.is_file():
         raise MissingInputError(f"{path}: training data not found (run ingestion.py first)")
+    arrays = _typed_arrays(path)
+    return arrays if arrays is not None else contract.split_xy(read_training_data(path))
+
+
+def _typed_arrays(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """`read_training_arrays`' pyarrow pass, block by block into arrays sized by the line count (filled in place,
+    never copied whole); None when a block is not the contract's numbers or breaks it (or the file has no rows)."""
     columns = (*contract.FEATURES, contract.TARGET)
     options = pa_csv.ConvertOptions(include_columns=list(columns), column_types=dict.fromkeys(columns, pa.float64()),
                                     null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=True)
-    lines = _lines(path)  # at least the rows: the arrays are filled in place, never copied whole
+    lines = _lines(path)  # at least the rows
     x, y, rows = np.empty((lines, len(contract.FEATURES)), dtype=np.float64), np.empty(lines, dtype=np.int8), 0
     try:
         with pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=READ_BLOCK_BYTES),
                              convert_options=options) as reader:
             for batch in reader:
-                if rows + batch.num_rows > lines or not _typed_block(batch, x[rows:rows + batch.num_rows],
-                                                                     y[rows:rows + batch.num_rows]):
-                    break
-                rows += batch.num_rows
-            else:
-                if rows:
-                    return x[:rows], y[:rows].astype(np.int64)
+                end = rows + batch.num_rows
+                if end > lines or not _typed_block(batch, x[rows:end], y[rows:end]):
+                    return None
+                rows = end
     except (pa.ArrowInvalid, pa.ArrowKeyError):  # not the contract's numbers, or a column is absent
-        pass
+        return None
     finally:
         pa.default_memory_pool().release_unused()
-    del x, y
-    return contract.split_xy(read_training_data(path))
+    return (x[:rows], y[:rows].astype(np.int64)) if rows else None
 
 
 def _lines(path: Path) -> int:
