@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from risk import cli
 from risk.config import Config
-from risk.contactlog import run_contacts
 from risk.errors import ContractError
 from risk.ingestion import run_ingestion
 
@@ -23,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="read the contacts folder's new CSVs (contacts_folder_path) instead of client data")
     args = parser.parse_args(argv)
     if args.contacts:
+        from risk.contactlog import run_contacts  # here: a client-data run does not load it
+
         return cli.run(args, run_contacts)
 
     def stage(config: Config) -> dict:

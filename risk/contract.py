@@ -10,11 +10,14 @@ import re
 from collections import Counter, namedtuple
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from risk.errors import ContractError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MAX_COUNT = float(2**53)  # the largest count a float64 holds exactly; beyond it two counts could merge
 
@@ -123,6 +126,8 @@ def reason(column: Column, raw: object) -> str:
 
 def parse_numbers(raw: pd.Series) -> np.ndarray:
     """Text (or numbers) as float64, a new array the caller may change; NaN where missing or not a number."""
+    import pandas as pd  # in each function that needs it: ingestion.py's fast path runs without pandas
+
     if pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
         return raw.to_numpy(dtype="float64", na_value=np.nan, copy=True)  # pandas 3 gives a read-only view
     return pd.to_numeric(raw.astype("string").str.strip(), errors="coerce").to_numpy(dtype="float64",
@@ -131,6 +136,8 @@ def parse_numbers(raw: pd.Series) -> np.ndarray:
 
 def shown(value: object, width: int = 40) -> str:
     """A cell as an error message quotes it: its text, cut to `width` characters (an empty cell is '')."""
+    import pandas as pd
+
     missing = value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
     text = repr("" if missing else str(value))
     return text if len(text) <= width else text[:width - 4] + "...'"
@@ -150,6 +157,21 @@ def _checked(frame: pd.DataFrame, column: Column, source: str, history: bool = F
     return values
 
 
+def kept(numbers: dict[str, np.ndarray], history: bool = False) -> bool:
+    """Whether typed columns (float64, NaN for an empty cell; every number column of the contract) keep it, the
+    empty cells of a column added later taking its `fill` first when reading the `history` (in place). False sends
+    the caller to validate_frame on the text, whose error names the row: this is its check without pandas."""
+    for column in SCHEMA:
+        if column.role == "id":
+            continue
+        values = numbers[column.name]
+        if history and column.fill is not None:
+            values[np.isnan(values)] = column.fill
+        if not all_good(column, values):
+            return False
+    return True
+
+
 def validate_frame(frame: pd.DataFrame, source: str, *, labelled: bool = True, history: bool = False) -> pd.DataFrame:
     """Check `frame` against the contract and return it typed, in contract column order.
 
@@ -157,6 +179,8 @@ def validate_frame(frame: pd.DataFrame, source: str, *, labelled: bool = True, h
     `labelled=False` accepts rows without the target (for prediction). `history=True` reads the ingested
     history, where a feature added later is empty in older rows and takes its `fill`.
     """
+    import pandas as pd
+
     frame = frame.rename(columns=lambda c: str(c).strip())
     needed = required(labelled)
     missing = missing_columns(frame.columns, needed)
@@ -237,6 +261,8 @@ def _first_non_utf8(path: Path) -> int | None:
 
 def read_csv(path: Path, *, labelled: bool = True, source: str | None = None, history: bool = False) -> pd.DataFrame:
     """Read a client CSV and validate it; ContractError names the file (or `source`) and what was wrong."""
+    import pandas as pd
+
     source = source or path.name
     try:
         raw = pd.read_csv(path, dtype=str, encoding="utf-8", skipinitialspace=True, keep_default_na=False,

@@ -17,12 +17,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from risk import contract, inbox, rowindex, rowtext
+from risk import arrownp, contract, inbox, rowindex, rowtext
 
 PIECE_BYTES = 1 << 22  # at most ingestion's BLOCK_BYTES: no longer line may reach the text reader's block limit
 AHEAD = 2  # pieces parsed and hashed at once (one thread each), ahead of the one being appended
 TYPED = {c.name: pa.string() if c.role == "id" else pa.float64() for c in contract.SCHEMA}
-Prepared = tuple[bytes | pa.Array, np.ndarray]  # (normalised lines, row hashes) of a piece
 
 
 def pieces(path: Path) -> Iterator[bytes | None]:
@@ -82,7 +81,7 @@ def good_rows(table: pa.Table) -> tuple[pa.Array, dict] | None:
     numbers = {}
     for column in contract.SCHEMA:
         if column.role != "id":
-            numbers[column.name] = table.column(column.name).to_numpy()  # NaN where missing
+            numbers[column.name] = arrownp.to_numpy(table.column(column.name))  # NaN where missing
             if not contract.all_good(column, numbers[column.name]):
                 return None
     ident = table.column(contract.ID_COLUMN).combine_chunks() if contract.ID_COLUMN in table.column_names else \
@@ -116,13 +115,14 @@ def non_digits(codes: np.ndarray) -> int:
     return len(codes) - int(np.count_nonzero(codes >= ord("0"))) + int(np.count_nonzero(codes > ord("9")))
 
 
-def prepared(piece: bytes | None, names: list[str]) -> Prepared | None:
-    """(normalised lines, row hashes) of a piece whose every row is good; None for any other piece."""
+def prepared(piece: bytes | None, names: list[str]) -> rowtext.Batch | None:
+    """The rowtext.Batch of a piece whose every row is good (its lines the piece itself when they are already
+    normalised); None for any other piece."""
     table = typed(piece, names) if piece is not None else None
     rows = good_rows(table) if table is not None else None
     if rows is None:
         return None
-    return piece if as_written(piece, names, rows) else rowtext.row_lines(*rows), rowtext.row_hashes(*rows)
+    return rowtext.batch(piece if as_written(piece, names, rows) else rowtext.row_lines(*rows), *rows)
 
 
 def ahead(pool: ThreadPoolExecutor, function: Callable, items: Iterator) -> Iterator[tuple]:
@@ -160,7 +160,7 @@ class Readahead:
                     break
                 yield entry.path, names, piece
 
-    def pieces(self, path: Path, names: list[str]) -> Iterator[tuple[bytes | None, Prepared | None]]:
+    def pieces(self, path: Path, names: list[str]) -> Iterator[tuple[bytes | None, rowtext.Batch | None]]:
         """(piece, prepared) for each piece of the file at `path`; read here and now for a file not planned."""
         if path not in self.order:
             yield from ((piece, prepared(piece, names)) for piece in readable_pieces(path))

@@ -152,7 +152,7 @@ def checked_rows(sink: Sink, entry: inbox.Entry, encoding: str, names: list[str]
         found = rowcheck.rejections(text, bad, np.flatnonzero(broken), lines)
         sink.reject(entry.name, rowcheck.ragged(done, len(names)) + found)
         counts["rejected_rows"] += int(broken.sum()) + len(done)
-        append_new(sink, *rowtext.normalised(text, numbers, ~broken & ~blank), keys, counts)
+        append_new(sink, rowtext.normalised(text, numbers, ~broken & ~blank), keys, counts)
         if sink.progress is not None:
             sink.progress.update(min(BLOCK_BYTES, entry.size))
     sink.reject(entry.name, rowcheck.ragged(invalid, len(names)))
@@ -174,7 +174,7 @@ def fast_rows(sink: Sink, entry: inbox.Entry, names: list[str]) -> dict | None:
             if sink.progress is not None:
                 sink.progress.update(-done)
             return None
-        append_new(sink, *ready, keys, counts)
+        append_new(sink, ready, keys, counts)
         done += len(piece)
         if sink.progress is not None:
             sink.progress.update(len(piece))
@@ -273,8 +273,10 @@ def progress_bar(entries: list[inbox.Entry]):  # -> tqdm | None
     return tqdm(total=sum(e.size for e in entries), unit="B", unit_scale=True, desc="ingestion", leave=False)
 
 
-def ingest_new(config: Config, ledger: Ledger, run_id: int) -> list[dict]:
-    """Ingest every new entry of the input folder, then refresh ingestedfiles.txt if it is behind."""
+def ingest_new(config: Config, ledger: Ledger, run_id: int) -> tuple[list[dict], tuple | None]:
+    """Ingest every new entry of the input folder, then refresh ingestedfiles.txt if it is behind. Returns the
+    outcomes and the typed rows the run accepted (Sink.taken_rows), which the read state takes rather than read
+    them back."""
     entries = inbox.new_entries(config.input_folder, ledger)
     sink = Sink(config, ledger, run_id, fast_names)
     try:
@@ -291,16 +293,19 @@ def ingest_new(config: Config, ledger: Ledger, run_id: int) -> list[dict]:
                 _log_outcome(outcome, changed)
             sync_payload(sink, last)
         compact(config, ledger, sink.index)
+        taken = sink.taken_rows()
     finally:
         sink.close()
     if not views.views_current(config.output_folder, ledger):
         write_views(config, ledger)
-    return outcomes
+    return outcomes, taken
 
 
 def adopt_parts(sink: Sink) -> None:
     """Once, after the upgrade from per-file parts: append the parts, in ledger order, to finaldata.csv."""
     legacy = [f for f in sink.ledger.files.records(status="ingested") if f["data_end"] is None and f["part"]]
+    if legacy:
+        sink.taken = None  # the read state reads the adopted rows back
     for record in legacy:
         path = sink.config.output_folder / catalog.PARTS / record["part"]
         part = inbox.Entry(record["name"], path, path.stat().st_size, 0, record["sha256"])
@@ -349,10 +354,11 @@ def run_ingestion(config: Config, parent_run: int | None = None) -> dict:
         if not mine:
             raise BusyError(f"{config.output_folder / catalog.INGESTION_LOCK}: another ingestion is running")
         with recorded(config.ledger_path, "ingestion", parent_run) as (ledger, run_id, detail):
-            summary = summarise(ingest_new(config, ledger, run_id))
+            outcomes, taken = ingest_new(config, ledger, run_id)
+            summary = summarise(outcomes)
             detail.update(summary)
             committed = prepared.committed(ledger)
-        prepared.advance(config, committed)  # after the commit: the API's read state follows the ledger
+        prepared.advance(config, committed, taken)  # after the commit: the API's read state follows the ledger
     logger.info("ingestion: %d file(s), %d new row(s), %d duplicate row(s); rejected %d file(s) and %d row(s) "
                 "(see %s); %d duplicate file(s)", summary["ingested_files"], summary["ingested_rows"],
                 summary["duplicate_rows"], summary["rejected_files"], summary["rejected_rows"], catalog.REJECTS,

@@ -59,23 +59,27 @@ import threading
 from collections import namedtuple
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from risk import catalog, contract, risklist, views
+from risk import arrownp, catalog, clientkeys, contract, risklist, views
 from risk import summary as summaries
+from risk.clientkeys import keys_of, names_of
 from risk.config import Config
 from risk.errors import IntegrityError, MissingInputError
-from risk.files import atomic_write_bytes, atomic_write_text, fsync_dir
+from risk.files import atomic_open, atomic_write_bytes, atomic_write_text, fsync_dir
 from risk.ledger import Ledger, LedgerReader, read_once
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 FORMAT = catalog.PREPARED_FORMAT
 NUMBERS = (*contract.FEATURES, contract.TARGET)
-KEY = "key"  # a record's client: the id's UTF-8 bytes and END (fixed-width bytes drop a trailing NUL, never 0xff)
-END = b"\xff"  # a byte UTF-8 never holds
+KEY = "key"  # a record's client: risk.clientkeys.keys_of (the id's UTF-8 bytes and END, NUL-padded)
 RECORD = (KEY, *contract.FEATURES, contract.TARGET, "position", "first_position")  # a segment's columns, in order
 PAGE = 4096  # each column of a segment file starts on a page: scanned pages are dropped column by column
 CHUNK = 1 << 16  # records a reader scans at a time
@@ -107,7 +111,7 @@ class State(namedtuple("State", "data_end_byte segments stats watches observatio
         return _frame(_scanned(self, RECORD))
 
 
-REPEAT = "repeat"  # in the observations `_apply` takes: True for a row finaldata.csv left out as a duplicate
+REPEAT = "repeat"  # in a frame `rows_of` takes: True for a row finaldata.csv left out as a duplicate
 # what `advance` brings the state up to; repeats: (part of repeats/, observations after its file), oldest first
 # points: (byte length, observations) after each file, oldest first, where a rebuild may cut the history (() for none)
 Committed = namedtuple("Committed", "data_end_byte lists_by_rows observations repeats points", defaults=((),))
@@ -125,27 +129,7 @@ def segments_folder(config: Config) -> Path:
     return config.output_folder / catalog.PREPARED_SEGMENTS
 
 
-# ---- keys and segments ---------------------------------------------------------------------------------------
-def keys_of(names: np.ndarray | list | pd.Series) -> np.ndarray:
-    """The record keys of client ids (text, none missing), built from Arrow's buffers without a Python loop."""
-    text = pa.array(names, type=pa.large_string()) if not isinstance(names, pd.Series) else \
-        pa.array(names.astype("string"), type=pa.large_string())
-    text = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
-    offsets = np.frombuffer(text.buffers()[1], dtype=np.int64)[text.offset:text.offset + len(text) + 1]
-    data = np.frombuffer(text.buffers()[2], dtype=np.uint8) if text.buffers()[2] else np.empty(0, np.uint8)
-    lengths = np.diff(offsets)
-    table = np.zeros((len(text), int(lengths.max(initial=0)) + 1), dtype=np.uint8)
-    rows = np.repeat(np.arange(len(text)), lengths)
-    table[rows, np.arange(len(rows)) - np.repeat(offsets[:-1] - offsets[0], lengths)] = data[offsets[0]:offsets[-1]]
-    table[np.arange(len(text)), lengths] = END[0]
-    return table.view(f"S{table.shape[1]}").ravel()
-
-
-def names_of(keys: np.ndarray) -> list[str]:
-    """The client ids of record keys."""
-    return [key[:-1].decode() for key in keys.tolist()]
-
-
+# ---- segments ---------------------------------------------------------------------------------------
 def _dtypes(width: int) -> dict[str, np.dtype]:
     return {KEY: np.dtype(f"S{width}"), **{name: np.dtype("<f8") for name in contract.FEATURES},
             contract.TARGET: np.dtype("i1"), "position": np.dtype("<i8"), "first_position": np.dtype("<i8")}
@@ -160,14 +144,15 @@ def _layout(count: int, width: int) -> tuple[dict[str, int], int]:
     return offsets, offset
 
 
-def _segment_bytes(segment: Segment) -> bytes:
+def _write_segment(path: Path, segment: Segment) -> None:
+    """The segment's file, written atomically a column at a time (each padded to its page): no copy of it whole."""
     width = segment.columns[KEY].dtype.itemsize
     offsets, size = _layout(segment.count, width)
-    buffer = bytearray(size)
-    for name, dtype in _dtypes(width).items():
-        data = np.ascontiguousarray(segment.columns[name], dtype=dtype).tobytes()
-        buffer[offsets[name]:offsets[name] + len(data)] = data
-    return bytes(buffer)
+    with atomic_open(path, "wb") as handle:
+        for name, dtype in _dtypes(width).items():
+            handle.seek(offsets[name])
+            handle.write(np.ascontiguousarray(segment.columns[name], dtype=dtype).view(np.uint8))
+        handle.truncate(size)
 
 
 class _Gone(Exception):
@@ -253,7 +238,7 @@ def _merge(older: Segment, newer: Segment) -> Segment:
     """One segment of both: `newer`'s records, and `older`'s of the clients `newer` does not hold."""
     _, replaced = _find(newer.columns[KEY], older.columns[KEY])
     kept = {name: np.concatenate([older.columns[name][~replaced], newer.columns[name]]) for name in RECORD}
-    order = np.argsort(kept[KEY], kind="stable")
+    order = clientkeys.key_order(kept[KEY])
     return Segment(None, len(order), {name: column[order] for name, column in kept.items()}, None)
 
 
@@ -281,6 +266,8 @@ def _scanned(state: State, names: tuple[str, ...]) -> Iterator[dict[str, np.ndar
 
 
 def _frame(pieces: Iterator[dict[str, np.ndarray]]) -> pd.DataFrame:
+    import pandas as pd  # the pipeline's readers of every client; the write side runs without pandas
+
     pieces = list(pieces)
     columns = {name: np.concatenate([np.empty(0, dtype) if name != KEY else np.empty(0, "S1"),
                                      *(piece[name] for piece in pieces)]) for name, dtype in _dtypes(1).items()}
@@ -360,15 +347,15 @@ def unwatched() -> dict:
     return _new_watch(set())
 
 
-def _watch(watches: dict[int, dict], latest: pd.DataFrame, keys: np.ndarray, start_rows: int, found: np.ndarray,
-           old: dict, rows: pd.DataFrame) -> None:
-    """Each watched boundary learns the next row of the clients current then and not seen since: `latest` are the
-    new rows' clients (risklist.latest_clients, their first new row at `first_position`) with their `keys`, `found`
-    says which were known before and `old` their records then. Costs the new rows and the lists' clients."""
-    first = latest["first_position"].to_numpy(np.int64)
-    order = np.argsort(first, kind="stable")
+def _watch(watches: dict[int, dict], keys: np.ndarray, first_new: np.ndarray, next_left: np.ndarray,
+           found: np.ndarray, old: dict) -> None:
+    """Each watched boundary learns the next row of the clients current then and not seen since: the new rows'
+    clients have `keys`, their first new row at `first_new` (an observation number) saying whether they left
+    (`next_left`); `found` says which were known before and `old` their records then. Costs the new rows and the
+    lists' clients."""
+    order = np.argsort(first_new, kind="stable")
     order = order[found[order]]  # the known clients, in the order of their first new row
-    keys, next_left = keys[order], rows[contract.TARGET].to_numpy()[first[order] - start_rows] == 1
+    keys, next_left = keys[order], next_left[order]
     last_position, was_current = old["position"][order], old[contract.TARGET][order] != 1
     by_key = np.argsort(keys, kind="stable")
     for boundary, watch in watches.items():
@@ -387,37 +374,63 @@ def _watch(watches: dict[int, dict], latest: pd.DataFrame, keys: np.ndarray, sta
 
 
 # ---- the update: the new rows' clients only --------------------------------------------------------------------
-def _touched(state: State | None, latest: pd.DataFrame) -> tuple[Segment, np.ndarray, np.ndarray, dict]:
-    """The segment of the clients `latest` (risklist.latest_clients of new rows) touches, their first position the
-    earliest known; with their keys (in `latest`'s order), which of them were known and their records before."""
-    keys = keys_of(latest[contract.ID_COLUMN])
+class Rows(namedtuple("Rows", "ids numbers repeat")):
+    """Observations in arrival order, as `_apply` takes them: `ids` Arrow text (null: a row without a name),
+    `numbers` each of NUMBERS as float64, `repeat` True for a row finaldata.csv left out as a duplicate (kept in
+    repeats/). NumPy and Arrow, no pandas: ingestion.py builds the state without importing it."""
+
+    def __len__(self) -> int:
+        return len(self.repeat)
+
+    def cut(self, begin: int, end: int) -> Rows:
+        return Rows(self.ids.slice(begin, end - begin), {k: v[begin:end] for k, v in self.numbers.items()},
+                    self.repeat[begin:end])
+
+
+def rows_of(frame: pd.DataFrame) -> Rows:
+    """The Rows of a validated frame (contract.validate_frame), its `REPEAT` column, when there is one, marking the
+    repeats."""
+    repeat = frame[REPEAT].to_numpy(bool) if REPEAT in frame.columns else np.zeros(len(frame), dtype=bool)
+    ids = pa.array(frame[contract.ID_COLUMN], type=pa.string(), from_pandas=True)
+    return Rows(ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids,
+                {name: frame[name].to_numpy(dtype=np.float64) for name in NUMBERS}, repeat)
+
+
+def _touched(state: State | None, rows: Rows, start_rows: int) -> tuple[Segment, np.ndarray, np.ndarray, dict]:
+    """The segment of the clients `rows` (observations from `start_rows`) touch, each with its latest row
+    (risk.clientkeys.latest_rows, sorted by key as a segment is) and its first position the earliest known; with
+    each client's first new observation, which of them were known and their records before."""
+    named = np.flatnonzero(arrownp.to_numpy(rows.ids.is_valid()))
+    every = keys_of(rows.ids.filter(rows.ids.is_valid()) if len(named) < len(rows) else rows.ids)
+    last, first = clientkeys.latest_rows(every)
+    keys, latest, first_new = every[last], named[last], start_rows + named[first]
     found, old = _lookup(state.segments if state else (), keys, (contract.TARGET, "position", "first_position"))
-    first = latest["first_position"].to_numpy(np.int64).copy()
-    first[found] = np.minimum(first[found], old["first_position"][found])
-    order = np.argsort(keys, kind="stable")
-    columns = {KEY: keys, **{name: latest[name].to_numpy(dtype=float) for name in contract.FEATURES},
-               contract.TARGET: latest[contract.TARGET].to_numpy(dtype=np.int8),
-               "position": latest["position"].to_numpy(np.int64), "first_position": first}
-    return Segment(None, len(keys), {name: column[order] for name, column in columns.items()}, None), keys, found, old
+    first_position = first_new.copy()
+    first_position[found] = np.minimum(first_position[found], old["first_position"][found])
+    columns = {KEY: keys, **{name: rows.numbers[name][latest] for name in contract.FEATURES},
+               contract.TARGET: rows.numbers[contract.TARGET][latest].astype(np.int8),
+               "position": start_rows + latest, "first_position": first_position}
+    return Segment(None, len(keys), columns, None), first_new, found, old
 
 
-def _apply(state: State | None, rows: pd.DataFrame, data_end_byte: int,
+def _apply(state: State | None, rows: Rows | pd.DataFrame, data_end_byte: int,
            lists_by_rows: dict[int, set[str]]) -> State:
-    """`state` (None: an empty history) with the observations `rows` (in arrival order) appended, the history then
-    ending at `data_end_byte`. The clients and the watches see every row; the summary statistics, those of
-    finaldata.csv, only the rows it holds (where the `REPEAT` column, when there is one, is False). Costs the rows:
-    one new segment of the clients they touch (then merged, `_merged`), their old records looked up."""
-    distinct = rows[~rows[REPEAT].to_numpy(bool)] if REPEAT in rows.columns else rows
-    rows = rows.drop(columns=[REPEAT], errors="ignore")
+    """`state` (None: an empty history) with the observations `rows` (in arrival order; a validated frame is taken
+    too) appended, the history then ending at `data_end_byte`. The clients and the watches see every row; the
+    summary statistics, those of finaldata.csv, only the rows it holds (not the repeats). Costs the rows: one new
+    segment of the clients they touch (then merged, `_merged`), their old records looked up."""
+    rows = rows if isinstance(rows, Rows) else rows_of(rows)
     start_rows = 0 if state is None else state.observations
-    named = int(distinct[contract.ID_COLUMN].notna().sum()) + (0 if state is None else state.stats["named"])
-    fresh = {name: summaries.column_stats(distinct[name].to_numpy(dtype=float)) for name in NUMBERS}
-    latest = risklist.latest_clients(rows, start_rows)
-    touched, keys, found, old = _touched(state, latest)
+    kept = ~rows.repeat
+    every = bool(kept.all())
+    ids = rows.ids if every else rows.ids.filter(arrownp.from_numpy(kept))
+    named = len(ids) - ids.null_count + (0 if state is None else state.stats["named"])
+    fresh = {name: summaries.column_stats(values if every else values[kept]) for name, values in rows.numbers.items()}
+    touched, first_new, found, old = _touched(state, rows, start_rows)
+    target = touched.columns[contract.TARGET]
     sizes = state.sizes if state else {"clients": 0, "current": 0}
     sizes = {"clients": sizes["clients"] + int((~found).sum()),
-             "current": sizes["current"] + int((latest[contract.TARGET].to_numpy() != 1).sum())
-             - int((found & (old[contract.TARGET] != 1)).sum())}
+             "current": sizes["current"] + int((target != 1).sum()) - int((found & (old[contract.TARGET] != 1)).sum())}
     if state is None:
         segments, stats, watches = (), fresh, {}
     else:
@@ -425,11 +438,12 @@ def _apply(state: State | None, rows: pd.DataFrame, data_end_byte: int,
         if start_rows in lists_by_rows and start_rows not in watches:  # a list recorded on the history as it stood
             watches[start_rows] = _new_watch(lists_by_rows[start_rows])
         if watches:
-            _watch(watches, latest, keys, start_rows, found, old, rows.reset_index(drop=True))
+            next_left = rows.numbers[contract.TARGET][first_new - start_rows] == 1
+            _watch(watches, touched.columns[KEY], first_new, next_left, found, old)
         segments, stats = state.segments, {name: summaries.merged(state.stats[name], fresh[name]) for name in NUMBERS}
     segments = _merged((*segments, touched)) if touched.count else segments
-    kept = len(distinct) + (0 if state is None else int(state.stats["rows"]))
-    return State(data_end_byte, segments, {**stats, "rows": kept, "named": named}, watches, start_rows + len(rows),
+    total = int(kept.sum()) + (0 if state is None else int(state.stats["rows"]))
+    return State(data_end_byte, segments, {**stats, "rows": total, "named": named}, watches, start_rows + len(rows),
                  sizes)
 
 
@@ -491,7 +505,7 @@ def _write(config: Config, state: State) -> State:
     for segment in state.segments:
         if segment.name is None:
             segment = segment._replace(name=f"{state.observations}-{secrets.token_hex(4)}.seg")
-            atomic_write_bytes(folder / segment.name, _segment_bytes(segment))
+            _write_segment(folder / segment.name, segment)
         segments.append(segment)
     state = state._replace(segments=tuple(segments))
     atomic_write_bytes(path_of(config), _encode(state))
@@ -503,33 +517,34 @@ def _write(config: Config, state: State) -> State:
 
 
 # ---- reading the history -----------------------------------------------------------------------------------------
-def _rows_between(config: Config, start_byte: int, end_byte: int) -> pd.DataFrame:
+def _rows_between(config: Config, start_byte: int, end_byte: int) -> dict:
     from risk import store
 
     with open(config.finaldata_path, "rb") as handle:
         handle.seek(start_byte)
         text = handle.read(end_byte - start_byte)
-    return contract.validate_frame(store.read_written(store.DATA_HEADER + text, catalog.FINALDATA), catalog.FINALDATA,
-                                   history=True)
+    return store.written_columns(store.DATA_HEADER + text, catalog.FINALDATA)
 
 
-def _observed(config: Config, since: tuple[int, int], to: Committed) -> pd.DataFrame:
+def _observed(config: Config, since: tuple[int, int], to: Committed) -> Rows:
     """The observations from `since` (finaldata.csv's byte length, observations) to `to`, in arrival order: the
-    rows finaldata.csv gained and the repeats (store.read_repeats) in their places, marked in the `REPEAT` column."""
+    rows finaldata.csv gained and the repeats (store.repeat_columns) in their places."""
     from risk import store
 
     rows = _rows_between(config, since[0], to.data_end_byte)
-    repeats = store.read_repeats(config, to.repeats, since[1], to.observations)
-    places = repeats.pop(store.OBSERVATION).to_numpy() - since[1]
-    count = to.observations - since[1]
-    if len(rows) + len(repeats) != count:
-        raise IntegrityError(f"{config.finaldata_path} and {catalog.REPEATS}/ hold {len(rows)} + {len(repeats)} rows"
-                             f" where the ledger counts {count} observations; restore them from a backup")
+    repeats = store.repeat_columns(config, to.repeats, since[1], to.observations)
+    places = repeats[store.OBSERVATION] - since[1]
+    count, held = to.observations - since[1], (len(rows[contract.ID_COLUMN]), len(places))
+    if sum(held) != count:
+        raise IntegrityError(f"{config.finaldata_path} and {catalog.REPEATS}/ hold {held[0]} + {held[1]} rows where "
+                             f"the ledger counts {count} observations; restore them from a backup")
     repeat = np.zeros(count, dtype=bool)
     repeat[places] = True
+    if not len(places):
+        return Rows(rows[contract.ID_COLUMN], {name: rows[name] for name in NUMBERS}, repeat)
     order = np.argsort(np.r_[np.flatnonzero(~repeat), places], kind="stable")
-    both = pd.concat([rows.assign(**{REPEAT: False}), repeats.assign(**{REPEAT: True})], ignore_index=True)
-    return both.take(order).reset_index(drop=True)
+    ids = pa.concat_arrays([rows[contract.ID_COLUMN], repeats[contract.ID_COLUMN]]).take(arrownp.from_numpy(order))
+    return Rows(ids, {name: np.r_[rows[name], repeats[name]][order] for name in NUMBERS}, repeat)
 
 
 def _rebuilt(config: Config, to: Committed) -> State:
@@ -542,11 +557,40 @@ def _rebuilt(config: Config, to: Committed) -> State:
     state, since = None, (len(store.DATA_HEADER), 0)
     for point in _stretches(to, since):
         rows = _observed(config, since, to._replace(data_end_byte=point[0], observations=point[1]))
-        cuts = [0, *sorted(b - since[1] for b in to.lists_by_rows if since[1] < b < point[1]), len(rows)]
-        for begin, end in itertools.pairwise(cuts):
-            state = _apply(state, rows.iloc[begin:end], point[0], to.lists_by_rows)
+        state = _steps(state, rows, since[1], point[0], to.lists_by_rows)
         since = point
     return state
+
+
+def _steps(state: State | None, rows: Rows, since_rows: int, data_end_byte: int,
+           lists_by_rows: dict[int, set[str]]) -> State | None:
+    """`_apply` of `rows` (observations from `since_rows`) in steps cut at the lists' boundaries among them."""
+    cuts = [0, *sorted(b - since_rows for b in lists_by_rows if since_rows < b < since_rows + len(rows)), len(rows)]
+    for begin, end in itertools.pairwise(cuts):
+        state = _apply(state, rows.cut(begin, end), data_end_byte, lists_by_rows)
+    return state
+
+
+def _taken(taken: tuple | None, state: State | None, to: Committed) -> Rows | None:
+    """The Rows of what an ingestion run accepted (store.Sink.taken_rows: where it began, its typed batches) when
+    they are exactly the observations from `state` (None: from an empty history) to `to`; None otherwise. An empty
+    id is no name, as finaldata.csv reads back."""
+    from risk import store
+
+    if taken is None:
+        return None
+    since, batches = taken
+    if since != ((state.data_end_byte, state.observations) if state else (len(store.DATA_HEADER), 0)) \
+            or since[1] + sum(len(repeat) for _, _, repeat in batches) != to.observations:
+        return None
+    ids = pa.concat_arrays([ids.cast(pa.string()) for ids, _, _ in batches]) if batches else pa.nulls(0, pa.string())
+    offsets = np.frombuffer(ids.buffers()[1], np.int32)[ids.offset:ids.offset + len(ids) + 1]
+    named = np.diff(offsets) > 0  # a null's length is 0 too
+    if not named.all():
+        ids = pc.if_else(arrownp.from_numpy(named), ids, pa.nulls(len(ids), pa.string()))
+    numbers = {name: np.concatenate([np.empty(0), *(values[name] for _, values, _ in batches)]).astype(np.float64)
+               for name in NUMBERS}
+    return Rows(ids, numbers, np.concatenate([np.zeros(0, bool), *(repeat for _, _, repeat in batches)]))
 
 
 def _stretches(to: Committed, start: tuple[int, int]) -> list[tuple[int, int]]:
@@ -574,12 +618,13 @@ def committed(ledger: Ledger) -> Committed:
                      tuple(ledger.files.points()))
 
 
-def advance(config: Config, to: Committed) -> State | None:
+def advance(config: Config, to: Committed, taken: tuple | None = None) -> State | None:
     """The pipeline's one way to bring the prepared state up to what the ledger has committed (`committed(ledger)`,
     read after the commit): reads only the observations since the state's (the rows appended to finaldata.csv
     and the repeats) and the records of the clients they touch, or the whole history when there is no usable
     state or a list is not watched yet; then writes the new segment, the manifest and its tag. None before any
-    data."""
+    data. `taken`: the typed rows the ingestion run that just committed accepted (store.Sink.taken_rows), taken
+    instead of reading them back when they are exactly the new observations."""
     from risk import store
 
     if to.data_end_byte is None:
@@ -593,9 +638,12 @@ def advance(config: Config, to: Committed) -> State | None:
         return state
     if state is not None and not unwatched and len(store.DATA_HEADER) <= state.data_end_byte <= to.data_end_byte \
             and state.observations <= to.observations:
-        new = _apply(state, _observed(config, (state.data_end_byte, state.observations), to), to.data_end_byte,
-                     to.lists_by_rows)
+        rows = _taken(taken, state, to)
+        rows = rows if rows is not None else _observed(config, (state.data_end_byte, state.observations), to)
+        new = _apply(state, rows, to.data_end_byte, to.lists_by_rows)
         how = f"{new.observations - state.observations} new observation(s)"
+    elif state is None and (rows := _taken(taken, None, to)) is not None:  # the history began with this run
+        new, how = _steps(None, rows, 0, to.data_end_byte, to.lists_by_rows), "built from the run's rows"
     else:
         new, how = _rebuilt(config, to), "rebuilt"
     new = _write(config, new)

@@ -21,11 +21,12 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
-from risk import catalog, contract
+from risk import catalog, clientkeys, contract
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from risk.registry import Version
 
 REASONS_PER_CLIENT = 2
@@ -36,14 +37,15 @@ def latest_clients(frame: pd.DataFrame, start_row: int = 0) -> pd.DataFrame:
     """One row per named client, its newest in ingestion order (rows without a name are skipped), in that order,
     with `position` (its row number in the history, the frame's first row being `start_row`) and
     `first_position` (its first row's: when it became a client). A frame that already has them (latest rows,
-    or latest rows of two stretches of history, oldest first) keeps them: the earliest first position wins."""
+    or latest rows of two stretches of history, oldest first) keeps them: the earliest first position wins.
+    The grouping is risk.clientkeys.latest_rows, as the prepared read state's."""
     if "position" not in frame.columns:
         frame = frame.assign(position=np.arange(start_row, start_row + len(frame), dtype=np.int64))
     named = frame[frame[contract.ID_COLUMN].notna()]
-    first = named.groupby(contract.ID_COLUMN, sort=False)[
-        "first_position" if "first_position" in named.columns else "position"].transform("min")
-    return named.assign(first_position=first).drop_duplicates(contract.ID_COLUMN, keep="last") \
-        .reset_index(drop=True)
+    firsts = named["first_position" if "first_position" in named.columns else "position"].to_numpy(np.int64)
+    last, first = clientkeys.latest_rows(clientkeys.keys_of(named[contract.ID_COLUMN]), firsts)
+    order = np.argsort(last)
+    return named.iloc[last[order]].assign(first_position=first[order]).reset_index(drop=True)
 
 
 def current_clients(latest: pd.DataFrame) -> pd.DataFrame:
@@ -243,4 +245,6 @@ def as_csv(ranked: list[dict]) -> str:
              "reasons": spreadsheet_safe("; ".join(x["text"] for x in r["reasons"])), "group": r.get("group"),
              "action": r.get("action")}
             for r in ranked]
+    import pandas as pd  # here: the read state's builders import this module without pandas
+
     return pd.DataFrame(rows, columns=CSV_COLUMNS).to_csv(index=False)

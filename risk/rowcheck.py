@@ -6,7 +6,6 @@ and why. Pure functions of Arrow batches and NumPy arrays; no file is read or wr
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -32,6 +31,8 @@ def to_numbers(values: pa.Array) -> np.ndarray:
                            pa.float64()).to_numpy(zero_copy_only=False)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             continue
+    import pandas as pd  # only for a chunk with a bad value: ingestion.py runs without it otherwise
+
     return contract.parse_numbers(pd.Series(values.to_numpy(zero_copy_only=False), dtype="string"))
 
 

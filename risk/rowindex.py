@@ -188,12 +188,12 @@ def load(path: Path) -> np.ndarray:
     return np.load(path, mmap_mode="r", allow_pickle=False)
 
 
-def fresh(keys: np.ndarray, *known: SortedRuns) -> tuple[np.ndarray, np.ndarray]:
+def fresh(keys: np.ndarray, *known: SortedRuns, ordered: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(True for the first occurrence of each key that none of `known` holds, those keys sorted).
 
-    One sort and sorted lookups; where the first occurrences are is sought (a stable argsort) only when a key
-    repeats or is known."""
-    ordered = np.sort(keys)
+    One sort (`ordered`: done already) and sorted lookups; where the first occurrences are is sought (a stable
+    argsort) only when a key repeats or is known."""
+    ordered = np.sort(keys) if ordered is None else ordered
     first = np.ones(len(ordered), dtype=bool)
     first[1:] = ordered[1:] != ordered[:-1]
     for runs in known:

@@ -5,23 +5,28 @@ they were meant (100, not 100.0). Pure functions of Arrow arrays and NumPy array
 """
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from risk import contract, rowindex
+from risk import arrownp, contract, rowindex
 
 NUMBERS = (*contract.FEATURES, contract.TARGET)
 QUOTED = (b",", b'"', b"\r", b"\n")  # an id holding any of these is quoted
+# a batch of good rows as ingestion appends it: its CSV lines (bytes or a string array), row hashes, the hashes
+# sorted (in the thread that made them: the de-duplication's sort), and the typed rows (ids trimmed, numbers)
+Batch = namedtuple("Batch", "lines hashes ordered rows")
 
 
 def number_text(values: np.ndarray) -> pa.Array:
     """Counts as they were meant: 100, not 100.0 (fractions keep their shortest exact form)."""
     integral = np.floor(values) == values
     if integral.all():
-        return pc.cast(pa.array(values.astype(np.int64)), pa.string())
-    as_int = pc.cast(pa.array(np.where(integral, values, 0).astype(np.int64)), pa.string())
-    return pc.if_else(pa.array(integral), as_int, pc.cast(pa.array(values), pa.string()))
+        return pc.cast(arrownp.from_numpy(values.astype(np.int64)), pa.string())
+    as_int = pc.cast(arrownp.from_numpy(np.where(integral, values, 0).astype(np.int64)), pa.string())
+    return pc.if_else(arrownp.from_numpy(integral), as_int, pc.cast(arrownp.from_numpy(values), pa.string()))
 
 
 def quoted(values: pa.Array) -> pa.Array:
@@ -30,14 +35,16 @@ def quoted(values: pa.Array) -> pa.Array:
     if not any(byte in text for byte in QUOTED):
         return values
     needs = pc.match_substring_regex(values, '[,"\r\n]')
-    escaped = pc.binary_join_element_wise('"', pc.replace_substring(values, '"', '""'), '"', "")
+    quote = arrownp.text('"')
+    escaped = pc.binary_join_element_wise(quote, pc.replace_substring(values, '"', '""'), quote, arrownp.text(""))
     return pc.if_else(needs, escaped, values)
 
 
 def row_lines(ident: pa.Array, numbers: dict) -> pa.Array:
     """The CSV line of each row (with its newline): the id, quoted where needed, then the numbers."""
     cells = [quoted(ident), *(number_text(numbers[name]) for name in NUMBERS)]
-    return pc.binary_join_element_wise(pc.binary_join_element_wise(*cells, ","), "\n", "")
+    return pc.binary_join_element_wise(pc.binary_join_element_wise(*cells, arrownp.text(",")), arrownp.text("\n"),
+                                       arrownp.text(""))
 
 
 def row_hashes(ident: pa.Array, numbers: dict) -> np.ndarray:
@@ -46,12 +53,17 @@ def row_hashes(ident: pa.Array, numbers: dict) -> np.ndarray:
     return rowindex.hash_rows(hashes)
 
 
-def normalised(text: dict, numbers: dict, keep: np.ndarray) -> tuple[pa.Array, np.ndarray]:
-    """(CSV lines, row hashes) of the kept rows of a checked chunk (`text` holds the id trimmed)."""
-    ident = pc.filter(text[contract.ID_COLUMN], pa.array(keep)) if contract.ID_COLUMN in text else \
+def batch(lines: bytes | pa.Array, ident: pa.Array, numbers: dict) -> Batch:
+    hashes = row_hashes(ident, numbers)
+    return Batch(lines, hashes, np.sort(hashes), (ident, numbers))
+
+
+def normalised(text: dict, numbers: dict, keep: np.ndarray) -> Batch:
+    """The Batch of the kept rows of a checked chunk (`text` holds the id trimmed)."""
+    ident = pc.filter(text[contract.ID_COLUMN], arrownp.from_numpy(keep)) if contract.ID_COLUMN in text else \
         pa.array([""] * int(keep.sum()), pa.string())
     kept = {name: numbers[name][keep] for name in NUMBERS}
-    return row_lines(ident, kept), row_hashes(ident, kept)
+    return batch(row_lines(ident, kept), ident, kept)
 
 
 def split_lines(text: bytes) -> pa.Array:

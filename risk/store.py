@@ -4,7 +4,8 @@ repeats (repeats/, one part per file that had any): the accepted rows finaldata.
 earlier rows, each with its observation number, so that the read state sees every accepted row.
 
 Read by ingestion (the Sink), the pipeline (read_ingested: the rows given files added), the prepared read state
-(read_repeats) and the readers of the whole history (read_history: finaldata.csv validated).
+(written_columns, repeat_columns: typed arrays, no pandas) and the readers of the whole history (read_history:
+finaldata.csv validated).
 """
 from __future__ import annotations
 
@@ -16,26 +17,31 @@ from collections import namedtuple
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from risk import catalog, contract, fastread, rowindex, rowtext
+from risk import arrownp, catalog, contract, fastread, rowindex, rowtext
 from risk.config import Config
 from risk.errors import ContractError, IntegrityError, MissingInputError
 from risk.files import atomic_write_text, fsync_dir
 from risk.ledger import Ledger
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 DATA_HEADER = (",".join(contract.COLUMNS) + "\n").encode()
 REJECTS_HEADER = b"file,row,column,value,reason\n"
 OBSERVATION = "observation"  # a repeat's number in the stream of accepted rows (0 for the first row ever accepted)
 REPEATS_HEADER = (",".join((OBSERVATION, *contract.COLUMNS)) + "\n").encode()
-Mark = namedtuple("Mark", "data rejects repeats observations")  # where a file began, to undo it
+Mark = namedtuple("Mark", "data rejects repeats observations taken")  # where a file began, to undo it
 COMPACT_AFTER = 16  # per-file index segments before they are merged into one
+TAKEN_ROWS = 2_000_000  # accepted rows a run keeps, typed, for the read state; beyond them it reads them back
+THREADED_BYTES = 1 << 22  # CSV the pipeline wrote is parsed on every core beyond this size (a month of rows)
 
 
 def csv_lines(rows: list[tuple]) -> bytes:
@@ -58,6 +64,8 @@ class Sink:
         self.index = load_index(config, ledger)
         point = ledger.files.committed_point()
         self.observations = point[1] if point else 0  # accepted rows so far, duplicates included
+        self.start = (data_end if data_end is not None else len(DATA_HEADER), self.observations)
+        self.taken: list[tuple] | None = []  # the run's accepted rows, typed: (ids, numbers, repeat) per batch
         self.repeats = Repeats(config.output_folder / catalog.REPEATS, run_id, ledger)
         self.progress = None
         self.pool = ThreadPoolExecutor(fastread.AHEAD, thread_name_prefix="ingestion")
@@ -87,16 +95,26 @@ class Sink:
             os.fsync(handle.fileno())
         self.repeats.sync()
 
-    def observe(self, fresh: np.ndarray, lines: pa.Array | None) -> None:
+    def observe(self, fresh: np.ndarray, lines: pa.Array | None, rows: tuple | None) -> None:
         """Count a batch of accepted rows as observations, keeping the repeats among them (where `fresh` is False;
-        `lines` are the batch's every line) in the file's part of repeats/ with their observation numbers."""
+        `lines` are the batch's every line) in the file's part of repeats/ with their observation numbers, and the
+        batch's typed rows `rows` (ids, numbers) in `taken` while the run has taken at most TAKEN_ROWS."""
         if not fresh.all():
             where = np.flatnonzero(~fresh)
-            self.repeats.write(self.observations + where, pc.filter(lines, pa.array(~fresh)))
+            self.repeats.write(self.observations + where, pc.filter(lines, arrownp.from_numpy(~fresh)))
         self.observations += len(fresh)
+        if self.taken is not None:
+            self.taken = None if rows is None or self.observations - self.start[1] > TAKEN_ROWS else \
+                [*self.taken, (*rows, ~fresh)]
+
+    def taken_rows(self) -> tuple[tuple[int, int], list[tuple]] | None:
+        """(where the run began: finaldata.csv's byte length and the observations, the typed rows it accepted since
+        in order: (ids, numbers, repeat) per batch), or None when it did not keep them all."""
+        return (self.start, self.taken) if self.taken is not None else None
 
     def mark(self) -> Mark:
-        return Mark(self.data.tell(), self.rejects.tell(), self.repeats.tell(), self.observations)
+        return Mark(self.data.tell(), self.rejects.tell(), self.repeats.tell(), self.observations,
+                    None if self.taken is None else len(self.taken))
 
     def rewind(self, mark: Mark) -> None:
         """Forget what a file appended since `mark` (its rows, repeats and observations)."""
@@ -104,6 +122,7 @@ class Sink:
         self.data.seek(mark.data)
         self.repeats.truncate(mark.repeats)
         self.observations = mark.observations
+        self.taken = self.taken[:mark.taken] if self.taken is not None and mark.taken is not None else None
 
     def rollback(self, mark: Mark) -> None:
         """Forget a file taken half-way: its rejected rows not yet recorded, and whatever it appended."""
@@ -138,8 +157,9 @@ class Repeats:
             self.folder.mkdir(exist_ok=True)
             self.handle = open(self.path, "wb")  # closed by end_file
             self.handle.write(REPEATS_HEADER)
-        numbers = pc.cast(pa.array(observations.astype(np.int64)), lines.type)
-        self.handle.write(rowtext.text_bytes(pc.binary_join_element_wise(numbers, lines, pa.scalar(",", lines.type))))
+        numbers = pc.cast(arrownp.from_numpy(observations.astype(np.int64)), lines.type)
+        comma = arrownp.text(",").cast(lines.type)
+        self.handle.write(rowtext.text_bytes(pc.binary_join_element_wise(numbers, lines, comma)))
 
     def tell(self) -> int:
         return self.handle.tell() if self.handle is not None else 0
@@ -241,17 +261,17 @@ def compact(config: Config, ledger: Ledger, index: rowindex.SortedRuns) -> None:
     logger.info("ingestion: merged the de-duplication index into %s (%d rows)", name, len(keys))
 
 
-def append_new(sink: Sink, lines: pa.Array | bytes, hashes: np.ndarray, keys: rowindex.SortedRuns,
-               counts: dict) -> None:
+def append_new(sink: Sink, batch: rowtext.Batch, keys: rowindex.SortedRuns, counts: dict) -> None:
     """Append the lines whose rows are new (not in the history, nor earlier in this file) and count them; every
-    line is an observation, and the others are kept as repeats (Sink.observe)."""
-    fresh, new = rowindex.fresh(hashes, sink.index, keys)
+    line is an observation, and the others are kept as repeats (Sink.observe, which keeps the typed rows too)."""
+    lines, rows = batch.lines, batch.rows
+    fresh, new = rowindex.fresh(batch.hashes, sink.index, keys, ordered=batch.ordered)
     if not fresh.all():
         every = rowtext.split_lines(lines) if isinstance(lines, bytes) else lines
-        sink.observe(fresh, every)
-        lines = pc.filter(every, pa.array(fresh))
+        sink.observe(fresh, every, rows)
+        lines = pc.filter(every, arrownp.from_numpy(fresh))
     else:
-        sink.observe(fresh, None)
+        sink.observe(fresh, None, rows)
     sink.data.write(lines if isinstance(lines, bytes) else rowtext.text_bytes(lines))
     keys.add_run(new)
     counts["rows"] += int(fresh.sum())
@@ -280,50 +300,93 @@ def read_ingested(config: Config, records: list[dict]) -> pd.DataFrame:
     return contract.validate_frame(read_written(b"".join(chunks), catalog.FINALDATA), catalog.FINALDATA, history=True)
 
 
+def _typed_table(data: bytes) -> pa.Table | None:
+    """CSV the pipeline wrote, header first, read by pyarrow with the contract's types (ids as text, an empty cell
+    null); None when its header is not the contract's columns or a value is not of its column's type."""
+    header = data[:data.find(b"\n")].decode("utf-8", "replace").split(",")
+    types = {contract.ID_COLUMN: pa.string(), OBSERVATION: pa.int64(),
+             **{name: pa.float64() for name in contract.COLUMNS if name != contract.ID_COLUMN}}
+    if not all(name in types for name in header) or len(set(header)) != len(header):
+        return None
+    options = pa_csv.ConvertOptions(column_types={name: types[name] for name in header}, null_values=[""],
+                                    strings_can_be_null=True, quoted_strings_can_be_null=True)
+    try:
+        return pa_csv.read_csv(pa.py_buffer(data), convert_options=options,
+                               read_options=pa_csv.ReadOptions(use_threads=len(data) > THREADED_BYTES))
+    except pa.ArrowInvalid:
+        return None
+
+
 def read_written(data: bytes, source: str) -> pd.DataFrame:
     """CSV the pipeline wrote (finaldata.csv's rows, a part of repeats/), header first, as `pd.read_csv(dtype=str,
     keep_default_na=False, na_values=[""])` reads it for the contract's checks, but with the numbers parsed by
     pyarrow (4x faster on a month of rows): ids as text, an empty cell missing. Text pyarrow does not take as the
     contract's numbers, or another column, is read as text, so the checks name the row as before."""
-    header = data[:data.find(b"\n")].decode("utf-8", "replace").split(",")
-    types = {contract.ID_COLUMN: pa.string(), OBSERVATION: pa.int64(),
-             **{name: pa.float64() for name in contract.COLUMNS if name != contract.ID_COLUMN}}
-    if all(name in types for name in header) and len(set(header)) == len(header):
-        options = pa_csv.ConvertOptions(column_types={name: types[name] for name in header}, null_values=[""],
-                                        strings_can_be_null=True, quoted_strings_can_be_null=True)
-        try:
-            table = pa_csv.read_csv(pa.py_buffer(data), convert_options=options,
-                                    read_options=pa_csv.ReadOptions(use_threads=False))
-            return table.to_pandas()
-        except pa.ArrowInvalid:
-            pass
+    import pandas as pd
+
+    table = _typed_table(data)
+    if table is not None:
+        return table.to_pandas()
     try:
         return pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, na_values=[""])
     except pd.errors.EmptyDataError:
         raise ContractError(f"{source}: no header") from None
 
 
-def read_repeats(config: Config, parts: list[tuple[str, int]], start: int, end: int) -> pd.DataFrame:
-    """The repeats with observation numbers in [start, end), validated, in order: `parts` are (name, the
-    observations counted after its file) as the ledger lists them (`files.repeat_parts`). A part written before a
-    column was added to the contract lacks it, and its rows take the column's `fill`."""
-    frames = []
+def written_columns(data: bytes, source: str, *, complete: bool = False) -> dict:
+    """CSV the pipeline wrote, validated as the history (contract.validate_frame(history=True)), as arrays: the ids
+    as Arrow text (null where empty) and every number column of the contract as float64 (and OBSERVATION, int64,
+    when the header has it). `complete`: a contract column the header lacks (a part written before the column was
+    added) is read as empty, so that it takes its `fill`. pyarrow and NumPy only; a value that breaks the contract
+    is read again through read_written and validate_frame, whose ContractError names its row."""
+    table = _typed_table(data)
+    if table is not None and (complete or all(name in table.column_names for name in contract.COLUMNS)):
+        rows = table.num_rows
+        columns = {name: arrownp.to_numpy(table.column(name)).astype(np.float64)
+                   if name in table.column_names else np.full(rows, np.nan) for name in _NUMBERS}
+        if contract.kept(columns, history=True):
+            ids = table.column(contract.ID_COLUMN).combine_chunks() if contract.ID_COLUMN in table.column_names \
+                else pa.nulls(rows, pa.string())
+            extra = {OBSERVATION: arrownp.to_numpy(table.column(OBSERVATION)).astype(np.int64)} \
+                if OBSERVATION in table.column_names else {}
+            return {contract.ID_COLUMN: ids.cast(pa.string()), **columns, **extra}
+    import pandas as pd
+
+    raw = read_written(data, source)
+    observed = raw.pop(OBSERVATION) if OBSERVATION in raw.columns else None
+    if complete:
+        raw = raw.reindex(columns=list(contract.COLUMNS), fill_value=pd.NA)  # added since: empty cells
+    rows = contract.validate_frame(raw, source, history=True)
+    extra = {OBSERVATION: pd.to_numeric(observed).to_numpy(np.int64)} if observed is not None else {}
+    ids = pa.array(rows[contract.ID_COLUMN], type=pa.string(), from_pandas=True)
+    return {contract.ID_COLUMN: ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids,
+            **{name: rows[name].to_numpy(dtype=np.float64) for name in _NUMBERS}, **extra}
+
+
+_NUMBERS = tuple(name for name in contract.COLUMNS if name != contract.ID_COLUMN)
+
+
+def repeat_columns(config: Config, parts: list[tuple[str, int]], start: int, end: int) -> dict:
+    """The repeats with observation numbers in [start, end), in order, as `written_columns` gives them: `parts` are
+    (name, the observations counted after its file) as the ledger lists them (`files.repeat_parts`). A part written
+    before a column was added to the contract lacks it, and its rows take the column's `fill`."""
+    pieces = []
     for name, after in parts:
         if after <= start:
             continue
         path = config.output_folder / catalog.REPEATS / name
-        raw = read_written(path.read_bytes(), str(path))
-        raw = raw.reindex(columns=[OBSERVATION, *contract.COLUMNS], fill_value=pd.NA)  # added since: empty cells
-        numbers = pd.to_numeric(raw.pop(OBSERVATION)).to_numpy(np.int64)
-        inside = (numbers >= start) & (numbers < end)
-        rows = contract.validate_frame(raw[inside], str(path), history=True)
-        frames.append(rows.assign(**{OBSERVATION: numbers[inside]}))
+        columns = written_columns(path.read_bytes(), str(path), complete=True)
+        numbers = columns[OBSERVATION]
+        inside = np.flatnonzero((numbers >= start) & (numbers < end))
+        pieces.append({key: value.take(arrownp.from_numpy(inside)) if isinstance(value, pa.Array) else value[inside]
+                       for key, value in columns.items()})
         if after >= end:
             break
-    if not frames:
-        return contract.validate_frame(pd.DataFrame(columns=list(contract.COLUMNS)), "repeats", history=True) \
-            .assign(**{OBSERVATION: np.empty(0, np.int64)})
-    return pd.concat(frames, ignore_index=True)
+    if not pieces:
+        return {contract.ID_COLUMN: pa.nulls(0, pa.string()), **{name: np.empty(0) for name in _NUMBERS},
+                OBSERVATION: np.empty(0, np.int64)}
+    return {key: pa.concat_arrays([piece[key] for piece in pieces]) if key == contract.ID_COLUMN
+            else np.concatenate([piece[key] for piece in pieces]) for key in pieces[0]}
 
 
 REPAIR = " (the next ingestion.py run cuts a row that a killed run left after its last commit)"
@@ -338,6 +401,8 @@ class UnusableIngestedData(MissingInputError):
 def read_history(config: Config) -> pd.DataFrame:
     """finaldata.csv validated by the contract: ids as ingestion kept them (text; `NA` and `00007` are
     names, only an empty cell is missing), features as numbers."""
+    import pandas as pd
+
     path = config.output_folder / catalog.FINALDATA
     if not path.is_file():
         raise MissingInputError(f"{path}: no ingested data (run ingestion.py first)")

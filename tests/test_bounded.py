@@ -4,12 +4,14 @@ the history a stretch of files at a time and agrees with the state advanced run 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import synthetic_frame, write_frame
+from conftest import REPO, synthetic_frame, write_frame
 from test_ingest_observations import A, B, assert_same, rebuilt, snapshot
 from test_prepared_segments import clients_frame, mapped_rss_kib
 
@@ -120,3 +122,42 @@ def test_the_records_a_newer_segment_replaces_are_found_a_chunk_at_a_time_and_th
     np.testing.assert_array_equal(replaced, np.arange(170_000, 200_000))  # keys sort as the zero-padded numbers
     assert len(none) == 0
     assert mapped_rss_kib(prepared.segments_folder(Project)) < size / 10  # the keys read were dropped
+
+
+HEADER = ",".join(contract.COLUMNS) + "\n"
+
+
+def test_the_state_takes_the_rows_a_run_accepted_and_agrees_with_reading_them_back(
+        config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    read_back = []
+    observed = prepared._observed
+    monkeypatch.setattr(prepared, "_observed", lambda *args: read_back.append(args[1]) or observed(*args))
+    ingestion.run_ingestion(config)  # the course's files: the history begins with this run
+    plain = " spaced ,1,2,3,0\n,7,8,9,0\n   ,1.5,2.25,3,0\ndup,1,1,1,0\ndup,1,1,1,0\nc9,0.1,0.2,0.3,1\n"  # fast path
+    quoted = '"comma, inc",4,5,6,1\n"quo""te",0.125,2,3,0\nspaced,1,2,3,0\n'  # a quote: the text path
+    (config.input_folder / "plain.csv").write_text(HEADER + plain, encoding="utf-8")
+    (config.input_folder / "quoted.csv").write_text(HEADER + quoted, encoding="utf-8")
+    ingestion.run_ingestion(config)
+    assert read_back == []  # neither run read its rows back from finaldata.csv
+    state = prepared.as_of_committed(config)
+    assert (state.observations, state.stats["rows"]) == (36 + 6 + 3, 26 + 5 + 2)  # `dup` and `spaced` repeat
+    names = set(state.clients[contract.ID_COLUMN])
+    assert {"spaced", "dup", "c9", "comma, inc", 'quo"te'} <= names
+    assert "" not in names
+    assert state.stats["named"] == 26 + 5 + 2 - 2  # the empty and the blank id are no name
+    assert_same(state, rebuilt(config))
+    assert read_back  # the rebuild read them
+
+
+def test_a_run_on_good_files_never_imports_pandas(config: Config) -> None:
+    """pyarrow imports pandas on its first conversion to or from NumPy (0.3 s, a month's read): the ingestion
+    path converts through risk.arrownp instead."""
+    for month in (1, 2):  # a second run updates the state built by the first
+        new = len(list(config.input_folder.glob("*.csv"))) if month == 1 else 0
+        write_frame(synthetic_frame(300, seed=month), config.input_folder / f"month{month}.csv")
+        code = ("import sys; from risk.config import load_config; from risk.ingestion import run_ingestion; "
+                f"summary = run_ingestion(load_config({str(config.config_path)!r})); "
+                "print(summary['ingested_files'], summary['rejected_rows'], 'pandas' in sys.modules)")
+        found = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+        assert found.stdout.split() == [str(new + 1), "0", "False"]
+        assert prepared.as_of_committed(config).observations == 36 + 300 * month
