@@ -5,7 +5,6 @@ tests work from anywhere. Stdlib only: the idle cron tick imports this.
 """
 from __future__ import annotations
 
-import difflib
 import json
 from collections import namedtuple
 from pathlib import Path
@@ -154,6 +153,8 @@ def _check_keys(data: dict, path: Path) -> None:
     """Refuse a key that is not a setting (a typo would silently leave its default in force)."""
     for key in data:
         if key not in KNOWN_KEYS:
+            import difflib  # here: only a misspelt key needs it
+
             close = difflib.get_close_matches(str(key), KNOWN_KEYS, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(KNOWN_KEYS)}"
             raise ConfigError(f"{path}: unknown key {key!r}{hint}")

@@ -7,12 +7,15 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 from risk.ledger.schema import OldLedger, require_current
 from risk.ledger.stores import Stores
 
-T = TypeVar("T")
+TYPE_CHECKING = False  # typing itself is not imported: the idle cron tick reads the ledger through this module
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    T = TypeVar("T")
 
 
 def read_only_connection(path: Path) -> sqlite3.Connection:
