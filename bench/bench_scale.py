@@ -136,7 +136,10 @@ def make_scaled(root: Path, clients: int, months: int) -> tuple[Path, dict]:
 
 def child(command: list[str], cwd: Path | str = "/") -> tuple[float, float]:
     """(wall seconds, peak RSS in MiB: wait4's ru_maxrss of that child) of one process in cron's bare environment;
-    it must exit 0. The peak counts this process's own memory at the fork (about 100 MiB), not its later growth."""
+    it must exit 0. The peak counts this process's own memory at the fork (about 100 MiB), not its later growth.
+    Dirty pages are written out first (os.sync): a process that fsyncs does not pay for the files the bench has just
+    copied (ext4 commits them with its journal)."""
+    os.sync()
     start = time.perf_counter()
     with tempfile.TemporaryFile() as errors:
         process = subprocess.Popen(command, cwd=cwd, env=CRON_ENV, stdout=subprocess.DEVNULL, stderr=errors)
