@@ -273,12 +273,13 @@ def progress_bar(entries: list[inbox.Entry]):  # -> tqdm | None
     return tqdm(total=sum(e.size for e in entries), unit="B", unit_scale=True, desc="ingestion", leave=False)
 
 
-def ingest_new(config: Config, ledger: Ledger, run_id: int) -> tuple[list[dict], tuple | None]:
+def ingest_new(config: Config, ledger: Ledger, run_id: int) -> tuple[list[dict], prepared.Taken | None]:
     """Ingest every new entry of the input folder, then refresh ingestedfiles.txt if it is behind. Returns the
-    outcomes and the typed rows the run accepted (Sink.taken_rows), which the read state takes rather than read
-    them back."""
+    outcomes and the typed rows the run accepted (prepared.Taken, None when it did not keep them all), which the
+    read state takes rather than read them back."""
     entries = inbox.new_entries(config.input_folder, ledger)
     sink = Sink(config, ledger, run_id, fast_names)
+    sink.taken = prepared.Taken(sink.start)
     try:
         adopt_parts(sink)
         sink.ahead = fastread.Readahead(sink.pool, entries, fast_names)
@@ -293,7 +294,7 @@ def ingest_new(config: Config, ledger: Ledger, run_id: int) -> tuple[list[dict],
                 _log_outcome(outcome, changed)
             sync_payload(sink, last)
         compact(config, ledger, sink.index)
-        taken = sink.taken_rows()
+        taken = sink.taken
     finally:
         sink.close()
     if not views.views_current(config.output_folder, ledger):

@@ -21,7 +21,7 @@ BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 1
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 # Each verdict's count is exposed from 0, before its first decision: Prometheus' increase() takes a series'
 # first sample as its start, so a DRIFT series that appeared at 1 would never fire RiskDriftDecided.
-ZERO_DECISIONS = dict.fromkeys((drift.DRIFT, drift.NO_DRIFT, drift.INCONCLUSIVE), 0)
+ZERO_DECISIONS = dict.fromkeys((drift.DRIFT, drift.NO_DRIFT, drift.INCONCLUSIVE, drift.RETRAIN), 0)
 
 
 def method_label(method: str) -> str:

@@ -303,12 +303,14 @@ def bootstrap_warning(config: Config) -> dict:
 def announce(config: Config, run_id: int, verdict: str, action: str, manifest: dict | None, evidence: dict) -> None:
     """The webhook's messages for a recorded decision: a DRIFT, a deployment (risk/notify.py). A RETRAIN (a model
     without a reference retrained) is no drift: only its deployment is announced."""
+    from risk import drift  # loaded already: a decision was made (the idle tick imports neither)
+
     live = registry.current_number(config.prod_folder)
-    if verdict == "DRIFT":
+    if verdict == drift.DRIFT:
         notify.notify(config, "drift", f"drift found ({evidence.get('reason', 'see the decision')}); {action}",
                       run_id=run_id, model_version=live, details={k: evidence.get(k) for k in (
                           "reason", "new_f1", "expected_f1", "new_rows", "files", "action")})
-    elif verdict == "NO DRIFT":
+    elif verdict == drift.NO_DRIFT:
         notify.clear(config, "no_drift")
     if manifest is not None:
         notify.notify(config, "deployment", f"version {manifest['version']} deployed after a {verdict} decision"

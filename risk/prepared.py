@@ -54,7 +54,6 @@ import json
 import logging
 import mmap
 import os
-import secrets
 import threading
 from collections import namedtuple
 from collections.abc import Iterator
@@ -374,17 +373,55 @@ def _watch(watches: dict[int, dict], keys: np.ndarray, first_new: np.ndarray, ne
 
 
 # ---- the update: the new rows' clients only --------------------------------------------------------------------
-class Rows(namedtuple("Rows", "ids numbers repeat")):
+class Rows(namedtuple("Rows", "ids numbers repeat keys stats", defaults=(None, None))):
     """Observations in arrival order, as `_apply` takes them: `ids` Arrow text (null: a row without a name),
     `numbers` each of NUMBERS as float64, `repeat` True for a row finaldata.csv left out as a duplicate (kept in
-    repeats/). NumPy and Arrow, no pandas: ingestion.py builds the state without importing it."""
+    repeats/); when already made, `keys` (keys_of the named rows' ids, in order) and `stats` (each number's
+    summary.column_stats over the rows that are not repeats). NumPy and Arrow, no pandas: ingestion.py builds the
+    state without importing it."""
 
     def __len__(self) -> int:
         return len(self.repeat)
 
     def cut(self, begin: int, end: int) -> Rows:
+        if (begin, end) == (0, len(self)):
+            return self
         return Rows(self.ids.slice(begin, end - begin), {k: v[begin:end] for k, v in self.numbers.items()},
                     self.repeat[begin:end])
+
+
+class Taken:
+    """The typed rows an ingestion run accepts, batch by batch from `since` (finaldata.csv's byte length and the
+    observations when it began), for `advance` to take rather than read them back. Each batch's keys and statistics
+    are made as it arrives, on ingestion's own thread while the readahead parses the next pieces."""
+
+    def __init__(self, since: tuple[int, int]) -> None:
+        self.since, self.batches = since, []
+
+    def add(self, ids: pa.Array, numbers: dict, repeat: np.ndarray) -> None:
+        """A batch: its ids (an empty one is no name, as finaldata.csv reads back), numbers and repeat marks."""
+        ids = ids.cast(pa.string())
+        offsets = np.frombuffer(ids.buffers()[1], np.int32)[ids.offset:ids.offset + len(ids) + 1]
+        named = np.diff(offsets) > 0  # a null's length is 0 too
+        if not named.all():
+            ids = pc.if_else(arrownp.from_numpy(named), ids, pa.nulls(len(ids), pa.string()))
+        numbers = {name: np.asarray(numbers[name], dtype=np.float64) for name in NUMBERS}
+        kept = ~repeat
+        stats = {name: summaries.column_stats(values if kept.all() else values[kept]) for name, values in
+                 numbers.items()}
+        keys = keys_of(ids if named.all() else ids.filter(arrownp.from_numpy(named)))
+        self.batches.append(Rows(ids, numbers, repeat, keys, stats))
+
+    def rows(self) -> Rows:
+        """The batches as one Rows, their keys and statistics joined."""
+        if not self.batches:
+            return Rows(pa.nulls(0, pa.string()), {name: np.empty(0) for name in NUMBERS}, np.zeros(0, bool))
+        stats = functools.reduce(lambda a, b: {name: summaries.merged(a[name], b[name]) for name in NUMBERS},
+                                 (batch.stats for batch in self.batches))
+        return Rows(pa.concat_arrays([batch.ids for batch in self.batches]),
+                    {name: np.concatenate([batch.numbers[name] for batch in self.batches]) for name in NUMBERS},
+                    np.concatenate([batch.repeat for batch in self.batches]),
+                    np.concatenate([batch.keys for batch in self.batches]), stats)
 
 
 def rows_of(frame: pd.DataFrame) -> Rows:
@@ -401,7 +438,8 @@ def _touched(state: State | None, rows: Rows, start_rows: int) -> tuple[Segment,
     (risk.clientkeys.latest_rows, sorted by key as a segment is) and its first position the earliest known; with
     each client's first new observation, which of them were known and their records before."""
     named = np.flatnonzero(arrownp.to_numpy(rows.ids.is_valid()))
-    every = keys_of(rows.ids.filter(rows.ids.is_valid()) if len(named) < len(rows) else rows.ids)
+    every = rows.keys if rows.keys is not None else \
+        keys_of(rows.ids.filter(rows.ids.is_valid()) if len(named) < len(rows) else rows.ids)
     last, first = clientkeys.latest_rows(every)
     keys, latest, first_new = every[last], named[last], start_rows + named[first]
     found, old = _lookup(state.segments if state else (), keys, (contract.TARGET, "position", "first_position"))
@@ -425,7 +463,8 @@ def _apply(state: State | None, rows: Rows | pd.DataFrame, data_end_byte: int,
     every = bool(kept.all())
     ids = rows.ids if every else rows.ids.filter(arrownp.from_numpy(kept))
     named = len(ids) - ids.null_count + (0 if state is None else state.stats["named"])
-    fresh = {name: summaries.column_stats(values if every else values[kept]) for name, values in rows.numbers.items()}
+    fresh = rows.stats or {name: summaries.column_stats(values if every else values[kept])
+                           for name, values in rows.numbers.items()}
     touched, first_new, found, old = _touched(state, rows, start_rows)
     target = touched.columns[contract.TARGET]
     sizes = state.sizes if state else {"clients": 0, "current": 0}
@@ -504,7 +543,7 @@ def _write(config: Config, state: State) -> State:
     segments = []
     for segment in state.segments:
         if segment.name is None:
-            segment = segment._replace(name=f"{state.observations}-{secrets.token_hex(4)}.seg")
+            segment = segment._replace(name=f"{state.observations}-{os.urandom(4).hex()}.seg")
             _write_segment(folder / segment.name, segment)
         segments.append(segment)
     state = state._replace(segments=tuple(segments))
@@ -571,26 +610,16 @@ def _steps(state: State | None, rows: Rows, since_rows: int, data_end_byte: int,
     return state
 
 
-def _taken(taken: tuple | None, state: State | None, to: Committed) -> Rows | None:
-    """The Rows of what an ingestion run accepted (store.Sink.taken_rows: where it began, its typed batches) when
-    they are exactly the observations from `state` (None: from an empty history) to `to`; None otherwise. An empty
-    id is no name, as finaldata.csv reads back."""
+def _taken(taken: Taken | None, state: State | None, to: Committed) -> Rows | None:
+    """The Rows of what an ingestion run accepted (Taken) when they are exactly the observations from `state`
+    (None: from an empty history) to `to`; None otherwise."""
     from risk import store
 
-    if taken is None:
+    if taken is None or taken.since != ((state.data_end_byte, state.observations) if state else
+                                        (len(store.DATA_HEADER), 0)) \
+            or taken.since[1] + sum(len(batch) for batch in taken.batches) != to.observations:
         return None
-    since, batches = taken
-    if since != ((state.data_end_byte, state.observations) if state else (len(store.DATA_HEADER), 0)) \
-            or since[1] + sum(len(repeat) for _, _, repeat in batches) != to.observations:
-        return None
-    ids = pa.concat_arrays([ids.cast(pa.string()) for ids, _, _ in batches]) if batches else pa.nulls(0, pa.string())
-    offsets = np.frombuffer(ids.buffers()[1], np.int32)[ids.offset:ids.offset + len(ids) + 1]
-    named = np.diff(offsets) > 0  # a null's length is 0 too
-    if not named.all():
-        ids = pc.if_else(arrownp.from_numpy(named), ids, pa.nulls(len(ids), pa.string()))
-    numbers = {name: np.concatenate([np.empty(0), *(values[name] for _, values, _ in batches)]).astype(np.float64)
-               for name in NUMBERS}
-    return Rows(ids, numbers, np.concatenate([np.zeros(0, bool), *(repeat for _, _, repeat in batches)]))
+    return taken.rows()
 
 
 def _stretches(to: Committed, start: tuple[int, int]) -> list[tuple[int, int]]:
@@ -618,13 +647,13 @@ def committed(ledger: Ledger) -> Committed:
                      tuple(ledger.files.points()))
 
 
-def advance(config: Config, to: Committed, taken: tuple | None = None) -> State | None:
+def advance(config: Config, to: Committed, taken: Taken | None = None) -> State | None:
     """The pipeline's one way to bring the prepared state up to what the ledger has committed (`committed(ledger)`,
     read after the commit): reads only the observations since the state's (the rows appended to finaldata.csv
     and the repeats) and the records of the clients they touch, or the whole history when there is no usable
     state or a list is not watched yet; then writes the new segment, the manifest and its tag. None before any
-    data. `taken`: the typed rows the ingestion run that just committed accepted (store.Sink.taken_rows), taken
-    instead of reading them back when they are exactly the new observations."""
+    data. `taken`: the typed rows the ingestion run that just committed accepted (Taken), taken instead of reading
+    them back when they are exactly the new observations."""
     from risk import store
 
     if to.data_end_byte is None:

@@ -65,7 +65,7 @@ class Sink:
         point = ledger.files.committed_point()
         self.observations = point[1] if point else 0  # accepted rows so far, duplicates included
         self.start = (data_end if data_end is not None else len(DATA_HEADER), self.observations)
-        self.taken: list[tuple] | None = []  # the run's accepted rows, typed: (ids, numbers, repeat) per batch
+        self.taken = None  # what keeps the run's accepted rows, typed, for the read state (ingestion's prepared.Taken)
         self.repeats = Repeats(config.output_folder / catalog.REPEATS, run_id, ledger)
         self.progress = None
         self.pool = ThreadPoolExecutor(fastread.AHEAD, thread_name_prefix="ingestion")
@@ -103,18 +103,14 @@ class Sink:
             where = np.flatnonzero(~fresh)
             self.repeats.write(self.observations + where, pc.filter(lines, arrownp.from_numpy(~fresh)))
         self.observations += len(fresh)
-        if self.taken is not None:
-            self.taken = None if rows is None or self.observations - self.start[1] > TAKEN_ROWS else \
-                [*self.taken, (*rows, ~fresh)]
-
-    def taken_rows(self) -> tuple[tuple[int, int], list[tuple]] | None:
-        """(where the run began: finaldata.csv's byte length and the observations, the typed rows it accepted since
-        in order: (ids, numbers, repeat) per batch), or None when it did not keep them all."""
-        return (self.start, self.taken) if self.taken is not None else None
+        if self.taken is not None and (rows is None or self.observations - self.start[1] > TAKEN_ROWS):
+            self.taken = None
+        elif self.taken is not None:
+            self.taken.add(*rows, ~fresh)
 
     def mark(self) -> Mark:
         return Mark(self.data.tell(), self.rejects.tell(), self.repeats.tell(), self.observations,
-                    None if self.taken is None else len(self.taken))
+                    None if self.taken is None else len(self.taken.batches))
 
     def rewind(self, mark: Mark) -> None:
         """Forget what a file appended since `mark` (its rows, repeats and observations)."""
@@ -122,7 +118,10 @@ class Sink:
         self.data.seek(mark.data)
         self.repeats.truncate(mark.repeats)
         self.observations = mark.observations
-        self.taken = self.taken[:mark.taken] if self.taken is not None and mark.taken is not None else None
+        if self.taken is not None and mark.taken is not None:
+            del self.taken.batches[mark.taken:]
+        else:
+            self.taken = None
 
     def rollback(self, mark: Mark) -> None:
         """Forget a file taken half-way: its rejected rows not yet recorded, and whatever it appended."""

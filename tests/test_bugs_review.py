@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import synthetic_frame, write_frame
+from conftest import REPO, synthetic_frame, write_frame
 from scipy.optimize import brentq
 from test_calllist import ingested, monthly_snapshots
 from test_fullprocess import only_one_leaver
@@ -201,3 +201,14 @@ def test_the_report_template_has_one_table_of_text_rows_used_twice() -> None:
     assert source.count("{% for cell in row %}<td>{{ cell }}</td>{% endfor %}") == 1
     assert re.findall(r"rows_table\((\w+), (\w+), \"([\w-]+)\"\)", source) == [
         ("effect_header", "effect_rows", "effect-row"), ("outcome_header", "outcome_rows", "outcome-row")]
+
+
+def test_every_verdict_has_its_colour_on_the_dashboard_and_in_the_report() -> None:
+    """A verdict is shown as a tag whose class is its name (lower case, dashes): RETRAIN had none, so it showed
+    unstyled beside the others."""
+    dashboard = (REPO / "templates" / "dashboard.html").read_text(encoding="utf-8")
+    report = (REPO / "templates" / "report.html").read_text(encoding="utf-8")
+    for verdict in (drift.DRIFT, drift.NO_DRIFT, drift.INCONCLUSIVE, drift.RETRAIN):
+        name = verdict.lower().replace(" ", "-")
+        assert re.search(rf"\.verdict\.{name}\b[^{{]*{{ background: #", dashboard), verdict
+        assert re.search(rf"\.tag\.{name}\b[^{{]*{{ background: #", report), verdict
