@@ -17,10 +17,14 @@ END = b"\xff"  # a byte UTF-8 never holds: "a" + END sorts after "ab" + END, and
 
 
 def _text(names: object) -> pa.Array:
-    """Client ids (text, none missing) as one Arrow large_string array: from Arrow, a list, NumPy or pandas."""
+    """Client ids (text, none missing) as one Arrow large_string array: from Arrow, a list, NumPy or pandas. A list
+    (a call list's clients) is put into Arrow's buffers here: pa.array would import pandas (risk/arrownp.py)."""
+    if isinstance(names, (list, tuple, np.ndarray)):
+        encoded = [str(name).encode() for name in names]
+        offsets = np.cumsum([0, *map(len, encoded)], dtype=np.int64)
+        return pa.LargeStringArray.from_buffers(len(encoded), pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded)))
     if not isinstance(names, (pa.Array, pa.ChunkedArray)):
-        plain = isinstance(names, (list, tuple, np.ndarray))
-        names = pa.array(names if plain else names.astype("string"), type=pa.large_string())  # else a pandas Series
+        names = pa.array(names.astype("string"), type=pa.large_string())  # a pandas Series: pandas is loaded
     if isinstance(names, pa.ChunkedArray):
         names = names.combine_chunks()
     return names.cast(pa.large_string())
