@@ -10,6 +10,11 @@ Run: python ingestion.py [--config PATH] [--contacts] [--json] [-v]
 """
 from __future__ import annotations
 
+import os
+
+if __name__ == "__main__":  # before NumPy loads. Ingestion does no linear algebra, and OpenBLAS's threads spin for a
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # while after it starts, on the core the CSV parser needs
+
 from risk import cli
 from risk.config import Config
 from risk.errors import ContractError

@@ -1,14 +1,22 @@
-"""NumPy arrays to and from Arrow arrays through their buffers, for the ingestion path.
+"""NumPy arrays to and from Arrow arrays through their buffers, and Arrow's compute functions by name, for the
+ingestion path.
 
 pyarrow (26) imports pandas the first time it converts between NumPy or Python objects and Arrow (`pa.array`,
 `Array.to_numpy`, a Python scalar given to a compute function): 0.3 s of an ingestion.py process, as long as a
-plain pyarrow read of a month of rows. Ingestion and the read state's update convert here instead, so a run on
-good files never imports pandas (tests/test_bounded.py holds it to that). Plain fixed-width types and booleans.
+plain pyarrow read of a month of rows. Importing `pyarrow.compute` (which an Array's `cast`, `filter`, `take`,
+`is_valid` and `fill_null` do too) builds a Python function and its docstring for each of Arrow's few hundred
+compute functions: 40-50 ms a process, a sixth of that read. Ingestion and the read state's update convert here,
+and call the compute functions they need through `call_function` (what each of those wrappers calls), so a run on
+good files imports neither (tests/test_bounded.py holds it to that). Plain fixed-width types and booleans.
 """
 from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+from pyarrow._compute import CastOptions, call_function  # pyarrow.compute's own, without its wrappers
+from pyarrow._compute import MatchSubstringOptions as MatchSubstringOptions  # for `call`'s callers
+from pyarrow._compute import PadOptions as PadOptions
+from pyarrow._compute import ReplaceSubstringOptions as ReplaceSubstringOptions
 
 _NUMPY = {pa.float64(): np.dtype("<f8"), pa.int64(): np.dtype("<i8"), pa.int32(): np.dtype("<i4"),
           pa.uint64(): np.dtype("<u8"), pa.int8(): np.dtype("i1")}
@@ -52,3 +60,19 @@ def text(value: str) -> pa.StringScalar:
     pa.scalar, which imports pandas)."""
     data = value.encode()
     return pa.StringArray.from_buffers(1, pa.py_buffer(np.array([0, len(data)], np.int32)), pa.py_buffer(data))[0]
+
+
+def call(name: str, *args: object, options: object = None) -> pa.Array:
+    """Arrow's compute function `name` on Arrow `args` (a text argument as `text`, not a Python str), as
+    pyarrow.compute's wrapper of it would call it."""
+    return call_function(name, list(args), options)
+
+
+def cast(values: pa.Array, to: pa.DataType) -> pa.Array:
+    """`values.cast(to)`, a safe cast (an error, not a wrong value, where one does not fit)."""
+    return call_function("cast", [values], CastOptions.safe(to))
+
+
+def blanks(count: int) -> pa.Array:
+    """`count` empty strings (an id column a file does not have)."""
+    return pa.StringArray.from_buffers(count, pa.py_buffer(np.zeros(count + 1, np.int32)), pa.py_buffer(b""))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from risk import arrownp
 
@@ -27,17 +26,17 @@ def _text(names: object) -> pa.Array:
         names = pa.array(names.astype("string"), type=pa.large_string())  # a pandas Series: pandas is loaded
     if isinstance(names, pa.ChunkedArray):
         names = names.combine_chunks()
-    return names.cast(pa.large_string())
+    return arrownp.cast(names, pa.large_string())
 
 
 def keys_of(names: object) -> np.ndarray:
     """The keys of client ids (text, none missing), from Arrow's buffers without a Python loop: ids padded by
     Arrow to one width when their characters are single bytes (one copy), placed byte by byte otherwise."""
     text = _text(names)
-    lengths = arrownp.to_numpy(pc.binary_length(text)).astype(np.int64)
+    lengths = arrownp.to_numpy(arrownp.call("binary_length", text)).astype(np.int64)
     width = int(lengths.max(initial=0)) + 1
     rows = np.arange(len(text))
-    padded = pc.utf8_rpad(text, width=width, padding="\x00").cast(pa.large_binary())
+    padded = arrownp.cast(arrownp.call("utf8_rpad", text, options=arrownp.PadOptions(width, "\x00")), pa.large_binary())
     offsets = np.frombuffer(padded.buffers()[1], dtype=np.int64)[padded.offset:padded.offset + len(padded) + 1]
     if len(text) and offsets[-1] - offsets[0] == width * len(text):  # every id one byte per character
         data = np.frombuffer(padded.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from risk import arrownp, contract, inbox, rowindex, rowtext
@@ -85,8 +84,8 @@ def good_rows(table: pa.Table) -> tuple[pa.Array, dict] | None:
             if not contract.all_good(column, numbers[column.name]):
                 return None
     ident = table.column(contract.ID_COLUMN).combine_chunks() if contract.ID_COLUMN in table.column_names else \
-        pa.array([""] * table.num_rows, pa.string())
-    return pc.utf8_trim_whitespace(ident), numbers
+        arrownp.blanks(table.num_rows)
+    return arrownp.call("utf8_trim_whitespace", ident), numbers
 
 
 def as_written(piece: bytes, names: list[str], rows: tuple[pa.Array, dict]) -> bool:

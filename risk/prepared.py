@@ -62,7 +62,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from risk import arrownp, catalog, clientkeys, contract, risklist, views
 from risk import summary as summaries
@@ -398,7 +397,7 @@ class Taken:
         self.since, self.batches = since, []
 
     def add(self, ids: pa.Array, numbers: dict, repeat: np.ndarray) -> None:
-        self.batches.append(Rows(ids.cast(pa.string()), {name: numbers[name] for name in NUMBERS}, repeat))
+        self.batches.append(Rows(arrownp.cast(ids, pa.string()), {name: numbers[name] for name in NUMBERS}, repeat))
 
     def __len__(self) -> int:
         return sum(len(batch) for batch in self.batches)
@@ -411,7 +410,7 @@ class Taken:
         offsets = np.frombuffer(ids.buffers()[1], np.int32)[ids.offset:ids.offset + len(ids) + 1]
         named = np.diff(offsets) > 0  # a null's length is 0 too
         if not named.all():
-            ids = pc.if_else(arrownp.from_numpy(named), ids, pa.nulls(len(ids), pa.string()))
+            ids = arrownp.call("if_else", arrownp.from_numpy(named), ids, pa.nulls(len(ids), pa.string()))
         return Rows(ids, {name: np.concatenate([batch.numbers[name] for batch in self.batches], dtype=np.float64)
                           for name in NUMBERS}, np.concatenate([batch.repeat for batch in self.batches]))
 
@@ -429,8 +428,9 @@ def _touched(state: State | None, rows: Rows, start_rows: int) -> tuple[Segment,
     """The segment of the clients `rows` (observations from `start_rows`) touch, each with its latest row
     (risk.clientkeys.latest_rows, sorted by key as a segment is) and its first position the earliest known; with
     each client's first new observation, which of them were known and their records before."""
-    named = np.flatnonzero(arrownp.to_numpy(rows.ids.is_valid()))
-    every = keys_of(rows.ids.filter(rows.ids.is_valid()) if len(named) < len(rows) else rows.ids)
+    valid = arrownp.call("is_valid", rows.ids)
+    named = np.flatnonzero(arrownp.to_numpy(valid))
+    every = keys_of(arrownp.call("filter", rows.ids, valid) if len(named) < len(rows) else rows.ids)
     last, first = clientkeys.latest_rows(every)
     keys, latest, first_new = every[last], named[last], start_rows + named[first]
     found, old = _lookup(state.segments if state else (), keys, (contract.TARGET, "position", "first_position"))
@@ -452,7 +452,7 @@ def _apply(state: State | None, rows: Rows | pd.DataFrame, data_end_byte: int,
     start_rows = 0 if state is None else state.observations
     kept = ~rows.repeat
     every = bool(kept.all())
-    ids = rows.ids if every else rows.ids.filter(arrownp.from_numpy(kept))
+    ids = rows.ids if every else arrownp.call("filter", rows.ids, arrownp.from_numpy(kept))
     named = len(ids) - ids.null_count + (0 if state is None else state.stats["named"])
     fresh = {name: summaries.column_stats(values if every else values[kept]) for name, values in rows.numbers.items()}
     touched, first_new, found, old = _touched(state, rows, start_rows)
@@ -572,7 +572,8 @@ def _observed(config: Config, since: tuple[int, int], to: Committed) -> Rows:
     if not len(places):
         return Rows(rows[contract.ID_COLUMN], {name: rows[name] for name in NUMBERS}, repeat)
     order = np.argsort(np.r_[np.flatnonzero(~repeat), places], kind="stable")
-    ids = pa.concat_arrays([rows[contract.ID_COLUMN], repeats[contract.ID_COLUMN]]).take(arrownp.from_numpy(order))
+    ids = arrownp.call("take", pa.concat_arrays([rows[contract.ID_COLUMN], repeats[contract.ID_COLUMN]]),
+                      arrownp.from_numpy(order))
     return Rows(ids, {name: np.r_[rows[name], repeats[name]][order] for name in NUMBERS}, repeat)
 
 

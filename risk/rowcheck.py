@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from risk import contract
+from risk import arrownp, contract
 
 SHOWN_VALUE = 200  # characters of a rejected value kept in rejects.csv and the ledger
 
@@ -27,8 +26,8 @@ def to_numbers(values: pa.Array) -> np.ndarray:
     """float64, NaN where missing or not a number (Arrow's cast when it can, pandas' when a value is bad)."""
     for attempt in (values, None):
         try:
-            return pc.cast(attempt if attempt is not None else pc.utf8_trim_whitespace(values),
-                           pa.float64()).to_numpy(zero_copy_only=False)
+            trimmed = attempt if attempt is not None else arrownp.call("utf8_trim_whitespace", values)
+            return arrownp.to_numpy(arrownp.cast(trimmed, pa.float64()))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             continue
     import pandas as pd  # only for a chunk with a bad value: ingestion.py runs without it otherwise
@@ -43,7 +42,7 @@ def check_batch(batch: pa.RecordBatch) -> tuple[dict, dict, dict, np.ndarray]:
     nothing), and blank lines are looked for only among the rows found bad."""
     text = {name: batch.column(name) for name in batch.schema.names}
     if contract.ID_COLUMN in text:
-        text[contract.ID_COLUMN] = pc.utf8_trim_whitespace(text[contract.ID_COLUMN])
+        text[contract.ID_COLUMN] = arrownp.call("utf8_trim_whitespace", text[contract.ID_COLUMN])
     numbers, bad = {}, {}
     for column in contract.SCHEMA:
         if column.role != "id":
@@ -54,7 +53,8 @@ def check_batch(batch: pa.RecordBatch) -> tuple[dict, dict, dict, np.ndarray]:
     if len(suspects):
         empty = np.ones(len(suspects), dtype=bool)
         for values in text.values():
-            empty &= pc.equal(pc.utf8_trim_whitespace(values.take(suspects)), "").to_numpy(zero_copy_only=False)
+            trimmed = arrownp.call("utf8_trim_whitespace", arrownp.call("take", values, arrownp.from_numpy(suspects)))
+            empty &= arrownp.to_numpy(arrownp.call("equal", trimmed, arrownp.text("")))
         blank[suspects] = empty
     return text, numbers, bad, blank
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from risk import arrownp
 from risk.files import atomic_open
 
 SEED = np.uint64(0x9E3779B97F4A7C15)
@@ -72,7 +73,7 @@ def long_words(data: np.ndarray, firsts: np.ndarray, lengths: np.ndarray) -> np.
 def string_buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(offsets counted from 0, the bytes) of a string array, nulls as empty, without copying a plain one."""
     if values.null_count or not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
-        values = values.fill_null("").cast(pa.large_string())
+        values = arrownp.call("coalesce", arrownp.cast(values, pa.large_string()), arrownp.text(""))
     width = np.int64 if pa.types.is_large_string(values.type) else np.int32
     offsets = np.frombuffer(values.buffers()[1], dtype=width)[values.offset:values.offset + len(values) + 1]
     data = values.buffers()[2]

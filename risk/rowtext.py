@@ -9,7 +9,6 @@ from collections import namedtuple
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from risk import arrownp, contract, rowindex
 
@@ -24,9 +23,10 @@ def number_text(values: np.ndarray) -> pa.Array:
     """Counts as they were meant: 100, not 100.0 (fractions keep their shortest exact form)."""
     integral = np.floor(values) == values
     if integral.all():
-        return pc.cast(arrownp.from_numpy(values.astype(np.int64)), pa.string())
-    as_int = pc.cast(arrownp.from_numpy(np.where(integral, values, 0).astype(np.int64)), pa.string())
-    return pc.if_else(arrownp.from_numpy(integral), as_int, pc.cast(arrownp.from_numpy(values), pa.string()))
+        return arrownp.cast(arrownp.from_numpy(values.astype(np.int64)), pa.string())
+    as_int = arrownp.cast(arrownp.from_numpy(np.where(integral, values, 0).astype(np.int64)), pa.string())
+    return arrownp.call("if_else", arrownp.from_numpy(integral), as_int,
+                        arrownp.cast(arrownp.from_numpy(values), pa.string()))
 
 
 def quoted(values: pa.Array) -> pa.Array:
@@ -34,17 +34,18 @@ def quoted(values: pa.Array) -> pa.Array:
     text = rowindex.string_buffers(values)[1].tobytes()
     if not any(byte in text for byte in QUOTED):
         return values
-    needs = pc.match_substring_regex(values, '[,"\r\n]')
+    needs = arrownp.call("match_substring_regex", values, options=arrownp.MatchSubstringOptions('[,"\r\n]'))
     quote = arrownp.text('"')
-    escaped = pc.binary_join_element_wise(quote, pc.replace_substring(values, '"', '""'), quote, arrownp.text(""))
-    return pc.if_else(needs, escaped, values)
+    doubled = arrownp.call("replace_substring", values, options=arrownp.ReplaceSubstringOptions('"', '""'))
+    escaped = arrownp.call("binary_join_element_wise", quote, doubled, quote, arrownp.text(""))
+    return arrownp.call("if_else", needs, escaped, values)
 
 
 def row_lines(ident: pa.Array, numbers: dict) -> pa.Array:
     """The CSV line of each row (with its newline): the id, quoted where needed, then the numbers."""
     cells = [quoted(ident), *(number_text(numbers[name]) for name in NUMBERS)]
-    return pc.binary_join_element_wise(pc.binary_join_element_wise(*cells, arrownp.text(",")), arrownp.text("\n"),
-                                       arrownp.text(""))
+    line = arrownp.call("binary_join_element_wise", *cells, arrownp.text(","))
+    return arrownp.call("binary_join_element_wise", line, arrownp.text("\n"), arrownp.text(""))
 
 
 def row_hashes(ident: pa.Array, numbers: dict) -> np.ndarray:
@@ -60,8 +61,8 @@ def batch(lines: bytes | pa.Array, ident: pa.Array, numbers: dict) -> Batch:
 
 def normalised(text: dict, numbers: dict, keep: np.ndarray) -> Batch:
     """The Batch of the kept rows of a checked chunk (`text` holds the id trimmed)."""
-    ident = pc.filter(text[contract.ID_COLUMN], arrownp.from_numpy(keep)) if contract.ID_COLUMN in text else \
-        pa.array([""] * int(keep.sum()), pa.string())
+    ident = arrownp.call("filter", text[contract.ID_COLUMN], arrownp.from_numpy(keep)) \
+        if contract.ID_COLUMN in text else arrownp.blanks(int(keep.sum()))
     kept = {name: numbers[name][keep] for name in NUMBERS}
     return batch(row_lines(ident, kept), ident, kept)
 
@@ -75,7 +76,7 @@ def split_lines(text: bytes) -> pa.Array:
 
 def text_bytes(lines: pa.Array) -> memoryview:
     """The concatenated bytes of a string array, without copying it."""
-    lines = lines.cast(pa.large_string())
+    lines = arrownp.cast(lines, pa.large_string())
     offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset:lines.offset + len(lines) + 1]
     if not len(lines) or offsets[-1] == offsets[0]:
         return memoryview(b"")

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from risk import arrownp, catalog, contract, fastread, rowindex, rowtext
@@ -101,7 +100,7 @@ class Sink:
         batch's typed rows `rows` (ids, numbers) in `taken` while the run has taken at most TAKEN_ROWS."""
         if not fresh.all():
             where = np.flatnonzero(~fresh)
-            self.repeats.write(self.observations + where, pc.filter(lines, arrownp.from_numpy(~fresh)))
+            self.repeats.write(self.observations + where, arrownp.call("filter", lines, arrownp.from_numpy(~fresh)))
         self.observations += len(fresh)
         if self.taken is not None and (rows is None or self.observations - self.start[1] > TAKEN_ROWS):
             self.taken = None
@@ -156,9 +155,9 @@ class Repeats:
             self.folder.mkdir(exist_ok=True)
             self.handle = open(self.path, "wb")  # closed by end_file
             self.handle.write(REPEATS_HEADER)
-        numbers = pc.cast(arrownp.from_numpy(observations.astype(np.int64)), lines.type)
-        comma = arrownp.text(",").cast(lines.type)
-        self.handle.write(rowtext.text_bytes(pc.binary_join_element_wise(numbers, lines, comma)))
+        numbers = arrownp.cast(arrownp.from_numpy(observations.astype(np.int64)), lines.type)
+        comma = arrownp.cast(arrownp.text(","), lines.type)
+        self.handle.write(rowtext.text_bytes(arrownp.call("binary_join_element_wise", numbers, lines, comma)))
 
     def tell(self) -> int:
         return self.handle.tell() if self.handle is not None else 0
@@ -268,7 +267,7 @@ def append_new(sink: Sink, batch: rowtext.Batch, keys: rowindex.SortedRuns, coun
     if not fresh.all():
         every = rowtext.split_lines(lines) if isinstance(lines, bytes) else lines
         sink.observe(fresh, every, rows)
-        lines = pc.filter(every, arrownp.from_numpy(fresh))
+        lines = arrownp.call("filter", every, arrownp.from_numpy(fresh))
     else:
         sink.observe(fresh, None, rows)
     sink.data.write(lines if isinstance(lines, bytes) else rowtext.text_bytes(lines))
@@ -348,7 +347,7 @@ def written_columns(data: bytes, source: str, *, complete: bool = False) -> dict
                 else pa.nulls(rows, pa.string())
             extra = {OBSERVATION: arrownp.to_numpy(table.column(OBSERVATION)).astype(np.int64)} \
                 if OBSERVATION in table.column_names else {}
-            return {contract.ID_COLUMN: ids.cast(pa.string()), **columns, **extra}
+            return {contract.ID_COLUMN: arrownp.cast(ids, pa.string()), **columns, **extra}
     import pandas as pd
 
     raw = read_written(data, source)
@@ -377,7 +376,8 @@ def repeat_columns(config: Config, parts: list[tuple[str, int]], start: int, end
         columns = written_columns(path.read_bytes(), str(path), complete=True)
         numbers = columns[OBSERVATION]
         inside = np.flatnonzero((numbers >= start) & (numbers < end))
-        pieces.append({key: value.take(arrownp.from_numpy(inside)) if isinstance(value, pa.Array) else value[inside]
+        taken = arrownp.from_numpy(inside)
+        pieces.append({key: arrownp.call("take", value, taken) if isinstance(value, pa.Array) else value[inside]
                        for key, value in columns.items()})
         if after >= end:
             break

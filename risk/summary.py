@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pyarrow.compute as pc
 
 from risk import arrownp, contract
 
@@ -26,12 +25,13 @@ def column_stats(values: np.ndarray) -> dict:
     values = np.asarray(values, dtype=float)
     finite = np.isfinite(values)
     values = (values if finite.all() else values[finite]) + 0.0  # -0.0 counted as 0.0, as np.unique does
-    counted = pc.value_counts(arrownp.from_numpy(values))
+    counted = arrownp.call("value_counts", arrownp.from_numpy(values))
     distinct = arrownp.to_numpy(counted.field("values"))
     order = np.argsort(distinct)
     mean = float(values.mean()) if values.size else 0.0
     values -= mean
-    return {"n": int(values.size), "mean": mean, "m2": float(np.dot(values, values)),
+    values *= values  # in place and summed pairwise, not np.dot: a BLAS call leaves OpenBLAS's threads spinning
+    return {"n": int(values.size), "mean": mean, "m2": float(values.sum()),
             "values": distinct[order], "counts": arrownp.to_numpy(counted.field("counts"))[order]
             .astype(np.int64)}
 

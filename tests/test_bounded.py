@@ -149,21 +149,23 @@ def test_the_state_takes_the_rows_a_run_accepted_and_agrees_with_reading_them_ba
     assert read_back  # the rebuild read them
 
 
-def test_a_run_on_good_files_never_imports_pandas(config: Config) -> None:
-    """pyarrow imports pandas on its first conversion to or from NumPy (0.3 s, a month's read): the ingestion
-    path converts through risk.arrownp instead."""
+def test_a_run_on_good_files_never_imports_pandas_nor_pyarrow_compute(config: Config) -> None:
+    """pyarrow imports pandas on its first conversion to or from NumPy (0.3 s, a month's read), and
+    pyarrow.compute builds a wrapper for each compute function (40-50 ms): the ingestion path converts and calls
+    through risk.arrownp instead."""
     for month in (1, 2):  # a second run updates the state built by the first
         new = len(list(config.input_folder.glob("*.csv"))) if month == 1 else 0
         write_frame(synthetic_frame(300, seed=month), config.input_folder / f"month{month}.csv")
         code = ("import sys; from risk.config import load_config; from risk.ingestion import run_ingestion; "
                 f"summary = run_ingestion(load_config({str(config.config_path)!r})); "
-                "print(summary['ingested_files'], summary['rejected_rows'], 'pandas' in sys.modules)")
+                "print(summary['ingested_files'], summary['rejected_rows'], 'pandas' in sys.modules, "
+                "'pyarrow.compute' in sys.modules)")
         found = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
-        assert found.stdout.split() == [str(new + 1), "0", "False"]
+        assert found.stdout.split() == [str(new + 1), "0", "False", "False"]
         assert prepared.as_of_committed(config).observations == 36 + 300 * month
 
 
-def test_a_run_that_follows_a_recorded_list_never_imports_pandas(bootstrapped: Config) -> None:
+def test_a_run_that_follows_a_recorded_list_never_imports_pandas_nor_pyarrow_compute(bootstrapped: Config) -> None:
     """The watch of a recorded list looks its clients up by key: from a list of ids, without pa.array (which
     imports pandas; 0.25 s of a 50k-row tick onto 1M clients)."""
     state = prepared.as_of_committed(bootstrapped)
@@ -176,9 +178,9 @@ def test_a_run_that_follows_a_recorded_list_never_imports_pandas(bootstrapped: C
     write_frame(month, bootstrapped.input_folder / "next_month.csv")
     code = ("import sys; from risk.config import load_config; from risk.ingestion import run_ingestion; "
             f"summary = run_ingestion(load_config({str(bootstrapped.config_path)!r})); "
-            "print(summary['ingested_rows'], 'pandas' in sys.modules)")
+            "print(summary['ingested_rows'], 'pandas' in sys.modules, 'pyarrow.compute' in sys.modules)")
     found = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
-    assert found.stdout.split() == [str(len(month)), "False"]
+    assert found.stdout.split() == [str(len(month)), "False", "False"]
     watch = prepared.as_of_committed(bootstrapped).watches[boundary]
     assert set(watch["listed"]) == listed
     assert None not in watch["listed"].values()  # each listed client's next row was seen, through the keys
