@@ -403,16 +403,22 @@ class Taken:
         return sum(len(batch) for batch in self.batches)
 
     def rows(self) -> Rows:
-        """The batches as one Rows; an empty id is no name, as finaldata.csv reads back."""
-        if not self.batches:
+        """The batches as one Rows, taken out of this Taken (each column's batches let go once it is joined: the
+        update that follows reuses their memory); an empty id is no name, as finaldata.csv reads back."""
+        batches, self.batches = self.batches, []
+        if not batches:
             return Rows(pa.nulls(0, pa.string()), {name: np.empty(0) for name in NUMBERS}, np.zeros(0, bool))
-        ids = pa.concat_arrays([batch.ids for batch in self.batches])
+        numbers = {}
+        for name in NUMBERS:
+            numbers[name] = np.concatenate([batch.numbers.pop(name) for batch in batches], dtype=np.float64)
+        repeat = np.concatenate([batch.repeat for batch in batches])
+        ids = pa.concat_arrays([batch.ids for batch in batches])
+        del batches
         offsets = np.frombuffer(ids.buffers()[1], np.int32)[ids.offset:ids.offset + len(ids) + 1]
         named = np.diff(offsets) > 0  # a null's length is 0 too
         if not named.all():
             ids = arrownp.call("if_else", arrownp.from_numpy(named), ids, pa.nulls(len(ids), pa.string()))
-        return Rows(ids, {name: np.concatenate([batch.numbers[name] for batch in self.batches], dtype=np.float64)
-                          for name in NUMBERS}, np.concatenate([batch.repeat for batch in self.batches]))
+        return Rows(ids, numbers, repeat)
 
 
 def rows_of(frame: pd.DataFrame) -> Rows:
@@ -428,17 +434,27 @@ def _touched(state: State | None, rows: Rows, start_rows: int) -> tuple[Segment,
     """The segment of the clients `rows` (observations from `start_rows`) touch, each with its latest row
     (risk.clientkeys.latest_rows, sorted by key as a segment is) and its first position the earliest known; with
     each client's first new observation, which of them were known and their records before."""
-    valid = arrownp.call("is_valid", rows.ids)
-    named = np.flatnonzero(arrownp.to_numpy(valid))
-    every = keys_of(arrownp.call("filter", rows.ids, valid) if len(named) < len(rows) else rows.ids)
-    last, first = clientkeys.latest_rows(every)
-    keys, latest, first_new = every[last], named[last], start_rows + named[first]
+    if rows.ids.null_count:  # the rows with a name, and their keys
+        valid = arrownp.call("is_valid", rows.ids)
+        named = np.flatnonzero(arrownp.to_numpy(valid))
+        every = keys_of(arrownp.call("filter", rows.ids, valid))
+    else:  # every row: no index of them (at 1M rows, each array of the update is 8 MB of fresh memory)
+        named, every = None, keys_of(rows.ids)
+    latest, first_new = clientkeys.latest_rows(every)  # indices among the named rows, made rows' below
+    keys = every[latest]
+    del every
+    if named is not None:
+        latest, first_new = named[latest], named[first_new]
+    first_new += start_rows
     found, old = _lookup(state.segments if state else (), keys, (contract.TARGET, "position", "first_position"))
-    first_position = first_new.copy()
-    first_position[found] = np.minimum(first_position[found], old["first_position"][found])
+    first_position = first_new
+    if found.any():
+        first_position = first_new.copy()
+        first_position[found] = np.minimum(first_position[found], old["first_position"][found])
     columns = {KEY: keys, **{name: rows.numbers[name][latest] for name in contract.FEATURES},
-               contract.TARGET: rows.numbers[contract.TARGET][latest].astype(np.int8),
-               "position": start_rows + latest, "first_position": first_position}
+               contract.TARGET: rows.numbers[contract.TARGET].astype(np.int8)[latest]}
+    latest += start_rows
+    columns.update(position=latest, first_position=first_position)
     return Segment(None, len(keys), columns, None), first_new, found, old
 
 
