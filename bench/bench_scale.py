@@ -47,7 +47,7 @@ RESULTS = HERE / "results" / "scale.json"
 CLIENTS, MONTHS, FIRST_FILE_ROWS, SMALL_TICK_ROWS = 1_000_000, 50, 300_000, 50_000
 ONE_RUN_ROWS = 10_000_000  # beyond this history a script takes minutes: timed once (the noise is small beside it)
 INGEST_ROWS, INGEST_FILES, INGEST_RUNS, IDLE_RUNS = 1_000_000, 20, 11, 15  # ingestion: medians of 5 moved 0.4x
-TICK_RUNS = 5  # ticks and +50k ingestions from a saved state: at 49M rows one tick of 3 ran 5.7-9.3 s
+TICK_RUNS = 5  # ticks and +50k ingestions from a saved state: single ticks at 49M rows ran 5.7-9.3 s
 EXIT_RATE = 0.02  # a month's share of clients who leave (and are replaced by new ones)
 READS = ("/risk?top=20", "/", "/summarystats", "/risk/outcomes")  # <= 2x at 1/100, <= 10x /health
 EVERY_ROUTE = ("/health", *READS, "/diagnostics", "/scoring", "/ready", "/metrics", "/openapi.json",

@@ -73,6 +73,16 @@ def cast(values: pa.Array, to: pa.DataType) -> pa.Array:
     return call_function("cast", [values], CastOptions.safe(to))
 
 
+def filter(values: pa.Array, keep: np.ndarray) -> pa.Array:
+    """The values where the NumPy booleans `keep` are True."""
+    return call_function("filter", [values, from_numpy(keep)])
+
+
+def take(values: pa.Array, indices: np.ndarray) -> pa.Array:
+    """The values at the NumPy integer `indices`, in their order."""
+    return call_function("take", [values, from_numpy(indices)])
+
+
 def blanks(count: int) -> pa.Array:
     """`count` empty strings (an id column a file does not have)."""
     return pa.StringArray.from_buffers(count, pa.py_buffer(np.zeros(count + 1, np.int32)), pa.py_buffer(b""))

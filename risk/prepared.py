@@ -440,7 +440,7 @@ def _touched(state: State | None, rows: Rows, start_rows: int) -> tuple[Segment,
         every = keys_of(arrownp.call("filter", rows.ids, valid))
     else:  # every row: no index of them (at 1M rows, each array of the update is 8 MB of fresh memory)
         named, every = None, keys_of(rows.ids)
-    latest, first_new = clientkeys.latest_rows(every)  # indices among the named rows, made rows' below
+    latest, first_new = clientkeys.latest_rows(every)  # among the named rows; among all rows below
     keys = every[latest]
     del every
     if named is not None:
@@ -468,7 +468,7 @@ def _apply(state: State | None, rows: Rows | pd.DataFrame, data_end_byte: int,
     start_rows = 0 if state is None else state.observations
     kept = ~rows.repeat
     every = bool(kept.all())
-    ids = rows.ids if every else arrownp.call("filter", rows.ids, arrownp.from_numpy(kept))
+    ids = rows.ids if every else arrownp.filter(rows.ids, kept)
     named = len(ids) - ids.null_count + (0 if state is None else state.stats["named"])
     fresh = {name: summaries.column_stats(values if every else values[kept]) for name, values in rows.numbers.items()}
     touched, first_new, found, old = _touched(state, rows, start_rows)
@@ -588,8 +588,7 @@ def _observed(config: Config, since: tuple[int, int], to: Committed) -> Rows:
     if not len(places):
         return Rows(rows[contract.ID_COLUMN], {name: rows[name] for name in NUMBERS}, repeat)
     order = np.argsort(np.r_[np.flatnonzero(~repeat), places], kind="stable")
-    ids = arrownp.call("take", pa.concat_arrays([rows[contract.ID_COLUMN], repeats[contract.ID_COLUMN]]),
-                      arrownp.from_numpy(order))
+    ids = arrownp.take(pa.concat_arrays([rows[contract.ID_COLUMN], repeats[contract.ID_COLUMN]]), order)
     return Rows(ids, {name: np.r_[rows[name], repeats[name]][order] for name in NUMBERS}, repeat)
 
 

@@ -53,7 +53,7 @@ def check_batch(batch: pa.RecordBatch) -> tuple[dict, dict, dict, np.ndarray]:
     if len(suspects):
         empty = np.ones(len(suspects), dtype=bool)
         for values in text.values():
-            trimmed = arrownp.call("utf8_trim_whitespace", arrownp.call("take", values, arrownp.from_numpy(suspects)))
+            trimmed = arrownp.call("utf8_trim_whitespace", arrownp.take(values, suspects))
             empty &= arrownp.to_numpy(arrownp.call("equal", trimmed, arrownp.text("")))
         blank[suspects] = empty
     return text, numbers, bad, blank

@@ -61,8 +61,8 @@ def batch(lines: bytes | pa.Array, ident: pa.Array, numbers: dict) -> Batch:
 
 def normalised(text: dict, numbers: dict, keep: np.ndarray) -> Batch:
     """The Batch of the kept rows of a checked chunk (`text` holds the id trimmed)."""
-    ident = arrownp.call("filter", text[contract.ID_COLUMN], arrownp.from_numpy(keep)) \
-        if contract.ID_COLUMN in text else arrownp.blanks(int(keep.sum()))
+    ident = arrownp.filter(text[contract.ID_COLUMN], keep) if contract.ID_COLUMN in text else \
+        arrownp.blanks(int(keep.sum()))
     kept = {name: numbers[name][keep] for name in NUMBERS}
     return batch(row_lines(ident, kept), ident, kept)
 

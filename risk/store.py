@@ -100,7 +100,7 @@ class Sink:
         batch's typed rows `rows` (ids, numbers) in `taken` while the run has taken at most TAKEN_ROWS."""
         if not fresh.all():
             where = np.flatnonzero(~fresh)
-            self.repeats.write(self.observations + where, arrownp.call("filter", lines, arrownp.from_numpy(~fresh)))
+            self.repeats.write(self.observations + where, arrownp.filter(lines, ~fresh))
         self.observations += len(fresh)
         if self.taken is not None and (rows is None or self.observations - self.start[1] > TAKEN_ROWS):
             self.taken = None
@@ -267,7 +267,7 @@ def append_new(sink: Sink, batch: rowtext.Batch, keys: rowindex.SortedRuns, coun
     if not fresh.all():
         every = rowtext.split_lines(lines) if isinstance(lines, bytes) else lines
         sink.observe(fresh, every, rows)
-        lines = arrownp.call("filter", every, arrownp.from_numpy(fresh))
+        lines = arrownp.filter(every, fresh)
     else:
         sink.observe(fresh, None, rows)
     sink.data.write(lines if isinstance(lines, bytes) else rowtext.text_bytes(lines))
@@ -376,8 +376,7 @@ def repeat_columns(config: Config, parts: list[tuple[str, int]], start: int, end
         columns = written_columns(path.read_bytes(), str(path), complete=True)
         numbers = columns[OBSERVATION]
         inside = np.flatnonzero((numbers >= start) & (numbers < end))
-        taken = arrownp.from_numpy(inside)
-        pieces.append({key: arrownp.call("take", value, taken) if isinstance(value, pa.Array) else value[inside]
+        pieces.append({key: arrownp.take(value, inside) if isinstance(value, pa.Array) else value[inside]
                        for key, value in columns.items()})
         if after >= end:
             break
